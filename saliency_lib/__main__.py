@@ -1,0 +1,4 @@
+"""``python -m saliency_lib ...``: see :mod:`saliency_lib.cli`."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The install: environment.yml matches pyproject.toml, and the two README commands exist and are wired up."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+# conda-forge names that differ from PyPI's
+CONDA_TO_PYPI = {"pytorch": "torch"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    """('name', 'pin') with the pin normalised to pip syntax (conda's `=x` is pip's `==x`)."""
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    name, pin = match.group(1).lower().replace("_", "-"), match.group(2).strip()
+    pin = pin.split("=cpu")[0]  # build string of the conda CPU variant
+    if re.match(r"^=[^=]", pin):
+        pin = "=" + pin
+    return CONDA_TO_PYPI.get(name, name), pin
+
+
+def _pyproject() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return dict(_split(requirement) for requirement in project["dependencies"])
+
+
+def _environment() -> dict[str, str]:
+    spec = yaml.safe_load((REPO / "environment.yml").read_text())
+    packages: dict[str, str] = {}
+    for entry in spec["dependencies"]:
+        items = entry["pip"] if isinstance(entry, dict) else [entry]
+        for item in items:
+            name, pin = _split(item)
+            if name not in ("python", "pip"):
+                packages[name] = pin
+    return packages
+
+
+def test_environment_yml_parses_and_uses_conda_forge_cpu_pytorch():
+    spec = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert spec["channels"] == ["conda-forge"]
+    assert any(isinstance(item, str) and item.startswith("pytorch=") and "cpu" in item
+               for item in spec["dependencies"])
+
+
+def test_environment_yml_names_the_same_packages_and_pins_as_pyproject():
+    assert _environment() == _pyproject()
+
+
+def test_torch_pins_are_exact():
+    pins = _pyproject()
+    assert pins["torch"] == "==2.14.1" and pins["torchvision"] == "==0.29.1"
+
+
+def test_every_dependency_says_what_uses_it():
+    lines = (REPO / "pyproject.toml").read_text().splitlines()
+    start = lines.index("dependencies = [")
+    block = lines[start + 1:lines.index("]", start)]
+    for number, line in enumerate(block):
+        if line.strip().startswith('"'):
+            assert block[number - 1].strip().startswith("#") or block[number - 2].strip().startswith("#"), line
+
+
+def test_make_and_ci_run_the_readme_commands():
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "00_start_here.ipynb" in makefile and "--nbval-lax" in makefile
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci
+    readme = (REPO / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    assert "mybinder.org" in readme
