@@ -16,6 +16,8 @@ def add_command(subparsers) -> None:
     build.set_defaults(func=_build)
     verify = actions.add_parser("verify", help="check every file against data/MANIFEST.json")
     verify.set_defaults(func=_verify)
+    table = actions.add_parser("list", help="print the manifest as a markdown table (the README's asset table)")
+    table.set_defaults(func=_list)
 
 
 def _build(args) -> int:
@@ -35,4 +37,14 @@ def _verify(args) -> int:
         return 1
     listed = assets.read_manifest()["files"]
     print(f"OK: {len(listed)} files in {assets.DATA_DIR} match {assets.MANIFEST_NAME}")
+    return 0
+
+
+def _list(args) -> int:
+    files = assets.read_manifest()["files"]
+    print("| file | size | licence | measured by the build |")
+    print("|---|---:|---|---|")
+    for name, entry in files.items():
+        measured = ", ".join(f"{key}: {value}" for key, value in entry.get("measured", {}).items())
+        print(f"| `{name}` | {entry['size'] / 1e6:.2f} MB | {entry['licence']} | {measured} |")
     return 0
