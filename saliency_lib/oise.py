@@ -1,0 +1,312 @@
+"""OISE, the saliency method of Thakur & Fischmeister (ICPR 2020), as one batched call.
+
+The loop, as in the authors' code (``explain_and_update`` in ``shailja-thakur/explainability-project``;
+see ``../shared/method.md`` and :mod:`saliency_lib.masks` for each piece)::
+
+    M = init_grid(p_init)                    # 8x8 cells, on with probability 0.3
+    m = upsample(M)                          # bilinear, random shift
+    p_prev = 0
+    repeat n_steps times:
+        p  = f_target(apply_mask(x, m))      # one model call (all images and chains at once)
+        M  = update_grid(M, p, p - p_prev)   # keep with prob. p, turn on with prob. 1 - p, rescale changes
+        m  = upsample(M)                     # fresh random shift; this mask is the next one evaluated
+        S += m                               # the authors sum the new masks, unweighted
+        p_prev = p
+    saliency = postprocess(S)                # mean-subtract, clip at 0, scale to [0, 1]
+
+Our additions, each off by default and each labelled "ours" below: ``n_chains`` parallel chains per image,
+``weight_by_score`` (sum ``p * m`` as RISE does), other references (``"blur"``, a number, a tensor),
+``output="probabilities"``, ``record_every`` (a history), the partial result on ``KeyboardInterrupt``.
+
+Speed (ours, not part of the method): the random numbers of 64 steps are drawn at once, the upsampling weights
+are precomputed (:class:`~saliency_lib.masks.Upsampler`), the input is checked once, the loop runs under
+``torch.inference_mode`` and never synchronises with the device. ``benchmarks/speed.py`` measures the cost
+against bare model calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import masks as M
+from ._validate import (check_images, check_int, class_probabilities, model_device, resolve_reference,
+                        resolve_target)
+
+__all__ = ["oise", "OISEStep", "Recorder"]
+
+# Random numbers are drawn for this many steps at a time. A constant (not tied to batch_size or n_steps), so
+# a run with n_steps=N is the first N steps of a longer run with the same seed.
+_RANDOM_CHUNK = 64
+# Upper bound on the pre-selected upsampling weights kept per chunk (bytes); above it they are picked per step.
+_WEIGHTS_BUDGET = 16 * 2 ** 20
+
+
+@dataclass
+class OISEStep:
+    """What the loop looks like after one update; passed to ``callback``.
+
+    Attributes (B images, K chains, s cells, H x W pixels):
+        step: 1-based step number; n_steps: steps per chain in this run.
+        grid: ``(B, K, s, s)`` grid after the update.
+        previous_grid: ``(B, K, s, s)`` grid that was evaluated.
+        mask: ``(B, K, H, W)`` the upsampled mask that was evaluated (``previous_grid`` upsampled).
+        p: ``(B, K)`` target probability of the masked image; delta_p: ``(B, K)`` change from the last step.
+        saliency_sum: ``(B, H, W)`` the running sum (the loop keeps adding to it: copy what you keep).
+        next_mask: ``(B, K, H, W)`` ``grid`` upsampled with its fresh shift: the mask just added to the sum and
+            evaluated at the next step.
+
+    The tensors are the loop's own (made under ``torch.inference_mode``): read or copy them, do not modify them.
+    """
+
+    step: int
+    n_steps: int
+    grid: torch.Tensor
+    previous_grid: torch.Tensor
+    mask: torch.Tensor
+    p: torch.Tensor
+    delta_p: torch.Tensor
+    saliency_sum: torch.Tensor
+    next_mask: torch.Tensor | None = None
+
+    @property
+    def saliency(self) -> torch.Tensor:
+        """The running saliency map ``(B, H, W)`` in [0, 1] (post-processed on demand)."""
+        return M.postprocess(self.saliency_sum)
+
+
+@dataclass
+class Recorder:
+    """A ``callback`` that keeps copies of step 1, every ``every``-th step and the last, for plots or sliders.
+
+    ``oise(..., record_every=k)`` makes one for you and returns it as ``result.history``.
+
+    Attributes:
+        steps ``[int]``, grids ``[(B, K, s, s)]``, masks ``[(B, K, H, W)]`` (the evaluated masks), p ``[(B, K)]``,
+        delta_p ``[(B, K)]``, saliency ``[(B, H, W)]`` (the running map in [0, 1]): one entry per recorded step,
+        on the CPU, as ordinary tensors.
+    """
+
+    every: int = 50
+    steps: list = field(default_factory=list)
+    grids: list = field(default_factory=list)
+    masks: list = field(default_factory=list)
+    p: list = field(default_factory=list)
+    delta_p: list = field(default_factory=list)
+    saliency: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_int("every", self.every, 1)
+
+    def __call__(self, state: OISEStep) -> None:
+        if state.step % self.every and state.step != state.n_steps and state.step != 1:
+            return
+        with torch.inference_mode(False):  # plain copies, usable anywhere (even with autograd)
+            self.steps.append(state.step)
+            self.grids.append(state.grid.detach().cpu().clone())
+            self.masks.append(state.mask.detach().cpu().clone())
+            self.p.append(state.p.detach().cpu().clone())
+            self.delta_p.append(state.delta_p.detach().cpu().clone())
+            self.saliency.append(M.postprocess(state.saliency_sum.detach().cpu().clone()))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        """The history as tensors with a leading step axis: ``{"steps": (T,), "grids": (T, B, K, s, s), ...}``."""
+        if not self.steps:
+            raise ValueError("the recorder is empty (the run recorded no step)")
+        return {"steps": torch.tensor(self.steps), "grids": torch.stack(self.grids),
+                "masks": torch.stack(self.masks), "p": torch.stack(self.p),
+                "delta_p": torch.stack(self.delta_p), "saliency": torch.stack(self.saliency)}
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()  # a fresh seed from the OS; the global random state is untouched
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+        generator.manual_seed(int(seed))
+    return generator
+
+
+def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width) -> None:
+    check_int("grid_size", grid_size, 1, min(height, width))
+    if isinstance(p_init, bool) or not isinstance(p_init, (int, float)) or not 0 <= p_init <= 1:
+        raise ValueError(f"p_init must be a number in [0, 1], got {p_init!r}")
+    check_int("n_steps", n_steps, 1)
+    check_int("n_chains", n_chains, 1)
+    if n_chains > n_steps:
+        raise ValueError(f"n_chains must be <= n_steps ({n_steps}): each chain needs at least one step, "
+                         f"got {n_chains}")
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not math.isfinite(step_size) \
+            or not 0 <= step_size <= 1:
+        raise ValueError(f"step_size must be a number in [0, 1], got {step_size!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
+
+
+def _call_in_chunks(model: nn.Module, images: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+    """``model(images)`` in slices of ``batch_size`` (the loop's unchecked fast path; the first call is checked)."""
+    if batch_size is None or len(images) <= batch_size:
+        return model(images)
+    return torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
+
+
+def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int = 8, p_init: float = 0.3,
+         n_steps: int = 5000, step_size: float = 0.02, n_chains: int = 1, reference="mean",
+         weight_by_score: bool = False, batch_size: int | None = None, seed: int | None = None,
+         progress: bool = False, callback: Callable[[OISEStep], None] | None = None,
+         output: str = "logits", record_every: int | None = None) -> torch.Tensor:
+    """Saliency maps by the authors' mask random walk (OISE). Black-box: only calls ``model``.
+
+    Args:
+        model: maps ``(B, C, H, W)`` images to logits ``(B, n_classes)`` (or probabilities, see ``output``).
+        images: float ``(B, C, H, W)`` or ``(C, H, W)``; in [0, 1] for models of :mod:`saliency_lib.models`.
+        target: ``None`` (top-1 class of each clean image, the paper's choice), an int, or one int per image.
+        grid_size: cells per side s (paper: 8).
+        p_init: probability a cell starts on (paper: 0.3).
+        n_steps: model calls per image (paper: 5000). With ``n_chains = K`` each chain runs ``ceil(n_steps/K)``.
+        step_size: the rescaling rate lr (paper: 0.02), in [0, 1].
+        n_chains: independent chains per image, run in the same model call and summed into one map
+            (ours; 1 reproduces the paper).
+        reference: masked-pixel value: ``"mean"`` (paper: 0 in the normalised space = dataset mean),
+            ``"blur"`` (ours), a number or a tensor (see :func:`saliency_lib.masks.apply_mask`).
+        weight_by_score: sum ``p * mask`` over the evaluated masks instead of the plain masks (ours, as RISE
+            weights its masks; paper: False).
+        batch_size: largest batch per model call (default: all ``B*K`` masked images in one call). Splitting
+            bounds memory; it does not change the random numbers.
+        seed: makes the output bit-identical for the same inputs; ``None`` draws a fresh seed. Only a private
+            ``torch.Generator`` is used, never the global random state.
+        progress: show a ``tqdm.auto`` progress bar.
+        callback: called with an :class:`OISEStep` after every update (e.g. a :class:`Recorder`).
+        output: ``"logits"`` (softmax applied, default) or ``"probabilities"`` (the model returns them; ours).
+        record_every: if set, record step 1, every ``record_every``-th step and the last into a
+            :class:`Recorder` returned as ``result.history`` (ours; a callback without writing one).
+
+    Returns:
+        float32 ``(B, H, W)`` saliency in [0, 1] (a single ``(C, H, W)`` image gives ``(1, H, W)``).
+        Attributes on the returned tensor: ``partial`` (True when stopped by ``KeyboardInterrupt``, e.g. the
+        notebook's Stop button: the map of the steps done so far), ``steps_done`` (steps per chain),
+        ``model_calls`` (masked images evaluated per input image), ``target`` (int64 ``(B,)``), ``history``
+        (the :class:`Recorder` when ``record_every`` is set, else ``None``).
+
+    Raises:
+        TypeError, ValueError: bad images, target, numbers or model output (the message names the argument).
+    """
+    images, _ = check_images(images, model)
+    batch, _, height, width = images.shape
+    _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width)
+    if record_every is not None:
+        check_int("record_every", record_every, 1)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    device = model_device(model, images.device)
+    images = images.to(device)
+    if target is None:
+        # The paper's default target: the top-1 class of the clean image (one extra, checked model call).
+        clean = class_probabilities(model, images, output=output, batch_size=batch_size)
+        targets = resolve_target(None, clean)
+    ref = resolve_reference(reference, model, images)
+
+    history = Recorder(every=record_every) if record_every is not None else None
+    callbacks = [c for c in (callback, history) if c is not None]
+    chains = n_chains
+    rows_total = batch * chains  # image b's chains are rows b*K ... b*K + K - 1 of every step's batch
+    steps = math.ceil(n_steps / chains)
+    generator = _generator(seed, device)
+    upsampler = M.Upsampler(grid_size, (height, width), device=device)
+    cell_h, cell_w = upsampler.cell
+
+    with torch.inference_mode():
+        repeated = images.repeat_interleave(chains, dim=0) if chains > 1 else images
+        if isinstance(ref, torch.Tensor):
+            if ref.dim() == 4 and chains > 1:
+                ref = ref.repeat_interleave(chains, dim=0)
+        else:
+            ref = torch.tensor(float(ref), device=device)
+        difference = repeated - ref                      # masked = ref + (x - ref) * mask, one fused op per step
+        grid = M.init_grid(rows_total, grid_size, p_init, generator=generator)
+        first_shift = M.random_shifts(rows_total, (cell_h, cell_w), generator=generator)
+        mask = upsampler(grid, first_shift)
+        # The first step's model call is the checked one (shape (B*K, n_classes), finite values, a channel
+        # count the model accepts); the loop then trusts the model and never synchronises with the device.
+        first_probs = class_probabilities(model, torch.addcmul(ref, difference, mask.unsqueeze(1)), output=output,
+                                          batch_size=batch_size)
+        if target is not None:
+            targets = resolve_target(target, first_probs.view(batch, chains, -1)[:, 0])
+        row_targets = targets.repeat_interleave(chains).view(-1, 1)
+        was_on = grid > 0
+        p_previous = torch.zeros(rows_total, 1, 1, device=device)
+        total = torch.zeros(batch, height, width, device=device)
+        # Pre-select upsampling weights for a whole chunk only when that stays small (e.g. 28 px images).
+        per_step_bytes = rows_total * (height + width) * grid_size * 4
+        preselect = per_step_bytes * _RANDOM_CHUNK <= _WEIGHTS_BUDGET
+        done = 0
+        partial = False
+        bar = tqdm(total=steps, desc="OISE", unit="step", disable=not progress, leave=False)
+        try:
+            for start in range(0, steps, _RANDOM_CHUNK):
+                # Always draw a full chunk (in a fixed order) so shorter runs are prefixes of longer ones.
+                uniforms = torch.rand(_RANDOM_CHUNK, rows_total, grid_size, grid_size, generator=generator,
+                                      device=device)
+                dys = torch.randint(0, cell_h, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
+                dxs = torch.randint(0, cell_w, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
+                uniform_steps = uniforms.unbind(0)  # views, so the loop does not index per step
+                if preselect:
+                    chunk_rows, chunk_cols = upsampler.rows[dys].unbind(0), upsampler.cols_t[dxs].unbind(0)
+                for offset in range(min(_RANDOM_CHUNK, steps - start)):
+                    if first_probs is not None:
+                        probs, first_probs = first_probs, None
+                    else:
+                        masked = torch.addcmul(ref, difference, mask.unsqueeze(1))
+                        raw = _call_in_chunks(model, masked, batch_size)
+                        probs = raw.softmax(dim=1) if output == "logits" else raw
+                    p = probs.gather(1, row_targets).unsqueeze(2)                 # (R, 1, 1)
+                    delta_p = p - p_previous
+                    # The update (masks.update_grid, inlined without its input checks).
+                    on = M.flip_cells(was_on, p, uniform_steps[offset])
+                    new_grid = M._rescale(on.float(), grid, delta_p.abs() * step_size)
+                    if preselect:
+                        new_mask = M.Upsampler.apply(new_grid, chunk_rows[offset], chunk_cols[offset])
+                    else:
+                        new_mask = M.Upsampler.apply(new_grid, upsampler.rows[dys[offset]],
+                                                     upsampler.cols_t[dxs[offset]])
+                    if weight_by_score:  # ours: each evaluated mask weighted by its own score, as RISE
+                        contribution = mask * p
+                    else:                # the authors: the new mask, unweighted
+                        contribution = new_mask
+                    if chains > 1:
+                        contribution = contribution.view(batch, chains, height, width).sum(dim=1)
+                    total.add_(contribution.view(batch, height, width))
+                    done = start + offset + 1
+                    if callbacks:
+                        state = OISEStep(done, steps, new_grid.view(batch, chains, grid_size, grid_size),
+                                         grid.view(batch, chains, grid_size, grid_size),
+                                         mask.view(batch, chains, height, width), p.view(batch, chains),
+                                         delta_p.view(batch, chains), total,
+                                         new_mask.view(batch, chains, height, width))
+                        for function in callbacks:
+                            function(state)
+                    grid, was_on, mask, p_previous = new_grid, on, new_mask, p
+                    bar.update()
+        except KeyboardInterrupt:
+            partial = True  # the Stop button: keep what was computed so far
+        finally:
+            bar.close()
+    if done and not bool(torch.isfinite(p_previous).all()):
+        raise ValueError("the model returned NaN or infinite values for a masked image")
+    saliency = M.postprocess(total.clone())  # an ordinary tensor (not an inference tensor)
+    saliency.partial = partial
+    saliency.steps_done = done
+    saliency.model_calls = done * chains
+    saliency.target = targets
+    saliency.history = history
+    return saliency

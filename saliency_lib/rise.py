@@ -1,0 +1,109 @@
+"""RISE (Petsiuk, Das & Saenko, BMVC 2018) on the same mask machinery as OISE: the method's closest relative.
+
+RISE draws ``n_masks`` independent random grids (cells on with probability ``p_keep``), upsamples them the same
+way as OISE (:class:`~saliency_lib.masks.Upsampler`, bilinear with a random shift), and weights each mask by
+the target probability of the masked image::
+
+    saliency = sum_i p_i * m_i / (n_masks * p_keep)
+
+The same masks serve every image of the batch, as in the original code. Where OISE walks one mask at a time,
+each step depending on the last, RISE's masks are independent, so any number of them go into one model call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import masks as M
+from ._validate import check_images, check_int, class_probabilities, model_device, resolve_reference, resolve_target
+from .oise import _call_in_chunks, _generator
+
+__all__ = ["rise"]
+
+
+def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 4000, grid_size: int = 8,
+         p_keep: float = 0.5, reference="mean", batch_size: int | None = None, seed: int | None = None,
+         progress: bool = False, output: str = "logits") -> torch.Tensor:
+    """RISE saliency maps.
+
+    Args:
+        model: maps ``(B, C, H, W)`` images to logits ``(B, n_classes)``.
+        images: float ``(B, C, H, W)`` or ``(C, H, W)``.
+        target: ``None`` (top-1 of the clean image), an int or one int per image.
+        n_masks: number of random masks = model calls per image (RISE: 4000 for ResNet50).
+        grid_size: cells per side (RISE: 7 or 8).
+        p_keep: probability a cell is on (RISE: 0.5).
+        reference: masked-pixel value, as in :func:`saliency_lib.oise` (default: the dataset mean = RISE's 0
+            after normalisation).
+        batch_size: masked images per model call, over all images (default: 100 masks x B images). It does not
+            change the masks drawn.
+        seed: bit-identical output for the same seed (a private generator; the global state is untouched).
+        progress: ``tqdm.auto`` progress bar.
+        output: ``"logits"`` or ``"probabilities"``.
+
+    Returns:
+        float32 ``(B, H, W)``: RISE's normalised expectation (near [0, 1], not rescaled). Attributes
+        ``model_calls`` (per image), ``target``, ``partial`` (stopped by ``KeyboardInterrupt``; the sum so far is
+        normalised by the masks actually used) and ``steps_done`` (masks used).
+    """
+    images, _ = check_images(images, model)
+    batch, _, height, width = images.shape
+    check_int("grid_size", grid_size, 1, min(height, width))
+    check_int("n_masks", n_masks, 1)
+    if isinstance(p_keep, bool) or not isinstance(p_keep, (int, float)) or not 0 < p_keep <= 1:
+        raise ValueError(f"p_keep must be a number in (0, 1], got {p_keep!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
+    device = model_device(model, images.device)
+    images = images.to(device)
+    targets = None
+    if target is None:  # top-1 of the clean image: one extra, checked model call
+        targets = resolve_target(None, class_probabilities(model, images, output=output, batch_size=batch_size))
+    ref = resolve_reference(reference, model, images)
+    generator = _generator(seed, device)
+    upsampler = M.Upsampler(grid_size, (height, width), device=device)
+
+    # Masks are drawn in fixed chunks of 100 (independent of batch_size), each chunk evaluated on every image.
+    masks_per_draw = 100
+    total = torch.zeros(batch, height, width, device=device)
+    used = 0
+    partial = False
+    bar = tqdm(total=n_masks, desc="RISE", unit="mask", disable=not progress, leave=False)
+    with torch.inference_mode():
+        if not isinstance(ref, torch.Tensor):
+            ref = torch.tensor(float(ref), device=device)
+        ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref           # (B, 1, C, H, W) or broadcastable
+        difference = (images - ref).unsqueeze(1)                          # (B, 1, C, H, W)
+        try:
+            for start in range(0, n_masks, masks_per_draw):
+                count = min(masks_per_draw, n_masks - start)
+                grids = M.init_grid(count, grid_size, p_keep, generator=generator)
+                shifts = M.random_shifts(count, upsampler.cell, generator=generator)
+                masks = upsampler(grids, shifts)                                      # (n, H, W)
+                # Every image with every mask, image-major: (B * n, C, H, W).
+                masked = torch.addcmul(ref_rows, difference, masks[None, :, None]).flatten(0, 1)
+                if start == 0:  # the checked call: output shape, finite values, the channels the model accepts
+                    probs = class_probabilities(model, masked, output=output, batch_size=batch_size)
+                    if targets is None:
+                        targets = resolve_target(target, probs.view(batch, count, -1)[:, 0])
+                else:
+                    raw = _call_in_chunks(model, masked, batch_size)
+                    probs = raw.softmax(dim=1) if output == "logits" else raw
+                p = probs.view(batch, count, -1).gather(2, targets.view(batch, 1, 1).expand(batch, count, 1))[..., 0]
+                total += torch.einsum("bn,nhw->bhw", p, masks)
+                used += count
+                bar.update(count)
+        except KeyboardInterrupt:
+            partial = True
+        finally:
+            bar.close()
+    saliency = total.clone() / (max(used, 1) * p_keep)
+    if not bool(torch.isfinite(saliency).all()):
+        raise ValueError("the model returned NaN or infinite values for a masked image")
+    saliency.model_calls = used
+    saliency.steps_done = used
+    saliency.partial = partial
+    saliency.target = targets
+    return saliency

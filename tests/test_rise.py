@@ -1,0 +1,121 @@
+"""RISE on the shared mask machinery: its formula, reproducibility, batching, checks and localisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from saliency_lib import masks as M, rise
+
+
+class PlantedModel(nn.Module):
+    """Two classes; class 1's logit depends only on the mean brightness inside ``region`` (rows, cols)."""
+
+    def __init__(self, region):
+        super().__init__()
+        self.region = region
+        self.register_buffer("anchor", torch.zeros(()))
+
+    def forward(self, images):
+        r0, r1, c0, c1 = self.region
+        evidence = images[:, :, r0:r1, c0:c1].mean(dim=(1, 2, 3))
+        return torch.stack([torch.zeros_like(evidence), 12 * (evidence - 0.45)], dim=1)
+
+
+def planted_images(batch, channels, height, width, region, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = 0.25 * torch.rand(batch, channels, height, width, generator=gen)
+    r0, r1, c0, c1 = region
+    images[:, :, r0:r1, c0:c1] = 0.7 + 0.3 * torch.rand(batch, channels, r1 - r0, c1 - c0, generator=gen)
+    return images
+
+
+REGION = (4, 12, 14, 24)
+
+
+def test_rise_is_the_score_weighted_mean_of_its_masks():
+    """Recompute RISE by hand from the same random masks: sum_i p_i m_i / (N p_keep)."""
+    model = PlantedModel(REGION)
+    images = planted_images(2, 1, 28, 28, REGION)
+    saliency = rise(model, images, 1, n_masks=250, seed=4, p_keep=0.4, reference=0.0)
+    gen = torch.Generator().manual_seed(4)
+    upsampler = M.Upsampler(8, (28, 28))
+    total = torch.zeros(2, 28, 28)
+    for start in range(0, 250, 100):
+        count = min(100, 250 - start)
+        grids = M.init_grid(count, 8, 0.4, generator=gen)
+        masks = upsampler(grids, M.random_shifts(count, upsampler.cell, generator=gen))
+        for b in range(2):
+            with torch.no_grad():
+                p = model(M.apply_mask(images[b:b + 1].expand(count, -1, -1, -1), masks, 0.0)).softmax(1)[:, 1]
+            total[b] += (p[:, None, None] * masks).sum(0)
+    assert torch.allclose(saliency, total / (250 * 0.4), atol=1e-5)
+    assert saliency.model_calls == 250 and saliency.partial is False and saliency.target.tolist() == [1, 1]
+
+
+def test_rise_shapes_seed_and_batch_size():
+    model = PlantedModel(REGION)
+    images = planted_images(3, 1, 28, 28, REGION)
+    state = torch.get_rng_state()
+    a = rise(model, images, n_masks=120, seed=1)
+    assert a.shape == (3, 28, 28) and torch.isfinite(a).all() and a.min() >= 0
+    assert torch.equal(a, rise(model, images, n_masks=120, seed=1))
+    assert torch.equal(a, rise(model, images, n_masks=120, seed=1, batch_size=7))
+    assert not torch.equal(a, rise(model, images, n_masks=120, seed=2))
+    assert torch.equal(state, torch.get_rng_state())
+    assert rise(model, images[0], n_masks=10, seed=0).shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize("channels, size, region", [
+    (1, (28, 28), REGION),
+    (3, (40, 64), (20, 36, 6, 22)),
+    (3, (64, 36), (8, 24, 18, 34)),
+])
+def test_rise_points_into_and_covers_a_planted_region(channels, size, region):
+    model = PlantedModel(region)
+    images = planted_images(2, channels, *size, region, seed=1)
+    saliency = rise(model, images, n_masks=600, seed=0, reference=0.0)
+    r0, r1, c0, c1 = region
+    truth = torch.zeros(size, dtype=torch.bool)
+    truth[r0:r1, c0:c1] = True
+    for b in range(2):
+        top = torch.zeros(size[0] * size[1], dtype=torch.bool)
+        top[saliency[b].flatten().topk(int(truth.sum())).indices] = True
+        iou = ((top.view(size) & truth).sum() / (top.view(size) | truth).sum()).item()
+        peak = divmod(int(saliency[b].argmax()), size[1])
+        print(f"RISE planted {channels}x{size}: IoU {iou:.2f}")
+        assert r0 <= peak[0] < r1 and c0 <= peak[1] < c1, peak
+        assert iou >= 0.4, iou
+
+
+def test_rise_stops_cleanly_on_keyboard_interrupt():
+    class StopAfterTwoCalls(PlantedModel):
+        calls = 0
+
+        def forward(self, images):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super().forward(images)
+
+    model = StopAfterTwoCalls(REGION)
+    saliency = rise(model, planted_images(1, 1, 28, 28, REGION), 1, n_masks=1000, seed=0)
+    assert saliency.partial is True and saliency.model_calls == 200 and torch.isfinite(saliency).all()
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(n_masks=0), ValueError, "n_masks"),
+    (dict(p_keep=0.0), ValueError, "p_keep"),
+    (dict(p_keep=1.2), ValueError, "p_keep"),
+    (dict(grid_size=40), ValueError, "grid_size"),
+    (dict(batch_size=-1), ValueError, "batch_size"),
+    (dict(target=5), ValueError, "target"),
+    (dict(target=[1, 1, 1]), ValueError, "target"),
+    (dict(images=torch.zeros(1, 1, 28, 28, dtype=torch.uint8)), TypeError, "images"),
+])
+def test_rise_bad_input_names_the_argument(change, error, match):
+    kwargs = dict(images=planted_images(2, 1, 28, 28, REGION), target=None, n_masks=10)
+    kwargs.update(change)
+    with pytest.raises(error, match=match):
+        rise(PlantedModel(REGION), kwargs.pop("images"), kwargs.pop("target"), **kwargs)
