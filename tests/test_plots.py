@@ -1,0 +1,101 @@
+"""The shared image / map / overlay helpers of saliency_lib.plots (the notebooks 01-03 section)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from saliency_lib import plots  # noqa: E402
+
+
+@pytest.fixture
+def ax():
+    figure, axes = plt.subplots()
+    yield axes
+    plt.close(figure)
+
+
+@pytest.mark.parametrize("shape, expected", [((5, 6), (5, 6)), ((1, 5, 6), (5, 6)), ((1, 1, 5, 6), (5, 6)),
+                                             ((3, 5, 6), (5, 6, 3)), ((1, 3, 5, 6), (5, 6, 3))])
+def test_as_array_shapes(shape, expected):
+    values = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
+    array = plots.as_array(values)
+    assert array.shape == expected and array.dtype == np.float32
+    if len(expected) == 3:  # channels moved last, values kept
+        assert array[1, 2, 0] == values.reshape(3, 5, 6)[0, 1, 2]
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6), (2, 2, 5, 6), (5,)])
+def test_as_array_rejects_other_shapes(shape):
+    with pytest.raises(ValueError, match="shape"):
+        plots.as_array(torch.zeros(shape))
+
+
+def test_show_image_grey_and_colour(ax):
+    grey = plots.show_image(ax, torch.full((1, 4, 4), 0.5), "grey")
+    assert grey.get_cmap().name == "gray" and grey.get_array().shape == (4, 4)
+    assert ax.get_title() == "grey" and ax.get_xlabel() == "x (pixels)" and ax.get_ylabel() == "y (pixels)"
+    colour = plots.show_image(ax, torch.rand(3, 4, 4) * 2)  # out-of-range values are clipped for display
+    assert colour.get_array().shape == (4, 4, 3) and colour.get_array().max() <= 1
+
+
+def test_show_map_has_a_colour_bar(ax):
+    drawn = plots.show_map(ax, torch.rand(6, 6), "map", label="importance")
+    assert len(ax.figure.axes) == 2  # the map and its colour bar
+    assert ax.figure.axes[1].get_ylabel() == "importance"
+    assert drawn.get_clim() == (0.0, 1.0)
+    free = plots.show_map(ax, torch.full((6, 6), 3.0) + torch.eye(6), vmin=None, vmax=None, cbar=False)
+    assert free.get_clim() == (3.0, 4.0) and len(ax.figure.axes) == 2
+
+
+def test_show_grid_cells_and_annotations(ax):
+    grid = torch.tensor([[1.0, 0.0, 0.98], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    plots.show_grid(ax, grid, annotate=True)
+    lines = [c for c in ax.collections if c.get_gid() == "cell-lines"]
+    assert len(lines) == 2 and sum(len(c.get_segments()) for c in lines) == 8  # 4 vertical + 4 horizontal
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["1", "0", "0.98", "0", "1", "0", "0", "0", "1"])
+    assert ax.get_xlabel() == "cell column" and len(ax.figure.axes) == 2
+    plots.draw_cell_lines(ax, 5)  # replaces the old borders
+    lines = [c for c in ax.collections if c.get_gid() == "cell-lines"]
+    assert sum(len(c.get_segments()) for c in lines) == 12
+
+
+def test_overlay_keeps_the_image_visible(ax):
+    image, values = torch.rand(1, 8, 8), torch.rand(8, 8)
+    top = plots.overlay(ax, image, values, alpha=0.4, title="overlay")
+    assert len(ax.images) == 2 and ax.images[0].get_cmap().name == "gray"
+    assert top is ax.images[1] and top.get_alpha() == 0.4
+    assert len(ax.figure.axes) == 2 and ax.get_title() == "overlay"
+    with pytest.raises(ValueError, match="alpha"):
+        plots.overlay(ax, image, values, alpha=1.5)
+
+
+def test_cell_changes(ax):
+    old = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    new = torch.tensor([[0.99, 0.0], [1.0, 0.0]])
+    assert plots.cell_fates(old, new).tolist() == [[0, 1], [2, 3]]
+    plots.show_cell_changes(ax, old, new)
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["kept (1)", "dropped (1)", "turned on (1)", "stayed off (1)"]
+
+
+def test_plot_update_rule(ax):
+    markers = plots.plot_update_rule(ax, 0.7)
+    keep, turn_on = ax.lines[:2]
+    assert np.allclose(keep.get_ydata(), keep.get_xdata()) and np.allclose(turn_on.get_ydata(), 1 - turn_on.get_xdata())
+    assert len(markers) == 1 and markers[0].get_xdata()[0] == pytest.approx(0.7)
+    assert "p" in ax.get_xlabel() and ax.get_ylabel() == "probability"
+
+
+def test_compare_maps():
+    figure = plots.compare_maps(torch.rand(3, 10, 10), {"A": torch.rand(10, 10), "B": torch.rand(10, 10) * 5})
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:3] == ["image", "A", "B"] and len(figure.axes) == 5  # three panels and two colour bars
+    assert figure.axes[2].images[1].get_clim()[1] == pytest.approx(float(figure.axes[2].images[1].get_array().max()))
+    plt.close(figure)
