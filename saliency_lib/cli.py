@@ -17,6 +17,7 @@ import sys
 COMMANDS = [
     "saliency_lib.cli_assets",
     "saliency_lib.cli_explain",
+    "saliency_lib.cli_benchmark",
     "saliency_lib.cli_reconstruct",
 ]
 

@@ -1,0 +1,287 @@
+"""The saliency methods a practitioner would otherwise use, from Captum (not re-written), plus RISE and OISE.
+
+Every method has the same call shape (Captum's ``attribute`` turned into a function)::
+
+    maps = method(model, images, target=None, **options)     # images (B, C, H, W) -> maps (B, H, W)
+
+and the returned tensor carries ``model_calls`` (forward passes per image; the gradient methods also run one
+backward pass per forward) and ``target``. :data:`METHODS` maps names to functions; :func:`explain` calls one by
+name. How a Captum attribution ``(B, C, H, W)`` becomes one ``(B, H, W)`` map is our choice, stated per method.
+
+==========================  ===================================  ==============================================
+name                        Captum class / library function      map (B, H, W)
+==========================  ===================================  ==============================================
+``"gradcam"``               ``LayerGradCam`` on                  ReLU'd class-weighted activations, bilinearly
+                            ``model.gradcam_layer``              upsampled (``LayerAttribution.interpolate``)
+``"occlusion"``             ``Occlusion``                        mean over channels of the score drop
+``"integrated_gradients"``  ``IntegratedGradients``              sum over channels (signed), reference baseline
+``"saliency"``              ``Saliency`` (plain gradients)       max over channels of ``|gradient|`` (Simonyan)
+``"lime"``                  ``Lime`` on SLIC superpixels         the superpixel's weight (weighted ridge, as LIME)
+``"rise"``                  :func:`saliency_lib.rise`            RISE's map
+``"oise"``                  :func:`saliency_lib.oise`            the paper's map
+``"random"``                :func:`saliency_lib.metrics.random_maps`  uniform noise: the floor to beat
+==========================  ===================================  ==============================================
+
+Perturbation baselines (Occlusion, IG, LIME) replace pixels by the same reference as OISE, RISE and the
+deletion metric: the dataset mean (``model.spec.reference()``, 0 after normalisation).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validate import check_images, check_int, class_probabilities, model_device, resolve_reference, resolve_target
+
+__all__ = [
+    "METHODS",
+    "PAPER_METHODS",
+    "explain",
+    "gradcam",
+    "occlusion",
+    "integrated_gradients",
+    "saliency",
+    "lime",
+    "rise_method",
+    "oise_method",
+    "random_method",
+    "superpixels",
+]
+
+
+def _prepare(model: nn.Module, images, target):
+    images, _ = check_images(images, model)
+    device = model_device(model, images.device)
+    images = images.to(device)
+    clean = class_probabilities(model, images)
+    return images, resolve_target(target, clean)
+
+
+def _reference_images(model: nn.Module, images: torch.Tensor, reference) -> torch.Tensor:
+    """The reference as a full ``(B, C, H, W)`` batch (Captum's ``baselines``)."""
+    ref = resolve_reference(reference, model, images)
+    if isinstance(ref, torch.Tensor) and ref.dim() == 4:
+        return ref
+    return torch.zeros_like(images) + (ref if not isinstance(ref, torch.Tensor) else ref.to(images))
+
+
+def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor) -> torch.Tensor:
+    maps = maps.detach().float()
+    maps.model_calls = int(calls)
+    maps.target = targets
+    return maps
+
+
+def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Module | None = None) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) via Captum's ``LayerGradCam``; ``(B, H, W)``, >= 0.
+
+    Args:
+        layer: the convolutional layer (default: ``model.gradcam_layer``, the last conv block).
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    images, targets = _prepare(model, images, target)
+    layer = layer if layer is not None else getattr(model, "gradcam_layer", None)
+    if layer is None:
+        raise ValueError("layer: the model has no gradcam_layer; pass the convolutional layer to use")
+    with torch.enable_grad():
+        attribution = LayerGradCam(model, layer).attribute(images, target=targets, relu_attributions=True)
+    upsampled = LayerAttribution.interpolate(attribution, tuple(images.shape[-2:]), interpolate_mode="bilinear")
+    return _finish(upsampled.sum(dim=1), 1, targets)
+
+
+def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: int | None = None,
+              stride: int | None = None, reference="mean", batch_size: int = 64) -> torch.Tensor:
+    """Occlusion (Zeiler & Fergus 2014) via Captum's ``Occlusion``: score drop when a square is replaced.
+
+    Args:
+        window: side of the occluding square (default: ``H // 7``, e.g. 4 px at 28, 9 at 64, 32 at 224).
+        stride: step between squares (default: ``window // 2``).
+        reference: what the square is replaced by (default: the dataset mean, as the deletion metric).
+        batch_size: occluded images per model call.
+    """
+    from captum.attr import Occlusion
+
+    images, targets = _prepare(model, images, target)
+    channels, height = images.shape[1], images.shape[2]
+    window = check_int("window", window if window is not None else max(2, height // 7), 1, height)
+    stride = check_int("stride", stride if stride is not None else max(1, window // 2), 1, height)
+    baselines = _reference_images(model, images, reference)
+    attribution = Occlusion(model).attribute(images, sliding_window_shapes=(channels, window, window),
+                                             strides=(channels, stride, stride), baselines=baselines,
+                                             target=targets, perturbations_per_eval=batch_size)
+    positions = ((images.shape[2] - window) // stride + 1) * ((images.shape[3] - window) // stride + 1)
+    return _finish(attribution.mean(dim=1), positions + 1, targets)
+
+
+def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 32,
+                         reference="mean", batch_size: int = 64) -> torch.Tensor:
+    """Integrated Gradients (Sundararajan et al. 2017) via Captum, from the reference image; signed, summed
+    over channels (positive = evidence for the target).
+
+    Args:
+        n_steps: points on the path (Riemann/Gauss-Legendre, Captum's default method).
+        batch_size: path points per forward/backward (``internal_batch_size``).
+    """
+    from captum.attr import IntegratedGradients
+
+    images, targets = _prepare(model, images, target)
+    check_int("n_steps", n_steps, 1)
+    baselines = _reference_images(model, images, reference)
+    with torch.enable_grad():
+        attribution = IntegratedGradients(model).attribute(images, baselines=baselines, target=targets,
+                                                           n_steps=n_steps, internal_batch_size=batch_size)
+    return _finish(attribution.sum(dim=1), n_steps, targets)
+
+
+def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
+    """Plain gradients (Simonyan et al. 2014) via Captum's ``Saliency``: max over channels of ``|d f_c / d x|``."""
+    from captum.attr import Saliency
+
+    images, targets = _prepare(model, images, target)
+    images = images.clone().requires_grad_(True)  # Captum would set it (with a warning) on our tensor
+    with torch.enable_grad():
+        attribution = Saliency(model).attribute(images, target=targets, abs=True)
+    return _finish(attribution.amax(dim=1), 1, targets)
+
+
+def superpixels(images: torch.Tensor, n_segments: int = 50, compactness: float | None = None) -> torch.Tensor:
+    """SLIC superpixels (scikit-image) of each image: int64 ``(B, H, W)`` labels from 0.
+
+    Args:
+        n_segments: approximate number of superpixels (LIME's own default segmenter is quickshift; SLIC is ours,
+            because it lets us set the count).
+        compactness: SLIC's shape/colour trade-off (default: 10 for colour, 0.1 for grey images in [0, 1]).
+    """
+    from skimage.segmentation import slic
+
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+    colour = images.shape[1] == 3
+    compactness = compactness if compactness is not None else (10.0 if colour else 0.1)
+    labels = []
+    for image in images.detach().cpu().numpy():  # one image at a time: scikit-image segments single images
+        array = np.moveaxis(image, 0, -1) if colour else image[0]
+        segments = slic(array.astype(np.float64), n_segments=n_segments, compactness=compactness,
+                        channel_axis=-1 if colour else None, start_label=0, enforce_connectivity=True)
+        labels.append(torch.from_numpy(np.unique(segments, return_inverse=True)[1].reshape(segments.shape)))
+    return torch.stack(labels).long()
+
+
+def _weighted_ridge(alpha: float):
+    """A Captum ``LinearModel`` train function: closed-form weighted ridge regression with intercept.
+
+    LIME's own default regressor is ``Ridge(alpha=1)`` on weighted samples; Captum's default (scikit-learn's Lasso)
+    needs scikit-learn, which this project does not install. Same model, solved in torch (ours).
+    """
+
+    def train(model, dataloader, construct_kwargs, **_):
+        xs, ys, ws = [], [], []
+        for batch in dataloader:
+            xs.append(batch[0].double())
+            ys.append(batch[1].double().reshape(len(batch[0]), -1))
+            ws.append(batch[2].double().reshape(-1) if len(batch) == 3 else torch.ones(len(batch[0]), dtype=torch.double))
+        x, y, w = torch.cat(xs), torch.cat(ys), torch.cat(ws)
+        w = w / w.sum().clamp_min(1e-12)
+        x_mean, y_mean = (w[:, None] * x).sum(0), (w[:, None] * y).sum(0)
+        xc, yc = x - x_mean, y - y_mean
+        gram = xc.T @ (w[:, None] * xc) + alpha / len(x) * torch.eye(x.shape[1], dtype=torch.double)
+        coef = torch.linalg.solve(gram, xc.T @ (w[:, None] * yc))            # (features, outputs)
+        bias = y_mean - x_mean @ coef
+        model._construct_model_params(in_features=x.shape[1], out_features=coef.shape[1], bias=True,
+                                      weight_values=coef.T.float(), bias_value=bias.float(), **construct_kwargs)
+        return {}
+
+    return train
+
+
+def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int = 200, n_segments: int = 50,
+         compactness: float | None = None, alpha: float = 1.0, reference="mean", batch_size: int = 100,
+         seed: int = 0) -> torch.Tensor:
+    """LIME (Ribeiro et al. 2016) via Captum's ``Lime`` on SLIC superpixels; each pixel gets its superpixel's
+    weight (signed).
+
+    Args:
+        n_samples: perturbed images per explanation (LIME's default is 1000; we use fewer to keep the benchmark
+            affordable, and say so in the results).
+        n_segments, compactness: see :func:`superpixels`.
+        alpha: ridge penalty of the surrogate (LIME's default 1).
+        reference: value of switched-off superpixels (default: the dataset mean).
+        batch_size: perturbations per model call.
+        seed: Captum's LIME samples with the global generator; it is seeded here and restored after (ours).
+    """
+    from captum._utils.models.linear_model import LinearModel
+    from captum.attr import Lime
+
+    images, targets = _prepare(model, images, target)
+    check_int("n_samples", n_samples, 2)
+    segments = superpixels(images, n_segments, compactness).to(images.device)
+    feature_mask = segments.unsqueeze(1).expand_as(images).contiguous()
+    baselines = _reference_images(model, images, reference)
+    explainer = Lime(model, interpretable_model=LinearModel(train_fn=_weighted_ridge(alpha)))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        with warnings.catch_warnings():
+            # Captum warns that a batch trains one surrogate per image: that is what LIME does.
+            warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
+            attribution = explainer.attribute(images, baselines=baselines, target=targets,
+                                              feature_mask=feature_mask, n_samples=n_samples,
+                                              perturbations_per_eval=batch_size)
+    finally:
+        torch.random.set_rng_state(state)
+    return _finish(attribution[:, 0], n_samples, targets)
+
+
+def rise_method(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 1000, seed: int = 0,
+                batch_size: int | None = None, **options) -> torch.Tensor:
+    """:func:`saliency_lib.rise` with this module's call shape (``n_masks`` = model calls per image)."""
+    from .rise import rise
+
+    images, targets = _prepare(model, images, target)
+    maps = rise(model, images, targets, n_masks=n_masks, seed=seed, batch_size=batch_size, **options)
+    return _finish(maps, getattr(maps, "model_calls", n_masks), targets)
+
+
+def oise_method(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 1000, seed: int = 0,
+                batch_size: int | None = None, **options) -> torch.Tensor:
+    """:func:`saliency_lib.oise` with this module's call shape (``n_steps`` = model calls per image)."""
+    from .oise import oise
+
+    images, targets = _prepare(model, images, target)
+    maps = oise(model, images, targets, n_steps=n_steps, seed=seed, batch_size=batch_size, **options)
+    return _finish(maps, getattr(maps, "model_calls", n_steps), targets)
+
+
+def random_method(model: nn.Module, images: torch.Tensor, target=None, *, seed: int = 0) -> torch.Tensor:
+    """Uniform random maps (no model call beyond resolving the target): the floor every method must beat."""
+    from .metrics import random_maps
+
+    images, targets = _prepare(model, images, target)
+    maps = random_maps(images.shape[0], tuple(images.shape[-2:]), seed=seed, device=images.device)
+    return _finish(maps, 0, targets)
+
+
+METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "oise": oise_method,
+    "rise": rise_method,
+    "gradcam": gradcam,
+    "occlusion": occlusion,
+    "integrated_gradients": integrated_gradients,
+    "saliency": saliency,
+    "lime": lime,
+    "random": random_method,
+}
+# The methods the paper compared against (LIME, Grad-CAM, RISE), plus OISE itself.
+PAPER_METHODS = ("oise", "rise", "gradcam", "lime")
+
+
+def explain(name: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> torch.Tensor:
+    """Run the method called ``name`` (a key of :data:`METHODS`) with its ``options``; ``(B, H, W)``."""
+    if name not in METHODS:
+        raise ValueError(f"name: unknown method {name!r}; choose from {sorted(METHODS)}")
+    return METHODS[name](model, images, target, **options)
