@@ -14,7 +14,6 @@ stated in the JSON under ``"choices"``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform

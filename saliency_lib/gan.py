@@ -15,11 +15,12 @@ Fashion-MNIST and for a CPU:
 ``python -m saliency_lib assets build --only dcgan_generator.pt dcgan_discriminator.pt`` trains both on the full
 60,000-image training set and records, in ``data/MANIFEST.json``, how good the generator is for our purpose: the
 fashion-cnn's confidence on generated samples and the class spread of those samples (all ten classes must appear).
+Our shipped build (6 epochs, 722 s on one thread): mean confidence 0.70 on 2,000 samples (0.93 on real test images),
+all ten classes present, "Shirt" over-represented (32% of samples): a small, somewhat blurry generator.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .assets import DATA_DIR, Asset, load_weights, register
+from .assets import Asset, load_weights, register
 
 __all__ = [
     "LATENT_DIM",
