@@ -178,7 +178,7 @@ def planted_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, seed: in
 
 # ---- datasets and suites ---------------------------------------------------------------------------------------
 
-DATASETS = ("planted", "clutter", "fashion", "photos", "sanity")
+DATASETS = ("planted", "clutter", "fashion", "photos", "sanity", "budget")
 LOCALIZATION = ("pointing", "iou", "energy")
 FAITHFULNESS = ("deletion", "insertion")
 
@@ -224,11 +224,15 @@ def _suite(scale: str) -> list[DatasetPlan]:
                     options={**common, "occlusion": {"window": 4, "stride": 4}}, chunk=16),
     ]
     if not quick:
-        photo = {"lime": {"n_samples": 50}, "integrated_gradients": {"n_steps": 8, "batch_size": 8},
-                 "occlusion": {"window": 32, "stride": 32, "batch_size": 16}, "rise": {"batch_size": 25},
+        # How OISE and RISE change with the budget (the paper runs 5000 steps): a few images, three budgets.
+        plans.append(DatasetPlan("budget", 20, 3000, pixels_per_step=56, methods=("oise", "rise"),
+                                 options={"rise": {"batch_size": 500}, "budgets": (300, 1000, 3000)}, chunk=20))
+        # EfficientNet-Lite0 costs ~0.1-0.5 s per image on the shared CPU: small budgets, coarse curves (stated).
+        photo = {"lime": {"n_samples": 30}, "integrated_gradients": {"n_steps": 4, "batch_size": 8},
+                 "occlusion": {"window": 56, "stride": 56, "batch_size": 16}, "rise": {"batch_size": 25},
                  "oise": {"batch_size": 25}}
-        plans.append(DatasetPlan("photos", 4, 200, pixels_per_step=224 * 28, options=photo, chunk=4,
-                                 curve_batch=24))
+        plans.append(DatasetPlan("photos", 4, 150, pixels_per_step=224 * 56, options=photo, chunk=4,
+                                 curve_batch=20))
     return plans
 
 
@@ -243,7 +247,7 @@ def load_dataset(name: str, n: int, seed: int = 0) -> dict:
     """
     from .data import fashion_sample
 
-    if name in ("fashion", "sanity"):
+    if name in ("fashion", "sanity", "budget"):
         from .models import load
 
         model = load("fashion-cnn")
@@ -380,9 +384,17 @@ def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) ->
         began = time.perf_counter()
         result = Mt.sanity_check(explain_fn, model, images, targets, seed=seed, progress=progress)
         seconds = time.perf_counter() - began
+        # The yardstick for a random method: how similar are two of its maps on the *same* model with another seed?
+        # A stochastic map that is noisy decorrelates under randomisation for that reason alone (ours).
+        if "seed" in options:
+            again = explain(method, model, images, targets, **{**options, "seed": options["seed"] + 1})
+            same_model = Mt.spearman(result.maps[0], again.detach().float().cpu())
+        else:
+            same_model = torch.ones(len(images))
         records.append({
             "dataset": "sanity", "method": method, "n": len(images),
-            "metrics": {"rank_corr_top_layer": summarise(result.correlation[0]),
+            "metrics": {"rank_corr_same_model_other_seed": summarise(same_model),
+                        "rank_corr_top_layer": summarise(result.correlation[0]),
                         "rank_corr_all_layers": summarise(result.correlation[-1]),
                         "abs_rank_corr_all_layers": summarise(result.correlation_abs[-1])},
             "per_layer_mean": [round(v, 4) for v in result.correlation.mean(dim=1).tolist()],
@@ -436,6 +448,8 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         if plan.name == "sanity":
             records += _sanity_records(DatasetPlan(**{**plan.__dict__, "methods": tuple(chosen)}), data, seed,
                                        progress)
+        elif plan.name == "budget":
+            records += _budget_records(plan, data, chosen, seed, progress)
         else:
             records += _dataset_records(plan, data, chosen, seed, progress, extras)
         if write:  # after every dataset, so a long run leaves usable partial results
@@ -443,6 +457,32 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
     result = {"suite": suite, "records": records, **extras}
     result["settings"] = _settings(suite, seed, _dataset_seconds(records))
     return result
+
+
+def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool) -> list[dict]:
+    """OISE and RISE at several equal budgets on the same images: faithfulness and seed-to-seed stability."""
+    records = []
+    images, targets = data["images"][:plan.n], data["targets"][:plan.n]
+    for budget in plan.options["budgets"]:
+        for method in chosen:
+            key = "n_steps" if method == "oise" else "n_masks"
+            options = {**plan.options.get(method, {}), key: budget, "seed": seed}
+            began = time.perf_counter()
+            out = evaluate(data["model"], images, targets, method, options, pixels_per_step=plan.pixels_per_step,
+                           chunk=plan.chunk, curve_batch=plan.curve_batch)
+            again = explain(method, data["model"], images, targets, **{**options, "seed": seed + 1})
+            stability = Mt.spearman(out["maps"], again.detach().float().cpu())
+            records.append({
+                "dataset": "budget", "method": f"{method}@{budget}", "n": len(images),
+                "metrics": {**{k: summarise(v) for k, v in out["values"].items()},
+                            "rank_corr_other_seed": summarise(stability)},
+                "model_calls": out["model_calls"], "seconds_per_image": round(out["seconds"], 4),
+                "options": options, "pixels_per_step": plan.pixels_per_step, "info": data["info"],
+                "wall_seconds": round(time.perf_counter() - began, 1)})
+            if progress:
+                summary = ", ".join(f"{k} {v['mean']:.3f}" for k, v in records[-1]["metrics"].items())
+                print(f"  budget {method}@{budget}: {summary}", flush=True)
+    return records
 
 
 def _dataset_seconds(records: list[dict]) -> dict:
@@ -509,8 +549,10 @@ def _write(suite: str, out_dir: Path, records: list, seed: int) -> None:
     (out_dir / f"benchmark_{suite}.md").write_text(markdown_table(payload) + "\n")
 
 
-_LABELS = {"deletion": "deletion AUC (lower better)", "insertion": "insertion AUC (higher better)",
+_LABELS = {"rank_corr_same_model_other_seed": "rank corr., same model, other seed (yardstick)",
+           "deletion": "deletion AUC (lower better)", "insertion": "insertion AUC (higher better)",
            "pointing": "pointing game", "iou": "IoU with box", "energy": "energy in box",
+           "rank_corr_other_seed": "rank corr. with another seed (stability)",
            "rank_corr_top_layer": "rank corr., top layer randomised (lower better)",
            "rank_corr_all_layers": "rank corr., all layers randomised (lower better)",
            "abs_rank_corr_all_layers": "|map| rank corr., all layers (lower better)"}
@@ -530,8 +572,10 @@ def markdown_table(payload: dict) -> str:
             continue
         keys = list(rows[0]["metrics"])
         plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), {})
-        lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {plan.get('oise_rise_budget')} model "
-                  f"calls per image)", ""]
+        budgets = (plan.get("options") or {}).get("budgets")
+        budget_text = (f"budgets {', '.join(map(str, budgets))} (in the method names)" if budgets
+                       else f"{plan.get('oise_rise_budget')} model calls per image")
+        lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {budget_text})", ""]
         if rows[0].get("info"):
             lines += ["Data: " + "; ".join(f"{k}: {v}" for k, v in rows[0]["info"].items()), ""]
         lines.append("| method | " + " | ".join(_LABELS.get(k, k) for k in keys) + " | model calls | s / image |")

@@ -13,7 +13,7 @@ def add_command(subparsers) -> None:
                         help="quick: CI-sized, a few minutes; full: the committed results (about half an hour)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
     parser.add_argument("--datasets", nargs="+", default=None,
-                        help="only these datasets (planted, clutter, fashion, photos, sanity)")
+                        help="only these datasets (planted, clutter, fashion, photos, sanity, budget)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
