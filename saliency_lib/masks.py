@@ -171,7 +171,7 @@ class Upsampler:
     @staticmethod
     def apply(grids: torch.Tensor, rows: torch.Tensor, cols_t: torch.Tensor) -> torch.Tensor:
         """``rows @ grids @ cols_t`` for already selected weights ``(B, H, s)`` and ``(B, s, W)``."""
-        return torch.matmul(torch.matmul(rows, grids), cols_t)
+        return torch.bmm(torch.bmm(rows, grids), cols_t)  # bmm: a few microseconds less than matmul per call
 
 
 @lru_cache(maxsize=32)
@@ -329,13 +329,13 @@ def update_grid(grids: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, *, 
     elif uniform.shape != grids.shape:
         raise ValueError(f"uniform must have the grids' shape {tuple(grids.shape)}, got {tuple(uniform.shape)}")
     on = flip_cells(grids > 0, p.view(-1, 1, 1), uniform).to(grids.dtype)
-    rate = step_size * delta_p.abs().view(-1, 1, 1)
-    return _rescale(on, grids, rate)
+    shrink = 1 - step_size * delta_p.abs().view(-1, 1, 1)
+    return _rescale(on, grids, shrink)
 
 
-def _rescale(on: torch.Tensor, old: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-    """``on * (1 - rate)`` where ``on - old > 0``, else ``on`` (the ``D < 0`` cells are 0 either way)."""
-    return torch.where(on > old, 1 - rate, on)
+def _rescale(on: torch.Tensor, old: torch.Tensor, shrink: torch.Tensor) -> torch.Tensor:
+    """``shrink = 1 - lr |delta_p|`` where ``D = on - old > 0``, else ``on`` (``D < 0`` cells are 0 either way)."""
+    return torch.where(on > old, shrink, on)
 
 
 def postprocess(saliency_sum: torch.Tensor, mean_fraction: float = 1.0) -> torch.Tensor:

@@ -84,7 +84,8 @@ class OISEStep:
 class Recorder:
     """A ``callback`` that keeps copies of step 1, every ``every``-th step and the last, for plots or sliders.
 
-    ``oise(..., record_every=k)`` makes one for you and returns it as ``result.history``.
+    ``Recorder(at=(1, 10, 100))`` records exactly those steps instead. ``oise(..., record_every=k)`` (or
+    ``record_every=[1, 10, 100]``) makes one for you and returns it as ``result.history``.
 
     Attributes:
         steps ``[int]``, grids ``[(B, K, s, s)]``, masks ``[(B, K, H, W)]`` (the evaluated masks), p ``[(B, K)]``,
@@ -93,6 +94,7 @@ class Recorder:
     """
 
     every: int = 50
+    at: tuple = ()
     steps: list = field(default_factory=list)
     grids: list = field(default_factory=list)
     masks: list = field(default_factory=list)
@@ -102,9 +104,17 @@ class Recorder:
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
+        self.at = tuple(check_int("at", step, 1) for step in self.at)
+        self._at = frozenset(self.at)
+
+    def wants(self, step: int, n_steps: int) -> bool:
+        """Whether step ``step`` of ``n_steps`` is recorded."""
+        if self._at:
+            return step in self._at
+        return step % self.every == 0 or step == n_steps or step == 1
 
     def __call__(self, state: OISEStep) -> None:
-        if state.step % self.every and state.step != state.n_steps and state.step != 1:
+        if not self.wants(state.step, state.n_steps):
             return
         with torch.inference_mode(False):  # plain copies, usable anywhere (even with autograd)
             self.steps.append(state.step)
@@ -164,7 +174,7 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
          n_steps: int = 5000, step_size: float = 0.02, n_chains: int = 1, reference="mean",
          weight_by_score: bool = False, batch_size: int | None = None, seed: int | None = None,
          progress: bool = False, callback: Callable[[OISEStep], None] | None = None,
-         output: str = "logits", record_every: int | None = None) -> torch.Tensor:
+         output: str = "logits", record_every: int | list[int] | tuple[int, ...] | None = None) -> torch.Tensor:
     """Saliency maps by the authors' mask random walk (OISE). Black-box: only calls ``model``.
 
     Args:
@@ -188,8 +198,9 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
         progress: show a ``tqdm.auto`` progress bar.
         callback: called with an :class:`OISEStep` after every update (e.g. a :class:`Recorder`).
         output: ``"logits"`` (softmax applied, default) or ``"probabilities"`` (the model returns them; ours).
-        record_every: if set, record step 1, every ``record_every``-th step and the last into a
-            :class:`Recorder` returned as ``result.history`` (ours; a callback without writing one).
+        record_every: an int k records step 1, every k-th step and the last; a list of ints records those
+            steps (per chain); either way into a :class:`Recorder` returned as ``result.history`` (ours; a
+            history without writing a callback).
 
     Returns:
         float32 ``(B, H, W)`` saliency in [0, 1] (a single ``(C, H, W)`` image gives ``(1, H, W)``).
@@ -204,8 +215,13 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
     images, _ = check_images(images, model)
     batch, _, height, width = images.shape
     _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width)
-    if record_every is not None:
-        check_int("record_every", record_every, 1)
+    history = None
+    if isinstance(record_every, (list, tuple)):
+        for step in record_every:
+            check_int("record_every", step, 1)
+        history = Recorder(at=tuple(record_every))
+    elif record_every is not None:
+        history = Recorder(every=check_int("record_every", record_every, 1))
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     device = model_device(model, images.device)
@@ -216,7 +232,6 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
         targets = resolve_target(None, clean)
     ref = resolve_reference(reference, model, images)
 
-    history = Recorder(every=record_every) if record_every is not None else None
     callbacks = [c for c in (callback, history) if c is not None]
     chains = n_chains
     rows_total = batch * chains  # image b's chains are rows b*K ... b*K + K - 1 of every step's batch
@@ -233,6 +248,7 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
         else:
             ref = torch.tensor(float(ref), device=device)
         difference = repeated - ref                      # masked = ref + (x - ref) * mask, one fused op per step
+        one = torch.ones((), device=device)
         grid = M.init_grid(rows_total, grid_size, p_init, generator=generator)
         first_shift = M.random_shifts(rows_total, (cell_h, cell_w), generator=generator)
         mask = upsampler(grid, first_shift)
@@ -269,11 +285,13 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
                         masked = torch.addcmul(ref, difference, mask.unsqueeze(1))
                         raw = _call_in_chunks(model, masked, batch_size)
                         probs = raw.softmax(dim=1) if output == "logits" else raw
-                    p = probs.gather(1, row_targets).unsqueeze(2)                 # (R, 1, 1)
+                    p = probs.gather(1, row_targets).view(rows_total, 1, 1)
                     delta_p = p - p_previous
-                    # The update (masks.update_grid, inlined without its input checks).
+                    # The update (masks.update_grid, inlined without its input checks):
+                    # resample the cells, then rescale those with D > 0 by 1 - lr |delta_p|.
                     on = M.flip_cells(was_on, p, uniform_steps[offset])
-                    new_grid = M._rescale(on.float(), grid, delta_p.abs() * step_size)
+                    shrink = torch.add(one, delta_p.abs(), alpha=-step_size)
+                    new_grid = M._rescale(on.float(), grid, shrink)
                     if preselect:
                         new_mask = M.Upsampler.apply(new_grid, chunk_rows[offset], chunk_cols[offset])
                     else:
@@ -285,7 +303,7 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
                         contribution = new_mask
                     if chains > 1:
                         contribution = contribution.view(batch, chains, height, width).sum(dim=1)
-                    total.add_(contribution.view(batch, height, width))
+                    total.add_(contribution)
                     done = start + offset + 1
                     if callbacks:
                         state = OISEStep(done, steps, new_grid.view(batch, chains, grid_size, grid_size),
