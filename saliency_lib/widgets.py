@@ -134,7 +134,7 @@ class MaskPanel(widgets.VBox):
     """
 
     def __init__(self, model, images, names=None, *, grid_size: int = 8, p_init: float = 0.3, seed: int = 0,
-                 target: int | None = None, dpi: int = 72):
+                 target: int | None = None, reference="mean", dpi: int = 72):
         images, _ = _check_images(images, model)
         self.model = model
         self.images = images.detach().cpu()
@@ -142,7 +142,9 @@ class MaskPanel(widgets.VBox):
         if len(self.names) != len(images):
             raise ValueError(f"names must have one entry per image ({len(images)}), got {len(self.names)}")
         self.fixed_target = target
-        self.reference = _resolve_reference("mean", model, self.images[:1])
+        self.reference = _resolve_reference(reference, model, self.images[:1])
+        if isinstance(self.reference, _torch.Tensor) and self.reference.dim() == 4:
+            raise ValueError("reference: the panel takes 'mean', a number or a (C, 1, 1) tensor, not images")
         self.size = tuple(self.images.shape[-2:])
         self.counts = _Counter()
         self._clean = {}  # image index -> clean class probabilities (n_classes,)
@@ -302,7 +304,8 @@ class MaskPanel(widgets.VBox):
 def mask_panel(model, images, names=None, **options) -> MaskPanel:
     """Notebook 01's panel: grid size, p_init, seed, shift and image controls over grid, mask, masked image and
     the class probabilities. ``images`` ``(N, C, H, W)`` in [0, 1]; ``names`` one label per image. Options:
-    ``grid_size`` (8), ``p_init`` (0.3), ``seed`` (0), ``target`` (None: top-1 of each clean image), ``dpi``."""
+    ``grid_size`` (8), ``p_init`` (0.3), ``seed`` (0), ``target`` (None: top-1 of each clean image),
+    ``reference`` ("mean", the paper's; or a pixel value), ``dpi``."""
     return MaskPanel(model, images, names, **options)
 
 
@@ -321,14 +324,14 @@ class UpdatePanel(widgets.VBox):
     """
 
     def __init__(self, model, image, target: int | None = None, *, grid_size: int = 8, p_init: float = 0.3,
-                 step_size: float = 0.02, seed: int = 0, dpi: int = 72):
+                 step_size: float = 0.02, seed: int = 0, reference="mean", dpi: int = 72):
         images, _ = _check_images(image, model)
         if len(images) != 1:
             raise ValueError(f"image must be one image (C, H, W) or (1, C, H, W), got a batch of {len(images)}")
         self.model = model
         self.image_tensor = images.detach().cpu()
         self.size = tuple(images.shape[-2:])
-        self.reference = _resolve_reference("mean", model, self.image_tensor)
+        self.reference = _resolve_reference(reference, model, self.image_tensor)
         clean = _class_probabilities(model, self.image_tensor)[0]
         self.target = int(clean.argmax()) if target is None else int(target)
         self.clean_probability = float(clean[self.target])
@@ -500,7 +503,7 @@ class UpdatePanel(widgets.VBox):
 
 def update_panel(model, image, target: int | None = None, **options) -> UpdatePanel:
     """Notebook 02's panel: Step / 10 steps / Reset over one image ``(C, H, W)``. Options: ``grid_size`` (8),
-    ``p_init`` (0.3), ``step_size`` (0.02), ``seed`` (0), ``dpi``."""
+    ``p_init`` (0.3), ``step_size`` (0.02), ``seed`` (0), ``reference`` ("mean", "blur", a number), ``dpi``."""
     return UpdatePanel(model, image, target, **options)
 
 
@@ -558,6 +561,7 @@ class LoopPanel(widgets.VBox):
         self.scrub.add_class("saliency-scrub")
         self.scrub_label = widgets.Label("")
         self.view = FigureView((12.5, 3.3), dpi)
+        self.view.widget._view_count = 0  # the front end counts its views of the figure (see _callback)
         self._build_figure()
 
         self.run_button.on_click(lambda _: self.run())
@@ -623,11 +627,16 @@ class LoopPanel(widgets.VBox):
                     getattr(self.frames, name).append(getattr(single, name)[0])
             raise KeyboardInterrupt  # oise catches it and returns the partial map
         now = _time.monotonic()
-        if now - self._last_live >= self.live_seconds and state.step != state.n_steps and self.frames.steps:
+        # Live frames only while a front end shows the panel (the widget's view count): a run executed headless
+        # (nbconvert, nbval) skips them; the final frame is always drawn.
+        watched = bool(self.view.widget._view_count)
+        if watched and now - self._last_live >= self.live_seconds and state.step != state.n_steps \
+                and self.frames.steps:
             self._draw_frame(len(self.frames) - 1)  # a live frame about once per live_seconds
             self._last_live = _time.monotonic()
 
     def _work(self, n_steps: int, n_chains: int, seed: int) -> None:
+        message = ""
         try:
             result = _oise(self.model, self.image_tensor, self.target, n_steps=n_steps, n_chains=n_chains,
                            seed=seed, grid_size=self.grid_size_value, callback=self._callback,
@@ -638,23 +647,24 @@ class LoopPanel(widgets.VBox):
             self.counts["model_calls"] += int(result.model_calls) + 1  # + the clean image
             self.progress.value = result.steps_done
             self.progress.bar_style = "warning" if result.partial else "success"
-            name = _class_name(self.model, int(result.target[0]))
-            verb = "stopped after" if result.partial else "done:"
-            self.status.value = f"run {self.counts['runs']}: {verb} {result.steps_done} steps x {n_chains} " \
-                                f"chain(s) = {result.model_calls} model calls; target {name}"
             if len(self.frames):
                 self.scrub.max = len(self.frames) - 1
                 if self.scrub.value == self.scrub.max:
                     self.show_frame(self.scrub.max)
                 else:
                     self.scrub.value = self.scrub.max  # the observer draws it
+            name = _class_name(self.model, int(result.target[0]))
+            verb = "stopped after" if result.partial else "done:"
+            message = (f"run {self.counts['runs']}: {verb} {result.steps_done} steps x {n_chains} chain(s) = "
+                       f"{result.model_calls} model calls; target {name}")
         except Exception as error:  # shown in the panel; the thread must not die silently
             self.error = error
-            self.status.value = f"error: {type(error).__name__}: {error}"
+            message = f"error: {type(error).__name__}: {error}"
             self.progress.bar_style = "danger"
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
             self.scrub.disabled = len(self.frames) == 0
+            self.status.value = message  # last, so "done" means the panel is ready
 
     # -- drawing ----------------------------------------------------------------------------------------------
     def _build_figure(self) -> None:

@@ -140,6 +140,7 @@ def test_loop_panel_run_equals_oise_and_scrubbing_does_not_recompute(planted_mod
     panel = widgets.loop_panel(planted_model, planted_images[0], n_steps=120, n_chains=2, seed=5, max_frames=10)
     panel.run(block=True)
     assert panel.error is None
+    assert panel.counts["renders"] == 2  # the empty figure and the final frame: nobody watched, no live frames
     expected = oise(planted_model, planted_images[:1], n_steps=120, n_chains=2, seed=5)
     assert torch.allclose(panel.result, expected[0], atol=1e-6)
     assert panel.result_info == {"partial": False, "steps_done": 60, "model_calls": 120, "target": 0}
@@ -162,6 +163,7 @@ def test_loop_panel_runs_in_the_background_and_stops(planted_images):
 
     slow = PlantedModel(delay=0.01)
     panel = widgets.loop_panel(slow, planted_images[0], n_steps=5000, seed=1, live_seconds=0.2)
+    panel.view.widget._view_count = 1  # as if a front end showed the panel: live frames are drawn
     panel.run_button.click()  # returns at once: the loop runs in a thread
     assert panel.running and panel.run_button.disabled and not panel.stop_button.disabled
     deadline = time.monotonic() + 10

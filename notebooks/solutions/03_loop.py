@@ -5,10 +5,9 @@ from saliency_lib._validate import class_probabilities
 from saliency_lib.masks import apply_mask, init_grid, postprocess, update_grid, upsample
 
 
-def my_oise(model, image, target, n_steps, seed, grid_size=8, p_init=0.3, step_size=0.02):
+def my_oise(model, image, target, n_steps, seed, reference=0.0, grid_size=8, p_init=0.3, step_size=0.02):
     """``image`` ``(1, C, H, W)`` in [0, 1] -> saliency ``(H, W)`` in [0, 1], after ``n_steps`` model calls."""
     generator = torch.Generator().manual_seed(seed)
-    reference = model.spec.reference()
     size = tuple(image.shape[-2:])
     grid = init_grid(1, grid_size, p_init, generator=generator)
     mask = upsample(grid, size, generator=generator)

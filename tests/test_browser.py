@@ -1,0 +1,204 @@
+"""One real-browser test: JupyterLab + Debian's Chromium driven by Playwright, on notebook 03.
+
+Starts ``jupyter lab`` on 127.0.0.1 (a free port, a random token, ``SALIENCY_FAST=1``), opens
+``notebooks/03_optimization_loop.ipynb``, runs all cells from the Run menu, then moves the frame slider of the first
+loop panel and clicks its Run button, and checks that the rendered figure changes each time. A screenshot goes to
+``test-artifacts/``. The server is stopped by its process id.
+
+Skipped (with the reason) when /usr/bin/chromium or Playwright is missing, except under ``CI=true``, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+NOTEBOOK = "notebooks/03_optimization_loop.ipynb"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the browser test must run; `make browser-deps` installs chromium)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """A JupyterLab server on a free port; yields (base_url, token); stopped by its PID afterwards."""
+    port, token = _free_port(), secrets.token_hex(16)
+    settings = tmp_path / "settings"
+    # No news / update pop-ups over the notebook.
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Start the notebook's kernel without asking (no "Select Kernel" dialog).
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"autoStartDefaultKernel": True}))
+    env = dict(os.environ, SALIENCY_FAST="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "lab.log", "w")
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}",
+               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+               "--ServerApp.port_retries=0"]
+    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        # Stop the server (and the kernels it started, in its own process group) by its process id.
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=5)
+        log.close()
+
+
+def _wait_for(predicate, timeout: float, what: str, page=None, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    if page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser_03_timeout.png"), full_page=True)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_notebook_03_in_a_real_browser(lab_server):
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium; `make browser-deps`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[test]')")
+    base, token = lab_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            # The kernel is up when the toolbar's status says idle (answer a kernel dialog if one still comes).
+
+            def kernel_ready():
+                dialog = page.locator(".jp-Dialog button", has_text="Select")
+                if dialog.count():
+                    dialog.first.click()
+                with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as reply:
+                    sessions = json.load(reply)
+                return any(session["path"].endswith(Path(NOTEBOOK).name)
+                           and session["kernel"]["execution_state"] == "idle" for session in sessions) \
+                    and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
+
+            _wait_for(kernel_ready, 120, "the kernel to start", page)
+
+            def run_all():
+                # Run > Run All Cells, as a learner would; True once the cells are queued.
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                prompts = lambda: page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()  # noqa: E731
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    # Queued and running cells show [*] (the saved notebook's own numbers do not count).
+                    if any("*" in prompt for prompt in prompts()):
+                        return True
+                    time.sleep(0.2)
+                return False
+
+            _wait_for(run_all, 60, "Run All Cells to start the cells", page, interval=0)
+
+            def finished():
+                # Cells run in order, so the run is over when the last code cell shows its number (Lab may not
+                # render off-screen cells, so only the last one is checked) or a cell shows an error.
+                if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
+                    return "error"
+                last = page.locator(".jp-CodeCell").last
+                last.scroll_into_view_if_needed()
+                prompt = last.locator(".jp-InputPrompt").inner_text().strip()
+                return "done" if re.fullmatch(r"\[\d+\]:", prompt) else None
+
+            state = _wait_for(finished, 240, "all cells to run", page, interval=1.0)
+            page.screenshot(path=str(ARTIFACTS / "browser_03_after_run_all.png"), full_page=False)
+            assert state == "done", "a cell raised an error: " + " | ".join(
+                page.locator("[data-mime-type='application/vnd.jupyter.error']").all_inner_texts())[:2000]
+
+            figure = page.locator("img.saliency-figure").first
+            figure.scroll_into_view_if_needed()
+            slider = page.locator(".saliency-scrub").first
+            frames_before = figure.get_attribute("src")
+            png_before = figure.screenshot()
+
+            # Move the frame slider: drag its handle to the far left (the first recorded step).
+            handle = slider.locator(".noUi-handle").first
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] - 600, box["y"] + box["height"] / 2, steps=10)
+            page.mouse.up()
+            _wait_for(lambda: figure.get_attribute("src") != frames_before, 30, "the figure to follow the slider",
+                      page)
+            png_moved = figure.screenshot()
+            assert png_moved != png_before
+            page.screenshot(path=str(ARTIFACTS / "browser_03_slider_moved.png"), full_page=False)
+
+            # Click Run: the loop runs in the kernel's background thread and redraws the figure when done.
+            src_moved = figure.get_attribute("src")
+            panel_status = page.locator(".saliency-status").first
+            assert panel_status.inner_text().startswith("run 1: done")  # the notebook's own run
+            page.locator("button.saliency-run").first.click()
+            _wait_for(lambda: panel_status.inner_text().startswith("run 2: done"), 120, "the run to finish", page)
+            _wait_for(lambda: figure.get_attribute("src") != src_moved, 30, "the figure to update after Run", page)
+            png_after_run = figure.screenshot()
+            assert png_after_run != png_moved
+            figure.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "browser_03.png"), full_page=False)
+        finally:
+            browser.close()
