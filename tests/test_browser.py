@@ -46,15 +46,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _require_browser() -> None:
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium; `make browser-deps`)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[test]')")
+
+
 @pytest.fixture
 def lab_server(tmp_path):
     """A JupyterLab server on a free port; yields (base_url, token); stopped by its PID afterwards."""
+    _require_browser()  # before starting anything
     port, token = _free_port(), secrets.token_hex(16)
     settings = tmp_path / "settings"
     # No news / update pop-ups over the notebook.
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Never write the test's (fast-mode) outputs over the committed notebook.
+    (settings / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autosave": False}))
     # Start the notebook's kernel without asking (no "Select Kernel" dialog).
     (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
@@ -112,14 +126,11 @@ def _wait_for(predicate, timeout: float, what: str, page=None, interval: float =
 
 
 def test_notebook_03_in_a_real_browser(lab_server):
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium; `make browser-deps`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -e '.[test]')")
+    from playwright.sync_api import sync_playwright
+
     base, token = lab_server
     ARTIFACTS.mkdir(exist_ok=True)
+    saved = (REPO / NOTEBOOK).read_bytes()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -202,3 +213,4 @@ def test_notebook_03_in_a_real_browser(lab_server):
             page.screenshot(path=str(ARTIFACTS / "browser_03.png"), full_page=False)
         finally:
             browser.close()
+    assert (REPO / NOTEBOOK).read_bytes() == saved, "the browser run must not save over the notebook"
