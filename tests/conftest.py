@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from torch import nn
-
-# One thread per test process: two xdist workers share the two cores.
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
 
 
 class PlantedModel(nn.Module):
