@@ -45,7 +45,7 @@ lab: $(STAMP)
 test: $(STAMP) browser-deps
 	$(PY) -m saliency_lib assets verify
 	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax \
-	  --nbval-current-env -p no:cacheprovider tests notebooks
+	  --nbval-current-env -p no:cacheprovider --durations=15 tests notebooks
 
 test-fast: $(STAMP)
 	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser" tests
