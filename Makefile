@@ -39,8 +39,8 @@ browser-deps:
 lab: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 	@echo "Opening JupyterLab; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) \
-	  --ServerApp.default_url=/lab/tree/notebooks/00_start_here.ipynb
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb
 
 test: $(STAMP) browser-deps
 	$(PY) -m saliency_lib assets verify

@@ -74,3 +74,17 @@ def test_make_and_ci_run_the_readme_commands():
     readme = (REPO / "README.md").read_text()
     assert "make lab" in readme and "make test" in readme
     assert "mybinder.org" in readme
+
+
+def test_make_lab_serves_without_a_display_and_opens_notebook_00():
+    import os
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    # -n: print the commands only; -o: treat the install stamp as up to date.
+    plan = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "--no-browser" in plan
+    assert "--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb" in plan
+    if os.geteuid() == 0:
+        assert "--allow-root" in plan  # Jupyter refuses to start as root otherwise (containers, Binder-like VMs)
