@@ -23,6 +23,7 @@ __all__ = [
     "resolve_reference",
     "class_probabilities",
     "target_probability",
+    "seeded_generator",
 ]
 
 
@@ -179,3 +180,16 @@ def resolve_reference(reference, model: nn.Module, images: torch.Tensor):
             raise ValueError(f"reference images must match images {tuple(images.shape)}, got {tuple(reference.shape)}")
         return reference.to(images.device, images.dtype)
     raise TypeError(f"reference must be 'mean', 'blur', a number or a tensor, got {type(reference).__name__}")
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A private random generator on ``device``: seeded with ``seed``, or from the OS when ``None``.
+
+    The library's functions draw only from such generators, so the global random state is never touched.
+    """
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()  # a fresh seed from the OS
+    else:
+        generator.manual_seed(int(seed))
+    return generator

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._validate import (check_images, check_int, class_probabilities, model_device, resolve_reference,
-                        resolve_target)
+                        resolve_target, seeded_generator)
 
 __all__ = ["oise", "OISEStep", "Recorder"]
 
@@ -137,14 +137,9 @@ class Recorder:
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()  # a fresh seed from the OS; the global random state is untouched
-    else:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
-        generator.manual_seed(int(seed))
-    return generator
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+    return seeded_generator(seed, device)
 
 
 def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width) -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import check_images, check_int, class_probabilities
+from ._validate import check_images, check_int, class_probabilities, seeded_generator
 
 __all__ = [
     "CONTEXT_KERNEL",
@@ -113,11 +113,7 @@ def random_region(like: torch.Tensor, *, grid_size: int = 7, seed: int | None = 
     like = _check_maps(like, "like").bool()
     check_int("grid_size", grid_size, 1)
     batch, height, width = like.shape
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(seed))
+    generator = seeded_generator(seed)
     grid = torch.rand(batch, 1, grid_size, grid_size, generator=generator)
     smooth = F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     smooth = smooth + 1e-6 * torch.rand(batch, height, width, generator=generator)  # no ties
@@ -283,11 +279,7 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
         raise ValueError(f"the generator makes images of shape {tuple(probe.shape[1:])} but the images are "
                          f"{(channels, height, width)}; use a generator trained at this size")
 
-    rng = torch.Generator(device=device)
-    if seed is None:
-        rng.seed()
-    else:
-        rng.manual_seed(int(seed))
+    rng = seeded_generator(seed, device)
     weights_all = context_weights(region, kernel_size).unsqueeze(1)  # (B, 1, H, W)
     if n_candidates is None:
         z_all = torch.rand(batch, n_codes, latent_dim, generator=rng, device=device) * 2 - 1
