@@ -11,13 +11,16 @@ export MKL_NUM_THREADS ?= 1
 PYTEST_WORKERS ?= 2
 LAB_PORT ?= 8888
 
-.PHONY: lab test test-fast browser-deps assets verify benchmark clean help
+.PHONY: lab test test-fast browser-deps assets verify speed check learner-edition clean help
 
 help:
 	@echo "make lab     - install what is missing, open JupyterLab on notebooks/00_start_here.ipynb"
 	@echo "make test    - install what is missing, run every test (library, notebooks, browser)"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
+	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
+	@echo "make learner-edition - write learner/: the notebooks without solutions and outputs (OVERWRITE=1 to replace)"
+	@echo "make speed   - time OISE and RISE per model (benchmarks/speed.py; writes benchmarks/results/speed.*)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,7 +59,13 @@ assets: $(STAMP)
 verify: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 
-benchmark: $(STAMP)
+check: $(STAMP)
+	$(PY) -m saliency_lib.install_check
+
+learner-edition: $(STAMP)
+	$(PY) -m saliency_lib.learner_edition learner $(if $(OVERWRITE),--overwrite)
+
+speed: $(STAMP)
 	$(PY) benchmarks/speed.py
 
 clean:

@@ -2,14 +2,19 @@
 
 Rebuilds the black-box saliency method of Thakur & Fischmeister, *A generalizable saliency map-based
 interpretation of model outcome* (ICPR 2020; the authors call it OISE), with RISE, baselines, metrics and the
-generative reconstruction of salient regions. One module per idea; see the README for the map.
+generative reconstruction of salient regions. One module per idea; the README's library map lists them, and
+``docs/method.md`` describes the method.
+
+The two methods are functions, ``oise(model, images, target)`` and ``rise(...)``, with Captum-shaped twins,
+``OISE(model).attribute(images, target=...)`` and ``RISE``. Their modules are ``oise_method`` and
+``rise_method``, so a function never hides a module of the same name.
 """
 
 __version__ = "0.1.0"
 
 from .masks import apply_mask, init_grid, postprocess, update_grid, upsample  # noqa: E402
-from .oise import OISEStep, Recorder, oise  # noqa: E402
-from .rise import rise  # noqa: E402
+from .oise_method import OISE, OISEStep, Recorder, oise  # noqa: E402
+from .rise_method import RISE, rise  # noqa: E402
 
-__all__ = ["oise", "rise", "OISEStep", "Recorder", "init_grid", "upsample", "apply_mask", "update_grid",
-           "postprocess"]
+__all__ = ["oise", "rise", "OISE", "RISE", "OISEStep", "Recorder", "init_grid", "upsample", "apply_mask",
+           "update_grid", "postprocess"]

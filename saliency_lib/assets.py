@@ -6,11 +6,15 @@ before reading, so a missing, truncated or tampered file gives one clear message
 never a pickle traceback. Weights are read with ``torch.load(..., weights_only=True)``.
 
 ``python -m saliency_lib assets build`` re-makes every asset from scratch; ``... assets verify`` checks them.
+Each recipe lives beside the code it builds (the sample in ``data``, the Fashion CNN in ``models``, the clutter
+CNN and the photo boxes in ``datasets``, the GAN in ``gan``) and registers itself with :func:`register`; this
+module imports none of them, so loaders can import it without cycles (:data:`RECIPE_MODULES`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import time
@@ -27,12 +31,14 @@ __all__ = [
     "Asset",
     "ASSETS",
     "register",
+    "RECIPE_MODULES",
     "sha256_file",
     "read_manifest",
     "checked_path",
     "load_weights",
     "verify",
     "build",
+    "manifest_table",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -96,6 +102,15 @@ def read_manifest(data_dir: Path | None = None) -> dict:
         raise AssetError(f"{path} is not valid JSON ({error}); restore it from a fresh checkout") from None
 
 
+def manifest_table(data_dir: Path | None = None) -> str:
+    """The manifest as a markdown table: file, size, licence and what the build measured (the README's table)."""
+    lines = ["| file | size | licence | measured by the build |", "|---|---:|---|---|"]
+    for name, entry in read_manifest(data_dir)["files"].items():
+        measured = ", ".join(f"{key}: {value}" for key, value in entry.get("measured", {}).items())
+        lines.append(f"| `{name}` | {entry['size'] / 1e6:.2f} MB | {entry['licence']} | {measured} |")
+    return "\n".join(lines)
+
+
 def _write_manifest(manifest: dict, data_dir: Path) -> None:
     manifest["files"] = dict(sorted(manifest["files"].items()))
     (data_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
@@ -153,15 +168,18 @@ def verify(data_dir: Path | None = None) -> list[str]:
     return problems
 
 
-def _load_recipes() -> None:
-    # Importing these modules registers their assets (kept out of import time of the package itself).
-    from . import models  # noqa: F401  (fashion sample, fashion CNN)
+# The modules whose import registers a recipe (each calls :func:`register` at import time). They are imported
+# by name, only when a build or a check needs every recipe: the modules import this one, never the reverse.
+RECIPE_MODULES = ("data", "models", "datasets", "gan")
 
-    for optional in ("gan", "clutter"):
+
+def _load_recipes() -> None:
+    for name in RECIPE_MODULES:
+        module = f"{__package__}.{name}"
         try:
-            __import__(f"{__package__}.{optional}")
+            importlib.import_module(module)
         except ModuleNotFoundError as error:
-            if error.name != f"{__package__}.{optional}":
+            if error.name != module:  # a recipe module that is absent is skipped; a broken one is not
                 raise
 
 

@@ -5,8 +5,8 @@ Every method has the same call shape (Captum's ``attribute`` turned into a funct
     maps = method(model, images, target=None, **options)     # images (B, C, H, W) -> maps (B, H, W)
 
 and the returned tensor carries ``model_calls`` (forward passes per image; the gradient methods also run one
-backward pass per forward) and ``target``. :data:`METHODS` maps names to functions; :func:`explain` calls one by
-name. How a Captum attribution ``(B, C, H, W)`` becomes one ``(B, H, W)`` map is our choice, stated per method.
+backward pass per forward) and ``target``. :data:`METHODS` maps names to functions; :func:`attribute` calls one
+by name. How a Captum attribution ``(B, C, H, W)`` becomes one ``(B, H, W)`` map is our choice, stated per method.
 
 ==========================  ===================================  ==============================================
 name                        Captum class / library function      map (B, H, W)
@@ -35,20 +35,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_images, check_int, class_probabilities, model_device, resolve_reference, resolve_target
+from ._checks import check_choice, check_images, check_int
+from .core import broadcast_reference, class_probabilities, model_device, resolve_reference, resolve_target
+from .metrics import random_maps
+from .oise_method import oise
+from .rise_method import rise
 
 __all__ = [
     "METHODS",
-    "PAPER_METHODS",
-    "explain",
+    "attribute",
     "gradcam",
     "occlusion",
     "integrated_gradients",
     "saliency",
     "lime",
-    "rise_method",
-    "oise_method",
-    "random_method",
     "superpixels",
 ]
 
@@ -63,10 +63,8 @@ def _prepare(model: nn.Module, images, target):
 
 def _reference_images(model: nn.Module, images: torch.Tensor, reference) -> torch.Tensor:
     """The reference as a full ``(B, C, H, W)`` batch (Captum's ``baselines``)."""
-    ref = resolve_reference(reference, model, images)
-    if isinstance(ref, torch.Tensor) and ref.dim() == 4:
-        return ref
-    return torch.zeros_like(images) + (ref if not isinstance(ref, torch.Tensor) else ref.to(images))
+    ref = broadcast_reference(resolve_reference(reference, model, images), images)
+    return ref if ref.dim() == 4 else ref.expand_as(images).contiguous()
 
 
 def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor) -> torch.Tensor:
@@ -118,24 +116,25 @@ def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: in
     return _finish(attribution.mean(dim=1), positions + 1, targets)
 
 
-def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 32,
+def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *, n_path_points: int = 32,
                          reference="mean", batch_size: int = 64) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, from the reference image; signed, summed
     over channels (positive = evidence for the target).
 
     Args:
-        n_steps: points on the path (Riemann/Gauss-Legendre, Captum's default method).
+        n_path_points: points on the path from the reference to the image (Captum's ``n_steps``;
+            Gauss-Legendre, Captum's default method).
         batch_size: path points per forward/backward (``internal_batch_size``).
     """
     from captum.attr import IntegratedGradients
 
     images, targets = _prepare(model, images, target)
-    check_int("n_steps", n_steps, 1)
+    check_int("n_path_points", n_path_points, 1)
     baselines = _reference_images(model, images, reference)
     with torch.enable_grad():
         attribution = IntegratedGradients(model).attribute(images, baselines=baselines, target=targets,
-                                                           n_steps=n_steps, internal_batch_size=batch_size)
-    return _finish(attribution.sum(dim=1), n_steps, targets)
+                                                           n_steps=n_path_points, internal_batch_size=batch_size)
+    return _finish(attribution.sum(dim=1), n_path_points, targets)
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -237,51 +236,47 @@ def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int 
     return _finish(attribution[:, 0], n_samples, targets)
 
 
-def rise_method(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 1000, seed: int = 0,
-                batch_size: int | None = None, **options) -> torch.Tensor:
+def _rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 1000, seed: int = 0,
+          batch_size: int | None = None, **options) -> torch.Tensor:
     """:func:`saliency_lib.rise` with this module's call shape (``n_masks`` = model calls per image)."""
-    from .rise import rise
-
     images, targets = _prepare(model, images, target)
     maps = rise(model, images, targets, n_masks=n_masks, seed=seed, batch_size=batch_size, **options)
     return _finish(maps, getattr(maps, "model_calls", n_masks), targets)
 
 
-def oise_method(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 1000, seed: int = 0,
-                batch_size: int | None = None, **options) -> torch.Tensor:
+def _oise(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 1000, seed: int = 0,
+          batch_size: int | None = None, **options) -> torch.Tensor:
     """:func:`saliency_lib.oise` with this module's call shape (``n_steps`` = model calls per image)."""
-    from .oise import oise
-
     images, targets = _prepare(model, images, target)
     maps = oise(model, images, targets, n_steps=n_steps, seed=seed, batch_size=batch_size, **options)
     return _finish(maps, getattr(maps, "model_calls", n_steps), targets)
 
 
-def random_method(model: nn.Module, images: torch.Tensor, target=None, *, seed: int = 0) -> torch.Tensor:
+def _random(model: nn.Module, images: torch.Tensor, target=None, *, seed: int = 0) -> torch.Tensor:
     """Uniform random maps (no model call beyond resolving the target): the floor every method must beat."""
-    from .metrics import random_maps
-
     images, targets = _prepare(model, images, target)
     maps = random_maps(images.shape[0], tuple(images.shape[-2:]), seed=seed, device=images.device)
     return _finish(maps, 0, targets)
 
 
 METHODS: dict[str, Callable[..., torch.Tensor]] = {
-    "oise": oise_method,
-    "rise": rise_method,
+    "oise": _oise,
+    "rise": _rise,
     "gradcam": gradcam,
     "occlusion": occlusion,
     "integrated_gradients": integrated_gradients,
     "saliency": saliency,
     "lime": lime,
-    "random": random_method,
+    "random": _random,
 }
-# The methods the paper compared against (LIME, Grad-CAM, RISE), plus OISE itself.
-PAPER_METHODS = ("oise", "rise", "gradcam", "lime")
 
 
-def explain(name: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> torch.Tensor:
-    """Run the method called ``name`` (a key of :data:`METHODS`) with its ``options``; ``(B, H, W)``."""
-    if name not in METHODS:
-        raise ValueError(f"name: unknown method {name!r}; choose from {sorted(METHODS)}")
-    return METHODS[name](model, images, target, **options)
+def attribute(method: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> torch.Tensor:
+    """Saliency maps ``(B, H, W)`` of ``images`` ``(B, C, H, W)`` by the method called ``method``.
+
+    Args:
+        method: a key of :data:`METHODS` (``"oise"``, ``"rise"``, ``"gradcam"``, ...).
+        options: that method's keyword arguments (e.g. ``n_steps`` for OISE, ``n_masks`` for RISE).
+    """
+    check_choice("method", method, METHODS)
+    return METHODS[method](model, images, target, **options)

@@ -1,10 +1,16 @@
-"""Command line: ``python -m saliency_lib COMMAND``.
+"""Command line: ``python -m saliency_lib COMMAND`` (``--help`` after any command lists its options).
 
 Commands:
     assets build [--only FILE ...]   re-make the shipped files in data/ (seeded; needs Fashion-MNIST)
     assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
+    assets list                      print the manifest as a markdown table (the README's asset table)
+    explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
+    evaluate --suite quick|full      every method on data with ground truth; writes
+                                     benchmarks/results/evaluation_<suite>.json and .md
+    reconstruct --suite quick|full   Part B: regenerate the salient region with the GAN; writes
+                                     benchmarks/results/reconstruction_<suite>.json, .md and .png
 
-Other modules add their own commands through :data:`COMMANDS` (module path -> function adding a subparser).
+Each command lives in a thin ``cli_*`` module (:data:`COMMANDS`) that parses its arguments and calls the library.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import sys
 COMMANDS = [
     "saliency_lib.cli_assets",
     "saliency_lib.cli_explain",
-    "saliency_lib.cli_benchmark",
+    "saliency_lib.cli_evaluate",
     "saliency_lib.cli_reconstruct",
 ]
 

@@ -41,10 +41,5 @@ def _verify(args) -> int:
 
 
 def _list(args) -> int:
-    files = assets.read_manifest()["files"]
-    print("| file | size | licence | measured by the build |")
-    print("|---|---:|---|---|")
-    for name, entry in files.items():
-        measured = ", ".join(f"{key}: {value}" for key, value in entry.get("measured", {}).items())
-        print(f"| `{name}` | {entry['size'] / 1e6:.2f} MB | {entry['licence']} | {measured} |")
+    print(assets.manifest_table())
     return 0

@@ -5,6 +5,8 @@
   Offline it uses the raw files of Debian's ``dataset-fashion-mnist`` package; online torchvision may download.
 * :func:`photographs` prepares a few natural photographs from ``skimage.data`` for the ImageNet models.
 
+The recipe of ``data/fashion_sample.npz`` lives here too (``python -m saliency_lib assets build``).
+
 All images are float32 in [0, 1], shape ``(B, C, H, W)``.
 """
 
@@ -18,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .assets import AssetError, checked_path
+from ._checks import check_int
+from .assets import Asset, checked_path, register
 
 __all__ = [
     "FASHION_CLASSES",
@@ -59,8 +62,7 @@ def fashion_sample(n_per_class: int | None = None) -> tuple[torch.Tensor, torch.
         images = torch.from_numpy(archive["images"]).float().div_(255.0).unsqueeze(1)
         labels = torch.from_numpy(archive["labels"]).long()
     if n_per_class is not None:
-        if n_per_class < 1:
-            raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        check_int("n_per_class", n_per_class)
         keep = torch.cat([torch.nonzero(labels == c).flatten()[:n_per_class] for c in range(10)]).sort().values
         images, labels = images[keep], labels[keep]
     return images, labels
@@ -119,7 +121,7 @@ def fashion_tensors(train: bool, download: bool = False) -> tuple[torch.Tensor, 
 
 
 # Photographs from scikit-image (public domain / CC0, see skimage.data); the label is the ImageNet class we
-# expect a good classifier to find (used for the boxes in the evaluation benchmark).
+# expect a good classifier to find (saliency_lib.datasets draws our boxes around it).
 PHOTOGRAPHS = {
     "cat": "chelsea",
     "coffee": "coffee",
@@ -152,3 +154,37 @@ def photographs(names: list[str] | None = None, size: int = 224) -> tuple[torch.
         image = TF.resize(image, size, antialias=True)
         batch.append(TF.center_crop(image, [size, size]).clamp(0, 1))
     return torch.stack(batch), names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Asset recipe: the shipped sample (run by `python -m saliency_lib assets build --only fashion_sample.npz`).
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """A compressed ``.npz`` with fixed timestamps, so the same arrays always give the same sha256."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def _build_fashion_sample(path: Path, seed: int, progress: bool) -> dict:
+    test = fashion_mnist(train=False)
+    labels = test.targets.numpy()
+    # The first 300 test images of each class: deterministic, balanced, and in the official order.
+    keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:300] for c in range(10)]))
+    _write_npz(path, images=test.data.numpy()[keep], labels=labels[keep].astype(np.int64),
+               test_index=keep.astype(np.int64))
+    return {"images": int(len(keep)), "per_class": 300, "source": "official test set, first 300 of each class"}
+
+
+register(Asset(
+    "fashion_sample.npz", _build_fashion_sample, licence="MIT (Fashion-MNIST, Zalando SE)",
+    origin="Fashion-MNIST test set via torchvision.datasets.FashionMNIST (Debian dataset-fashion-mnist offline)",
+    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
+))

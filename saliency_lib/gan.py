@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .assets import Asset, load_weights, register
+from .core import seeded_generator, to_probabilities
 
 __all__ = [
     "LATENT_DIM",
@@ -127,7 +128,7 @@ def train_dcgan(images: torch.Tensor, epochs: int = GAN_EPOCHS, seed: int = 0, b
     """
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
-    rng = torch.Generator().manual_seed(seed)
+    rng = seeded_generator(seed)
     torch.manual_seed(seed)  # weight init draws from the global generator; seeded for a reproducible build
     gen, disc = Generator(), Discriminator()
     gen.apply(_init_weights)
@@ -188,9 +189,9 @@ def generator_report(gen: Generator, classifier: nn.Module, n_samples: int = 200
     With ``real`` test images, the classifier's confidence on those is reported too, for comparison; with the
     ``discriminator``, its mean ``D`` on generated and real images.
     """
-    rng = torch.Generator().manual_seed(seed)
+    rng = seeded_generator(seed)
     fakes = gen(sample_latent(n_samples, gen.latent_dim, generator=rng))
-    probs = classifier(fakes).softmax(dim=1)
+    probs = to_probabilities(classifier(fakes))
     confidence, predicted = probs.max(dim=1)
     counts = torch.bincount(predicted, minlength=probs.shape[1])
     report = {
@@ -203,7 +204,8 @@ def generator_report(gen: Generator, classifier: nn.Module, n_samples: int = 200
         "smallest_class_share": round(counts.min().item() / n_samples, 4),
     }
     if real is not None:
-        report["mean_confidence_real_test"] = round(classifier(real).softmax(dim=1).max(dim=1).values.mean().item(), 4)
+        confidence_real = to_probabilities(classifier(real)).max(dim=1).values
+        report["mean_confidence_real_test"] = round(confidence_real.mean().item(), 4)
     if discriminator is not None:
         report["mean_D_generated"] = round(torch.sigmoid(discriminator(fakes)).mean().item(), 4)
         if real is not None:

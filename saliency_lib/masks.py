@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import torch
 
+from ._checks import check_fraction, check_int
+
 __all__ = [
     "init_grid",
     "cell_size",
@@ -45,20 +47,10 @@ __all__ = [
     "update_grid",
     "CellChanges",
     "cell_changes",
+    "rescale_cells",
+    "reference_tensor",
     "postprocess",
 ]
-
-
-def _check_probability(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def _source_device(generator: torch.Generator | None, device) -> torch.device:
@@ -82,9 +74,9 @@ def init_grid(batch: int, grid_size: int = 8, p_init: float = 0.3, *, generator:
     Returns:
         float32 ``(B, s, s)`` with values in {0, 1}.
     """
-    _check_positive_int("grid_size", grid_size)
-    _check_positive_int("batch", batch)
-    _check_probability("p_init", p_init)
+    check_int("grid_size", grid_size)
+    check_int("batch", batch)
+    check_fraction("p_init", p_init)
     source = _source_device(generator, device)
     grid = (torch.rand(batch, grid_size, grid_size, generator=generator, device=source) < p_init).float()
     return grid.to(device) if device is not None else grid
@@ -96,7 +88,7 @@ def cell_size(size: tuple[int, int], grid_size: int) -> tuple[int, int]:
     The paper states ``cell = ceil(H / s)`` for square images; the authors' code (copied from RISE) computes it
     per axis, which is what we do, so a non-square image gets non-square cells and still an ``s x s`` grid.
     """
-    _check_positive_int("grid_size", grid_size)
+    check_int("grid_size", grid_size)
     return math.ceil(int(size[0]) / grid_size), math.ceil(int(size[1]) / grid_size)
 
 
@@ -118,8 +110,8 @@ def interpolation_matrix(n_in: int, n_out: int, *, dtype: torch.dtype = torch.fl
     (position ``-x`` reads ``+x``), exactly what ``skimage.transform.resize(order=1, mode='reflect')`` does -
     the call the authors' and RISE's code use. ``M @ v`` resizes a vector ``v`` of length ``n_in``.
     """
-    _check_positive_int("n_in", n_in)
-    _check_positive_int("n_out", n_out)
+    check_int("n_in", n_in)
+    check_int("n_out", n_out)
     position = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
     low = torch.floor(position)
     frac = position - low
@@ -225,7 +217,16 @@ def blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> tor
     from torchvision.transforms.functional import gaussian_blur
 
     kernel_size = min(kernel_size, 2 * (min(images.shape[-2:]) // 2) - 1)  # fits small images (28 px)
+    if kernel_size < 3:  # a side of 1 or 2 pixels: nothing to blur
+        return images.clone()
     return gaussian_blur(images, [kernel_size, kernel_size], [sigma, sigma])
+
+
+def reference_tensor(reference: float | torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """A masked-pixel value (a number, ``(C, 1, 1)`` or ``(B, C, H, W)``) as a tensor of the images' dtype/device."""
+    if isinstance(reference, torch.Tensor):
+        return reference.to(images.device, images.dtype)
+    return torch.tensor(float(reference), dtype=images.dtype, device=images.device)
 
 
 def apply_mask(images: torch.Tensor, masks: torch.Tensor, reference: float | torch.Tensor = 0.0) -> torch.Tensor:
@@ -249,10 +250,7 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor, reference: float | tor
     if masks.dim() != 4 or masks.shape[1] != 1 or masks.shape[-2:] != images.shape[-2:]:
         raise ValueError(f"masks must have shape (B, H, W) = (*, {images.shape[-2]}, {images.shape[-1]}), "
                          f"got {tuple(masks.shape)}")
-    if isinstance(reference, torch.Tensor):
-        reference = reference.to(images.device, images.dtype)
-    else:
-        reference = torch.tensor(float(reference), dtype=images.dtype, device=images.device)
+    reference = reference_tensor(reference, images)
     # One fused op, the same one the OISE loop uses, so the pieces and the loop give identical numbers.
     return torch.addcmul(reference, images - reference, masks)
 
@@ -315,7 +313,7 @@ def update_grid(grids: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, *, 
     if not isinstance(grids, torch.Tensor) or grids.dim() != 3:
         shape = tuple(grids.shape) if isinstance(grids, torch.Tensor) else type(grids).__name__
         raise ValueError(f"grids must have shape (B, s, s), got {shape}")
-    _check_probability("step_size", step_size)
+    check_fraction("step_size", step_size)
     batch = grids.shape[0]
     p = torch.as_tensor(p, dtype=grids.dtype, device=grids.device).reshape(-1)
     delta_p = torch.as_tensor(delta_p, dtype=grids.dtype, device=grids.device).reshape(-1)
@@ -330,11 +328,13 @@ def update_grid(grids: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, *, 
         raise ValueError(f"uniform must have the grids' shape {tuple(grids.shape)}, got {tuple(uniform.shape)}")
     on = flip_cells(grids > 0, p.view(-1, 1, 1), uniform).to(grids.dtype)
     shrink = 1 - step_size * delta_p.abs().view(-1, 1, 1)
-    return _rescale(on, grids, shrink)
+    return rescale_cells(on, grids, shrink)
 
 
-def _rescale(on: torch.Tensor, old: torch.Tensor, shrink: torch.Tensor) -> torch.Tensor:
-    """``shrink = 1 - lr |delta_p|`` where ``D = on - old > 0``, else ``on`` (``D < 0`` cells are 0 either way)."""
+def rescale_cells(on: torch.Tensor, old: torch.Tensor, shrink: torch.Tensor) -> torch.Tensor:
+    """The rescaling half of the update (``on``, ``old``: ``(B, s, s)``; ``shrink``: ``(B, 1, 1)``).
+
+    ``shrink = 1 - lr |delta_p|`` where ``D = on - old > 0``, else ``on`` (``D < 0`` cells are 0 either way)."""
     return torch.where(on > old, shrink, on)
 
 

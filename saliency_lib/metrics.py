@@ -16,7 +16,7 @@ metric                     what it measures                                     
 
 Conventions. Maps are ``(B, H, W)`` (any real values: higher = more salient); images ``(B, C, H, W)`` in the
 model's input range; boxes ``(B, 4)`` as ``(x0, y0, x1, y1)`` in pixels, end-exclusive. The RISE curves follow
-``../shared/method.md``: deletion replaces pixels by the reference (the dataset mean, 0 after normalisation);
+``docs/method.md``: deletion replaces pixels by the reference (the dataset mean, 0 after normalisation);
 insertion starts from ``saliency_lib.masks.blur`` (kernel 11, sigma 5); ``pixels_per_step`` pixels change per
 step (RISE: 224 at 224 x 224); AUC is the trapezoid area divided by the number of steps, in [0, 1]. Ties in a
 map are broken by pixel order (row-major), as ``torch.argsort(stable=True)`` does: a flat map deletes
@@ -35,7 +35,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import masks as M
-from ._validate import check_images, check_int, class_probabilities, model_device, resolve_reference, resolve_target
+from ._checks import check_fraction, check_images, check_int, check_maps
+from .core import (broadcast_reference, class_probabilities, model_device, resolve_reference, resolve_target,
+                   seeded_generator)
 
 __all__ = [
     "CurveResult",
@@ -51,6 +53,7 @@ __all__ = [
     "SanityResult",
     "sanity_check",
     "random_maps",
+    "pixel_ranks",
 ]
 
 
@@ -60,10 +63,11 @@ class CurveResult:
 
     Attributes:
         auc: ``(B,)`` normalised area under each curve, in [0, 1].
-        curve: ``(B, n_steps + 1)`` target probability after 0, 1, ... n_steps steps.
-        fraction: ``(n_steps + 1,)`` share of pixels changed at each point (0 ... 1).
+        curve: ``(B, n_points)`` target probability after 0, 1, ... ``n_points - 1`` changes of
+            ``pixels_per_step`` pixels.
+        fraction: ``(n_points,)`` share of pixels changed at each point (0 ... 1).
         target: ``(B,)`` classes scored.
-        model_calls: model evaluations per image (``n_steps + 1``).
+        model_calls: model evaluations per image (``n_points``).
     """
 
     auc: torch.Tensor
@@ -80,24 +84,8 @@ def auc(curve: torch.Tensor) -> torch.Tensor:
     return (curve.sum(dim=1) - curve[:, 0] / 2 - curve[:, -1] / 2) / (curve.shape[1] - 1)
 
 
-def _check_maps(maps, images: torch.Tensor, name: str = "maps") -> torch.Tensor:
-    if not isinstance(maps, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), got {type(maps).__name__}")
-    if maps.dim() == 4 and maps.shape[1] == 1:
-        maps = maps[:, 0]
-    if maps.dim() == 2:
-        maps = maps.unsqueeze(0)
-    expected = (images.shape[0], images.shape[2], images.shape[3])
-    if maps.dim() != 3 or tuple(maps.shape) != expected:
-        raise ValueError(f"{name} must have shape (B, H, W) = {expected} to match the images, "
-                         f"got {tuple(maps.shape)}")
-    if not torch.isfinite(maps).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return maps.float()
-
-
-def _order(maps: torch.Tensor) -> torch.Tensor:
-    """Rank of every pixel, 0 = most salient: int64 ``(B, H*W)`` (ties by pixel order)."""
+def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
+    """Rank of every pixel of ``maps`` ``(B, H, W)``, 0 = most salient: int64 ``(B, H*W)`` (ties by pixel order)."""
     flat = maps.reshape(maps.shape[0], -1)
     order = torch.argsort(-flat, dim=1, stable=True)
     ranks = torch.empty_like(order)
@@ -129,7 +117,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     images, _ = check_images(images, model)
-    maps = _check_maps(maps, images)
+    maps = check_maps(maps, images).float()
     batch, channels, height, width = images.shape
     n_pixels = height * width
     pixels_per_step = width if pixels_per_step is None else check_int("pixels_per_step", pixels_per_step, 1, n_pixels)
@@ -139,15 +127,14 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
     clean = class_probabilities(model, images, output=output, batch_size=batch_size)
     targets = resolve_target(target, clean)
     filler = resolve_reference(reference if mode == "deletion" else start, model, images)
-    if not (isinstance(filler, torch.Tensor) and filler.dim() == 4):
-        filler = M.apply_mask(images, torch.zeros(batch, height, width, device=device), filler)
-    n_steps = math.ceil(n_pixels / pixels_per_step)
-    changed = torch.clamp(torch.arange(n_steps + 1, device=device) * pixels_per_step, max=n_pixels)  # (T,)
-    ranks = _order(maps)                                                                           # (B, HW)
-    curve = torch.empty(batch, n_steps + 1, device=device)
+    filler = broadcast_reference(filler, images).expand_as(images)  # (B, C, H, W)
+    n_points = math.ceil(n_pixels / pixels_per_step) + 1  # 0 pixels changed, then one step at a time
+    changed = torch.clamp(torch.arange(n_points, device=device) * pixels_per_step, max=n_pixels)  # (T,)
+    ranks = pixel_ranks(maps)                                                                           # (B, HW)
+    curve = torch.empty(batch, n_points, device=device)
     per_call = max(1, batch_size)
     # Work through (image, step) pairs in chunks: each chunk is one batched model call.
-    pairs = torch.cartesian_prod(torch.arange(batch, device=device), torch.arange(n_steps + 1, device=device))
+    pairs = torch.cartesian_prod(torch.arange(batch, device=device), torch.arange(n_points, device=device))
     bar = tqdm(total=len(pairs), desc=mode, unit="img", disable=not progress, leave=False)
     for chunk_start in range(0, len(pairs), per_call):
         chunk = pairs[chunk_start:chunk_start + per_call]
@@ -160,7 +147,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
         bar.update(len(chunk))
     bar.close()
     fraction = changed.float() / n_pixels
-    return CurveResult(auc(curve), curve, fraction.cpu(), targets, n_steps + 1)
+    return CurveResult(auc(curve), curve, fraction.cpu(), targets, n_points)
 
 
 def deletion(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, target=None, **kwargs) -> CurveResult:
@@ -191,11 +178,7 @@ def box_masks(boxes: torch.Tensor, size: tuple[int, int], tolerance: int = 0) ->
 
 
 def _maps_and_boxes(maps, boxes) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError(f"maps must be a tensor of shape (B, H, W), got "
-                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
-    if not torch.isfinite(maps).all():
-        raise ValueError("maps contains NaN or infinite values")
+    maps = check_maps(maps)
     if not isinstance(boxes, torch.Tensor) or boxes.shape != (maps.shape[0], 4):
         raise ValueError(f"boxes must have shape ({maps.shape[0]}, 4), one (x0, y0, x1, y1) per map")
     return maps.float(), boxes.to(maps.device)
@@ -231,8 +214,7 @@ def box_iou(maps: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.5) -> 
     the CAM papers threshold at 0.15-0.2 of the maximum and then box the largest blob; the threshold is a choice
     that changes the numbers, see notebook 04). A flat map selects every pixel.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    check_fraction("threshold", threshold)
     maps, boxes = _maps_and_boxes(maps, boxes)
     low = maps.amin(dim=(1, 2), keepdim=True)
     span = maps.amax(dim=(1, 2), keepdim=True) - low
@@ -260,7 +242,7 @@ def energy_in_box(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 
 def random_maps(batch: int, size: tuple[int, int], seed: int = 0, device="cpu") -> torch.Tensor:
     """Uniform random maps ``(B, H, W)``: the floor every method must beat."""
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = seeded_generator(seed)
     return torch.rand(batch, *size, generator=generator).to(device)
 
 
@@ -274,12 +256,12 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape != b.shape or a.dim() < 2:
         raise ValueError(f"a and b must be batches of maps of the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    ra = _order(a.reshape(a.shape[0], -1, 1)).float()
-    rb = _order(b.reshape(b.shape[0], -1, 1)).float()
+    ra = pixel_ranks(a.reshape(a.shape[0], -1, 1)).float()
+    rb = pixel_ranks(b.reshape(b.shape[0], -1, 1)).float()
     ra, rb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
     rho = (ra * rb).sum(dim=1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)
-    flat_a = a.reshape(a.shape[0], -1).std(dim=1) == 0
-    flat_b = b.reshape(b.shape[0], -1).std(dim=1) == 0
+    flat_a = a.reshape(a.shape[0], -1).amax(dim=1) == a.reshape(a.shape[0], -1).amin(dim=1)
+    flat_b = b.reshape(b.shape[0], -1).amax(dim=1) == b.reshape(b.shape[0], -1).amin(dim=1)
     return torch.where(flat_a | flat_b, torch.zeros_like(rho), rho)
 
 
@@ -336,7 +318,7 @@ def sanity_check(explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
         layers = layers[:check_int("max_layers", max_layers, 1)]
     if not layers:
         raise ValueError("model has no Conv2d or Linear layer to randomise")
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = seeded_generator(seed)
     stages, corr, corr_abs = [original], [], []
     for name, module in tqdm(layers, desc="randomising", disable=not progress, leave=False):
         weight = module.weight

@@ -1,36 +1,44 @@
-"""Matplotlib figures shared by notebooks and commands. Every function returns the ``Figure`` (or draws on the
-``Axes`` it is given), labels its axes, and gives colour maps a colour bar; overlays keep the image visible.
+"""Matplotlib figures shared by notebooks, widgets and commands. Every function returns the ``Figure`` (or draws
+on the ``Axes`` it is given), labels its axes, and gives colour maps a colour bar; overlays keep the image visible.
 
-Sections (edit only your own, with targeted edits):
+Three groups: images, maps and overlays (notebooks 01-03, the widgets); evaluation curves, method grids and
+benchmark bars (notebook 04); the figures of Part B, the reconstruction (notebook 05). The method behind them is
+described in ``docs/method.md``.
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt  # noqa: F401
-import torch  # noqa: F401
+import math
 
-__all__: list[str] = []
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch, Rectangle
 
-# ---- images, maps and overlays (shared) -----------------------------------------------------------------------
+__all__ = [
+    # images, maps and overlays
+    "as_array", "show_image", "show_map", "show_grid", "draw_cell_lines", "overlay", "show_cell_changes",
+    "cell_fates", "plot_update_rule", "compare_maps", "CHANGE_COLOURS",
+    # evaluation (notebook 04)
+    "plot_curves", "draw_box", "plot_method_grid", "plot_benchmark_bars", "scaled_map",
+    # reconstruction (notebook 05)
+    "plot_inpainting_setup", "plot_variations", "plot_search_loss", "plot_agreement_curves",
+]
+
+# ---- images, maps and overlays (notebooks 01-03, widgets) --------------------------------------------------------
 # Every helper takes a tensor or array in any of the shapes (H, W), (1, H, W), (C, H, W), (1, C, H, W) and draws
 # on the Axes it is given, so notebooks, widgets (which draw on a Figure without pyplot) and commands share them.
-
-import numpy as _np
-from matplotlib.colors import ListedColormap as _ListedColormap
-from matplotlib.patches import Patch as _Patch
-
-__all__ += ["as_array", "show_image", "show_map", "show_grid", "draw_cell_lines", "overlay", "show_cell_changes",
-            "cell_fates", "plot_update_rule", "compare_maps", "CHANGE_COLOURS"]
 
 # Colours of the four fates of a cell in one update (kept, dropped, turned on, stayed off).
 CHANGE_COLOURS = {"kept": "#2ca02c", "dropped": "#d62728", "turned on": "#1f77b4", "stayed off": "#dddddd"}
 
 
-def as_array(values) -> _np.ndarray:
+def as_array(values) -> np.ndarray:
     """A float numpy array ``(H, W)`` or ``(H, W, 3)`` from ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` input."""
     if isinstance(values, torch.Tensor):
         values = values.detach().float().cpu().numpy()
-    array = _np.asarray(values, dtype=_np.float32)
+    array = np.asarray(values, dtype=np.float32)
     while array.ndim > 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 3:
@@ -63,7 +71,7 @@ def _colourbar(ax, image, label: str):
 def show_image(ax, image, title: str | None = None, *, axis_labels: bool = True):
     """Draw an image in [0, 1] (grey for one channel, RGB for three). Returns the ``AxesImage``."""
     array = as_array(image)
-    drawn = ax.imshow(_np.clip(array, 0, 1), cmap="gray" if array.ndim == 2 else None, vmin=0, vmax=1)
+    drawn = ax.imshow(np.clip(array, 0, 1), cmap="gray" if array.ndim == 2 else None, vmin=0, vmax=1)
     if title:
         ax.set_title(title)
     _label_pixels(ax, axis_labels)
@@ -87,10 +95,10 @@ def draw_cell_lines(ax, size: int, colour: str = "tab:orange", linewidth: float 
     for collection in list(ax.collections):
         if collection.get_gid() == "cell-lines":
             collection.remove()
-    edges = _np.arange(-0.5, size, 1)
+    edges = np.arange(-0.5, size, 1)
     ax.vlines(edges, -0.5, size - 0.5, colors=colour, linewidth=linewidth, gid="cell-lines")
     ax.hlines(edges, -0.5, size - 0.5, colors=colour, linewidth=linewidth, gid="cell-lines")
-    ticks = _np.arange(0, size, max(1, size // 4))
+    ticks = np.arange(0, size, max(1, size // 4))
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
 
@@ -108,7 +116,7 @@ def show_grid(ax, grid, title: str | None = "coarse grid", *, cbar: bool = True,
     ax.set_xlabel("cell column")
     ax.set_ylabel("cell row")
     if annotate:
-        for (row, col), value in _np.ndenumerate(array):
+        for (row, col), value in np.ndenumerate(array):
             ax.text(col, row, f"{value:.2f}".rstrip("0").rstrip("."), ha="center", va="center", fontsize=7,
                     color="black" if value > (vmin + vmax) / 2 else "white")
     if cbar:
@@ -136,10 +144,10 @@ def overlay(ax, image, values, alpha: float = 0.5, title: str | None = None, *, 
     return drawn
 
 
-def cell_fates(old_grid, new_grid) -> _np.ndarray:
+def cell_fates(old_grid, new_grid) -> np.ndarray:
     """Fate of each cell as an int array ``(s, s)``: 0 kept, 1 dropped, 2 turned on, 3 stayed off."""
     old, new = as_array(old_grid) > 0, as_array(new_grid) > 0
-    return _np.select([old & new, old & ~new, ~old & new], [0, 1, 2], default=3)
+    return np.select([old & new, old & ~new, ~old & new], [0, 1, 2], default=3)
 
 
 def show_cell_changes(ax, old_grid, new_grid, title: str | None = "what the update did", *, legend: bool = True):
@@ -149,12 +157,12 @@ def show_cell_changes(ax, old_grid, new_grid, title: str | None = "what the upda
     """
     fate = cell_fates(old_grid, new_grid)
     colours = list(CHANGE_COLOURS.values())
-    drawn = ax.imshow(fate, cmap=_ListedColormap(colours), vmin=-0.5, vmax=3.5, interpolation="nearest")
+    drawn = ax.imshow(fate, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, interpolation="nearest")
     draw_cell_lines(ax, fate.shape[0], "white")
     ax.set_xlabel("cell column")
     ax.set_ylabel("cell row")
     if legend:
-        handles = [_Patch(color=colour, label=f"{name} ({int((fate == k).sum())})")
+        handles = [Patch(color=colour, label=f"{name} ({int((fate == k).sum())})")
                    for k, (name, colour) in enumerate(CHANGE_COLOURS.items())]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     if title:
@@ -167,7 +175,7 @@ def plot_update_rule(ax, p: float | None = None, title: str | None = "the update
 
     Marks ``p`` when given. Returns the list of vertical-marker artists (empty without ``p``).
     """
-    grid = _np.linspace(0, 1, 101)
+    grid = np.linspace(0, 1, 101)
     ax.plot(grid, grid, color=CHANGE_COLOURS["kept"], label="on cell stays on: p")
     ax.plot(grid, 1 - grid, color=CHANGE_COLOURS["turned on"], label="off cell turns on: 1 - p")
     ax.set_xlabel("p = target probability of the masked image")
@@ -204,16 +212,11 @@ def compare_maps(image, maps: dict, *, alpha: float = 0.5, cmap: str = "jet", si
 # Deletion/insertion curves, the paper-style method grid (rows = images, columns = methods, scores in titles), and
 # benchmark bars with confidence intervals. All draw from tensors/dicts the library returns (metrics, benchmark).
 
-from matplotlib.patches import Rectangle as _Rectangle  # noqa: E402
-
-__all__ += ["plot_curves", "draw_box", "plot_method_grid", "plot_benchmark_bars", "scaled_map"]
-
-
-def scaled_map(values) -> _np.ndarray:
+def scaled_map(values) -> np.ndarray:
     """A map min-max scaled to [0, 1] (flat maps become 0), so methods with different units share a colour bar."""
-    array = as_array(values).astype(_np.float64)
+    array = as_array(values).astype(np.float64)
     span = array.max() - array.min()
-    return ((array - array.min()) / span if span > 0 else _np.zeros_like(array)).astype(_np.float32)
+    return ((array - array.min()) / span if span > 0 else np.zeros_like(array)).astype(np.float32)
 
 
 def plot_curves(ax, fraction, curves: dict, mode: str = "deletion", *, upto: int | None = None,
@@ -225,9 +228,9 @@ def plot_curves(ax, fraction, curves: dict, mode: str = "deletion", *, upto: int
         curves: method -> ``(T,)`` probabilities; the legend gives each curve's AUC (trapezoid / steps).
         upto: draw only the first ``upto + 1`` points (the widget's "as pixels go"), with a marker at the last.
     """
-    x = _np.asarray(torch.as_tensor(fraction).detach().float().cpu().numpy()).reshape(-1)
+    x = np.asarray(torch.as_tensor(fraction).detach().float().cpu().numpy()).reshape(-1)
     for name, curve in curves.items():
-        y = _np.asarray(torch.as_tensor(curve).detach().float().cpu().numpy()).reshape(-1)
+        y = np.asarray(torch.as_tensor(curve).detach().float().cpu().numpy()).reshape(-1)
         area = (y.sum() - y[0] / 2 - y[-1] / 2) / (len(y) - 1)
         stop = len(y) if upto is None else min(len(y), upto + 1)
         (line,) = ax.plot(x[:stop], y[:stop], label=f"{name} (AUC {area:.3f})")
@@ -246,7 +249,7 @@ def plot_curves(ax, fraction, curves: dict, mode: str = "deletion", *, upto: int
 def draw_box(ax, box, colour: str = "lime", linewidth: float = 1.5) -> None:
     """Draw an ``(x0, y0, x1, y1)`` end-exclusive pixel box on an image axes."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    ax.add_patch(_Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
                             linewidth=linewidth))
 
 
@@ -293,13 +296,13 @@ def plot_benchmark_bars(ax, payload: dict, dataset: str, metric: str, *, title: 
     rows = [r for r in payload["records"] if r["dataset"] == dataset and metric in r["metrics"]]
     if not rows:
         raise ValueError(f"no records of metric {metric!r} for dataset {dataset!r}")
-    means = _np.array([r["metrics"][metric]["mean"] for r in rows])
-    low = _np.array([r["metrics"][metric]["ci95"][0] for r in rows])
-    high = _np.array([r["metrics"][metric]["ci95"][1] for r in rows])
+    means = np.array([r["metrics"][metric]["mean"] for r in rows])
+    low = np.array([r["metrics"][metric]["ci95"][0] for r in rows])
+    high = np.array([r["metrics"][metric]["ci95"][1] for r in rows])
     colours = ["tab:red" if r["method"] == "oise" else "tab:grey" if r["method"] == "random" else "tab:blue"
                for r in rows]
-    positions = _np.arange(len(rows))
-    ax.bar(positions, means, color=colours, yerr=_np.vstack([means - low, high - means]), capsize=3)
+    positions = np.arange(len(rows))
+    ax.bar(positions, means, color=colours, yerr=np.vstack([means - low, high - means]), capsize=3)
     ax.set_xticks(positions)
     ax.set_xticklabels([r["method"] for r in rows], rotation=40, ha="right", fontsize=8)
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
@@ -312,10 +315,6 @@ def plot_benchmark_bars(ax, payload: dict, dataset: str, metric: str, *, title: 
 # ---- reconstruction (notebook 05) -------------------------------------------------------------------------------
 # Figures of Part B: the inpainting set-up (hole, context weights), a grid of variations with the classifier's
 # class on each, the latent-search loss, and the agreement curves of `python -m saliency_lib reconstruct`.
-
-import math  # noqa: E402
-
-__all__ += ["plot_inpainting_setup", "plot_variations", "plot_search_loss", "plot_agreement_curves"]
 
 # Fixed colours per condition so every figure of the experiment reads the same way.
 _CONDITION_STYLE = {
@@ -331,11 +330,11 @@ _CONDITION_STYLE = {
 
 def plot_inpainting_setup(image, region, weights, *, size: float = 2.6):
     """Four panels: the image, the hole B over it, the context weights W = K * boxfilter(B), the known pixels."""
-    region_array = as_array(region).astype(_np.float32)
+    region_array = as_array(region).astype(np.float32)
     figure, axes = plt.subplots(1, 4, figsize=(4 * size + 1.5, size))
     show_image(axes[0], image, "image x", axis_labels=False)
     show_image(axes[1], image, "hole B (red, regenerated)", axis_labels=False)
-    tint = _np.zeros((*region_array.shape, 4), dtype=_np.float32)
+    tint = np.zeros((*region_array.shape, 4), dtype=np.float32)
     tint[..., 0], tint[..., 3] = 1.0, 0.55 * region_array
     axes[1].imshow(tint)
     show_map(axes[2], weights, "context weights W", vmin=0.0, vmax=None, label="weight", axis_labels=False)
@@ -380,7 +379,7 @@ def plot_variations(image, reconstructions, predicted, class_names, original_cla
 def plot_search_loss(ax, history, title: str | None = "latent search"):
     """The loss (mean over an image's codes) against the step, one line per image. ``history``: ``(steps+1, B)``."""
     values = as_array(history) if not isinstance(history, torch.Tensor) else history.detach().float().cpu().numpy()
-    ax.plot(_np.arange(len(values)), values, alpha=0.7)
+    ax.plot(np.arange(len(values)), values, alpha=0.7)
     ax.set_xlabel("search step")
     ax.set_ylabel("context + lambda * realism loss")
     if title:
@@ -402,7 +401,9 @@ def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
         label, colour, style, marker = _CONDITION_STYLE.get(name, (name, None, "-", "o"))
         rows = [result["conditions"][name][str(f)] for f in fractions]
         means = [100 * row["agreement"]["mean"] for row in rows]
-        errors = [100 * row["agreement"]["ci95"] for row in rows]
+        # ci95 is [low, high] (reports.summarise): asymmetric error bars, one row below and one above the mean.
+        errors = [[m - 100 * row["agreement"]["ci95"][0] for m, row in zip(means, rows)],
+                  [100 * row["agreement"]["ci95"][1] - m for m, row in zip(means, rows)]]
         left.errorbar(xs, means, yerr=errors, label=label, color=colour, linestyle=style, marker=marker, capsize=3)
         if "loss" in rows[0]:
             right.plot(xs, [row["loss"] for row in rows], label=label, color=colour, linestyle=style, marker=marker)

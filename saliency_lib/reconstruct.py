@@ -1,6 +1,6 @@
 """Part B: regenerate the salient region with a generative model and check that the decision holds.
 
-The authors' "acceptable variations" (semantic inpainting after Yeh et al., CVPR 2017; ``../shared/method.md``)::
+The authors' "acceptable variations" (semantic inpainting after Yeh et al., CVPR 2017; ``docs/method.md``)::
 
     B  = salient_region(saliency, fraction)          # the hole: the most salient pixels (1 = regenerate)
     K  = 1 - B                                       # the context: pixels we keep
@@ -18,7 +18,6 @@ which only rescales lambda), and the region rule of :func:`salient_region`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import check_images, check_int, class_probabilities, seeded_generator
+from ._checks import check_fraction, check_images, check_int, check_maps, check_number
+from .core import broadcast_reference, class_probabilities, seeded_generator
 
 __all__ = [
     "CONTEXT_KERNEL",
@@ -45,22 +45,6 @@ __all__ = [
 CONTEXT_KERNEL = 7  # ours: the paper's k = 15 at 64 px, scaled to 28 px
 
 
-def _check_maps(saliency: torch.Tensor, name: str = "saliency") -> torch.Tensor:
-    if not isinstance(saliency, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), got {type(saliency).__name__}")
-    if saliency.dim() == 2:
-        saliency = saliency.unsqueeze(0)
-    if saliency.dim() != 3:
-        raise ValueError(f"{name} must have shape (B, H, W) or (H, W), got {tuple(saliency.shape)}")
-    return saliency
-
-
-def _check_fraction(fraction: float) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    return float(fraction)
-
-
 def salient_region(saliency: torch.Tensor, fraction: float, *, box: bool = False) -> torch.Tensor:
     """The salient region: the ``fraction`` of pixels with the highest saliency (or the box around them).
 
@@ -75,8 +59,8 @@ def salient_region(saliency: torch.Tensor, fraction: float, *, box: bool = False
     Returns:
         bool ``(B, H, W)``: True = in the region (to be regenerated).
     """
-    saliency = _check_maps(saliency)
-    fraction = _check_fraction(fraction)
+    saliency = check_maps(saliency, name="saliency")
+    fraction = check_fraction("fraction", fraction, open_low=True)
     batch, height, width = saliency.shape
     count = max(1, round(fraction * height * width))
     flat = saliency.reshape(batch, -1).float()
@@ -88,7 +72,7 @@ def salient_region(saliency: torch.Tensor, fraction: float, *, box: bool = False
 
 def box_region(region: torch.Tensor) -> torch.Tensor:
     """The bounding box of each region: bool ``(B, H, W)`` -> bool ``(B, H, W)`` (an empty region stays empty)."""
-    region = _check_maps(region, "region").bool()
+    region = check_maps(region, name="region").bool()
     rows, cols = region.any(dim=2), region.any(dim=1)  # (B, H), (B, W)
     inside_rows = rows.cumsum(1).gt(0) & rows.flip(1).cumsum(1).flip(1).gt(0)
     inside_cols = cols.cumsum(1).gt(0) & cols.flip(1).cumsum(1).flip(1).gt(0)
@@ -110,7 +94,7 @@ def random_region(like: torch.Tensor, *, grid_size: int = 7, seed: int | None = 
     Returns:
         bool ``(B, H, W)`` with ``random.sum((1, 2)) == like.sum((1, 2))``.
     """
-    like = _check_maps(like, "like").bool()
+    like = check_maps(like, name="like").bool()
     check_int("grid_size", grid_size, 1)
     batch, height, width = like.shape
     generator = seeded_generator(seed)
@@ -135,7 +119,7 @@ def context_weights(region: torch.Tensor, kernel_size: int = CONTEXT_KERNEL) -> 
     Returns:
         float32 ``(B, H, W)`` in [0, 1].
     """
-    region = _check_maps(region, "region").float()
+    region = check_maps(region, name="region").float()
     check_int("kernel_size", kernel_size, 1)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (a window centred on the pixel), got {kernel_size}")
@@ -154,9 +138,9 @@ class InpaintResult:
         z: ``(B, K, latent_dim)`` the final codes (in [-1, 1]).
         loss, context_loss, realism_loss: ``(B, K)`` at the final codes (``loss = context + lambda * realism``).
         initial_loss: ``(B, K)`` the loss at the starting codes.
-        history: ``(n_steps + 1, B)`` the mean loss over each image's codes after every step (row 0 = start).
-        partial: True when the search was stopped (``KeyboardInterrupt``) before ``n_steps``.
-        steps_done: steps completed.
+        history: ``(n_iterations + 1, B)`` the mean loss over each image's codes after every step (row 0 = start).
+        partial: True when the search was stopped (``KeyboardInterrupt``) before ``n_iterations``.
+        steps_done: optimisation steps completed.
         region: bool ``(B, H, W)`` the hole.
     """
 
@@ -206,7 +190,7 @@ def _warm_start(generator: nn.Module, images: torch.Tensor, weights: torch.Tenso
 
 
 def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, region: torch.Tensor, *,
-            n_codes: int = 32, n_steps: int = 300, lr: float = 0.01, momentum: float = 0.9,
+            n_codes: int = 32, n_iterations: int = 300, lr: float = 0.01, momentum: float = 0.9,
             realism_weight: float = 0.005, kernel_size: int = CONTEXT_KERNEL, n_candidates: int | None = None,
             batch_size: int | None = None, seed: int | None = None, progress: bool = False,
             callback: Callable[[int, int, torch.Tensor], None] | None = None) -> InpaintResult:
@@ -223,7 +207,7 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
         images: ``(B, C, H, W)`` in [0, 1].
         region: the hole, bool ``(B, H, W)`` (True = regenerate); e.g. :func:`salient_region`.
         n_codes: codes per image (paper: 64; default 32 is ours).
-        n_steps: optimisation steps (paper: 1000-1500; default 300 is ours).
+        n_iterations: optimisation steps of the latent search (paper: 1000-1500; default 300 is ours).
         lr, momentum: Nesterov SGD (paper: 0.01, 0.9).
         realism_weight: lambda (paper: 0.005).
         kernel_size: box filter of :func:`context_weights`.
@@ -245,15 +229,9 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
             (no context to match), the generator's output size differs from the images', a network in training
             mode, bad numbers.
     """
-    images, _ = check_images(images)
+    images, _ = check_images(images, value_range=(0, 1))  # the generator's output range
     batch, channels, height, width = images.shape
-    if images.min() < -1e-4 or images.max() > 1 + 1e-4:
-        raise ValueError("images must have values in [0, 1] (the generator's output range)")
-    region = _check_maps(region, "region")
-    if tuple(region.shape) != (batch, height, width):
-        raise ValueError(f"region must have shape (B, H, W) = ({batch}, {height}, {width}) for these images, "
-                         f"got {tuple(region.shape)}")
-    region = region.bool().to(images.device)
+    region = check_maps(region, images, name="region").bool().to(images.device)
     sizes = region.flatten(1).sum(1)
     if (sizes == 0).any():
         raise ValueError(f"region is empty for image(s) {torch.nonzero(sizes == 0).flatten().tolist()}: "
@@ -262,10 +240,9 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
         raise ValueError(f"region covers the whole image for image(s) "
                          f"{torch.nonzero(sizes == height * width).flatten().tolist()}: no context to match")
     check_int("n_codes", n_codes, 1)
-    check_int("n_steps", n_steps, 0)
+    check_int("n_iterations", n_iterations, 0)
     for name, value in (("lr", lr), ("momentum", momentum), ("realism_weight", realism_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_number(name, value, minimum=0)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
     for name, network in (("generator", generator), ("discriminator", discriminator)):
@@ -274,9 +251,13 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
     latent_dim = int(getattr(generator, "latent_dim", 100))
     device = images.device
     with torch.no_grad():
-        probe = generator(torch.zeros(1, latent_dim, device=device))
+        try:
+            probe = generator(torch.zeros(1, latent_dim, device=device))
+        except RuntimeError as error:  # e.g. the generator on the GPU, the images on the CPU
+            raise ValueError(f"generator rejected a code of shape (1, {latent_dim}) on {device}: "
+                             f"{str(error).splitlines()[0]}") from None
     if tuple(probe.shape[1:]) != (channels, height, width):
-        raise ValueError(f"the generator makes images of shape {tuple(probe.shape[1:])} but the images are "
+        raise ValueError(f"generator makes images of shape {tuple(probe.shape[1:])} but the images are "
                          f"{(channels, height, width)}; use a generator trained at this size")
 
     rng = seeded_generator(seed, device)
@@ -288,8 +269,8 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
     step_images = batch_size or batch
     chunks = [(start, min(start + step_images, batch)) for start in range(0, batch, step_images)]
     out_z, out_loss, out_context, out_realism, out_initial, out_history = [], [], [], [], [], []
-    partial, steps_done, total_done = False, n_steps, 0
-    bar = tqdm(total=n_steps * len(chunks), desc="latent search", unit="step", disable=not progress, leave=False)
+    partial, steps_done, total_done = False, n_iterations, 0
+    bar = tqdm(total=n_iterations * len(chunks), desc="latent search", unit="step", disable=not progress, leave=False)
     try:
         for start, stop in chunks:
             n_img = stop - start
@@ -301,13 +282,13 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
             initial = None
             done = 0
             try:
-                for step in range(n_steps + 1):
+                for step in range(n_iterations + 1):
                     with torch.enable_grad():
                         loss, _, _ = _losses(generator, discriminator, z, target, weights, realism_weight)
                         history.append(loss.detach().view(n_img, n_codes).mean(1))
                         if initial is None:
                             initial = loss.detach().clone()
-                        if step == n_steps:
+                        if step == n_iterations:
                             break
                         optimiser.zero_grad(set_to_none=True)
                         loss.sum().backward()  # per-code losses are independent: each z gets its own gradient
@@ -318,7 +299,7 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
                     bar.update()
                     total_done += 1
                     if callback is not None:
-                        callback(total_done, n_steps * len(chunks), history[-1])
+                        callback(total_done, n_iterations * len(chunks), history[-1])
             except KeyboardInterrupt:
                 partial, steps_done = True, min(steps_done, done)
             with torch.no_grad():
@@ -330,8 +311,8 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
             out_realism.append(realism.view(n_img, n_codes))
             out_initial.append(initial.view(n_img, n_codes))
             history = torch.stack(history)
-            if len(history) < n_steps + 1:  # stopped early: repeat the last value so every chunk has n_steps + 1
-                history = torch.cat([history, history[-1:].expand(n_steps + 1 - len(history), -1)])
+            if len(history) < n_iterations + 1:  # stopped early: pad with the last value
+                history = torch.cat([history, history[-1:].expand(n_iterations + 1 - len(history), -1)])
             out_history.append(history)
             if partial:
                 break
@@ -356,16 +337,11 @@ def fill_region(images: torch.Tensor, region: torch.Tensor, value) -> torch.Tens
     ``fill_region(x, B, saliency_lib.masks.blur(x))`` with a blurred copy. Returns ``(B, C, H, W)``.
     """
     images, _ = check_images(images)
-    region = _check_maps(region, "region")
-    if tuple(region.shape) != (images.shape[0], *images.shape[2:]):
-        raise ValueError(f"region must have shape (B, H, W) = ({images.shape[0]}, {images.shape[2]}, "
-                         f"{images.shape[3]}), got {tuple(region.shape)}")
+    region = check_maps(region, images, name="region")
     hole = region.bool().to(images.device).unsqueeze(1)
     if isinstance(value, torch.Tensor):
         value = value.to(images.device, images.dtype)
-    else:
-        value = torch.tensor(float(value), device=images.device)
-    return torch.where(hole, value, images)
+    return torch.where(hole, broadcast_reference(value, images), images)
 
 
 def predictions(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

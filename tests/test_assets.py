@@ -46,6 +46,13 @@ def test_manifest_records_the_classifier_accuracy_on_the_full_test_set():
     assert measured["test_accuracy"] >= 0.91
 
 
+def test_every_recipe_is_registered_and_the_table_lists_every_file():
+    assets._load_recipes()
+    assert set(assets.ASSETS) == set(assets.read_manifest()["files"])
+    table = assets.manifest_table()
+    assert all(f"`{name}`" in table for name in assets.ASSETS)
+
+
 def test_checked_path_accepts_an_intact_file(data_copy):
     assert assets.checked_path("fashion_cnn.pt", data_copy) == data_copy / "fashion_cnn.pt"
 

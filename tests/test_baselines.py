@@ -5,24 +5,25 @@ import torch
 
 from saliency_lib import baselines as B
 from saliency_lib import metrics as Mt
-from saliency_lib.benchmark import planted_canvases, planted_model
+from saliency_lib import models
+from saliency_lib.datasets import planted_canvases
 from saliency_lib.data import fashion_sample
 
 FAST = {"oise": {"n_steps": 150}, "rise": {"n_masks": 150}, "lime": {"n_samples": 40},
-        "integrated_gradients": {"n_steps": 8}, "occlusion": {"window": 8, "stride": 4}}
+        "integrated_gradients": {"n_path_points": 8}, "occlusion": {"window": 8, "stride": 4}}
 
 
 @pytest.fixture(scope="module")
 def planted():
     items, labels = fashion_sample(n_per_class=2)
     data = planted_canvases(items, labels, 6, seed=3)
-    return planted_model(), data
+    return models.load("planted-evidence"), data
 
 
 @pytest.mark.parametrize("name", sorted(B.METHODS))
 def test_every_method_gives_one_finite_map_per_image(planted, name):
     model, data = planted
-    maps = B.explain(name, model, data.images, data.labels, **FAST.get(name, {}))
+    maps = B.attribute(name, model, data.images, data.labels, **FAST.get(name, {}))
     assert maps.shape == (6, 64, 64)
     assert torch.isfinite(maps).all()
     assert isinstance(maps.model_calls, int)
@@ -40,10 +41,10 @@ def test_every_method_gives_one_finite_map_per_image(planted, name):
 
 def test_budgets_are_the_model_calls(planted):
     model, data = planted
-    assert B.explain("oise", model, data.images[:2], n_steps=60).model_calls == 60
-    assert B.explain("rise", model, data.images[:2], n_masks=60).model_calls == 60
-    assert B.explain("lime", model, data.images[:2], n_samples=30).model_calls == 30
-    assert B.explain("occlusion", model, data.images[:2], window=16, stride=16).model_calls == 17
+    assert B.attribute("oise", model, data.images[:2], n_steps=60).model_calls == 60
+    assert B.attribute("rise", model, data.images[:2], n_masks=60).model_calls == 60
+    assert B.attribute("lime", model, data.images[:2], n_samples=30).model_calls == 30
+    assert B.attribute("occlusion", model, data.images[:2], window=16, stride=16).model_calls == 17
 
 
 def test_gradcam_is_captums_layergradcam(planted):
@@ -63,8 +64,8 @@ def test_seeded_methods_repeat_and_lime_leaves_the_global_generator_alone(plante
     a = B.lime(model, data.images[:2], n_samples=30, seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(a, B.lime(model, data.images[:2], n_samples=30, seed=5))
-    assert torch.equal(B.explain("rise", model, data.images[:2], n_masks=50, seed=1),
-                       B.explain("rise", model, data.images[:2], n_masks=50, seed=1))
+    assert torch.equal(B.attribute("rise", model, data.images[:2], n_masks=50, seed=1),
+                       B.attribute("rise", model, data.images[:2], n_masks=50, seed=1))
 
 
 def test_superpixels_label_every_pixel():
@@ -77,8 +78,8 @@ def test_superpixels_label_every_pixel():
 
 def test_bad_arguments_are_named(planted):
     model, data = planted
-    with pytest.raises(ValueError, match="unknown method"):
-        B.explain("shap", model, data.images)
+    with pytest.raises(ValueError, match="method must be one of"):
+        B.attribute("shap", model, data.images)
     with pytest.raises(ValueError, match="window"):
         B.occlusion(model, data.images, window=0)
     with pytest.raises(ValueError, match="channels"):

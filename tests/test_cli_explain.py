@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from saliency_lib import cli
-from saliency_lib.cli_explain import load_image_file
+from saliency_lib.image_files import load_image_file
 from saliency_lib.models import InputSpec
 
 
@@ -70,9 +70,9 @@ def test_explain_with_rise_and_a_chosen_target(photo, tmp_path, capsys):
     (["{broken}"], "cannot read"),
     (["{photo}", "--model", "alexnet"], "unknown model 'alexnet'"),
     (["{photo}", "--method", "lime"], "unknown method 'lime'"),
-    (["{photo}", "--steps", "0"], "--steps must be >= 1"),
+    (["{photo}", "--steps", "0"], "steps must be >= 1"),
     (["{photo}", "--out", "map.txt"], "--out must end in"),
-    (["{photo}", "--target", "1000", "--steps", "1"], "--target must be a class index in [0, 999]"),
+    (["{photo}", "--target", "1000", "--steps", "1"], "target must be a class index in [0, 999]"),
 ])
 def test_errors_exit_non_zero_with_one_line(photo, tmp_path, capsys, arguments, message):
     broken = tmp_path / "broken.png"

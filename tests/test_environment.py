@@ -76,6 +76,12 @@ def test_make_and_ci_run_the_readme_commands():
     assert "mybinder.org" in readme
 
 
+def test_make_speed_times_the_methods_and_nothing_is_called_benchmark():
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^speed:.*\n\t\$\(PY\) benchmarks/speed\.py$", makefile, re.M)
+    assert not re.search(r"^benchmark:", makefile, re.M)
+
+
 def test_make_lab_serves_without_a_display_and_opens_notebook_00():
     import os
     import subprocess

@@ -2,7 +2,8 @@
 
 ``tests/golden/golden.pt`` was written once by ``python tests/test_golden.py --write`` on the code as it stood
 before any module moved (commit recorded in ``golden.json``). Every later change of structure must reproduce
-it. Tolerance: ``ATOL`` below, stated for float re-ordering only (e.g. a sum split differently); the values
+it (the quick suite's numbers are checked in tests/test_evaluation.py, which runs that suite once).
+Tolerance: ``ATOL`` below, stated for float re-ordering only (e.g. a sum split differently); the values
 have so far been bit-identical.
 
 To refresh it after an intended change of behaviour (not of structure): re-run with ``--write`` and say why in
@@ -82,13 +83,13 @@ def compute() -> dict[str, torch.Tensor]:
 
     for name in sorted(baselines.METHODS):
         options = {"lime": {"n_samples": 40}, "oise": {"n_steps": 100}, "rise": {"n_masks": 100},
-                   "integrated_gradients": {"n_steps": 8}}.get(name, {})
-        out[f"baselines/{name}"] = baselines.explain(name, fashion, sample[:2], labels[:2], **options).float()
+                   "integrated_gradients": {"n_path_points": 8}}.get(name, {})
+        out[f"baselines/{name}"] = baselines.attribute(name, fashion, sample[:2], labels[:2], **options).float()
 
     # Part B: the latent search on two images with the shipped DCGAN.
     generator, discriminator = load_generator(), load_discriminator()
     region = reconstruct.salient_region(maps[:2], 0.3)
-    result = reconstruct.inpaint(generator, discriminator, sample[:2], region, n_codes=4, n_steps=5,
+    result = reconstruct.inpaint(generator, discriminator, sample[:2], region, n_codes=4, n_iterations=5,
                                  n_candidates=64, seed=0)
     out["inpaint/reconstructions"] = result.reconstructions
     out["inpaint/z"] = result.z
@@ -96,12 +97,8 @@ def compute() -> dict[str, torch.Tensor]:
     return {key: value.detach().cpu().float() for key, value in out.items()}
 
 
-def quick_benchmark_numbers(tmp: Path) -> dict[str, float]:
-    """The quick benchmark's metric means (record by record), without wall times."""
-    from saliency_lib.cli import main
-
-    assert main(["benchmark", "--suite", "quick", "--out", str(tmp), "--no-progress"]) == 0
-    payload = json.loads((tmp / "benchmark_quick.json").read_text())
+def benchmark_numbers(payload: dict) -> dict[str, float]:
+    """The quick evaluation suite's metric means (record by record), without wall times."""
     numbers = {}
     for record in payload["records"]:
         for metric, summary in record["metrics"].items():
@@ -110,6 +107,23 @@ def quick_benchmark_numbers(tmp: Path) -> dict[str, float]:
                 key += f"/{record['budget']}"
             numbers[key] = summary["mean"]
     return numbers
+
+
+def quick_benchmark_numbers(tmp: Path) -> dict[str, float]:
+    """Runs the quick suite into ``tmp`` and returns :func:`benchmark_numbers` of it."""
+    from saliency_lib.cli import main
+
+    assert main(["evaluate", "--suite", "quick", "--out", str(tmp), "--no-progress"]) == 0
+    return benchmark_numbers(json.loads((tmp / "evaluation_quick.json").read_text()))
+
+
+def assert_benchmark_unchanged(payload: dict) -> None:
+    """The quick suite's numbers equal the recorded ones (called by tests/test_evaluation.py, which runs it once)."""
+    numbers = benchmark_numbers(payload)
+    expected = torch.load(GOLDEN, weights_only=True)["benchmark"]
+    assert set(numbers) == set(expected)
+    for key, value in expected.items():
+        assert abs(numbers[key] - value) <= 1e-5, f"{key}: {numbers[key]} != {value}"
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +147,6 @@ def test_output_unchanged(golden, now, key):
     assert actual.shape == expected.shape, key
     difference = (actual - expected).abs().max().item() if actual.numel() else 0.0
     assert difference <= ATOL, f"{key}: max abs difference {difference:.3g} > {ATOL}"
-
-
-def test_quick_benchmark_numbers_unchanged(golden, tmp_path):
-    numbers = quick_benchmark_numbers(tmp_path)
-    expected = golden["benchmark"]
-    assert set(numbers) == set(expected)
-    for key, value in expected.items():
-        assert abs(numbers[key] - value) <= 1e-5, f"{key}: {numbers[key]} != {value}"
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

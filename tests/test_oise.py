@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from saliency_lib import Recorder, masks as M, oise
-from saliency_lib.oise import OISEStep
+from saliency_lib.oise_method import OISEStep
 
 
 class PlantedModel(nn.Module):

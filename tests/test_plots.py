@@ -99,3 +99,16 @@ def test_compare_maps():
     assert titles[:3] == ["image", "A", "B"] and len(figure.axes) == 5  # three panels and two colour bars
     assert figure.axes[2].images[1].get_clim()[1] == pytest.approx(float(figure.axes[2].images[1].get_array().max()))
     plt.close(figure)
+
+
+def test_agreement_curves_read_ci95_as_low_high():
+    # reports.summarise stores ci95 = [low, high]; the error bars must run from low to high around the mean.
+    summary = {"mean": 0.8, "ci95": [0.7, 0.85], "std": 0.1, "n": 20}
+    result = {"fractions": [0.5, 0.9], "images": 20,
+              "conditions": {"oise_generated": {"0.5": {"agreement": summary, "loss": 1.0},
+                                                "0.9": {"agreement": summary, "loss": 2.0}}}}
+    figure = plots.plot_agreement_curves(result)
+    segments = figure.axes[0].collections[0].get_segments()
+    low, high = sorted(segments[0][:, 1])
+    assert (low, high) == pytest.approx((70.0, 85.0))
+    plt.close(figure)

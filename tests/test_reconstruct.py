@@ -72,9 +72,11 @@ def test_salient_region_rejects_bad_fraction(fraction):
         salient_region(torch.rand(1, 4, 4), fraction)
 
 
-def test_salient_region_rejects_bad_shape():
+@pytest.mark.parametrize("shape", [(1, 2, 4, 4), (16,)])
+def test_salient_region_rejects_bad_shape(shape):
+    # (B, 1, H, W) maps lose their channel axis (the shared check_maps rule); other shapes are refused
     with pytest.raises(ValueError, match="saliency"):
-        salient_region(torch.rand(1, 1, 4, 4), 0.5)
+        salient_region(torch.rand(*shape), 0.5)
 
 
 def test_random_region_same_size_seeded_and_different():
@@ -85,6 +87,12 @@ def test_random_region_same_size_seeded_and_different():
     assert torch.equal(first, random_region(like, seed=3))
     assert not torch.equal(first, random_region(like, seed=4))
     assert not torch.equal(first, like)
+
+
+def test_random_region_refuses_a_float_seed():
+    like = salient_region(torch.rand(1, 8, 8), 0.25)
+    with pytest.raises(TypeError, match="seed"):
+        random_region(like, seed=1.5)
 
 
 # ---- context weights ---------------------------------------------------------------------------------------------
@@ -122,7 +130,7 @@ def _problem(n_images=3, seed=0):
 
 def test_latent_search_lowers_the_loss_of_every_image(toy_gan):
     images, region = _problem(4)
-    result = inpaint(*toy_gan, images, region, n_codes=6, n_steps=25, lr=0.01, seed=0)
+    result = inpaint(*toy_gan, images, region, n_codes=6, n_iterations=25, lr=0.01, seed=0)
     assert result.loss.shape == result.initial_loss.shape == (4, 6)
     per_image_final, per_image_initial = result.loss.mean(1), result.initial_loss.mean(1)
     assert (per_image_final < per_image_initial).all(), (per_image_final, per_image_initial)
@@ -135,7 +143,7 @@ def test_latent_search_lowers_the_loss_of_every_image(toy_gan):
 
 def test_latent_search_output_is_consistent(toy_gan):
     images, region = _problem(2)
-    result = inpaint(*toy_gan, images, region, n_codes=3, n_steps=3, seed=1)
+    result = inpaint(*toy_gan, images, region, n_codes=3, n_iterations=3, seed=1)
     assert result.reconstructions.shape == result.generated.shape == (2, 3, 1, 28, 28)
     hole = region[:, None, None].expand_as(result.reconstructions)
     known = images[:, None].expand_as(result.reconstructions)
@@ -150,19 +158,19 @@ def test_latent_search_output_is_consistent(toy_gan):
 
 def test_latent_search_seeded_and_batched(toy_gan):
     images, region = _problem(3)
-    first = inpaint(*toy_gan, images, region, n_codes=2, n_steps=4, seed=5)
-    again = inpaint(*toy_gan, images, region, n_codes=2, n_steps=4, seed=5)
-    chunked = inpaint(*toy_gan, images, region, n_codes=2, n_steps=4, seed=5, batch_size=1)
+    first = inpaint(*toy_gan, images, region, n_codes=2, n_iterations=4, seed=5)
+    again = inpaint(*toy_gan, images, region, n_codes=2, n_iterations=4, seed=5)
+    chunked = inpaint(*toy_gan, images, region, n_codes=2, n_iterations=4, seed=5, batch_size=1)
     assert torch.equal(first.z, again.z)
     assert torch.allclose(first.z, chunked.z, atol=1e-5)
-    other = inpaint(*toy_gan, images, region, n_codes=2, n_steps=4, seed=6)
+    other = inpaint(*toy_gan, images, region, n_codes=2, n_iterations=4, seed=6)
     assert not torch.equal(first.z, other.z)
 
 
 def test_warm_start_begins_closer_than_random_codes(toy_gan):
     images, region = _problem(3)
-    cold = inpaint(*toy_gan, images, region, n_codes=4, n_steps=0, seed=0)
-    warm = inpaint(*toy_gan, images, region, n_codes=4, n_steps=0, seed=0, n_candidates=256)
+    cold = inpaint(*toy_gan, images, region, n_codes=4, n_iterations=0, seed=0)
+    warm = inpaint(*toy_gan, images, region, n_codes=4, n_iterations=0, seed=0, n_candidates=256)
     assert (warm.context_loss.mean(1) <= cold.context_loss.mean(1)).all()
 
 
@@ -231,19 +239,19 @@ def test_inpainting_recovers_a_planted_region_the_classifier_needs(toy_gan):
     generator, discriminator = toy_gan
     mean_brightness = generator(torch.rand(64, 100) * 2 - 1)[:, :, :14, :14].mean()
     assert mean_brightness < 0.9  # the toy generator does not make fully bright patches
-    on_evidence = inpaint(generator, discriminator, images, evidence, n_codes=4, n_steps=2, seed=0)
-    on_corner = inpaint(generator, discriminator, images, corner, n_codes=4, n_steps=2, seed=0)
+    on_evidence = inpaint(generator, discriminator, images, evidence, n_codes=4, n_iterations=2, seed=0)
+    on_corner = inpaint(generator, discriminator, images, corner, n_codes=4, n_iterations=2, seed=0)
     assert agreement(model, images, on_corner.reconstructions).mean() == 1.0
     assert agreement(model, images, on_evidence.reconstructions).mean() < 1.0
 
 
-# ---- the experiment command (quick suite, shipped weights) ---------------------------------------------------------
+# ---- the experiment (quick suite through the command, shipped weights) ----------------------------------------------
 
 def test_quick_experiment_writes_consistent_results(tmp_path):
     import json
 
     from saliency_lib.cli import main
-    from saliency_lib.cli_reconstruct import FRACTIONS, PAPER_LYNX
+    from saliency_lib.reconstruction_experiment import FRACTIONS, PAPER_LYNX
 
     assert main(["reconstruct", "--suite", "quick", "--out", str(tmp_path), "--no-progress"]) == 0
     result = json.loads((tmp_path / "reconstruction_quick.json").read_text())
@@ -262,6 +270,8 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
             per_image = torch.tensor(result["per_image_agreement"][name][str(fraction)])
             assert len(per_image) == 10 and ((per_image >= 0) & (per_image <= 1)).all()
             assert abs(per_image.mean().item() - row["agreement"]["mean"]) < 1e-3
+            low, high = row["agreement"]["ci95"]  # reports.summarise: a [low, high] interval around the mean
+            assert low <= row["agreement"]["mean"] <= high and row["agreement"]["n"] == 10
             sizes.append(row["hole_pixels"])
             if name.endswith("generated"):
                 assert row["loss"] <= row["initial_loss"] + 1e-6  # the search never ends worse than it began
@@ -272,3 +282,31 @@ def test_latent_search_refuses_networks_in_training_mode():
     images, region = _problem(1)
     with pytest.raises(ValueError, match="generator is in training mode"):
         inpaint(Generator().train(), Discriminator().eval(), images, region)
+
+
+def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tmp_path):
+    import json
+
+    from saliency_lib.reconstruction_experiment import resummarise, write_results
+    from saliency_lib.reports import summarise
+
+    per_image = {"oise_generated": {"0.5": [1.0, 0.875, 0.5, 1.0], "0.9": [0.25, 1.0, 0.75, 0.0]}}
+    old = {"suite": "old", "images": 4, "clean_accuracy": 1.0, "fractions": [0.5, 0.9],
+           "settings": {"n_codes": 8, "n_steps": 25}, "choices": {"ours": ["ours"]},
+           "paper_lynx_theirs": {"0.5": 0.889, "0.9": 0.647},
+           "conditions": {"oise_generated": {f: {"agreement": {"mean": round(sum(v) / 4, 4), "std": 0.0,
+                                                               "ci95": 0.1, "n_images": 4}, "loss": 1.0}
+                                             for f, v in per_image["oise_generated"].items()}},
+           "per_image_agreement": per_image, "timings": {"total_seconds": 1.0}, "environment": {"threads": 1}}
+    path = tmp_path / "reconstruction_old.json"
+    path.write_text(json.dumps(old))
+    result = resummarise(path)
+    for f, values in per_image["oise_generated"].items():
+        row = result["conditions"]["oise_generated"][f]
+        assert row["agreement"] == summarise(values)
+        assert row["agreement"]["mean"] == old["conditions"]["oise_generated"][f]["agreement"]["mean"]
+    assert result["settings"] == {"n_codes": 8, "n_iterations": 25}
+    assert json.loads(path.read_text()) == result
+    assert (tmp_path / "reconstruction_old.png").exists() and "[" in (tmp_path / "reconstruction_old.md").read_text()
+    write_results(result, tmp_path / "again")  # an already converted file converts to itself
+    assert resummarise(tmp_path / "again" / "reconstruction_old.json") == result

@@ -8,9 +8,8 @@ import ipywidgets
 import pytest
 import torch
 
-from saliency_lib import masks, widgets
-from saliency_lib._validate import class_probabilities
-from saliency_lib.oise import oise
+from saliency_lib import masks, oise, widgets
+from saliency_lib.core import class_probabilities
 
 
 # ---- notebook 01: mask panel -------------------------------------------------------------------------------------
@@ -213,6 +212,14 @@ def test_figure_view_renders_when_someone_can_look():
     eager.update()
     assert eager.renders == 1 and bytes(eager.widget.value).startswith(b"\x89PNG") and not eager.dirty
     assert widgets.FigureView((1, 1)).eager is False  # no Jupyter kernel under pytest
+
+
+def test_figure_view_knows_when_it_is_watched():
+    assert not widgets.FigureView((1, 1)).watched  # views are not counted unless asked
+    view = widgets.FigureView((1, 1), count_views=True)
+    assert not view.watched
+    view.widget._view_count = 1  # what the front end does when it shows the image
+    assert view.watched
 
 
 def test_panels_reject_bad_input(planted_model, planted_images):

@@ -3,15 +3,16 @@
 import torch
 
 from saliency_lib import metrics as Mt
-from saliency_lib.benchmark import planted_canvases, planted_model
+from saliency_lib import models
 from saliency_lib.data import fashion_sample
+from saliency_lib.datasets import planted_canvases
 from saliency_lib.widgets import evaluation_panel
 
 
 def make_panel():
     items, labels = fashion_sample(n_per_class=1)
     data = planted_canvases(items, labels, 3, seed=0)
-    panel = evaluation_panel(planted_model(), data.images, data.labels, boxes=data.boxes,
+    panel = evaluation_panel(models.load("planted-evidence"), data.images, data.labels, boxes=data.boxes,
                              methods=("rise", "gradcam"), options={"rise": {"n_masks": 100}},
                              pixels_per_step=256)
     return panel, data

@@ -28,7 +28,7 @@ def panel():
     images = torch.rand(2, 1, 28, 28) * 0.3
     images[0, :, :14, :14] += 0.6
     return reconstruct_panel(Planted(), generator, discriminator, images, ["bright", "plain"],
-                             n_variations=4, n_steps=3, saliency_calls=40, n_candidates=64)
+                             n_variations=4, n_iterations=3, saliency_calls=40, n_candidates=64)
 
 
 def test_run_shows_variations_with_their_classes(panel):

@@ -1,3 +1,7 @@
+# Solution to notebook 00's exercise: accuracy per class, in batched tensor operations.
+import torch
+
+
 def per_class_accuracy(model, images, labels, n_classes=10):
     """Accuracy of `model` on each class: a float tensor (n_classes,)."""
     with torch.no_grad():

@@ -1,7 +1,7 @@
 # Solution to notebook 03's exercise: the OISE loop written with the library's pieces (one chain).
 import torch
 
-from saliency_lib._validate import class_probabilities
+from saliency_lib.core import class_probabilities
 from saliency_lib.masks import apply_mask, init_grid, postprocess, update_grid, upsample
 
 

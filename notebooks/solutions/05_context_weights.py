@@ -1,3 +1,4 @@
+# Solution to notebook 05's exercise: the context weights of Yeh et al.'s semantic inpainting.
 import torch.nn.functional as F
 
 

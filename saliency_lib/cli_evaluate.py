@@ -1,4 +1,4 @@
-"""``python -m saliency_lib benchmark --suite quick|full``: run the evaluation benchmark, write JSON and markdown."""
+"""``python -m saliency_lib evaluate --suite quick|full``: run the evaluation, write JSON and markdown."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser(
-        "benchmark", help="evaluate every saliency method on data with ground truth (writes benchmarks/results/)")
+        "evaluate", help="evaluate every saliency method on data with ground truth (writes benchmarks/results/)")
     parser.add_argument("--suite", choices=["quick", "full"], default="quick",
                         help="quick: CI-sized, a few minutes; full: the committed results (about half an hour)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
@@ -21,7 +21,9 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from .benchmark import DATASETS, RESULTS_DIR, run_suite
+    from .datasets import DATASETS
+    from .evaluation import EXPERIMENT, run_suite
+    from .reports import RESULTS_DIR
 
     if args.datasets and any(d not in DATASETS for d in args.datasets):
         print(f"--datasets: choose from {list(DATASETS)}", file=sys.stderr)
@@ -30,8 +32,8 @@ def _run(args) -> int:
         run_suite(args.suite, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
                   progress=not args.no_progress)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
+        print(f"evaluate failed: {error}", file=sys.stderr)
         return 1
-    out = args.out or RESULTS_DIR
-    print(f"wrote {out / f'benchmark_{args.suite}.json'} and {out / f'benchmark_{args.suite}.md'}")
+    stem = (args.out or RESULTS_DIR) / f"{EXPERIMENT}_{args.suite}"
+    print(f"wrote {stem}.json and {stem}.md")
     return 0

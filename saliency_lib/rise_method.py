@@ -17,10 +17,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import masks as M
-from ._validate import check_images, check_int, class_probabilities, model_device, resolve_reference, resolve_target
-from .oise import _call_in_chunks, _generator
+from ._checks import check_fraction, check_images, check_int
+from .core import (broadcast_reference, call_model, class_probabilities, model_device, resolve_reference,
+                   resolve_target, seeded_generator, to_probabilities)
 
-__all__ = ["rise"]
+__all__ = ["rise", "RISE"]
 
 
 def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 4000, grid_size: int = 8,
@@ -32,10 +33,11 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
         model: maps ``(B, C, H, W)`` images to logits ``(B, n_classes)``.
         images: float ``(B, C, H, W)`` or ``(C, H, W)``.
         target: ``None`` (top-1 of the clean image), an int or one int per image.
-        n_masks: number of random masks = model calls per image (RISE: 4000 for ResNet50).
+        n_masks: number of random masks = model calls per image (RISE: 4000 for ResNet50). Masks are drawn in
+            chunks of 100, so ``n_masks = N`` draws the first N masks of a longer run only when N is a multiple of 100.
         grid_size: cells per side (RISE: 7 or 8).
         p_keep: probability a cell is on (RISE: 0.5).
-        reference: masked-pixel value, as in :func:`saliency_lib.oise` (default: the dataset mean = RISE's 0
+        reference: masked-pixel value, as in :func:`saliency_lib.oise_method.oise` (default: the dataset mean = RISE's 0
             after normalisation).
         batch_size: masked images per model call, over all images (default: 100 masks x B images). It does not
             change the masks drawn.
@@ -52,8 +54,7 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
     batch, _, height, width = images.shape
     check_int("grid_size", grid_size, 1, min(height, width))
     check_int("n_masks", n_masks, 1)
-    if isinstance(p_keep, bool) or not isinstance(p_keep, (int, float)) or not 0 < p_keep <= 1:
-        raise ValueError(f"p_keep must be a number in (0, 1], got {p_keep!r}")
+    check_fraction("p_keep", p_keep, open_low=True)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
     device = model_device(model, images.device)
@@ -62,7 +63,7 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
     if target is None:  # top-1 of the clean image: one extra, checked model call
         targets = resolve_target(None, class_probabilities(model, images, output=output, batch_size=batch_size))
     ref = resolve_reference(reference, model, images)
-    generator = _generator(seed, device)
+    generator = seeded_generator(seed, device)
     upsampler = M.Upsampler(grid_size, (height, width), device=device)
 
     # Masks are drawn in fixed chunks of 100 (independent of batch_size), each chunk evaluated on every image.
@@ -72,8 +73,7 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
     partial = False
     bar = tqdm(total=n_masks, desc="RISE", unit="mask", disable=not progress, leave=False)
     with torch.inference_mode():
-        if not isinstance(ref, torch.Tensor):
-            ref = torch.tensor(float(ref), device=device)
+        ref = broadcast_reference(ref, images)
         ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref           # (B, 1, C, H, W) or broadcastable
         difference = (images - ref).unsqueeze(1)                          # (B, 1, C, H, W)
         try:
@@ -89,8 +89,7 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
                     if targets is None:
                         targets = resolve_target(target, probs.view(batch, count, -1)[:, 0])
                 else:
-                    raw = _call_in_chunks(model, masked, batch_size)
-                    probs = raw.softmax(dim=1) if output == "logits" else raw
+                    probs = to_probabilities(call_model(model, masked, batch_size), output)
                 p = probs.view(batch, count, -1).gather(2, targets.view(batch, 1, 1).expand(batch, count, 1))[..., 0]
                 total += torch.einsum("bn,nhw->bhw", p, masks)
                 used += count
@@ -107,3 +106,17 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
     saliency.partial = partial
     saliency.target = targets
     return saliency
+
+
+class RISE:
+    """Captum-shaped entry point: ``RISE(model).attribute(images, target=...)`` is ``rise(model, images, target)``.
+
+    Returns ``(B, H, W)`` (per pixel), where Captum's methods return the input's shape.
+    """
+
+    def __init__(self, forward_func) -> None:
+        self.forward_func = forward_func
+
+    def attribute(self, inputs: torch.Tensor, target=None, **options) -> torch.Tensor:
+        """``(B, H, W)`` RISE saliency; ``options`` are :func:`rise`'s keyword arguments."""
+        return rise(self.forward_func, inputs, target, **options)

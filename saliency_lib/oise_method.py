@@ -1,7 +1,7 @@
 """OISE, the saliency method of Thakur & Fischmeister (ICPR 2020), as one batched call.
 
 The loop, as in the authors' code (``explain_and_update`` in ``shailja-thakur/explainability-project``;
-see ``../shared/method.md`` and :mod:`saliency_lib.masks` for each piece)::
+see ``docs/method.md`` and :mod:`saliency_lib.masks` for each piece)::
 
     M = init_grid(p_init)                    # 8x8 cells, on with probability 0.3
     m = upsample(M)                          # bilinear, random shift
@@ -35,10 +35,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import masks as M
-from ._validate import (check_images, check_int, class_probabilities, model_device, resolve_reference,
-                        resolve_target, seeded_generator)
+from ._checks import check_callable, check_fraction, check_images, check_int
+from .core import (broadcast_reference, call_model, class_probabilities, model_device, resolve_reference,
+                   resolve_target, seeded_generator, to_probabilities)
 
-__all__ = ["oise", "OISEStep", "Recorder"]
+__all__ = ["oise", "OISE", "OISEStep", "Recorder"]
 
 # Random numbers are drawn for this many steps at a time. A constant (not tied to batch_size or n_steps), so
 # a run with n_steps=N is the first N steps of a longer run with the same seed.
@@ -136,33 +137,17 @@ class Recorder:
                 "delta_p": torch.stack(self.delta_p), "saliency": torch.stack(self.saliency)}
 
 
-def _generator(seed: int | None, device: torch.device) -> torch.Generator:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
-    return seeded_generator(seed, device)
-
-
 def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width) -> None:
     check_int("grid_size", grid_size, 1, min(height, width))
-    if isinstance(p_init, bool) or not isinstance(p_init, (int, float)) or not 0 <= p_init <= 1:
-        raise ValueError(f"p_init must be a number in [0, 1], got {p_init!r}")
+    check_fraction("p_init", p_init)
     check_int("n_steps", n_steps, 1)
     check_int("n_chains", n_chains, 1)
     if n_chains > n_steps:
         raise ValueError(f"n_chains must be <= n_steps ({n_steps}): each chain needs at least one step, "
                          f"got {n_chains}")
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not math.isfinite(step_size) \
-            or not 0 <= step_size <= 1:
-        raise ValueError(f"step_size must be a number in [0, 1], got {step_size!r}")
+    check_fraction("step_size", step_size)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
-
-
-def _call_in_chunks(model: nn.Module, images: torch.Tensor, batch_size: int | None) -> torch.Tensor:
-    """``model(images)`` in slices of ``batch_size`` (the loop's unchecked fast path; the first call is checked)."""
-    if batch_size is None or len(images) <= batch_size:
-        return model(images)
-    return torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
 
 
 def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int = 8, p_init: float = 0.3,
@@ -217,8 +202,8 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
         history = Recorder(at=tuple(record_every))
     elif record_every is not None:
         history = Recorder(every=check_int("record_every", record_every, 1))
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if callback is not None:
+        check_callable("callback", callback)
     device = model_device(model, images.device)
     images = images.to(device)
     if target is None:
@@ -231,17 +216,13 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
     chains = n_chains
     rows_total = batch * chains  # image b's chains are rows b*K ... b*K + K - 1 of every step's batch
     steps = math.ceil(n_steps / chains)
-    generator = _generator(seed, device)
+    generator = seeded_generator(seed, device)
     upsampler = M.Upsampler(grid_size, (height, width), device=device)
     cell_h, cell_w = upsampler.cell
 
     with torch.inference_mode():
         repeated = images.repeat_interleave(chains, dim=0) if chains > 1 else images
-        if isinstance(ref, torch.Tensor):
-            if ref.dim() == 4 and chains > 1:
-                ref = ref.repeat_interleave(chains, dim=0)
-        else:
-            ref = torch.tensor(float(ref), device=device)
+        ref = broadcast_reference(ref, images, repeats=chains)
         difference = repeated - ref                      # masked = ref + (x - ref) * mask, one fused op per step
         one = torch.ones((), device=device)
         grid = M.init_grid(rows_total, grid_size, p_init, generator=generator)
@@ -278,15 +259,14 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
                         probs, first_probs = first_probs, None
                     else:
                         masked = torch.addcmul(ref, difference, mask.unsqueeze(1))
-                        raw = _call_in_chunks(model, masked, batch_size)
-                        probs = raw.softmax(dim=1) if output == "logits" else raw
+                        probs = to_probabilities(call_model(model, masked, batch_size), output)
                     p = probs.gather(1, row_targets).view(rows_total, 1, 1)
                     delta_p = p - p_previous
                     # The update (masks.update_grid, inlined without its input checks):
                     # resample the cells, then rescale those with D > 0 by 1 - lr |delta_p|.
                     on = M.flip_cells(was_on, p, uniform_steps[offset])
                     shrink = torch.add(one, delta_p.abs(), alpha=-step_size)
-                    new_grid = M._rescale(on.float(), grid, shrink)
+                    new_grid = M.rescale_cells(on.float(), grid, shrink)
                     if preselect:
                         new_mask = M.Upsampler.apply(new_grid, chunk_rows[offset], chunk_cols[offset])
                     else:
@@ -323,3 +303,21 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
     saliency.target = targets
     saliency.history = history
     return saliency
+
+
+class OISE:
+    """Captum-shaped entry point: ``OISE(model).attribute(images, target=...)`` is ``oise(model, images, target)``.
+
+    For users who know Captum (``IntegratedGradients(model).attribute(inputs, target=...)``). One difference:
+    Captum returns attributions shaped like the input ``(B, C, H, W)``; OISE's map is per pixel, ``(B, H, W)``.
+
+    Args:
+        forward_func: the model (``(B, C, H, W)`` -> logits ``(B, n_classes)``).
+    """
+
+    def __init__(self, forward_func) -> None:
+        self.forward_func = forward_func
+
+    def attribute(self, inputs: torch.Tensor, target=None, **options) -> torch.Tensor:
+        """``(B, H, W)`` saliency in [0, 1]; ``options`` are :func:`oise`'s keyword arguments."""
+        return oise(self.forward_func, inputs, target, **options)

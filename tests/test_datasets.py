@@ -1,11 +1,12 @@
-"""Cluttered Fashion-MNIST: deterministic canvases with true boxes, and the shipped clutter classifier."""
+"""The evaluation's datasets: deterministic cluttered canvases with true boxes, planted checkerboards, photo boxes."""
 
 import pytest
 import torch
 
-from saliency_lib import assets
-from saliency_lib.clutter import CANVAS_SIZE, ClutterCNN, boxes_to_masks, load_classifier, make_canvases
+from saliency_lib import assets, datasets
 from saliency_lib.data import fashion_sample
+from saliency_lib.datasets import CANVAS_SIZE, make_canvases, planted_canvases
+from saliency_lib.models import PLANT_SIZE, checkerboard
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_the_box_is_the_item_and_clutter_stays_out_of_its_square(sample):
         # ... and the item's whole 28 x 28 square on the canvas is exactly the item (no clutter inside).
         assert torch.equal(image[top:top + 28, left:left + 28], item)
     outside = data.images[:, 0].clone()
-    outside[boxes_to_masks(data.boxes, (CANVAS_SIZE, CANVAS_SIZE))] = 0
+    for image, (x0, y0, x1, y1) in zip(outside, data.boxes.tolist()):
+        image[y0:y1, x0:x1] = 0
     assert (outside.flatten(1).amax(1) > 0.3).float().mean() > 0.9  # clutter is there, outside the box
 
 
@@ -57,25 +59,32 @@ def test_bad_inputs_are_named(sample):
         make_canvases(items, labels[:-1], 3)
 
 
-def test_boxes_to_masks():
-    masks = boxes_to_masks(torch.tensor([[1, 2, 4, 3]]), (5, 6))
-    assert masks.shape == (1, 5, 6) and masks.sum() == 3 and masks[0, 2, 1:4].all()
+def test_planted_canvases_hold_the_checkerboard_in_their_box(sample):
+    items, labels = sample
+    data = planted_canvases(items, labels, 8, seed=3)
+    assert (data.labels == 1).all() and data.images.shape == (8, 1, CANVAS_SIZE, CANVAS_SIZE)
+    for image, (x0, y0, x1, y1) in zip(data.images[:, 0], data.boxes.tolist()):
+        assert (x1 - x0, y1 - y0) == (PLANT_SIZE, PLANT_SIZE)
+        assert torch.equal(image[y0:y1, x0:x1], checkerboard())
+    again = planted_canvases(items, labels, 8, seed=3)
+    assert torch.equal(again.images, data.images) and torch.equal(again.boxes, data.boxes)
 
 
-def test_shipped_classifier_recognises_canvases_from_held_out_images():
-    model = load_classifier()
-    entry = assets.read_manifest()["files"]["clutter_cnn.pt"]
-    assert entry["measured"]["held_out_accuracy"] >= 0.75
-    assert entry["command"] == "python -m saliency_lib assets build --only clutter_cnn.pt"
-    items, labels = fashion_sample(n_per_class=20)  # the sample is test-set images: never seen in training
-    data = make_canvases(items, labels, 200, seed=1)
-    with torch.no_grad():
-        accuracy = (model(data.images).argmax(1) == data.labels).float().mean().item()
-    # The build measured its accuracy on 10,000 held-out canvases; 200 canvases give a noisier estimate.
-    assert abs(accuracy - entry["measured"]["held_out_accuracy"]) < 0.1
-    assert model.gradcam_layer is model.net.features[-1]
-    assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 10)
+def test_photo_boxes_are_the_code_boxes_and_hash_checked(tmp_path):
+    names, boxes, payload = datasets.photo_boxes()
+    assert names == list(datasets.PHOTO_BOXES)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 224).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+    datasets._build_photo_boxes(tmp_path / "boxes.json", 0, False)    # the asset recipe re-makes the same file
+    assert (tmp_path / "boxes.json").read_bytes() == assets.checked_path(datasets.PHOTO_BOXES_FILE).read_bytes()
+    assert "how" in payload
 
 
-def test_architecture_is_small():
-    assert sum(p.numel() for p in ClutterCNN().parameters()) < 100_000
+def test_load_dataset_gives_model_images_targets_and_boxes():
+    data = datasets.load_dataset("planted", 4)
+    assert data["images"].shape == (4, 1, 64, 64) and data["boxes"].shape == (4, 4)
+    assert data["model"].name == "planted-evidence" and data["info"]["model_accuracy_on_these"] == 1.0
+    fashion = datasets.load_dataset("fashion", 20)
+    assert fashion["images"].shape == (20, 1, 28, 28) and fashion["targets"].shape == (20,)
+    assert fashion["boxes"] is None and fashion["model"].name == "fashion-cnn"
+    with pytest.raises(ValueError, match="name"):
+        datasets.load_dataset("imagenet", 4)
