@@ -1,6 +1,6 @@
 """Speed of OISE against its floor (bare model calls), of its batching options, and of RISE.
 
-Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py          (about 5-10 minutes on 2 busy cores)
+Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py          (about 10-20 minutes on 2 busy cores)
       OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py --quick  (a smoke run, numbers not written)
 
 Writes ``benchmarks/results/speed.json`` (every timing) and ``speed.md`` (the table).
@@ -16,6 +16,10 @@ one thread:
   K = 1.
 * **images per call**: B images in one ``oise`` call against B calls of one image (per-image time).
 * **RISE**: ``rise(n_masks=N)`` for one image (N masked images, 100 per call) against OISE's N steps.
+* **runtime** (PyTorch eager against ONNX Runtime, :mod:`saliency_lib.runtime`): images per second of each
+  model in each runtime at batch 1 and at the larger batch (same inputs, interleaved rounds), and one
+  ``oise(n_steps=5000)`` map of a 224 px photograph with EfficientNet-Lite0 in each runtime (the paper's budget),
+  with the largest difference between the two maps.
 
 Timings are interleaved (bare, OISE, bare, OISE, ...) and repeated; we report medians, because other
 processes share the two cores of this machine.
@@ -39,9 +43,18 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from saliency_lib import models, oise, rise  # noqa: E402
+from saliency_lib import data, models, oise, rise, runtime  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _fashion_model():
@@ -143,6 +156,78 @@ def bench_model(name: str, model, size: tuple[int, ...], n_steps: int, big_batch
     return rows
 
 
+def _clocked(function) -> tuple[float, float]:
+    """(CPU seconds of this process, wall seconds) of one call."""
+    start, wall = time.process_time(), time.perf_counter()
+    function()
+    return time.process_time() - start, time.perf_counter() - wall
+
+
+def bench_runtimes(name: str, torch_model, fast_model, big_batch: int, calls: dict[int, int], repeats: int,
+                   seed: int = 0) -> dict:
+    """Images per second of the same model in PyTorch eager and in ONNX Runtime, same inputs, interleaved."""
+    generator = torch.Generator().manual_seed(seed)
+    spec = torch_model.spec
+    rows = {}
+    for batch in (1, big_batch):
+        images = torch.rand(batch, spec.channels, *spec.size, generator=generator)
+        n_calls = calls[batch]
+
+        def run(model, images=images, n_calls=n_calls):
+            with torch.inference_mode():
+                return _clocked(lambda: [model(images) for _ in range(n_calls)])
+
+        for model in (torch_model, fast_model):  # warm-up
+            run(model)
+        print(f"[{name}] runtimes at batch {batch}: {n_calls} calls x {repeats} rounds", flush=True)
+        times = _interleaved(repeats, torch=lambda: run(torch_model), onnx=lambda: run(fast_model))
+        rows[f"batch{batch}"] = {"batch": batch, "calls": n_calls,
+                                 **{key: {"cpu": [t[0] for t in value], "wall": [t[1] for t in value]}
+                                    for key, value in times.items()}}
+    return rows
+
+
+def bench_photo_map(torch_model, fast_model, n_steps: int, torch_steps: int, seed: int = 0) -> dict:
+    """One OISE map of a 224 px photograph at ``n_steps`` model calls in ONNX Runtime, and in PyTorch.
+
+    PyTorch runs ``torch_steps`` calls (``< n_steps`` when the machine is too busy for its full 5,000: its time
+    is then scaled by ``n_steps / torch_steps``, as OISE's cost is its model calls, and says so). The two maps
+    are compared at ``torch_steps`` (ONNX Runtime runs that budget again when it differs).
+    """
+    photo = data.photographs()[0][:1]
+    target = _targets(torch_model, photo)
+    result = {"photo": data.photographs()[1][0], "n_steps": n_steps, "torch_steps": torch_steps,
+              "target": int(target)}
+    maps = {}
+    runs = [("onnx", fast_model, n_steps), ("torch", torch_model, torch_steps)]
+    if torch_steps != n_steps:
+        runs.append(("onnx_at_torch_steps", fast_model, torch_steps))
+    for key, model, steps in runs:
+        print(f"[photo map] {key}: oise(n_steps={steps}) on one 224 px photograph", flush=True)
+        cpu, wall = _clocked(lambda: maps.__setitem__(key, oise(model, photo, target, n_steps=steps, seed=seed)))
+        scale = n_steps / steps if key == "torch" else 1.0
+        result[key] = {"steps": steps, "cpu_seconds": cpu * scale, "wall_seconds": wall * scale,
+                       "measured_cpu_seconds": cpu, "measured_wall_seconds": wall}
+    reference = maps.get("onnx_at_torch_steps", maps["onnx"])
+    result["map_max_abs_diff"] = (reference - maps["torch"]).abs().max().item()
+    result["map_max_rel_diff"] = result["map_max_abs_diff"] / maps["torch"].abs().max().item()
+    return result
+
+
+def summarise_runtimes(rows: dict) -> dict:
+    out = {}
+    for key, r in rows.items():
+        cell = {"batch": r["batch"]}
+        for runtime_name in ("torch", "onnx"):
+            cell[runtime_name] = {clock: r["batch"] * r["calls"] / _median(r[runtime_name][clock])
+                                  for clock in ("cpu", "wall")}
+        cell["ratio_cpu"] = cell["onnx"]["cpu"] / cell["torch"]["cpu"]
+        cell["ratio_wall"] = cell["onnx"]["wall"] / cell["torch"]["wall"]
+        cell["ratio_cpu_rounds"] = [(t / o) for t, o in zip(r["torch"]["cpu"], r["onnx"]["cpu"])]
+        out[key] = cell
+    return out
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -221,6 +306,44 @@ def write_markdown(summary: dict, path: Path) -> None:
                      f"{ch['seconds_kK']:.2f} s (K={ch['n_chains']}) | x{ch['speedup']:.2f} | "
                      f"x{row['images_per_call_speedup']:.2f} (B={row['batchB']['batch']}) | "
                      f"{ch['rise_seconds']:.2f} s | x{ch['rise_speedup_over_oise']:.2f} |")
+    rt = summary.get("runtimes")
+    if rt:
+        lines += [
+            "",
+            "## PyTorch eager against ONNX Runtime (`saliency_lib.runtime.fast_model`)",
+            "",
+            f"Images per second (median over {rt['repeats']} interleaved rounds; CPU time of the process, "
+            "wall time in brackets), same inputs; ratio = ONNX Runtime / PyTorch (CPU-time medians; "
+            "min .. max over the rounds). ONNX Runtime uses as many threads as torch "
+            f"({c['threads']}).",
+            "",
+            "| model | batch | PyTorch images/s | ONNX Runtime images/s | ratio | ratio over rounds |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for model_name, cells in rt["models"].items():
+            for cell in cells.values():
+                lines.append(
+                    f"| {model_name} | {cell['batch']} | {cell['torch']['cpu']:.0f} ({cell['torch']['wall']:.0f}) | "
+                    f"{cell['onnx']['cpu']:.0f} ({cell['onnx']['wall']:.0f}) | x{cell['ratio_cpu']:.2f} | "
+                    f"x{min(cell['ratio_cpu_rounds']):.2f} .. x{max(cell['ratio_cpu_rounds']):.2f} |")
+        pm = rt["photo_map"]
+        scaled = (f" (measured at {pm['torch_steps']} calls, x{pm['n_steps'] / pm['torch_steps']:.0f})"
+                  if pm["torch_steps"] != pm["n_steps"] else "")
+        lines += [
+            "",
+            f"One OISE map of a 224 px photograph (`{pm['photo']}`) with EfficientNet-Lite0 at the paper's budget "
+            f"(`oise(n_steps={pm['n_steps']})`, batch 1, one chain, target given; one run each):",
+            "",
+            "| runtime | CPU time | wall time |",
+            "|---|---:|---:|",
+            f"| PyTorch eager{scaled} | {pm['torch']['cpu_seconds']:.1f} s | {pm['torch']['wall_seconds']:.1f} s |",
+            f"| ONNX Runtime | {pm['onnx']['cpu_seconds']:.1f} s | {pm['onnx']['wall_seconds']:.1f} s |",
+            f"| ratio | x{pm['torch']['cpu_seconds'] / pm['onnx']['cpu_seconds']:.2f} | "
+            f"x{pm['torch']['wall_seconds'] / pm['onnx']['wall_seconds']:.2f} |",
+            "",
+            f"The two maps (same seed, {pm['torch_steps']} calls) differ by at most {pm['map_max_abs_diff']:.2g} "
+            f"({pm['map_max_rel_diff']:.2g} of the map's largest value).",
+        ]
     lines += [
         "",
         "Notes:",
@@ -231,6 +354,10 @@ def write_markdown(summary: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, print only (nothing written)")
+    parser.add_argument("--torch-map-steps", type=int, default=5000,
+                        help="model calls of the PyTorch photo map (default 5000; fewer on a busy machine, its "
+                             "time then scaled to 5000 and marked so)")
+    parser.add_argument("--note", default="", help="a line about the run's conditions, added to the notes")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     # Not pinned to a core: on this shared machine pinning made the spread worse (a pinned run: fashion-cnn
@@ -251,13 +378,35 @@ def main(argv=None) -> int:
                                 big_repeats=2 if quick else 5)))
     summary = {"models": [summarise(name, rows, note) for name, note, rows in results],
                "raw": {name: rows for name, _, rows in results}}
+
+    # The runtime column: the same models in ONNX Runtime (made after set_num_threads: it takes torch's count).
+    fast = {"fashion-cnn": runtime.fast_model(fashion), "efficientnet-lite0": runtime.fast_model(efficient)}
+    rt_repeats = 3 if quick else 7
+    raw_rt = {
+        "fashion-cnn": bench_runtimes("fashion-cnn", fashion, fast["fashion-cnn"], 64,
+                                      {1: 20 if quick else 300, 64: 2 if quick else 10}, rt_repeats),
+        "efficientnet-lite0": bench_runtimes("efficientnet-lite0", efficient, fast["efficientnet-lite0"], 16,
+                                             {1: 2 if quick else 20, 16: 1 if quick else 2}, rt_repeats),
+    }
+    photo_map = bench_photo_map(efficient, fast["efficientnet-lite0"], n_steps=20 if quick else 5000,
+                                torch_steps=10 if quick else args.torch_map_steps)
+    summary["runtimes"] = {
+        "repeats": rt_repeats, "runtimes": {name: model.runtime for name, model in fast.items()},
+        "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
+        "models": {name: summarise_runtimes(rows) for name, rows in raw_rt.items()},
+        "photo_map": photo_map, "raw": raw_rt,
+    }
+    print(json.dumps({k: v for k, v in summary["runtimes"].items() if k != "raw"}, default=float), flush=True)
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     summary["conditions"] = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py" + (
+            f" --torch-map-steps {args.torch_map_steps}" if args.torch_map_steps != 5000 else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_minutes": (time.time() - began) / 60, "cpu": cpu, "cores": os.cpu_count(),
         "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+        "onnxruntime": _version("onnxruntime"),
         "pinned_core": pinned,
     }
     summary["notes"] = [
@@ -274,7 +423,15 @@ def main(argv=None) -> int:
         "overhead above it is the spread of model-call times between rounds (other jobs use the same caches "
         "and memory bandwidth), so a single run can land on either side of a target.",
         "Only CPU numbers: this machine has no GPU.",
+        "Runtime: the ONNX files are exported by saliency_lib.runtime (torch.onnx.export, opset 17, dynamic batch) "
+        "and run by ONNX Runtime's CPU provider with torch's thread count. The photo map runs once per runtime; "
+        "its CPU time is the cost on one free core, its wall time depends on the other jobs on the machine (see "
+        "the load average above). With --torch-map-steps below 5000 the PyTorch map runs that many calls and its "
+        "time is scaled to 5,000 (OISE's cost is its model calls: the loop adds under 1% for EfficientNet-Lite0, "
+        "table above).",
     ]
+    if args.note:
+        summary["notes"].append(args.note)
     for row in summary["models"]:
         print(json.dumps({k: v for k, v in row.items()}, default=float))
     if quick:

@@ -1,0 +1,174 @@
+"""The fast runtime: ONNX Runtime gives PyTorch's answers, its cache is checked, and every failure falls back.
+
+Tolerances (float32 kernels sum in another order; measured on the shipped models, torch 2.14.1, onnxruntime
+1.32, CPU): class probabilities within ``PROBABILITY_TOLERANCE`` = 1e-4 (measured 1.2e-6 over the 3,000-image
+Fashion sample), OISE maps within ``MAP_TOLERANCE`` = 1e-4 of the map's largest value (measured 2e-6 at 300 and
+4e-6 at 2,000 steps: the walk draws the same masks, so only the probabilities' rounding reaches the map).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import sys
+
+import pytest
+import torch
+
+from saliency_lib import core, data, models, oise, rise, runtime
+
+PROBABILITY_TOLERANCE = 1e-4
+MAP_TOLERANCE = 1e-4
+
+pytestmark = pytest.mark.skipif(not runtime.onnx_available(), reason="onnxruntime/onnx not installed")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def fashion(cache):
+    """(fast model, its PyTorch model), exported once for the module into a temporary cache."""
+    fast = runtime.fast_model("fashion-cnn", cache=cache)
+    return fast, fast.torch_model
+
+
+def _one_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    return lines[0]
+
+
+def test_fast_model_agrees_with_pytorch_on_the_fashion_sample(fashion):
+    fast, torch_model = fashion
+    images, _ = data.fashion_sample()
+    with torch.inference_mode():
+        expected = torch_model(images).softmax(dim=1)
+        got = fast(images).softmax(dim=1)
+    assert torch.equal(got.argmax(dim=1), expected.argmax(dim=1))
+    assert (got - expected).abs().max().item() <= PROBABILITY_TOLERANCE
+
+
+def test_oise_map_from_the_fast_model_matches_the_pytorch_map(fashion):
+    fast, torch_model = fashion
+    images, labels = data.fashion_sample(n_per_class=1)  # one image of each class
+    expected = oise(torch_model, images, n_steps=200, seed=0)
+    got = oise(fast, images, n_steps=200, seed=0)
+    scale = expected.flatten(1).abs().max(dim=1).values.view(-1, 1, 1)
+    assert ((got - expected).abs() / scale).max().item() <= MAP_TOLERANCE
+    # RISE takes it unchanged too (same masks, same seed).
+    assert torch.allclose(rise(fast, images[:2], n_masks=100, seed=0),
+                          rise(torch_model, images[:2], n_masks=100, seed=0), rtol=1e-4, atol=1e-6)
+
+
+def test_fast_model_carries_the_classifier_contract(fashion):
+    fast, torch_model = fashion
+    assert fast.runtime == "onnx"
+    assert (fast.name, fast.spec, fast.class_names) == (torch_model.name, torch_model.spec, torch_model.class_names)
+    assert fast.n_classes == 10 and not fast.training
+    assert list(fast.parameters()) == []
+    assert core.model_device(fast, torch.device("meta")) == torch.device("cpu")
+    for batch in (1, 5):  # a dynamic batch axis
+        assert fast(torch.rand(batch, 1, 28, 28)).shape == (batch, 10)
+    assert fast.to("cpu") is fast
+    with pytest.raises(ValueError, match="CPU"):
+        fast.to("cuda")
+    with pytest.raises(RuntimeError, match="no gradients"):
+        fast(torch.rand(1, 1, 28, 28, requires_grad=True))
+    x = torch.rand(3, 1, 28, 28)
+    for clone in (pickle.loads(pickle.dumps(fast)), copy.deepcopy(fast)):
+        assert torch.equal(clone(x), fast(x))
+
+
+def test_the_torch_runtime_is_the_pytorch_model(cache):
+    model = runtime.fast_model("fashion-cnn", runtime="torch", cache=cache)
+    assert isinstance(model, models.Classifier) and model.runtime == "torch"
+    with pytest.raises(ValueError, match="runtime"):
+        runtime.fast_model(model, runtime="tensorrt")
+
+
+def test_missing_onnxruntime_falls_back_to_pytorch_with_one_line(cache, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    assert not runtime.onnx_available()
+    model = runtime.fast_model("fashion-cnn", runtime="onnx", cache=cache)
+    line = _one_line(capsys)
+    assert "PyTorch" in line and "onnxruntime" in line
+    assert model.runtime == "torch" and isinstance(model, models.Classifier)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_failed_export_falls_back_to_pytorch_with_one_line(tmp_path, monkeypatch, capsys):
+    def broken(model):
+        raise RuntimeError("Unsupported operator aten::something\nand a long second line")
+
+    monkeypatch.setattr(runtime, "_export", broken)
+    model = runtime.fast_model("fashion-cnn", cache=tmp_path)
+    line = _one_line(capsys)
+    assert "export failed" in line and "aten::something" in line and "second line" not in line
+    assert model.runtime == "torch"
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left in the cache
+
+
+def test_a_device_other_than_the_cpu_gets_pytorch(cache, capsys):
+    # "meta" stands in for CUDA here (no GPU on the test machine): any non-CPU device takes the same branch.
+    model = runtime.fast_model("fashion-cnn", runtime="onnx", device="meta", cache=cache)
+    assert model.runtime == "torch" and "PyTorch" in _one_line(capsys)
+    model = runtime.fast_model("fashion-cnn", runtime="auto", device="meta", cache=cache)
+    assert model.runtime == "torch" and capsys.readouterr().err == ""  # "auto" chooses PyTorch without a word
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gets_the_pytorch_model(cache, capsys):
+    model = runtime.fast_model("fashion-cnn", runtime="onnx", device="cuda", cache=cache)
+    assert model.runtime == "torch" and core.model_device(model, torch.device("cpu")).type == "cuda"
+    assert "cuda" in _one_line(capsys)
+
+
+def test_a_corrupt_or_unverified_cache_file_is_exported_again(fashion, cache, capsys):
+    fast, torch_model = fashion
+    path, sidecar = fast.onnx_path, fast.onnx_path.with_name(fast.onnx_path.name + ".sha256")
+    assert path.parent == cache and path.name.startswith("fashion-cnn-")
+    assert sidecar.read_text().split() == [runtime.hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
+    good = path.read_bytes()
+    x = torch.rand(4, 1, 28, 28)
+
+    path.write_bytes(good[: len(good) // 2])  # truncated
+    again = runtime.fast_model(torch_model, cache=cache)
+    assert "does not match its sha256" in _one_line(capsys)
+    assert again.runtime == "onnx" and path.read_bytes() == good and torch.equal(again(x), fast(x))
+
+    sidecar.unlink()  # a file nobody vouches for
+    again = runtime.fast_model(torch_model, cache=cache)
+    assert "no sha256 sidecar" in _one_line(capsys)
+    assert again.runtime == "onnx" and sidecar.exists()
+
+    runtime.fast_model(torch_model, cache=cache)  # verified: used as it is, silently
+    assert capsys.readouterr().err == ""
+
+
+def test_other_weights_get_another_file(fashion, cache):
+    fast, torch_model = fashion
+    changed = copy.deepcopy(torch_model)
+    with torch.no_grad():
+        changed.net.head[-1].bias += 1.0
+    other = runtime.fast_model(changed, cache=cache)
+    assert other.onnx_path != fast.onnx_path and other.weights_sha256 != fast.weights_sha256
+    x = torch.rand(2, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.allclose(other(x), changed(x), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_efficientnet_agrees_with_pytorch_on_two_photographs(cache):
+    fast = runtime.fast_model("efficientnet-lite0", cache=cache)
+    assert fast.runtime == "onnx"
+    photos, _ = data.photographs()
+    photos = photos[:2]
+    with torch.inference_mode():
+        expected = fast.torch_model(photos).softmax(dim=1)
+        got = fast(photos).softmax(dim=1)
+    assert torch.equal(got.argmax(dim=1), expected.argmax(dim=1))
+    assert (got - expected).abs().max().item() <= PROBABILITY_TOLERANCE
