@@ -1,0 +1,135 @@
+"""The learner edition: solution cells gone, exercises and checks kept, outputs cleared, links still resolve, and
+each notebook runs to its first exercise (slow: executes the notebooks in fast mode)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from saliency_lib import learner_edition
+from saliency_lib.learner_edition import (first_exercise_index, is_exercise_cell, is_solution_cell, learner_notebook,
+                                          write_learner_edition)
+
+NOTEBOOKS = sorted(learner_edition.NOTEBOOKS.glob("*.ipynb"))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def make_notebook(path: Path, cells) -> Path:
+    notebook = nbformat.v4.new_notebook(cells=cells, metadata={"widgets": {"state": {"x": 1}}})
+    nbformat.write(notebook, path)
+    return path
+
+
+def code(source: str, tags=(), output: str | None = "42"):
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+    if output is not None:
+        cell.outputs = [nbformat.v4.new_output("stream", text=output)]
+        cell.execution_count = 7
+    return cell
+
+
+def test_solution_cells_are_removed_and_exercises_checks_and_text_kept(tmp_path):
+    path = make_notebook(tmp_path / "07_demo.ipynb", [
+        nbformat.v4.new_markdown_cell("# Demo\n[method](../docs/method.md) · [next](08_next.ipynb)"),
+        code("x = 1"),
+        code("def f(x):\n    # YOUR CODE HERE\n    return None"),
+        code("def f(x):\n    return 2 * x", tags=["solution"]),
+        code("%load solutions/07_f.py"),
+        code("# %load solutions/07_f.py\ndef f(x):\n    return 2 * x\n"),
+        code("candidate = tutorial.exercise_or_solution(f, '07_f.py', 1)\ntutorial.check_exercise('f', f(1), 2)"),
+    ])
+    out = tmp_path / "learner"
+    notebook = learner_notebook(path, out)
+    sources = [cell.source for cell in notebook.cells]
+    assert len(notebook.cells) == 4 and "YOUR CODE HERE" in sources[2] and "check_exercise" in sources[3]
+    assert not any(is_solution_cell(cell) for cell in notebook.cells)
+    assert all(cell.outputs == [] and cell.execution_count is None
+               for cell in notebook.cells if cell.cell_type == "code")
+    assert "widgets" not in notebook.metadata and notebook.metadata["saliency_tutorial"]["edition"] == "learner"
+    # ../docs is rewritten for the new folder (learner/ -> ../../docs from tmp_path/learner), notebook links kept.
+    assert "](../docs/method.md)" not in sources[0] and "](08_next.ipynb)" in sources[0]
+    [docs_link] = [link for link in LINK.findall(sources[0]) if link.endswith("method.md")]
+    assert (out / docs_link).resolve() == (tmp_path.parent / "docs" / "method.md").resolve()
+    assert first_exercise_index(notebook) == 2
+
+
+def test_an_exercise_left_without_its_check_is_refused(tmp_path):
+    path = make_notebook(tmp_path / "07_bad.ipynb", [
+        code("def f(x):\n    # YOUR CODE HERE\n    return None"),
+        code("assert f(1) == 2", tags=["solution"]),  # the check was tagged as a solution by mistake
+    ])
+    with pytest.raises(ValueError, match="no check cell after it"):
+        learner_notebook(path)
+    with pytest.raises(FileNotFoundError, match="path: notebook not found"):
+        learner_notebook(tmp_path / "missing.ipynb")
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid notebook"):
+        learner_notebook(tmp_path / "broken.ipynb")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_each_tutorial_notebook_keeps_its_exercises_and_checks_and_loses_its_outputs(path, tmp_path):
+    original = nbformat.read(path, as_version=4)
+    out = tmp_path / "learner"
+    notebook = learner_notebook(path, out)
+    removed = [cell for cell in original.cells if is_solution_cell(cell)]
+    assert len(notebook.cells) == len(original.cells) - len(removed)
+    assert sum(map(is_exercise_cell, notebook.cells)) == sum(map(is_exercise_cell, original.cells))
+    check_calls = ("check_exercise", "exercise_or_solution")
+    assert sum(any(call in cell.source for call in check_calls) for cell in notebook.cells) == \
+        sum(any(call in cell.source for call in check_calls) for cell in original.cells if not is_solution_cell(cell))
+    assert all(cell.outputs == [] and cell.execution_count is None and "execution" not in cell.metadata
+               for cell in notebook.cells if cell.cell_type == "code")
+    # Every relative link points where it pointed from notebooks/.
+    for before, after in zip([c for c in original.cells if not is_solution_cell(c)], notebook.cells):
+        if before.cell_type != "markdown":
+            continue
+        for old, new in zip(LINK.findall(before.source), LINK.findall(after.source)):
+            if "://" in old or old.startswith(("#", "mailto:")):
+                assert new == old
+                continue
+            target = (path.parent / old.split("#")[0]).resolve()
+            if target.is_relative_to(path.parent.resolve()):  # beside the notebooks: copied along, link unchanged
+                assert new == old
+            else:  # ../docs/...: the same file as before
+                assert (out / new.split("#")[0]).resolve() == target
+
+
+def test_the_command_writes_every_notebook_and_never_overwrites_a_learners_work(tmp_path, capsys):
+    out = tmp_path / "learner"
+    assert learner_edition.main([str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+    assert not (out / "solutions").exists()
+    assert "solutions not included" in capsys.readouterr().out
+    assert learner_edition.main([str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert learner_edition.main([str(out), "--overwrite", "--with-solutions"]) == 0
+    solutions = sorted(p.name for p in (learner_edition.NOTEBOOKS / "solutions").glob("*.py"))
+    assert sorted(p.name for p in (out / "solutions").glob("*.py")) == solutions
+    with pytest.raises(ValueError, match="the notebooks folder itself"):
+        write_learner_edition(learner_edition.NOTEBOOKS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_the_learner_edition_runs_to_its_first_exercise(path, tmp_path):
+    """Executes the learner copy from its first cell through its first exercise stub (SALIENCY_FAST=1)."""
+    from nbclient import NotebookClient
+
+    notebook = learner_notebook(path, tmp_path)
+    index = first_exercise_index(notebook)
+    if index is None:
+        pytest.skip(f"{path.name} has no exercise cell (# YOUR CODE HERE or tag 'exercise')")
+    notebook.cells = notebook.cells[: index + 1]
+    os.environ.setdefault("SALIENCY_FAST", "1")  # the kernel inherits it; pytest's env is restored per process
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    seconds = time.perf_counter() - start
+    print(f"{path.name}: {index + 1} cells to the first exercise in {seconds:.0f} s")
+    assert notebook.cells[index].outputs == [] or all(o.output_type != "error" for o in notebook.cells[index].outputs)
