@@ -428,9 +428,10 @@ def markdown_table(rows: list[Row] = ROWS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_the_troubleshooting_table_is_current():
-    text = (ROOT / "docs" / "troubleshooting.md").read_text()
-    assert markdown_table() in text, "regenerate the table: python tests/test_bad_input.py --table"
+@pytest.mark.parametrize("document", ["docs/troubleshooting.md", "README.md"])
+def test_the_troubleshooting_table_is_current(document):
+    text = (ROOT / document).read_text()
+    assert markdown_table() in text, f"regenerate the table in {document}: python tests/test_bad_input.py"
 
 
 if __name__ == "__main__":
