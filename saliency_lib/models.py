@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from .assets import Asset, load_weights, register
 from .core import model_device, seeded_generator
 from .data import FASHION_CLASSES, fashion_tensors
+from .runtime import fast_model
 
 __all__ = [
     "InputSpec",
@@ -329,8 +330,6 @@ def load(name: str, device: str | torch.device = "cpu", runtime: str = "torch") 
         raise ValueError(f"name: unknown model {name!r}; choose from {list(MODEL_NAMES)}")
     model.eval().requires_grad_(False)
     if runtime != "torch":
-        from .runtime import fast_model  # here, not at the top: runtime imports this module
-
         return fast_model(model, runtime=runtime, device=device)
     return model.to(device)
 

@@ -3,7 +3,8 @@
 OISE, RISE and the metrics only *call* the model, so any runtime that gives the same logits will do, and ONNX
 Runtime gives them several times faster than PyTorch eager on a small CPU (``benchmarks/results/speed.md``).
 
-``fast_model("fashion-cnn")`` returns a :class:`FastClassifier`: an ``nn.Module`` called exactly like the PyTorch
+``models.load("fashion-cnn", runtime="onnx")`` (or ``fast_model(models.load("fashion-cnn"))``) returns a
+:class:`FastClassifier`: an ``nn.Module`` called exactly like the PyTorch
 :class:`~saliency_lib.models.Classifier` (``(B, C, H, W)`` float images in [0, 1] -> logits ``(B, n_classes)``)
 with the same ``spec``, ``class_names`` and ``name``, plus ``runtime = "onnx"``. ``oise``, ``rise``, the metrics
 and the notebooks take it unchanged.
@@ -244,8 +245,8 @@ def fast_model(model: nn.Module | str, runtime: str = "auto", device: str | torc
     """A classifier in the fastest runtime that gives its logits: ONNX Runtime on the CPU, else PyTorch.
 
     Args:
-        model: a name of :data:`saliency_lib.models.MODEL_NAMES` (loaded with ``models.load``) or a loaded
-            :class:`~saliency_lib.models.Classifier` (anything with ``spec``, ``name`` and ``class_names``).
+        model: a loaded :class:`~saliency_lib.models.Classifier` (anything with ``spec``, ``name`` and
+            ``class_names``). For a shipped model by name: ``models.load(name, runtime="auto")``, which calls this.
         runtime: ``"auto"`` (ONNX Runtime on the CPU, PyTorch on CUDA), ``"onnx"`` or ``"torch"``.
         device: ``"cpu"`` or ``"cuda"``. CUDA always gets the PyTorch model (``runtime="onnx"`` says so in a
             line); so does anything that needs gradients: use ``runtime="torch"`` for Captum's baselines.
@@ -261,12 +262,11 @@ def fast_model(model: nn.Module | str, runtime: str = "auto", device: str | torc
     """
     check_choice("runtime", runtime, RUNTIMES)
     device = torch.device(device)
-    if isinstance(model, str):
-        from . import models
-
-        model = models.load(model)
-    elif not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a model name or an nn.Module, got {type(model).__name__}")
+    if isinstance(model, str):  # this module sits below models (models.load calls it), so it cannot load names
+        raise TypeError(f"model: expected an nn.Module, got the name {model!r}; for a shipped model use "
+                        f"saliency_lib.models.load({model!r}, runtime={runtime!r})")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     if isinstance(model, FastClassifier):
         model = model.torch_model
     model = model.eval()

@@ -31,7 +31,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fashion(cache):
     """(fast model, its PyTorch model), exported once for the module into a temporary cache."""
-    fast = runtime.fast_model("fashion-cnn", cache=cache)
+    fast = runtime.fast_model(models.load("fashion-cnn"), cache=cache)
     return fast, fast.torch_model
 
 
@@ -84,7 +84,7 @@ def test_fast_model_carries_the_classifier_contract(fashion):
 
 
 def test_the_torch_runtime_is_the_pytorch_model(cache):
-    model = runtime.fast_model("fashion-cnn", runtime="torch", cache=cache)
+    model = runtime.fast_model(models.load("fashion-cnn"), runtime="torch", cache=cache)
     assert isinstance(model, models.Classifier) and model.runtime == "torch"
     with pytest.raises(ValueError, match="runtime"):
         runtime.fast_model(model, runtime="tensorrt")
@@ -93,7 +93,7 @@ def test_the_torch_runtime_is_the_pytorch_model(cache):
 def test_missing_onnxruntime_falls_back_to_pytorch_with_one_line(cache, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
     assert not runtime.onnx_available()
-    model = runtime.fast_model("fashion-cnn", runtime="onnx", cache=cache)
+    model = runtime.fast_model(models.load("fashion-cnn"), runtime="onnx", cache=cache)
     line = _one_line(capsys)
     assert "PyTorch" in line and "onnxruntime" in line
     assert model.runtime == "torch" and isinstance(model, models.Classifier)
@@ -105,7 +105,7 @@ def test_failed_export_falls_back_to_pytorch_with_one_line(tmp_path, monkeypatch
         raise RuntimeError("Unsupported operator aten::something\nand a long second line")
 
     monkeypatch.setattr(runtime, "_export", broken)
-    model = runtime.fast_model("fashion-cnn", cache=tmp_path)
+    model = runtime.fast_model(models.load("fashion-cnn"), cache=tmp_path)
     line = _one_line(capsys)
     assert "export failed" in line and "aten::something" in line and "second line" not in line
     assert model.runtime == "torch"
@@ -114,15 +114,15 @@ def test_failed_export_falls_back_to_pytorch_with_one_line(tmp_path, monkeypatch
 
 def test_a_device_other_than_the_cpu_gets_pytorch(cache, capsys):
     # "meta" stands in for CUDA here (no GPU on the test machine): any non-CPU device takes the same branch.
-    model = runtime.fast_model("fashion-cnn", runtime="onnx", device="meta", cache=cache)
+    model = runtime.fast_model(models.load("fashion-cnn"), runtime="onnx", device="meta", cache=cache)
     assert model.runtime == "torch" and "PyTorch" in _one_line(capsys)
-    model = runtime.fast_model("fashion-cnn", runtime="auto", device="meta", cache=cache)
+    model = runtime.fast_model(models.load("fashion-cnn"), runtime="auto", device="meta", cache=cache)
     assert model.runtime == "torch" and capsys.readouterr().err == ""  # "auto" chooses PyTorch without a word
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gets_the_pytorch_model(cache, capsys):
-    model = runtime.fast_model("fashion-cnn", runtime="onnx", device="cuda", cache=cache)
+    model = runtime.fast_model(models.load("fashion-cnn"), runtime="onnx", device="cuda", cache=cache)
     assert model.runtime == "torch" and core.model_device(model, torch.device("cpu")).type == "cuda"
     assert "cuda" in _one_line(capsys)
 
@@ -163,7 +163,7 @@ def test_other_weights_get_another_file(fashion, cache):
 
 @pytest.mark.slow
 def test_efficientnet_agrees_with_pytorch_on_two_photographs(cache):
-    fast = runtime.fast_model("efficientnet-lite0", cache=cache)
+    fast = runtime.fast_model(models.load("efficientnet-lite0"), cache=cache)
     assert fast.runtime == "onnx"
     photos, _ = data.photographs()
     photos = photos[:2]
@@ -172,3 +172,14 @@ def test_efficientnet_agrees_with_pytorch_on_two_photographs(cache):
         got = fast(photos).softmax(dim=1)
     assert torch.equal(got.argmax(dim=1), expected.argmax(dim=1))
     assert (got - expected).abs().max().item() <= PROBABILITY_TOLERANCE
+
+
+def test_a_shipped_model_by_name_comes_from_models_load(tmp_path, monkeypatch):
+    # runtime sits below models (no import cycle): names go through models.load(name, runtime=...).
+    monkeypatch.setenv("SALIENCY_CACHE_DIR", str(tmp_path))
+    with pytest.raises(TypeError, match=r"models.load\('fashion-cnn', runtime='onnx'\)"):
+        runtime.fast_model("fashion-cnn", runtime="onnx")
+    model = models.load("fashion-cnn", runtime="torch")
+    assert isinstance(model, models.Classifier)
+    fast = models.load("fashion-cnn", runtime="auto")
+    assert fast.name == "fashion-cnn" and fast.runtime in ("onnx", "torch")
