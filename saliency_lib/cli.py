@@ -5,6 +5,7 @@ Commands:
     assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
     assets list                      print the manifest as a markdown table (the README's asset table)
     explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
+    explain-folder DIR --out OUT     maps of every image in a folder; runs under torchrun too (resumable)
     evaluate --suite quick|full      every method on data with ground truth; writes
                                      benchmarks/results/evaluation_<suite>.json and .md
     reconstruct --suite quick|full   Part B: regenerate the salient region with the GAN; writes
@@ -23,6 +24,7 @@ import sys
 COMMANDS = [
     "saliency_lib.cli_assets",
     "saliency_lib.cli_explain",
+    "saliency_lib.cli_explain_folder",
     "saliency_lib.cli_evaluate",
     "saliency_lib.cli_reconstruct",
 ]

@@ -5,10 +5,18 @@ What ``python -m saliency_lib explain IMAGE`` does (:mod:`saliency_lib.cli_expla
     result = explain_file("cat.jpg", "efficientnet-lite0", "oise", steps=5000)
     print("\\n".join(describe(result)))       # top-5 classes, target, model calls and time
     write_figure(result, "map.png")           # image, map and overlay side by side
+
+and what ``python -m saliency_lib explain-folder DIR`` does, on one process or many under ``torchrun``
+(:mod:`saliency_lib.cli_explain_folder` only parses; :mod:`saliency_lib.distributed` splits the work)::
+
+    run = explain_folder("photos/", "maps/", "efficientnet-lite0", "oise", steps=5000, block_size=4)
+    # maps/explain.json: one record per image (file, target, class, probability, map); maps/maps/<file>.npz
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -16,11 +24,15 @@ import torch
 
 from ._checks import check_int
 from .core import class_probabilities, resolve_target
+from . import uploads
 
-__all__ = ["FIGURE_SUFFIXES", "METHODS", "load_image_file", "explain_file", "describe", "write_figure"]
+__all__ = ["FIGURE_SUFFIXES", "IMAGE_SUFFIXES", "METHODS", "load_image_file", "explain_file", "describe",
+           "write_figure", "folder_images", "explain_folder"]
 
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 METHODS = ("oise", "rise")
+#: Files of a folder that :func:`explain_folder` explains (by suffix, any case).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def load_image_file(path: str | Path, model) -> torch.Tensor:
@@ -29,41 +41,18 @@ def load_image_file(path: str | Path, model) -> torch.Tensor:
     One-channel models (the Fashion CNN) get a grey image; three-channel models an RGB one. The shorter side
     is resized to the model's input size and the centre cropped, as :func:`saliency_lib.data.photographs`
     does. (Fashion-MNIST items are light on black: a photo of a shirt on white looks nothing like them.)
+    Decoding and its checks (formats, size, decompression bombs, EXIF rotation, transparency) are
+    :func:`saliency_lib.uploads.image_tensor`'s, the one home of image-file decoding.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: the file is not an image PIL can read.
+        FileNotFoundError: no such file. ValueError: the file is not an image we can read (the message says why).
     """
-    from PIL import Image, UnidentifiedImageError
-    import torchvision.transforms.functional as TF
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    spec = model.spec
-    try:
-        with Image.open(path) as opened:
-            picture = opened.convert("L" if spec.channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"cannot read {path} as an image ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'unreadable'})") from None
-    image = TF.pil_to_tensor(picture).float().div(255.0)                     # (C, H, W)
-    height, width = spec.size
-    image = TF.resize(image, min(height, width), antialias=True)
-    return TF.center_crop(image, [height, width]).clamp(0, 1).unsqueeze(0)
+    return uploads.image_tensor(Path(path), model)
 
 
 def _check_readable(path) -> None:
-    """Fail fast (before a model is loaded) on a missing file or one that is not an image."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as opened:
-            opened.verify()
-    except Exception as error:  # noqa: BLE001 - PIL raises many kinds; all mean "not an image we can read"
-        raise ValueError(f"cannot read {path} as an image ({type(error).__name__})") from None
+    """Fail fast (before a model is loaded) on a missing file or one that is not an image (header only)."""
+    uploads.check_image(Path(path))
 
 
 def explain_file(path, model_name: str = "efficientnet-lite0", method: str = "oise", *, steps: int = 5000,
@@ -150,3 +139,106 @@ def write_figure(result: dict, out: str | Path, dpi: int = 100) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
     return out
+
+
+def folder_images(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder`` (by :data:`IMAGE_SUFFIXES`), sorted by name: item i is the i-th.
+
+    Raises:
+        FileNotFoundError: no such folder. ValueError: no image file in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def explain_folder(folder, out_dir, model_name: str = "efficientnet-lite0", method: str = "oise", *,
+                   steps: int = 5000, chains: int = 1, batch_size: int | None = None, seed: int = 0,
+                   block_size: int = 4, device: str = "cpu", runtime: str = "auto", max_blocks: int | None = None,
+                   progress: bool = True):
+    """Saliency maps of every image of a folder, split over torchrun's processes (or one process without it).
+
+    The images (:func:`folder_images`, sorted by name) are explained in blocks of ``block_size``, each block in
+    one call of :func:`saliency_lib.oise` / :func:`saliency_lib.rise` with its own seed
+    (:func:`saliency_lib.distributed.block_seed` of ``seed`` and the block's number), so the maps do not depend
+    on how many processes ran. Files are read by :func:`saliency_lib.uploads.image_tensor` (checked, resized and
+    centre-cropped to the model's input); a file it refuses gets a record with ``error`` and no map.
+
+    Writes, in ``out_dir``: ``maps/<file name>.npz`` (``saliency`` (H, W) float32, ``probabilities``,
+    ``target``), ``explain.rank<r>.jsonl`` while running, and ``explain.json`` once every block is done (one
+    record per image: ``index``, ``file``, ``target``, ``class``, ``probability``, ``map``, ``model_calls``).
+    A run stopped part-way resumes from the blocks already written when started again with the same options.
+
+    Args:
+        device: ``"cpu"`` (the model in ONNX Runtime when ``runtime`` allows it) or ``"cuda"`` (this rank's GPU,
+            PyTorch); ``"cuda"`` without a GPU raises RuntimeError with one line.
+        runtime: ``"auto"``, ``"onnx"`` or ``"torch"``, as for :func:`saliency_lib.runtime.fast_model`.
+        max_blocks: compute at most this many blocks in this process, then stop (run again to go on).
+        Others: as for :func:`explain_file`.
+
+    Returns:
+        The :class:`saliency_lib.distributed.ShardedRun` (``records`` on rank 0 once complete).
+    """
+    import numpy as np
+
+    from . import distributed, models, uploads
+    from .oise_method import oise
+    from .rise_method import rise
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose oise or rise")
+    if model_name not in models.MODEL_NAMES:
+        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(models.MODEL_NAMES)}")
+    check_int("steps", steps, 1)
+    check_int("chains", chains, 1)
+    files = folder_images(folder)
+    out_dir = Path(out_dir)
+    device = distributed.init(device)  # joins torchrun's process group; one-line error for a missing GPU
+    try:
+        model = models.load(model_name, device=device, runtime=runtime)
+    except Exception as error:  # noqa: BLE001 - missing weights, offline download: one line to the user
+        raise RuntimeError(f"model {model_name!r} is unavailable: {str(error).splitlines()[0]}") from None
+    maps_dir = out_dir / "maps"
+
+    def job(block) -> list[dict]:
+        images, records = [], []
+        for path in files[block.start:block.stop]:
+            try:
+                images.append(uploads.image_tensor(path, model))
+                records.append({"file": path.name})
+            except (FileNotFoundError, ValueError) as error:  # this file only; the others go on
+                # The same words on every machine: no folder path, no object address.
+                message = str(error).splitlines()[0].replace(str(path), path.name)
+                records.append({"file": path.name, "error": re.sub(r" at 0x[0-9a-fA-F]+", "", message)})
+        if images:
+            batch = torch.cat(images).to(device)
+            probabilities = class_probabilities(model, batch).cpu()
+            if method == "oise":
+                saliency = oise(model, batch, None, n_steps=steps, n_chains=chains, batch_size=batch_size,
+                                seed=block.seed)
+            else:
+                saliency = rise(model, batch, None, n_masks=steps, batch_size=batch_size, seed=block.seed)
+            good = [r for r in records if "error" not in r]
+            for i, record in enumerate(good):
+                target = int(saliency.target[i])
+                map_file = maps_dir / f"{record['file']}.npz"
+                distributed.save_arrays(map_file, saliency=saliency[i].float().cpu(),
+                                        probabilities=probabilities[i], target=np.int64(target))
+                record.update(target=target, **{"class": model.class_names[target]},
+                              probability=float(probabilities[i, target]),
+                              map=str(map_file.relative_to(out_dir)), model_calls=int(saliency.model_calls))
+        block.info["device"] = str(device)
+        return records
+
+    names = hashlib.sha256("\n".join(p.name for p in files).encode()).hexdigest()[:16]  # same folder on resume
+    settings = {"images": len(files), "names_sha256": names, "model": model_name, "method": method, "steps": steps,
+                "chains": chains, "runtime": getattr(model, "runtime", "torch"), "device": device.type}
+    try:
+        return distributed.run_sharded(job, len(files), out_dir, "explain", seed=seed, block_size=block_size,
+                                       settings=settings, max_blocks=max_blocks, progress=progress)
+    finally:
+        distributed.finish()

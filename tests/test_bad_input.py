@@ -264,7 +264,7 @@ def _rows() -> list[Row]:
                     model=lambda: TinyGenerator().train(), images=lambda: images(1)))
     cli_rows = [
         ("image file missing", "image not found: {missing}", ["{missing}"]),
-        ("file is not an image", "cannot read {text} as an image (UnidentifiedImageError)", ["{text}"]),
+        ("file is not an image", "cannot read {text} as an image: it is a text file, not a PNG/JPEG/GIF/BMP/WEBP/TIFF image; save it as PNG or JPEG (any image viewer's 'Save as' or 'Export') and try again", ["{text}"]),
         ("target out of range", "target must be a class index in [0, 9], got 12", ["{photo}", "--target", "12"]),
         ("negative target", "target must be a class index in [0, 9], got -1", ["{photo}", "--target", "-1"]),
         ("float target", "argument --target: invalid int value: '1.5'", ["{photo}", "--target", "1.5"]),
