@@ -3,7 +3,8 @@
 Every file a notebook needs lives in ``data/`` and is described in ``data/MANIFEST.json`` (size, sha256,
 licence, origin, the command that made it and what the build measured). Loaders call :func:`checked_path`
 before reading, so a missing, truncated or tampered file gives one clear message naming the file and the fix,
-never a pickle traceback. Weights are read with ``torch.load(..., weights_only=True)``.
+never a pickle traceback. Weights are read with ``torch.load(..., weights_only=True)``; a learner's own weights
+file from outside ``data/`` goes through the same safe load in :func:`load_user_weights`.
 
 ``python -m saliency_lib assets build`` re-makes every asset from scratch; ``... assets verify`` checks them.
 Each recipe lives beside the code it builds (the sample in ``data``, the Fashion CNN in ``models``, the clutter
@@ -18,6 +19,7 @@ import importlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,6 +38,7 @@ __all__ = [
     "read_manifest",
     "checked_path",
     "load_weights",
+    "load_user_weights",
     "verify",
     "build",
     "manifest_table",
@@ -148,6 +151,39 @@ def load_weights(filename: str, data_dir: Path | None = None) -> dict[str, torch
         raise AssetError(f"{path} could not be read as weights ({type(error).__name__}); {FIX}") from None
     if not isinstance(state, dict):
         raise AssetError(f"{path} holds a {type(state).__name__}, expected a state dict; {FIX}")
+    return state
+
+
+def load_user_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """A state dict from a weights file of your own (outside ``data/``), through the same safe load.
+
+    The file is always read with ``torch.load(..., weights_only=True, map_location="cpu")``, so a file that would
+    run code when unpickled is refused (:class:`AssetError` naming the file) and that code never runs. With
+    ``sha256`` (the hex digest its publisher gives) the file is checked first and refused if it differs; without
+    it, it loads but a one-line warning says its origin was not checked.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(f"{path} is missing (or is not a file): check the path")
+    if sha256 is not None:
+        if not isinstance(sha256, str) or len(sha256.strip()) != 64:
+            raise ValueError(f"sha256 must be the 64-character hex digest of the file, got {sha256!r}")
+        digest = sha256_file(path)
+        if digest != sha256.strip().lower():
+            raise AssetError(f"{path} does not match the sha256 you gave (got {digest}): altered, corrupt or the "
+                             "wrong file; download it again")
+    else:
+        warnings.warn(f"{path} is not in data/{MANIFEST_NAME}: its origin was not checked; pass sha256=... to "
+                      "check it", UserWarning, stacklevel=2)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # e.g. a pickle that would run code: refused by weights_only, never executed
+        raise AssetError(f"{path} could not be read as weights ({type(error).__name__}): it is not a plain "
+                         "state dict of tensors (a pickle that would run code is refused); save it with "
+                         "torch.save(model.state_dict(), path)") from None
+    if not isinstance(state, dict):
+        raise AssetError(f"{path} holds a {type(state).__name__}, expected a state dict; save it with "
+                         "torch.save(model.state_dict(), path)")
     return state
 
 

@@ -1,10 +1,12 @@
 """``python -m saliency_lib reconstruct --suite quick|full``: the acceptable-variations experiment over a test set.
 
 A thin shim: the experiment, its suites and its writers live in :mod:`saliency_lib.reconstruction_experiment`.
+Ctrl+C: the experiment writes its results only at the end; the maps cache (``--maps-cache``) is all it keeps.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from . import reconstruction_experiment as experiment
@@ -29,8 +31,20 @@ def _run(args) -> int:
     from .tutorial import REPO_ROOT
 
     out = args.out or REPO_ROOT / "benchmarks" / "results"
-    result = experiment.run_experiment(args.suite, out=out, maps_cache=args.maps_cache, maps_only=args.maps_only,
-                                       progress=not args.no_progress)
+    try:
+        result = experiment.run_experiment(args.suite, out=out, maps_cache=args.maps_cache,
+                                           maps_only=args.maps_only, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        cache = args.maps_cache or Path(out) / f"reconstruction_{args.suite}_maps.pt"
+        kept = (f"the saliency maps are kept in {cache} (the reconstructions start again)"
+                if args.maps_cache and Path(args.maps_cache).exists()
+                else "nothing was kept (results are written only at the end; --maps-cache keeps the maps next time)")
+        command = " ".join(["python -m saliency_lib reconstruct --suite", args.suite,
+                            *(["--out", str(args.out)] if args.out else []), "--maps-cache", str(cache),
+                            *(["--maps-only"] if args.maps_only else []),
+                            *(["--no-progress"] if args.no_progress else [])])
+        print(f"interrupted: {kept}; resume with: {command}", file=sys.stderr)
+        return 130
     if result is not None:
         print(experiment.markdown_table(result))
     return 0

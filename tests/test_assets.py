@@ -95,7 +95,7 @@ def test_a_pickle_with_code_is_refused_without_running_it(data_copy, tmp_path):
     marker = tmp_path / "code-ran"
     evil = data_copy / "evil.pt"
     with open(evil, "wb") as handle:
-        pickle.dump({"weight": _Payload(str(marker))}, handle)
+        pickle.dump({"weight": _Payload(str(marker))}, handle, protocol=2)
     manifest = json.loads((data_copy / assets.MANIFEST_NAME).read_text())
     manifest["files"]["evil.pt"] = {"size": evil.stat().st_size, "sha256": assets.sha256_file(evil)}
     (data_copy / assets.MANIFEST_NAME).write_text(json.dumps(manifest))
