@@ -14,18 +14,26 @@ LAB_PORT ?= 8888
 .PHONY: lab test test-fast browser-deps assets verify speed check learner-edition clean help
 
 help:
-	@echo "make lab     - install what is missing, open JupyterLab on notebooks/00_start_here.ipynb"
+	@echo "make lab     - install what is missing, copy notebooks/ to work/ (yours, git-ignored), open JupyterLab there"
+	@echo "               (CPU=1: install PyTorch's CPU-only build, for laptops)"
 	@echo "make test    - install what is missing, run every test (library, notebooks, browser)"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
 	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
 	@echo "make learner-edition - write learner/: the notebooks without solutions and outputs (OVERWRITE=1 to replace)"
 	@echo "make speed   - time OISE and RISE per model (benchmarks/speed.py; writes benchmarks/results/speed.*)"
+	@echo "make present - notebook 06 as a page without code (Voila) at http://127.0.0.1:8866/, for a projector"
 
+# CPU=1 (make lab CPU=1): PyTorch's CPU-only build (about 1 GB less to download than Linux's default CUDA build).
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@test -x $(PY) || { echo "Creating the virtual environment $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing the tutorial's packages into $(VENV) (the first time takes a few minutes: PyTorch is large)..."
+	$(PY) -m pip install --progress-bar on --upgrade pip
+	$(if $(filter 1,$(CPU)),$(PY) -m pip install --progress-bar on --index-url $(TORCH_CPU_INDEX) \
+	  $$(grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"'))
+	$(PY) -m pip install --progress-bar on -e '.[test]'
+	@echo "Installed: $(VENV) is ready."
 	@touch $(STAMP)
 
 # Chromium for the one real-browser test. Installed from Debian when we are root; otherwise the
@@ -39,11 +47,14 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
+# Learners work in a git-ignored copy (work/), so autosave never changes the committed notebooks/.
+WORK ?= work
 lab: $(STAMP)
 	$(PY) -m saliency_lib assets verify
-	@echo "Opening JupyterLab; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
+	$(PY) -m saliency_lib.tutorial working-copy $(WORK)
+	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
-	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb
+	  --LabApp.default_url=/lab/tree/$(WORK)/00_start_here.ipynb
 
 test: $(STAMP) browser-deps
 	$(PY) -m saliency_lib assets verify
@@ -67,6 +78,18 @@ learner-edition: $(STAMP)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py
+
+# Notebook 06 as a standalone page (Voila: widgets and outputs, no code) for a projector, or a learner who should
+# not see code: http://127.0.0.1:$(PRESENT_PORT)/ . Fast mode by default, so the page is ready in about half a
+# minute (set the budget in the panel); PRESENT_FAST=0 runs the notebook's full budgets first.
+PRESENT_PORT ?= 8866
+PRESENT_FAST ?= 1
+.PHONY: present
+present: $(STAMP)
+	$(PY) -m saliency_lib assets verify
+	@echo "Serving notebooks/06_your_own_model.ipynb at http://127.0.0.1:$(PRESENT_PORT)/ (Ctrl+C to stop)."
+	SALIENCY_FAST=$(PRESENT_FAST) $(VENV)/bin/voila notebooks/06_your_own_model.ipynb --no-browser \
+	  --port=$(PRESENT_PORT) --Voila.ip=127.0.0.1 --VoilaConfiguration.progressive_rendering=True
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

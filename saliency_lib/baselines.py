@@ -24,6 +24,10 @@ name                        Captum class / library function      map (B, H, W)
 
 Perturbation baselines (Occlusion, IG, LIME) replace pixels by the same reference as OISE, RISE and the
 deletion metric: the dataset mean (``model.spec.reference()``, 0 after normalisation).
+
+Memory: every ``batch_size`` defaults to :func:`saliency_lib.core.default_batch_size` (capped at the method's
+former default, so small images keep their batches); Grad-CAM and plain gradients go through the images in
+chunks of the gradient budget. Bounded on a 224 px photo by ``tests/test_memory.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_images, check_int
-from .core import broadcast_reference, class_probabilities, model_device, resolve_reference, resolve_target
+from .core import (broadcast_reference, class_probabilities, default_batch_size, model_device, resolve_reference,
+                   resolve_target)
 from .metrics import random_maps
 from .oise_method import oise
 from .rise_method import rise
@@ -67,6 +72,16 @@ def _reference_images(model: nn.Module, images: torch.Tensor, reference) -> torc
     return ref if ref.dim() == 4 else ref.expand_as(images).contiguous()
 
 
+def _by_chunks(attribution: Callable[[slice], torch.Tensor], images: torch.Tensor, size: int | None = None):
+    """``attribution(part)`` for the slices ``part`` of ``size`` images (default: the gradient budget),
+    concatenated: one slice of every image when they fit.
+
+    For the gradient methods, whose map of an image depends on that image only: the chunking changes no value.
+    """
+    size = size or default_batch_size(images, gradients=True)
+    return torch.cat([attribution(slice(start, start + size)) for start in range(0, len(images), size)])
+
+
 def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor) -> torch.Tensor:
     maps = maps.detach().float()
     maps.model_calls = int(calls)
@@ -86,21 +101,28 @@ def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Mo
     layer = layer if layer is not None else getattr(model, "gradcam_layer", None)
     if layer is None:
         raise ValueError("layer: the model has no gradcam_layer; pass the convolutional layer to use")
-    with torch.enable_grad():
-        attribution = LayerGradCam(model, layer).attribute(images, target=targets, relu_attributions=True)
-    upsampled = LayerAttribution.interpolate(attribution, tuple(images.shape[-2:]), interpolate_mode="bilinear")
-    return _finish(upsampled.sum(dim=1), 1, targets)
+    explainer = LayerGradCam(model, layer)
+
+    def part_maps(part: slice) -> torch.Tensor:
+        with torch.enable_grad():
+            attribution = explainer.attribute(images[part], target=targets[part], relu_attributions=True)
+        upsampled = LayerAttribution.interpolate(attribution, tuple(images.shape[-2:]), interpolate_mode="bilinear")
+        return upsampled.sum(dim=1).detach()
+
+    return _finish(_by_chunks(part_maps, images), 1, targets)
 
 
 def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: int | None = None,
-              stride: int | None = None, reference="mean", batch_size: int = 64) -> torch.Tensor:
+              stride: int | None = None, reference="mean", batch_size: int | None = None) -> torch.Tensor:
     """Occlusion (Zeiler & Fergus 2014) via Captum's ``Occlusion``: score drop when a square is replaced.
 
     Args:
         window: side of the occluding square (default: ``H // 7``, e.g. 4 px at 28, 9 at 64, 32 at 224).
         stride: step between squares (default: ``window // 2``).
         reference: what the square is replaced by (default: the dataset mean, as the deletion metric).
-        batch_size: occluded images per model call.
+        batch_size: occluded copies of each image per model call (Captum's ``perturbations_per_eval``; one call
+            holds ``B`` times as many images). Default: :func:`saliency_lib.core.default_batch_size` shared by the
+            ``B`` images, at most 64.
     """
     from captum.attr import Occlusion
 
@@ -108,6 +130,9 @@ def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: in
     channels, height = images.shape[1], images.shape[2]
     window = check_int("window", window if window is not None else max(2, height // 7), 1, height)
     stride = check_int("stride", stride if stride is not None else max(1, window // 2), 1, height)
+    if batch_size is None:
+        batch_size = max(1, default_batch_size(images, at_most=64 * len(images)) // len(images))
+    check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
     attribution = Occlusion(model).attribute(images, sliding_window_shapes=(channels, window, window),
                                              strides=(channels, stride, stride), baselines=baselines,
@@ -117,24 +142,34 @@ def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: in
 
 
 def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *, n_path_points: int = 32,
-                         reference="mean", batch_size: int = 64) -> torch.Tensor:
+                         reference="mean", batch_size: int | None = None) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, from the reference image; signed, summed
     over channels (positive = evidence for the target).
 
     Args:
         n_path_points: points on the path from the reference to the image (Captum's ``n_steps``;
             Gauss-Legendre, Captum's default method).
-        batch_size: path points per forward/backward (``internal_batch_size``).
+        batch_size: images on the path per forward/backward, over all images (Captum's ``internal_batch_size``;
+            default: :func:`saliency_lib.core.default_batch_size` with the gradient budget, at most 64). More
+            images than that are explained ``batch_size`` at a time (Captum needs every image in each call).
     """
     from captum.attr import IntegratedGradients
 
     images, targets = _prepare(model, images, target)
     check_int("n_path_points", n_path_points, 1)
+    if batch_size is None:
+        batch_size = default_batch_size(images, at_most=64, gradients=True)
+    check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
-    with torch.enable_grad():
-        attribution = IntegratedGradients(model).attribute(images, baselines=baselines, target=targets,
-                                                           n_steps=n_path_points, internal_batch_size=batch_size)
-    return _finish(attribution.sum(dim=1), n_path_points, targets)
+    explainer = IntegratedGradients(model)
+
+    def part_maps(part: slice) -> torch.Tensor:
+        with torch.enable_grad():
+            attribution = explainer.attribute(images[part], baselines=baselines[part], target=targets[part],
+                                              n_steps=n_path_points, internal_batch_size=batch_size)
+        return attribution.sum(dim=1).detach()
+
+    return _finish(_by_chunks(part_maps, images, batch_size), n_path_points, targets)
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -142,10 +177,15 @@ def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tenso
     from captum.attr import Saliency
 
     images, targets = _prepare(model, images, target)
-    images = images.clone().requires_grad_(True)  # Captum would set it (with a warning) on our tensor
-    with torch.enable_grad():
-        attribution = Saliency(model).attribute(images, target=targets, abs=True)
-    return _finish(attribution.amax(dim=1), 1, targets)
+    explainer = Saliency(model)
+
+    def part_maps(part: slice) -> torch.Tensor:
+        inputs = images[part].clone().requires_grad_(True)  # Captum would set it (with a warning) on our tensor
+        with torch.enable_grad():
+            attribution = explainer.attribute(inputs, target=targets[part], abs=True)
+        return attribution.amax(dim=1).detach()
+
+    return _finish(_by_chunks(part_maps, images), 1, targets)
 
 
 def superpixels(images: torch.Tensor, n_segments: int = 50, compactness: float | None = None) -> torch.Tensor:
@@ -199,7 +239,7 @@ def _weighted_ridge(alpha: float):
 
 
 def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int = 200, n_segments: int = 50,
-         compactness: float | None = None, alpha: float = 1.0, reference="mean", batch_size: int = 100,
+         compactness: float | None = None, alpha: float = 1.0, reference="mean", batch_size: int | None = None,
          seed: int = 0) -> torch.Tensor:
     """LIME (Ribeiro et al. 2016) via Captum's ``Lime`` on SLIC superpixels; each pixel gets its superpixel's
     weight (signed).
@@ -210,7 +250,8 @@ def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int 
         n_segments, compactness: see :func:`superpixels`.
         alpha: ridge penalty of the surrogate (LIME's default 1).
         reference: value of switched-off superpixels (default: the dataset mean).
-        batch_size: perturbations per model call.
+        batch_size: perturbations per model call (Captum explains the images one at a time). Default:
+            :func:`saliency_lib.core.default_batch_size` of one image, at most 100.
         seed: Captum's LIME samples with the global generator; it is seeded here and restored after (ours).
     """
     from captum._utils.models.linear_model import LinearModel
@@ -218,6 +259,9 @@ def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int 
 
     images, targets = _prepare(model, images, target)
     check_int("n_samples", n_samples, 2)
+    if batch_size is None:
+        batch_size = default_batch_size(images, at_most=100)
+    check_int("batch_size", batch_size, 1)
     segments = superpixels(images, n_segments, compactness).to(images.device)
     feature_mask = segments.unsqueeze(1).expand_as(images).contiguous()
     baselines = _reference_images(model, images, reference)

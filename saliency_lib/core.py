@@ -7,7 +7,9 @@ OISE, RISE, the metrics, the reconstruction and the notebooks call a model the s
 - :func:`resolve_target`: the class each image is explained for;
 - :func:`resolve_reference` / :func:`broadcast_reference`: the value a masked pixel takes;
 - :func:`seeded_generator`: the one private random generator every seeded function draws from;
-- :func:`model_device`: where the model lives.
+- :func:`model_device`: where the model lives;
+- :func:`default_batch_size`: how many images go into one model call when the caller does not say, chosen from
+  the input size so that memory stays bounded (:data:`CALL_BUDGET`).
 
 Argument checks (a number in [0, 1], an int, the image batch) live in the private ``_checks`` module.
 """
@@ -25,10 +27,13 @@ import torch
 from torch import nn
 
 from . import masks as M
-from ._checks import check_choice, check_seed
+from ._checks import check_choice, check_int, check_seed
 
 __all__ = [
     "OUTPUTS",
+    "CALL_BUDGET",
+    "GRADIENT_SHARE",
+    "default_batch_size",
     "model_device",
     "call_model",
     "to_probabilities",
@@ -41,6 +46,41 @@ __all__ = [
 
 # What a model returns: logits (softmax applied by the library) or probabilities (used as they are).
 OUTPUTS = ("logits", "probabilities")
+
+# Input values (channels x height x width, summed over the images) per model call when a function chooses its own
+# batch size: 8 photographs of 3 x 224 x 224 (EfficientNet-Lite0 needs about 0.15 GB for them) or 1,536
+# Fashion-MNIST images of 1 x 28 x 28 (about 0.3 GB in fashion-cnn). Measured, with the notebooks' peak memory, by
+# ``benchmarks/notebooks.py``; read at call time, so ``saliency_lib.core.CALL_BUDGET = ...`` changes every default.
+CALL_BUDGET = 8 * 3 * 224 * 224
+# A call that also runs a backward pass (the gradient baselines) keeps every activation: about 4 times the memory
+# of a forward pass (EfficientNet-Lite0: 55 MB against 16 MB per photograph), so it gets this share of the budget.
+GRADIENT_SHARE = 0.25
+
+
+def default_batch_size(images, budget: int | None = None, *, at_most: int | None = None,
+                       gradients: bool = False) -> int:
+    """Images per model call that keep one call's input within ``budget`` values: the library's default batch size.
+
+    Every function whose ``batch_size`` defaults to ``None`` calls this, so memory stays bounded by the input size
+    rather than growing with the number of images, masks or steps: ``budget // (C * H * W)`` images, at least one.
+
+    Args:
+        images: the ``(B, C, H, W)`` batch (or one ``(C, H, W)`` image, or its shape).
+        budget: input values per call (default: :data:`CALL_BUDGET`, e.g. 8 images of 3 x 224 x 224, 1,536 of
+            1 x 28 x 28).
+        at_most: a cap (e.g. a function's historical default), so small inputs keep the batches they had.
+        gradients: the call also runs a backward pass: :data:`GRADIENT_SHARE` of the budget.
+
+    Returns:
+        An int >= 1. The batch size never changes the random numbers a method draws.
+    """
+    shape = tuple(images.shape) if isinstance(images, torch.Tensor) else tuple(images)
+    per_image = math.prod(shape[-3:]) if len(shape) >= 3 else math.prod(shape)
+    budget = CALL_BUDGET if budget is None else check_int("budget", budget, 1)
+    if gradients:
+        budget = budget * GRADIENT_SHARE
+    size = max(1, int(budget // max(per_image, 1)))
+    return min(size, at_most) if at_most is not None else size
 
 
 def model_device(model, fallback: torch.device) -> torch.device:
@@ -56,7 +96,8 @@ def model_device(model, fallback: torch.device) -> torch.device:
 
 
 def call_model(model, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """The model's raw output for ``images`` ``(B, C, H, W)``, in slices of ``batch_size`` (``None``: one call).
+    """The model's raw output for ``images`` ``(B, C, H, W)``, in slices of ``batch_size`` (``None``: one call;
+    callers pass :func:`default_batch_size` for theirs).
 
     The fast, unchecked path for loops whose first call went through :func:`class_probabilities`.
     """
@@ -105,7 +146,8 @@ def _model_error(error: RuntimeError, batch: torch.Tensor) -> ValueError:
 
 def class_probabilities(model, images: torch.Tensor, *, output: str = "logits",
                         batch_size: int | None = None) -> torch.Tensor:
-    """All class probabilities ``(B, n_classes)`` of ``images`` ``(B, C, H, W)``, in chunks of ``batch_size``.
+    """All class probabilities ``(B, n_classes)`` of ``images`` ``(B, C, H, W)``, in chunks of ``batch_size``
+    (default: :func:`default_batch_size`, so 3,000 images never go into one call).
 
     The checked path: every chunk's output must be a finite ``(b, n_classes)`` tensor. With ``output="logits"``
     a model whose rows are all probabilities already (in [0, 1], summing to 1) gets one warning.
@@ -119,7 +161,7 @@ def class_probabilities(model, images: torch.Tensor, *, output: str = "logits",
     """
     check_choice("output", output, OUTPUTS)
     chunks = []
-    step = batch_size or len(images)
+    step = batch_size or default_batch_size(images)
     with torch.no_grad():
         for start in range(0, len(images), step):
             batch = images[start:start + step]

@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_fraction, check_images, check_int, check_maps
-from .core import (broadcast_reference, class_probabilities, model_device, resolve_reference, resolve_target,
-                   seeded_generator)
+from .core import (broadcast_reference, class_probabilities, default_batch_size, model_device, resolve_reference,
+                   resolve_target, seeded_generator)
 
 __all__ = [
     "CurveResult",
@@ -94,7 +94,7 @@ def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
 
 
 def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mode: str, target=None, *,
-                  pixels_per_step: int | None = None, reference="mean", start="blur", batch_size: int = 256,
+                  pixels_per_step: int | None = None, reference="mean", start="blur", batch_size: int | None = None,
                   progress: bool = False, output: str = "logits") -> CurveResult:
     """RISE's deletion (``mode="deletion"``) or insertion (``mode="insertion"``) curves for a batch.
 
@@ -109,7 +109,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
         reference: deletion's replacement (``"mean"``: the dataset mean = 0 after normalisation, as RISE and
             the paper; ``"blur"``, a number or a tensor).
         start: insertion's starting image (``"blur"``: RISE's blurred copy; ``"mean"``, a number, a tensor).
-        batch_size: masked images per model call.
+        batch_size: masked images per model call (default: :func:`saliency_lib.core.default_batch_size`, at most
+            256: 256 at 28 x 28, 8 at 3 x 224 x 224).
 
     Returns:
         :class:`CurveResult`.
@@ -121,6 +122,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
     batch, channels, height, width = images.shape
     n_pixels = height * width
     pixels_per_step = width if pixels_per_step is None else check_int("pixels_per_step", pixels_per_step, 1, n_pixels)
+    if batch_size is None:
+        batch_size = default_batch_size(images, at_most=256)
     check_int("batch_size", batch_size, 1)
     device = model_device(model, images.device)
     images, maps = images.to(device), maps.to(device)
@@ -142,7 +145,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
         hit = (ranks[b] < changed[t].view(-1, 1)).view(-1, height, width).float()   # 1 = pixel changed
         keep = 1 - hit if mode == "deletion" else hit
         mixed = M.apply_mask(images[b], keep, filler[b])
-        probs = class_probabilities(model, mixed, output=output)
+        probs = class_probabilities(model, mixed, output=output, batch_size=per_call)
         curve[b, t] = probs.gather(1, targets[b].view(-1, 1))[:, 0]
         bar.update(len(chunk))
     bar.close()

@@ -19,7 +19,7 @@ from matplotlib.patches import Patch, Rectangle
 __all__ = [
     # images, maps and overlays
     "as_array", "show_image", "show_map", "show_grid", "draw_cell_lines", "overlay", "show_cell_changes",
-    "cell_fates", "plot_update_rule", "compare_maps", "CHANGE_COLOURS",
+    "cell_fates", "plot_update_rule", "compare_maps", "CHANGE_COLOURS", "cell_value_text",
     # evaluation (notebook 04)
     "plot_curves", "draw_box", "plot_method_grid", "plot_benchmark_bars", "scaled_map",
     # reconstruction (notebook 05)
@@ -32,6 +32,25 @@ __all__ = [
 
 # Colours of the four fates of a cell in one update (kept, dropped, turned on, stayed off).
 CHANGE_COLOURS = {"kept": "#2ca02c", "dropped": "#d62728", "turned on": "#1f77b4", "stayed off": "#dddddd"}
+
+
+def cell_value_text(value: float, digits: int = 3) -> str:
+    """A cell value in (0, 1) as a short label without the leading zero: ``0.25`` -> ``".250"``.
+
+    Shows as many digits as needed (up to 6) to tell the value from 0 and 1: ``0.9996`` -> ``".9996"``, never
+    ``".000"`` or ``"1.000"`` for a value that is neither. Values of exactly 0 or 1 give ``"0"`` and ``"1"``.
+    """
+    value = float(value)
+    if value in (0.0, 1.0):
+        return str(int(value))
+    for places in range(digits, 7):
+        text = f"{value:.{places}f}"
+        if float(text) not in (0.0, 1.0):
+            break
+    else:
+        text = ">.999999" if value > 0.5 else "<.000001"
+        return text
+    return text[1:] if text.startswith("0.") else text
 
 
 def as_array(values) -> np.ndarray:
@@ -193,19 +212,25 @@ def plot_update_rule(ax, p: float | None = None, title: str | None = "the update
 
 def compare_maps(image, maps: dict, *, alpha: float = 0.5, cmap: str = "jet", size: float = 2.6,
                  title: str | None = None):
-    """One row: the image, then each map of ``maps`` (name -> ``(H, W)``) over it, each with a colour bar.
+    """One row: the image, then each map of ``maps`` (name -> ``(H, W)``) over it, each with its own colour bar.
 
-    Maps are drawn on their own range (``vmin=0``, ``vmax`` = the map's max) so RISE's unscaled maps compare.
-    Returns the ``Figure`` (made with pyplot, for notebooks).
+    Each map is drawn on its own range, from its minimum to its maximum (its colour bar shows the values), so a
+    map whose values all sit in a narrow band (RISE's: every pixel near the mean score) shows its structure
+    instead of one flat colour. Colours therefore compare *where* each map is high, not *how high* across maps;
+    the figure's caption says so. Returns the ``Figure`` (made with pyplot, for notebooks).
     """
     figure, axes = plt.subplots(1, len(maps) + 1, figsize=(size * (len(maps) + 1) + 0.6 * len(maps), size),
                                 squeeze=False, constrained_layout=True)
     show_image(axes[0, 0], image, "image")
     for ax, (name, values) in zip(axes[0, 1:], maps.items()):
         array = as_array(values)
-        overlay(ax, image, array, alpha=alpha, title=name, cmap=cmap, vmin=0.0, vmax=float(array.max()) or 1.0)
-    if title:
-        figure.suptitle(title)
+        low, high = float(array.min()), float(array.max())
+        if high <= low:
+            low, high = low - 0.5, high + 0.5  # a flat map: one colour, no division by zero
+        overlay(ax, image, array, alpha=alpha, title=name, cmap=cmap, vmin=low, vmax=high,
+                label="saliency (own range)")
+    figure.suptitle((f"{title}\n" if title else "") + "each map coloured from its own minimum to its own maximum",
+                    fontsize=10)
     return figure
 
 # ---- evaluation curves (notebook 04) -----------------------------------------------------------------------------
@@ -357,7 +382,10 @@ def plot_variations(image, reconstructions, predicted, class_names, original_cla
     count = len(predicted) + 1
     n_cols = min(n_cols, count)
     n_rows = math.ceil(count / n_cols)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * (size + 0.25)), squeeze=False)
+    # Two-line titles (number, class) need about 0.45 inch above each row; constrained layout keeps them off the
+    # row above and the suptitle off the first row.
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * (size + 0.45) + 0.3), squeeze=False,
+                                layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     show_image(axes[0, 0], image, axis_labels=False)
@@ -372,7 +400,6 @@ def plot_variations(image, reconstructions, predicted, class_names, original_cla
     kept = sum(cls == original_class for cls in predicted)
     figure.suptitle(f"{kept}/{len(predicted)} variations keep the class '{class_names[original_class]}' "
                     "(green: kept, red: changed)", fontsize=9)
-    figure.tight_layout()
     return figure
 
 
@@ -396,7 +423,7 @@ def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
     fractions = result["fractions"]
     xs = [100 * f for f in fractions]
     names = conditions or [name for name in _CONDITION_STYLE if name in result["conditions"]]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(2 * size + 2.5, size))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(2 * size + 2.5, size + 0.9), layout="constrained")
     for name in names:
         label, colour, style, marker = _CONDITION_STYLE.get(name, (name, None, "-", "o"))
         rows = [result["conditions"][name][str(f)] for f in fractions]
@@ -415,10 +442,10 @@ def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
     left.set_ylabel("agreement with the original class (%)")
     left.set_title(f"agreement, ours: {result['images']} Fashion-MNIST images")
     left.set_ylim(0, 102)
-    left.legend(fontsize=7, loc="lower left")
     right.set_xlabel("share of the salient region regenerated (%)")
     right.set_ylabel("reconstruction loss (final, mean)")
     right.set_title("latent-search loss")
-    right.legend(fontsize=7)
-    figure.tight_layout()
+    # One legend for both panels, below them: inside either axes it covered the curves.
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     return figure

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_fraction, check_images, check_int
-from .core import (broadcast_reference, call_model, class_probabilities, model_device, resolve_reference,
-                   resolve_target, seeded_generator, to_probabilities)
+from .core import (broadcast_reference, call_model, class_probabilities, default_batch_size, model_device,
+                   resolve_reference, resolve_target, seeded_generator, to_probabilities)
 
 __all__ = ["rise", "RISE"]
 
@@ -39,8 +39,10 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
         p_keep: probability a cell is on (RISE: 0.5).
         reference: masked-pixel value, as in :func:`saliency_lib.oise_method.oise` (default: the dataset mean = RISE's 0
             after normalisation).
-        batch_size: masked images per model call, over all images (default: 100 masks x B images). It does not
-            change the masks drawn.
+        batch_size: masked images per model call, over all images (default:
+            :func:`saliency_lib.core.default_batch_size`, chosen from the image size: 100 masks x B images in one
+            call for small images, e.g. up to 1,536 at 28 x 28; 8 at a time at 3 x 224 x 224). The masked images
+            are built one call at a time, so memory stays bounded. It does not change the masks drawn.
         seed: bit-identical output for the same seed (a private generator; the global state is untouched).
         progress: ``tqdm.auto`` progress bar.
         output: ``"logits"`` or ``"probabilities"``.
@@ -59,6 +61,8 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
         check_int("batch_size", batch_size, 1)
     device = model_device(model, images.device)
     images = images.to(device)
+    if batch_size is None:
+        batch_size = default_batch_size(images)
     targets = None
     if target is None:  # top-1 of the clean image: one extra, checked model call
         targets = resolve_target(None, class_probabilities(model, images, output=output, batch_size=batch_size))
@@ -82,14 +86,21 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
                 grids = M.init_grid(count, grid_size, p_keep, generator=generator)
                 shifts = M.random_shifts(count, upsampler.cell, generator=generator)
                 masks = upsampler(grids, shifts)                                      # (n, H, W)
-                # Every image with every mask, image-major: (B * n, C, H, W).
-                masked = torch.addcmul(ref_rows, difference, masks[None, :, None]).flatten(0, 1)
-                if start == 0:  # the checked call: output shape, finite values, the channels the model accepts
-                    probs = class_probabilities(model, masked, output=output, batch_size=batch_size)
-                    if targets is None:
-                        targets = resolve_target(target, probs.view(batch, count, -1)[:, 0])
-                else:
-                    probs = to_probabilities(call_model(model, masked, batch_size), output)
+                # Every image with every mask, image-major (row r = image r // n, mask r % n), built and
+                # evaluated batch_size rows at a time: the B * n masked images never exist at once.
+                chunks = []
+                for first in range(0, batch * count, batch_size):
+                    rows = torch.arange(first, min(first + batch_size, batch * count), device=device)
+                    which, mask_index = rows // count, rows % count
+                    rows_ref = ref_rows[which, 0] if ref_rows.dim() == 5 else ref_rows
+                    masked = torch.addcmul(rows_ref, difference[which, 0], masks[mask_index].unsqueeze(1))
+                    if start == 0:  # the checked call: output shape, finite values, the channels the model accepts
+                        chunks.append(class_probabilities(model, masked, output=output, batch_size=batch_size))
+                    else:
+                        chunks.append(to_probabilities(call_model(model, masked, batch_size), output))
+                probs = torch.cat(chunks)
+                if start == 0 and targets is None:
+                    targets = resolve_target(target, probs.view(batch, count, -1)[:, 0])
                 p = probs.view(batch, count, -1).gather(2, targets.view(batch, 1, 1).expand(batch, count, 1))[..., 0]
                 total += torch.einsum("bn,nhw->bhw", p, masks)
                 used += count

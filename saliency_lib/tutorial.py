@@ -7,24 +7,195 @@ while the notebook's assert cells still check real results.
 Every notebook ends with an exercise: a stub the learner fills in, then one check cell that runs
 ``tutorial.exercise_or_solution`` (the learner's function, or ``notebooks/solutions/<file>`` while the stub is
 unchanged) and ``tutorial.check_exercise`` (compare with the library, say what is wrong).
+
+:data:`NOTEBOOKS` is the one list of the notebooks: file, title, what each teaches and the learner time. The
+navigation line at the top and bottom of every notebook (:func:`navigation`), each notebook's ``**Time:**``, the
+map in notebook 00 and the index ``notebooks/README.md`` (:func:`index_table`, :func:`index_markdown`) are
+written from it, and ``tests/test_notebooks_anatomy.py`` fails when one of them drifts. ``python -m
+saliency_lib.tutorial index`` rewrites the index; ``python -m saliency_lib.tutorial working-copy work`` makes the
+learner's git-ignored copy of the notebooks that ``make lab`` opens.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import runpy
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import runpy
 from typing import Callable
 
 import torch
 
-__all__ = ["fast_mode", "Setup", "setup", "REPO_ROOT", "SOLUTIONS", "exercise_or_solution", "check_exercise"]
+__all__ = ["fast_mode", "Setup", "setup", "REPO_ROOT", "NOTEBOOK_DIR", "SOLUTIONS", "exercise_or_solution",
+           "check_exercise", "Notebook", "NOTEBOOKS", "INDEX", "notebook", "total_minutes", "time_line",
+           "navigation", "index_table", "index_markdown", "working_copy", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = REPO_ROOT / "notebooks" / "solutions"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+SOLUTIONS = NOTEBOOK_DIR / "solutions"
+#: The index of the notebooks, next to them (``notebooks/README.md``; GitHub shows it under the folder listing).
+INDEX = "README.md"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook of the tutorial, as the navigation, the map in notebook 00 and the index show it.
+
+    Attributes:
+        number: ``"00"`` ... (the file name's prefix).
+        file: the file name in ``notebooks/``.
+        title: the short title of the navigation line (the notebook's own heading may be longer).
+        learn: what a learner learns there, one line (the index and notebook 00's map).
+        minutes: the learner time, in minutes: reading, running, the widgets and the exercise (our estimate
+            from workshop runs; the machine's own run time is in ``benchmarks/results/notebooks.md``).
+    """
+
+    number: str
+    file: str
+    title: str
+    learn: str
+    minutes: int
+
+    @property
+    def label(self) -> str:
+        """``"01 · Mask initialization"``."""
+        return f"{self.number} · {self.title}"
+
+
+#: The one source of truth for the notebooks' order, titles and learner times.
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook("00", "00_start_here.ipynb", "Start here",
+             "install check, the data, both offline classifiers, what a masked pixel is", 10),
+    Notebook("01", "01_mask_initialization.ipynb", "Mask initialization",
+             "masks, the 8×8 Bernoulli grid, bilinear upsampling with a random shift, the reference value, what "
+             "the model sees", 25),
+    Notebook("02", "02_pixel_weighting.ipynb", "Pixel weighting",
+             "the update rule one step at a time: p, Δp, kept / dropped / turned-on cells, rescaling; why the "
+             "chain lingers", 30),
+    Notebook("03", "03_optimization_loop.ipynb", "The optimization loop",
+             "the whole loop on Fashion-MNIST and a photograph; Run / Stop / scrub; seeds, steps, chains; OISE "
+             "next to RISE", 40),
+    Notebook("04", "04_evaluation.ipynb", "Evaluation",
+             "deletion / insertion, pointing game, IoU, sanity checks; Captum baselines; the evaluation tables", 45),
+    Notebook("05", "05_reconstruction.ipynb", "Acceptable variations",
+             "regenerating the salient region with a DCGAN; agreement; \"acceptable variations\" and their limits",
+             30),
+    Notebook("06", "06_your_own_model.ipynb", "Your own model",
+             "your photo or model: OISE, RISE and the baselines side by side, saved as PNG and .npz; the "
+             "standalone page", 25),
+)
+
+
+def notebook(key: str) -> Notebook:
+    """The entry of :data:`NOTEBOOKS` for a number (``"03"``), a file name or a path."""
+    name = Path(str(key)).name
+    for entry in NOTEBOOKS:
+        if name in (entry.number, entry.file, entry.file.removesuffix(".ipynb")):
+            return entry
+    raise KeyError(f"no notebook {key!r}; the notebooks are {[entry.file for entry in NOTEBOOKS]}")
+
+
+def total_minutes() -> int:
+    """The learner time of the whole tutorial, in minutes."""
+    return sum(entry.minutes for entry in NOTEBOOKS)
+
+
+def time_line(key: str) -> str:
+    """``"**Time:** about 25 minutes"``: how every notebook's first cell states its learner time."""
+    return f"**Time:** about {notebook(key).minutes} minutes"
+
+
+def navigation(key: str) -> str:
+    """The navigation line at the top and the bottom of a notebook: previous · index · next (relative links).
+
+    ``"[← 00 · Start here](00_start_here.ipynb) · [index](README.md) · [next: 02 · Pixel weighting →](...)"``;
+    the first notebook has no previous one, the last no next one.
+    """
+    entry = notebook(key)
+    position = NOTEBOOKS.index(entry)
+    parts = []
+    if position > 0:
+        before = NOTEBOOKS[position - 1]
+        parts.append(f"[← {before.label}]({before.file})")
+    parts.append(f"[index: all notebooks]({INDEX})")
+    if position + 1 < len(NOTEBOOKS):
+        after = NOTEBOOKS[position + 1]
+        parts.append(f"[next: {after.label} →]({after.file})")
+    return " · ".join(parts)
+
+
+def index_table(prefix: str = "") -> str:
+    """The markdown table of the notebooks (link, what you learn, learner time) and the total, as notebook 00's
+    map, ``notebooks/README.md`` and ``docs/instructor.md`` show it.
+
+    Args:
+        prefix: put before each notebook's file name in its link (``"../notebooks/"`` from ``docs/``).
+    """
+    rows = ["| notebook | what you learn | learner time |", "|---|---|---:|"]
+    rows += [f"| [{entry.label}]({prefix}{entry.file}) | {entry.learn} | {entry.minutes} min |" for entry in NOTEBOOKS]
+    total = total_minutes()
+    rows.append(f"| **all** | | **{total} min** ({total // 60} h {total % 60:02d} min) |")
+    return "\n".join(rows)
+
+
+def index_markdown() -> str:
+    """The text of ``notebooks/README.md``, the index (``python -m saliency_lib.tutorial index`` writes it)."""
+    return f"""# The notebooks: index
+
+<!-- Written by `python -m saliency_lib.tutorial index` from saliency_lib/tutorial.py (NOTEBOOKS); do not edit by
+hand: tests/test_notebooks_anatomy.py fails when this file, the notebooks' headers or notebook 00's map drift. -->
+
+Open them in order; each runs on its own after [00 · Start here](00_start_here.ipynb). "Learner time" is reading,
+running, the widgets and the exercise. How long the computer takes for a full run of each notebook is measured in
+[benchmarks/results/notebooks.md](../benchmarks/results/notebooks.md).
+
+{index_table()}
+
+Every notebook opens with its time, prerequisites, learning objectives and contents, has a navigation line
+(previous · index · next) at the top and the bottom, and ends with an exercise, key points, a quiz and references.
+Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell; the
+learner edition of a workshop, `make learner-edition`, leaves them out).
+The method, with what is the paper's and what is ours: [docs/method.md](../docs/method.md).
+Running a workshop: [docs/instructor.md](../docs/instructor.md).
+
+`make lab` opens your own copy of these notebooks in `work/` (git ignores it), so your edits and outputs never
+change the committed files and `git pull` keeps working.
+"""
+
+
+def working_copy(destination: str | Path = REPO_ROOT / "work", source: Path = NOTEBOOK_DIR, *,
+                 report=print) -> list[Path]:
+    """Copy the notebooks, the index and the solutions into ``destination``, never overwriting a file there.
+
+    ``make lab`` opens JupyterLab on this copy (``work/``, ignored by git), so running a notebook autosaves into
+    the learner's copy and the committed ``notebooks/`` stays as it is. The copy sits next to ``notebooks/``, so
+    its relative links (``../docs/method.md``, ``solutions/``) resolve the same way.
+
+    Returns:
+        The files written (an existing copy of a file is kept as it is; delete it to get a fresh one).
+    """
+    destination, source = Path(destination), Path(source)
+    written, kept = [], 0
+    files = [*sorted(source.glob("*.ipynb")), *sorted(source.glob("*.md")),
+             *sorted(path for path in (source / "solutions").rglob("*")
+                     if path.is_file() and "__pycache__" not in path.parts)]
+    for path in files:
+        target = destination / path.relative_to(source)
+        if target.exists():
+            kept += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        written.append(target)
+    if report is not None:
+        report(f"Your working copy of the notebooks: {destination}/ ({len(written)} new file(s), {kept} kept as you "
+               f"left them). Edits and outputs stay there; notebooks/ stays as committed. For a fresh copy of a "
+               f"notebook, delete it from {destination}/ and run make lab again.")
+    return written
 
 
 def fast_mode() -> bool:
@@ -122,3 +293,23 @@ def check_exercise(name: str, actual, expected=None, *, atol: float = 1e-6, rtol
         if not value >= at_least:
             fail(f"{value:.4g}, expected at least {at_least:g}")
     print(f"Correct: {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m saliency_lib.tutorial index`` (rewrite ``notebooks/README.md``) or ``working-copy DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m saliency_lib.tutorial")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("index", help="rewrite notebooks/README.md from NOTEBOOKS")
+    copy = commands.add_parser("working-copy", help="copy notebooks/ into DIR without overwriting anything")
+    copy.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "index":
+        (NOTEBOOK_DIR / INDEX).write_text(index_markdown(), encoding="utf-8")
+        print(f"wrote {NOTEBOOK_DIR / INDEX}")
+    else:
+        working_copy(args.directory)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""One real-browser test: JupyterLab + Debian's Chromium driven by Playwright, on notebook 03.
+"""Real-browser tests, Debian's Chromium driven by Playwright: JupyterLab on notebook 03, and notebook 06 served as
+a standalone page by Voila (`make present`: the page renders its widgets, a click on Run draws a new figure).
 
 Starts ``jupyter lab`` on 127.0.0.1 (a free port, a random token, ``SALIENCY_FAST=1``), opens
 ``notebooks/03_optimization_loop.ipynb``, runs all cells from the Run menu, then moves the frame slider of the first
@@ -214,3 +215,101 @@ def test_notebook_03_in_a_real_browser(lab_server):
         finally:
             browser.close()
     assert (REPO / NOTEBOOK).read_bytes() == saved, "the browser run must not save over the notebook"
+
+
+# ---- notebook 06 as a standalone page (Voila, `make present`) ---------------------------------------------------
+
+PAGE_NOTEBOOK = "notebooks/06_your_own_model.ipynb"
+
+
+@pytest.fixture
+def voila_server(tmp_path):
+    """Voila serving notebook 06 on a free port (fast mode, as `make present`); yields the URL; stopped by PID."""
+    _require_browser()
+    if subprocess.run([sys.executable, "-c", "import voila"], capture_output=True).returncode:
+        _missing("voila is not installed (pip install -e '.[test]')")
+    port = _free_port()
+    env = dict(os.environ, SALIENCY_FAST="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "voila.log", "w")
+    # The same flags as `make present` (Makefile), on a free port.
+    command = [sys.executable, "-m", "voila", PAGE_NOTEBOOK, "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+               "--VoilaConfiguration.progressive_rendering=True"]
+    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the port answers (a GET of the page would start a kernel: the browser does that)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("Voila did not start:\n" + (tmp_path / "voila.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/", tmp_path / "voila.log"
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=5)
+        log.close()
+
+
+def test_notebook_06_as_a_standalone_page(voila_server):
+    from playwright.sync_api import sync_playwright
+
+    url, log = voila_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    saved = (REPO / PAGE_NOTEBOOK).read_bytes()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(url, timeout=120_000)
+            status = page.locator(".saliency-status").first
+
+            def panel_ran():
+                # The notebook itself runs the panel once (section 7); an error output means a cell failed.
+                if page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg, "
+                                "[data-mime-type='application/vnd.jupyter.error']").count():
+                    return "error"
+                return "done" if status.count() and "run 1: done" in status.inner_text() else None
+
+            try:
+                state = _wait_for(panel_ran, 300, "the page to run the notebook and its panel", page)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "browser_06_page.png"), full_page=False)
+            assert state == "done", "a cell raised an error on the page:\n" + log.read_text()[-3000:]
+            text = page.inner_text("body")
+            assert "cfg = tutorial.setup(seed=0)" not in text and "def my_wrap" not in text, "the page shows code"
+
+            # The controls rendered: the model dropdown with the models and the Run button.
+            models = [m.replace("\xa0", " ") for m in page.locator(".saliency-model select option").all_inner_texts()]
+            assert any("EfficientNet-Lite0" in m for m in models) and any("ResNet50" in m for m in models)
+            assert any("your model" in m for m in models), models
+            run = page.locator("button.saliency-run").first
+            assert run.is_visible() and run.is_enabled()
+
+            # A click runs the methods in the kernel's background thread and draws a new figure.
+            figure = page.locator("img.saliency-figure").first
+            figure.scroll_into_view_if_needed()
+            before = figure.get_attribute("src")
+            run.click()
+            _wait_for(lambda: "run 2: done" in status.inner_text(), 240, "the run started by the click", page)
+            _wait_for(lambda: figure.get_attribute("src") != before, 30, "the figure to update", page)
+            assert "OISE" in status.inner_text() and "RISE" in status.inner_text()
+            figure.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
+        finally:
+            browser.close()
+    assert (REPO / PAGE_NOTEBOOK).read_bytes() == saved, "serving the page must not change the notebook"

@@ -91,6 +91,34 @@ def test_make_lab_serves_without_a_display_and_opens_notebook_00():
     plan = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=True).stdout
     assert "--no-browser" in plan
-    assert "--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb" in plan
+    # Learners work on a git-ignored copy (work/), so autosave never rewrites the committed notebooks.
+    assert "-m saliency_lib.tutorial working-copy work" in plan
+    assert "--LabApp.default_url=/lab/tree/work/00_start_here.ipynb" in plan
+    assert plan.index("working-copy") < plan.index("jupyter lab")
+    assert "/work/" in (REPO / ".gitignore").read_text().splitlines()
     if os.geteuid() == 0:
         assert "--allow-root" in plan  # Jupyter refuses to start as root otherwise (containers, Binder-like VMs)
+
+
+def test_the_first_install_shows_progress_and_can_take_the_cpu_build_of_torch():
+    import subprocess
+
+    def plan(*extra):
+        return subprocess.run(["make", "-n", "-W", "pyproject.toml", ".venv/.installed", *extra], cwd=REPO,
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+
+    default = plan()
+    assert "--quiet" not in default and "--progress-bar on" in default and "echo" in default
+    assert "download.pytorch.org/whl/cpu" not in default
+    cpu = plan("CPU=1")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in cpu
+    pins = subprocess.run(["bash", "-c", "grep -oE '\"torch(vision)?==[^\"]+\"' pyproject.toml | tr -d '\"'"],
+                          cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert pins == ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def test_the_licence_is_an_spdx_string_for_setuptools_77():
+    text = (REPO / "pyproject.toml").read_text()
+    project = tomllib.loads(text)
+    assert project["project"]["license"] == "MIT"  # a table is deprecated (setuptools prints a banner)
+    assert "setuptools>=77" in project["build-system"]["requires"]

@@ -23,8 +23,82 @@ def _cells(path):
     return nbformat.read(path, as_version=4).cells
 
 
-def test_there_are_six_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
+def test_the_notebooks_on_disk_are_the_ones_listed_in_tutorial_notebooks():
+    listed = [entry.file for entry in tutorial.NOTEBOOKS]
+    assert [entry.number for entry in tutorial.NOTEBOOKS] == [f"{n:02d}" for n in range(len(listed))]
+    assert [p.name for p in NOTEBOOKS] == listed, "notebooks/ and saliency_lib.tutorial.NOTEBOOKS disagree"
+
+
+# ---- navigation and learner times: one source of truth (tutorial.NOTEBOOKS) ------------------------------------
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+INDEX = tutorial.NOTEBOOK_DIR / tutorial.INDEX
+
+
+def _relative_links(text):
+    return [link for link in LINK.findall(text) if not re.match(r"[a-z]+:", link) and not link.startswith("#")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_navigation_at_the_top_and_bottom_and_the_time_come_from_tutorial_notebooks(path):
+    cells = _cells(path)
+    navigation = tutorial.navigation(path.name)
+    top = cells[0].source.splitlines()
+    assert top[2].startswith(navigation + " · "), f"{path.name}: the top navigation line is not {navigation!r}"
+    assert cells[-1].source.rstrip().splitlines()[-1] == navigation, f"{path.name}: the last line is not the navigation"
+    assert tutorial.time_line(path.name) in cells[0].source
+    assert len(re.findall(r"\*\*Time:\*\*", cells[0].source)) == 1
+
+
+def test_navigation_links_previous_index_and_next_in_order():
+    files = [entry.file for entry in tutorial.NOTEBOOKS]
+    for position, entry in enumerate(tutorial.NOTEBOOKS):
+        links = _relative_links(tutorial.navigation(entry.file))
+        expected = files[max(0, position - 1):position] + [tutorial.INDEX] + files[position + 1:position + 2]
+        assert links == expected
+
+
+def test_the_map_in_notebook_00_and_the_index_are_the_table_of_tutorial_notebooks():
+    map_cell = next(c.source for c in _cells(NOTEBOOKS[0]) if c.source.startswith("## 6 · The map of the tutorial"))
+    assert tutorial.index_table() in map_cell
+    assert INDEX.read_text(encoding="utf-8") == tutorial.index_markdown(), \
+        "notebooks/README.md drifted: run python -m saliency_lib.tutorial index"
+    minutes = [int(m) for m in re.findall(r"\| (\d+) min \|", tutorial.index_table())]
+    assert minutes == [entry.minutes for entry in tutorial.NOTEBOOKS]
+    assert f"**{tutorial.total_minutes()} min**" in tutorial.index_table()
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, INDEX], ids=lambda p: p.name)
+def test_every_relative_link_resolves(path):
+    text = "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown") if path.suffix == ".ipynb" \
+        else path.read_text(encoding="utf-8")
+    links = _relative_links(text)
+    assert links, f"{path.name} has no relative links"
+    missing = [link for link in links if not (path.parent / link.split("#")[0]).exists()]
+    assert not missing, f"{path.name}: links to files that do not exist: {missing}"
+
+
+def test_markdown_never_tells_learners_to_import_a_private_name():
+    for path in [*NOTEBOOKS, *sorted(tutorial.SOLUTIONS.glob("*.py"))]:
+        text = "\n".join(c.source for c in _cells(path)) if path.suffix == ".ipynb" else path.read_text()
+        assert not re.search(r"saliency_lib(\.\w+)*\._\w+", text), f"{path.name} names a private module or name"
+
+
+def test_working_copy_copies_notebooks_and_solutions_and_never_overwrites(tmp_path):
+    destination = tmp_path / "work"
+    written = tutorial.working_copy(destination, report=None)
+    assert (destination / "00_start_here.ipynb").exists() and (destination / tutorial.INDEX).exists()
+    assert sorted(p.name for p in (destination / "solutions").glob("*.py")) == \
+        sorted(p.name for p in tutorial.SOLUTIONS.glob("*.py"))
+    assert written
+    mine = destination / "00_start_here.ipynb"
+    mine.write_text("my edits")
+    assert tutorial.working_copy(destination, report=None) == []
+    assert mine.read_text() == "my edits"
+    # the copy sits next to notebooks/, so its links to ../docs resolve as the originals' do
+    copy = tmp_path / "docs"
+    copy.mkdir()
+    (copy / "method.md").write_text("x")
+    assert (destination / "../docs/method.md").resolve().exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -103,3 +177,39 @@ def test_exercise_or_solution_falls_back_only_for_the_stub(capsys):
         return torch.zeros(hole.shape)
 
     assert tutorial.exercise_or_solution(done, "05_context_weights.py", torch.zeros(1, 5, 5), 3) is done
+
+
+# ---- the instructor guide ------------------------------------------------------------------------------------
+GUIDE = tutorial.REPO_ROOT / "docs" / "instructor.md"
+
+
+def _schedule(text, heading):
+    section = text[text.index(heading):]
+    section = section[:section.index("\n## ", 1)]
+    rows = [line.split("|") for line in section.splitlines() if re.match(r"\| \d:\d\d \|", line)]
+    return [(row[1].strip(), row[2].strip()) for row in rows]
+
+
+def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
+    text = GUIDE.read_text(encoding="utf-8")
+    assert tutorial.index_table("../notebooks/") in text, "docs/instructor.md: the times table drifted"
+    for heading, length in (("## The 90-minute schedule", 90), ("## The 3-hour schedule", 180)):
+        rows = _schedule(text, heading)
+        minutes = [int(m) for _, m in rows if m.isdigit()]
+        assert sum(minutes) == length, (heading, minutes)
+        clock = 0
+        for start, duration in rows:  # each row starts when the previous one ends
+            hours, mins = start.split(":")
+            assert int(hours) * 60 + int(mins) == clock, (heading, start)
+            clock += int(duration) if duration.isdigit() else 0
+    for part in ("make check", "READY", "SALIENCY_FAST=1", "make learner-edition", "--no-index --find-links",
+                 "benchmarks/results/notebooks.md", "common mistakes"):
+        assert part in text, part
+    for entry in tutorial.NOTEBOOKS:  # every exercise has its row of common mistakes
+        assert re.search(rf"^\| {entry.number} \| `\w+\(", text, re.M), f"no exercise row for {entry.number}"
+
+
+def test_every_relative_link_of_the_instructor_guide_resolves():
+    missing = [link for link in _relative_links(GUIDE.read_text(encoding="utf-8"))
+               if not (GUIDE.parent / link.split("#")[0]).exists()]
+    assert not missing, missing

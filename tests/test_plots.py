@@ -101,6 +101,61 @@ def test_compare_maps():
     plt.close(figure)
 
 
+def test_compare_maps_colours_each_map_from_its_own_minimum_to_its_maximum_and_says_so():
+    # RISE's maps sit in a narrow band (every pixel near the mean score): from 0 they were one flat colour.
+    rise_like = 0.8 + 0.1 * torch.rand(10, 10)
+    oise_like = torch.rand(10, 10)
+    figure = plots.compare_maps(torch.rand(3, 10, 10), {"OISE": oise_like, "RISE": rise_like}, title="t")
+    for ax, values in zip(figure.axes[1:3], (oise_like, rise_like)):
+        assert ax.images[1].get_clim() == pytest.approx((float(values.min()), float(values.max())))
+    bars = [ax for ax in figure.axes if ax.get_ylabel().startswith("saliency")]
+    assert len(bars) == 2 and all("own range" in ax.get_ylabel() for ax in bars)
+    assert "own minimum" in figure.get_suptitle() and figure.get_suptitle().startswith("t\n")
+    flat = plots.compare_maps(torch.rand(3, 10, 10), {"flat": torch.full((10, 10), 0.3)})
+    low, high = flat.axes[1].images[1].get_clim()
+    assert low < 0.3 < high
+    plt.close("all")
+
+
+@pytest.mark.parametrize("value, text", [(0.25, ".250"), (0.9996, ".9996"), (0.0004, ".0004"), (0.5, ".500"),
+                                         (1.0, "1"), (0.0, "0"), (0.99999999, ">.999999"), (1e-9, "<.000001")])
+def test_cell_value_text_never_rounds_a_value_to_0_or_1(value, text):
+    assert plots.cell_value_text(value) == text
+
+
+def _extent(artist, figure):
+    return artist.get_window_extent(figure.canvas.get_renderer())
+
+
+def test_variation_titles_stay_clear_of_the_row_above():
+    figure = plots.plot_variations(torch.rand(1, 28, 28), torch.rand(12, 1, 28, 28), [1] * 6 + [2] * 6,
+                                   [f"class {k}" for k in range(10)], 1)
+    figure.canvas.draw()
+    axes = figure.axes
+    for column in range(5):  # row 2's two-line titles end below row 1's images
+        above, below = axes[column], axes[8 + column]
+        assert _extent(below.title, figure).y1 <= _extent(above, figure).y0 + 0.5
+    first_titles = max(_extent(ax.title, figure).y1 for ax in axes[:8])
+    assert _extent(figure._suptitle, figure).y0 >= first_titles - 0.5
+    plt.close(figure)
+
+
+def test_agreement_legend_sits_outside_both_panels():
+    summary = {"mean": 0.8, "ci95": [0.7, 0.85], "std": 0.1, "n": 20}
+    result = {"fractions": [0.5, 0.9], "images": 20, "paper_lynx_theirs": {"0.5": 0.89, "0.9": 0.65},
+              "conditions": {name: {"0.5": {"agreement": summary, "loss": 1.0},
+                                    "0.9": {"agreement": summary, "loss": 2.0}}
+                             for name in ("oise_generated", "rise_generated", "random_generated")}}
+    figure = plots.plot_agreement_curves(result)
+    figure.canvas.draw()
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
+    legend = _extent(figure.legends[0], figure)
+    for ax in figure.axes:
+        assert not legend.overlaps(_extent(ax, figure))
+    assert len(figure.legends[0].get_texts()) == 4  # three conditions and the paper's stars
+    plt.close(figure)
+
+
 def test_agreement_curves_read_ci95_as_low_high():
     # reports.summarise stores ci95 = [low, high]; the error bars must run from low to high around the mean.
     summary = {"mean": 0.8, "ci95": [0.7, 0.85], "std": 0.1, "n": 20}

@@ -114,6 +114,28 @@ def test_update_panel_reports_the_rule(planted_model, planted_images):
     assert f"{record['p']:.3f}" in panel.readout.value
 
 
+def test_update_panel_labels_rescaled_cells_without_rounding_them_to_0_or_1(planted_model, planted_images):
+    from saliency_lib import plots
+
+    panel = widgets.update_panel(planted_model, planted_images[0], seed=2, step_size=0.01)
+    panel.ten_button.click()
+    values = torch.as_tensor(plots.as_array(panel.last["new_grid"]))
+    texts = [text.get_text() for text in panel.axes[0, 3].texts]
+    between = values[(values > 0) & (values < 1)]
+    assert len(texts) == len(between) > 0  # a small step size: values like 0.9996
+    assert sorted(texts) == sorted(plots.cell_value_text(v) for v in between.tolist())
+    assert not {".000", "1.000", "0.000"} & set(texts)
+
+
+def test_loop_panel_legend_sits_below_the_p_trace(planted_model, planted_images):
+    panel = widgets.loop_panel(planted_model, planted_images[0], n_steps=10, seed=0)
+    figure = panel.view.figure
+    renderer = figure.canvas.get_renderer()
+    figure.draw_without_rendering()
+    legend, axes = panel.axes[2].get_legend(), panel.axes[2]
+    assert legend.get_window_extent(renderer).y1 <= axes.get_window_extent(renderer).y0
+
+
 def test_update_panel_controls(planted_model, planted_images):
     panel = widgets.update_panel(planted_model, planted_images[0], seed=0)
     panel.step_button.click()

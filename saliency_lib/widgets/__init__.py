@@ -13,6 +13,7 @@ update_panel        02          :func:`update_panel`: the pixel-weighting update
 loop_panel          03          :func:`loop_panel`: the whole OISE loop, Run / Stop, scrub the recorded steps
 evaluation_panel    04          :func:`evaluation_panel`: maps of several methods, deletion/insertion curves
 reconstruct_panel   05          :func:`reconstruct_panel`: acceptable variations of one image
+your_model_panel    06          :func:`your_model_panel`: your image and model, OISE, RISE, baselines
 ==================  ==========  ============================================================================
 """
 
@@ -22,6 +23,8 @@ from .mask_panel import MaskPanel, mask_panel
 from .reconstruct_panel import ReconstructPanel, reconstruct_panel
 from .update_panel import UpdatePanel, update_panel
 from .view import FigureView
+from .your_model_panel import YourModelPanel, your_model_panel
 
 __all__ = ["FigureView", "MaskPanel", "UpdatePanel", "LoopPanel", "mask_panel", "update_panel", "loop_panel",
-           "EvaluationPanel", "evaluation_panel", "ReconstructPanel", "reconstruct_panel"]
+           "EvaluationPanel", "evaluation_panel", "ReconstructPanel", "reconstruct_panel",
+           "YourModelPanel", "your_model_panel"]

@@ -191,7 +191,8 @@ class LoopPanel(ipywidgets.VBox):
         axes[2].set_ylabel("target probability p")
         axes[2].set_ylim(0, 1.02)
         axes[2].set_title("p along the chain")
-        axes[2].legend(loc="lower right", fontsize=8)
+        # Below the axes: inside, it covered the trace wherever p dropped (notebook 03).
+        axes[2].legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
 
     def _draw_empty(self) -> None:
         self.view.update()

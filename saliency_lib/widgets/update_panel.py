@@ -187,7 +187,7 @@ class UpdatePanel(ipywidgets.VBox):
             # Write the value into each cell that is neither 0 nor 1 (the rescaled ones).
             values = plots.as_array(new)
             for row, col in zip(*np.nonzero((values > 0) & (values < 1))):
-                axes[0, 3].text(col, row, f"{values[row, col]:.3f}"[1:], ha="center", va="center", fontsize=6)
+                axes[0, 3].text(col, row, plots.cell_value_text(values[row, col]), ha="center", va="center", fontsize=6)
         axes[0, 3].set_title(f"new grid after step {self.step}" if record else "new grid (values)")
         self._rule_marker.set_xdata([record["p"]] * 2 if record else [0.0, 0.0])
         self.axes[1, 0].get_legend().get_texts()[-1].set_text(f"this step: p = {record['p']:.2f}" if record

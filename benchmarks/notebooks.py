@@ -1,0 +1,282 @@
+"""Wall time and peak memory of each notebook's full run (not fast mode), as a learner on Binder would see it.
+
+Usage (from the repository root)::
+
+    python benchmarks/notebooks.py              # every notebooks/NN_*.ipynb
+    python benchmarks/notebooks.py 00 04        # only these (by number or file name); other entries are kept
+
+Each notebook runs in a fresh kernel (``nbclient``, the engine of ``jupyter nbconvert --execute``) from a
+temporary copy (the committed notebook is never written), with ``notebooks/`` as the working directory,
+``SALIENCY_FAST`` unset and 2 threads (``OMP_NUM_THREADS=2``, ``MKL_NUM_THREADS=2``: Binder's 2 cores).
+
+Peak memory is the kernel's peak resident set size (``VmHWM`` in ``/proc/<pid>/status``: exact, it misses no
+spike), which is what Binder's 2 GB limit kills a kernel for. Per cell, the peak is reset before the cell runs
+(``/proc/<pid>/clear_refs``) and read after it; where the kernel cannot be reset, the script polls the kernel's
+process tree with ``psutil`` every 0.2 s instead. ``imports`` is the memory after the first code cell (the
+imports and ``tutorial.setup``), before any work.
+
+Results go to ``benchmarks/results/notebooks.json`` (every number) and ``notebooks.md`` (the table), with the
+machine, its load average and the date: on a loaded machine times grow, memory does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+RESULTS = ROOT / "benchmarks" / "results"
+LIMIT_BYTES = 1.5 * 2 ** 30  # the tutorial's ceiling per notebook: Binder gives 2 GB
+GB = 2 ** 30
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``) in bytes, or ``None``."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _reset_peak(pid: int) -> bool:
+    """Resets the process's ``VmHWM`` to its current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class Watcher:
+    """Polls the RSS of a process and its children every ``interval`` s; ``take()`` returns and resets the max."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self.overall = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int:
+        total = 0
+        try:
+            for process in [self.process, *self.process.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._rss()
+            with self._lock:
+                self.peak = max(self.peak, rss)
+                self.overall = max(self.overall, rss)
+            self._stop.wait(self.interval)
+
+    def take(self) -> int:
+        rss = self._rss()
+        with self._lock:
+            peak, self.peak = max(self.peak, rss), rss
+            self.overall = max(self.overall, rss)
+        return peak
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.overall
+
+
+class MeasuringClient(NotebookClient):
+    """An ``nbclient`` client that records each code cell's wall time and peak kernel memory."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cells: list[dict] = []
+        self.watcher: Watcher | None = None
+        self.resettable = False
+        self._started = 0.0
+        self.on_cell_execute = self._before
+        self.on_cell_executed = self._after
+
+    def _pid(self) -> int:
+        return self.km.provisioner.process.pid
+
+    def _before(self, cell, cell_index, **_) -> None:
+        pid = self._pid()
+        if self.watcher is None:
+            self.watcher = Watcher(pid)
+            self.resettable = _reset_peak(pid)
+            self.kernel_peak = _status_kb(pid, "VmHWM") or 0
+        # The kernel's peak so far (before this cell resets it).
+        self.kernel_peak = max(self.kernel_peak, _status_kb(pid, "VmHWM") or 0)
+        if self.resettable:
+            _reset_peak(pid)
+        self.watcher.take()
+        self._started = time.perf_counter()
+
+    def _after(self, cell, cell_index, execute_reply=None, **_) -> None:
+        seconds = time.perf_counter() - self._started
+        pid = self._pid()
+        polled = self.watcher.take()
+        hwm = _status_kb(pid, "VmHWM") or 0
+        peak = max(hwm, polled) if self.resettable else max(polled, 0)
+        self.kernel_peak = max(self.kernel_peak, hwm)
+        first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
+        self.cells.append({"index": cell_index, "id": cell.get("id"), "first_line": first[:80],
+                           "seconds": round(seconds, 2), "peak_bytes": peak,
+                           "rss_after_bytes": _status_kb(pid, "VmRSS") or 0})
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch  # only for its version (a notebook's kernel imports its own)
+
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / GB, 1),
+            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def run_notebook(path: Path, threads: int, timeout: int) -> dict:
+    """Runs one notebook from a temporary copy; returns its measurements."""
+    nb = nbformat.read(path, as_version=4)
+    env = {key: value for key, value in os.environ.items() if key != "SALIENCY_FAST"}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYDEVD_DISABLE_FILE_VALIDATION="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copy(path, copy)
+        client = MeasuringClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        error = None
+        try:
+            with client.setup_kernel(env=env, cwd=str(NOTEBOOKS)):
+                client.kc.allow_stdin = False
+                for index, cell in enumerate(client.nb.cells):
+                    if cell.cell_type == "code":
+                        client.execute_cell(cell, index)
+                pid = client._pid()
+                client.kernel_peak = max(client.kernel_peak, _status_kb(pid, "VmHWM") or 0)
+        except Exception as exc:  # a failing cell: record how far it got
+            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:300]
+        wall = time.perf_counter() - started
+        polled = client.watcher.stop() if client.watcher else 0
+    cells = client.cells
+    peak = max([client.kernel_peak, polled, *(c["peak_bytes"] for c in cells)], default=0)
+    heaviest = sorted(cells, key=lambda c: -c["peak_bytes"])[:3]
+    slowest = sorted(cells, key=lambda c: -c["seconds"])[:3]
+    imports = round(cells[0]["rss_after_bytes"] / GB, 2) if cells else None
+    return {"notebook": path.name, "wall_s": round(wall, 1), "peak_rss_bytes": peak, "peak_rss_gb": round(peak / GB, 2),
+            "imports_rss_gb": imports, "under_limit": peak <= LIMIT_BYTES, "error": error,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "peak_method": "VmHWM reset per cell" if client.resettable else "psutil poll every 0.2 s",
+            "heaviest_cells": heaviest, "slowest_cells": slowest, "cells": cells}
+
+
+def _select(names: list[str]) -> list[Path]:
+    every = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return every
+    chosen = []
+    for name in names:
+        matches = [p for p in every if p.name == name or p.stem == name or p.name.startswith(name)]
+        if not matches:
+            raise SystemExit(f"no notebook matches {name!r}; have {[p.name for p in every]}")
+        chosen += [p for p in matches if p not in chosen]
+    return chosen
+
+
+def markdown(payload: dict) -> str:
+    machine = payload["machine"]
+    lines = [
+        "# Notebook runs: wall time and peak memory",
+        "",
+        f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
+        f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
+        f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory; "
+        f"\"imports\" = its memory after the first cell (imports and `tutorial.setup`). Limit: "
+        f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). Times grow with the machine's load "
+        f"(load average at the start of each run in the table); memory does not.",
+        "",
+        "| notebook | wall time | peak memory | imports | heaviest cell (peak) | load avg | measured |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for name in sorted(payload["notebooks"]):
+        r = payload["notebooks"][name]
+        heavy = r["heaviest_cells"][0] if r["heaviest_cells"] else None
+        heavy_text = f"cell {heavy['index']} `{heavy['first_line'][:40]}` ({heavy['peak_bytes'] / GB:.2f} GB)" \
+            if heavy else ""
+        flag = "" if r["under_limit"] else " (over)"
+        wall = f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] >= 60 else f"{r['wall_s']:.0f} s"
+        if r.get("error"):
+            wall += f" (failed: {r['error'][:60]})"
+        lines.append(f"| {name} | {wall} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
+                     f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="notebooks to run, by number (00) or name (default: all)")
+    parser.add_argument("--threads", type=int, default=2, help="kernel threads (default 2, as Binder)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell before giving up")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for notebooks.json / notebooks.md")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "notebooks.json"
+    payload = json.loads(path.read_text()) if path.exists() else {"notebooks": {}}
+    payload.update(machine=_machine(), threads=args.threads, limit_gb=LIMIT_BYTES / GB)
+    failed = False
+    fresh: dict[str, dict] = {}
+    for notebook in _select(args.names):
+        print(f"{notebook.name}: running ...", flush=True)
+        result = run_notebook(notebook, args.threads, args.timeout)
+        result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        payload["notebooks"][notebook.name] = result
+        print(f"{notebook.name}: {result['wall_s']:.0f} s, peak {result['peak_rss_gb']:.2f} GB, imports "
+              f"{result['imports_rss_gb']} GB" + (f", FAILED: {result['error']}" if result["error"] else ""),
+              flush=True)
+        failed |= bool(result["error"]) or not result["under_limit"]
+        # After every notebook (a long run keeps its part), merged into the file as it is now (another run may
+        # have added notebooks meanwhile).
+        fresh[notebook.name] = result
+        if path.exists():
+            payload["notebooks"] = {**json.loads(path.read_text())["notebooks"], **fresh}
+        path.write_text(json.dumps(payload, indent=1) + "\n")
+        (args.out / "notebooks.md").write_text(markdown(payload))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,597 @@
+"""Notebook 06's panel: your image, your model, OISE, RISE and the baselines side by side; the factory is
+:func:`your_model_panel`.
+
+Pick a shipped photograph or upload a file (checked and decoded only by :mod:`saliency_lib.uploads`), pick a model
+(EfficientNet-Lite0 offline, ResNet50 / VGG16 when their weights can be downloaded, or a model you add with
+:meth:`YourModelPanel.add_model`), tick the methods, set the budget (model calls per image for OISE, RISE and
+LIME), press Run. Every method gets a progress bar, Stop, and its time; Save writes the figure (PNG) and the maps
+(``.npz``) next to the notebook and gives a link to each.
+
+What the panel needs from a model (the recipe of notebook 06): a callable mapping ``(B, C, H, W)`` images in
+[0, 1] to logits ``(B, n_classes)``; optionally ``.spec`` (:class:`saliency_lib.models.InputSpec`: the input
+size the upload is resized to, and the masked-pixel reference, the dataset mean), ``.class_names``, ``.name``
+and ``.gradcam_layer`` (Grad-CAM). Without ``.spec`` the image is RGB at ``default_size`` and masked pixels are 0.
+
+Tests drive it without a browser: set ``.value``, call ``.run(block=True)`` / ``.stop()`` / ``.save()``, read
+``maps``, ``seconds``, ``calls``, ``outcome``, ``error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import threading
+import time
+from pathlib import Path
+
+import ipywidgets
+import numpy as np
+import torch
+from torch import nn
+
+from .. import baselines, models, plots, uploads
+from ..core import class_probabilities
+from ..oise_method import OISEStep, oise
+from ..rise_method import rise
+from .view import FigureView, class_name
+
+__all__ = ["YourModelPanel", "your_model_panel", "MODEL_CHOICES", "METHOD_LABELS", "map_scale", "draw_maps",
+           "StoppableModel"]
+
+#: The models offered by name: dropdown label -> name for :func:`saliency_lib.models.load`.
+MODEL_CHOICES = {
+    "EfficientNet-Lite0 (ImageNet, offline)": "efficientnet-lite0",
+    "ResNet50 (ImageNet, the paper's; downloads once)": "resnet50",
+    "VGG16 (ImageNet, the paper's; downloads once)": "vgg16",
+}
+#: Methods the panel runs: name for :func:`saliency_lib.baselines.attribute` -> label.
+METHOD_LABELS = {
+    "oise": "OISE",
+    "rise": "RISE",
+    "gradcam": "Grad-CAM",
+    "saliency": "Gradients",
+    "integrated_gradients": "Integrated Gradients",
+    "occlusion": "Occlusion",
+    "lime": "LIME",
+}
+# Methods that only call the model (the fast runtime can serve them) and those that differentiate through it.
+_BLACK_BOX = ("oise", "rise")
+# Signed maps (evidence for and against) get a diverging colour map centred on 0.
+_SIGNED = ("integrated_gradients", "occlusion", "lime")
+_UNITS = {
+    "oise": "OISE saliency",
+    "rise": "E[probability | pixel kept]",
+    "gradcam": "weighted activations",
+    "saliency": "|gradient|",
+    "integrated_gradients": "attribution (signed)",
+    "occlusion": "score drop (signed)",
+    "lime": "superpixel weight (signed)",
+}
+
+
+def map_scale(method: str, values) -> dict:
+    """The colour scale of one map: ``{"vmin", "vmax", "cmap", "label"}``.
+
+    Each map type keeps its own units and gets its own colour bar: non-negative maps run from their smallest to
+    their largest value ("jet"), so a RISE map whose values all lie near 0.6 is not drawn uniformly red on a
+    0-to-max scale; signed maps run symmetrically around 0 ("RdBu_r": red for, blue against the class).
+    """
+    array = plots.as_array(values).astype(np.float64)
+    finite = array[np.isfinite(array)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    label = _UNITS.get(method, method)
+    if method in _SIGNED:
+        bound = max(abs(low), abs(high)) or 1.0
+        return {"vmin": -bound, "vmax": bound, "cmap": "RdBu_r", "label": label + "\n(red for, blue against)"}
+    if high <= low:
+        high = low + 1.0
+    return {"vmin": low, "vmax": high, "cmap": "jet", "label": label + "\n(its min to its max)"}
+
+
+def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dict | None = None,
+              alpha: float = 0.5):
+    """One row on ``figure``: the image, then each map (method -> ``(H, W)``) over it with its own colour bar.
+
+    Args:
+        figure: a matplotlib ``Figure`` (cleared first).
+        image: ``(C, H, W)`` or ``(1, C, H, W)`` in [0, 1].
+        maps: method name (a key of :data:`METHOD_LABELS`, or any name) -> map ``(H, W)``.
+        title: the image's title (e.g. the model and the target class).
+        notes: method -> a line under its title (e.g. ``"500 calls, 12.3 s"``).
+        alpha: opacity of the maps over the image.
+
+    Returns:
+        The list of axes.
+    """
+    figure.clear()
+    figure.set_layout_engine("constrained")  # a panel's view turns layout off after its first frame
+    # Square images: as tall as one column is wide, plus room for two title lines and a colour bar.
+    width = figure.get_size_inches()[0]
+    figure.set_size_inches(width, width / max(len(maps) + 1, 4) + 1.5)
+    axes = figure.subplots(1, len(maps) + 1, squeeze=False)[0]
+    plots.show_image(axes[0], image, axis_labels=False)
+    axes[0].set_title(title or "image", fontsize=9)
+    for ax, (method, values) in zip(axes[1:], maps.items()):
+        scale = map_scale(method, values)
+        plots.show_image(ax, image, axis_labels=False)
+        drawn = ax.imshow(plots.as_array(values), cmap=scale["cmap"], vmin=scale["vmin"], vmax=scale["vmax"],
+                          alpha=alpha)
+        heading = METHOD_LABELS.get(method, method)
+        if notes and notes.get(method):
+            heading += f"\n{notes[method]}"
+        ax.set_title(heading, fontsize=9)
+        bar = figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.03, orientation="horizontal")
+        bar.set_label(scale["label"], fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    return list(axes)
+
+
+class StoppableModel(nn.Module):
+    """A model wrapped so that a run can be watched and stopped between model calls.
+
+    Counts the images it evaluates (``calls``), calls ``on_call(calls)`` after each call (a progress bar), and
+    raises ``KeyboardInterrupt`` before a call once ``stop_event`` is set: :func:`saliency_lib.rise` (and
+    :func:`saliency_lib.oise`) catch it and return the partial map; Captum's baselines let it through. Keeps the
+    wrapped model's ``spec``, ``class_names``, ``name`` and ``gradcam_layer`` (the outputs are the same).
+    """
+
+    def __init__(self, model, stop_event: threading.Event, on_call=None):
+        super().__init__()
+        self.model = model  # an nn.Module is registered as a submodule (its parameters give the device)
+        self.stop_event = stop_event
+        self.on_call = on_call
+        self.calls = 0
+        for attribute in ("spec", "class_names", "name", "gradcam_layer"):
+            value = getattr(model, attribute, None)
+            if value is not None and not isinstance(value, nn.Module):
+                setattr(self, attribute, value)
+        layer = getattr(model, "gradcam_layer", None)
+        if isinstance(layer, nn.Module):
+            # Not registered again as our submodule (it already is one, inside `model`).
+            object.__setattr__(self, "gradcam_layer", layer)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.stop_event.is_set():
+            raise KeyboardInterrupt
+        output = self.model(images)
+        self.calls += len(images)
+        if self.on_call is not None:
+            self.on_call(self.calls)
+        return output
+
+
+class YourModelPanel(ipywidgets.VBox):
+    """Notebook 06: your image and your model, explained by OISE, RISE and baselines side by side.
+
+    Controls: ``image_choice`` (shipped photographs, then "uploaded: <name>"), ``upload`` (``FileUpload``),
+    ``model_choice``, ``methods`` (``SelectMultiple`` of :data:`METHOD_LABELS` keys), ``budget`` (model calls per
+    image for OISE, RISE and LIME), ``seed``, ``run_button``, ``stop_button``, ``save_button``.
+
+    ``run()`` explains the current image in a background thread (``block=True``: in the caller's thread), one
+    method after another, all for the class the model gives the clean image. ``stop()`` stops the running
+    method after its current model call (OISE and RISE keep their partial map) and skips the rest.
+
+    Results: ``image`` ``(1, C, H, W)``, ``model`` (the chosen model, ``None`` when unavailable), ``target``,
+    ``maps`` (method -> ``(H, W)``), ``seconds``, ``calls`` (model calls per image), ``outcome`` (method ->
+    "done", "stopped", "skipped" or "error: ..."), ``error`` (an exception that ended a run), ``saved`` (the
+    paths of the last save), ``status_text`` (the status line as plain text), ``message`` (the last problem
+    shown to the learner, e.g. a refused upload).
+    """
+
+    def __init__(self, photographs: dict | None = None, model_choices: dict | None = None, *,
+                 methods=("oise", "rise", "gradcam"), budget: int = 500, seed: int = 0,
+                 runtime: str = "auto", out_dir: str | Path = ".", default_size: int = 224, loader=None,
+                 dpi: int = 72, extra_models: dict | None = None):
+        if photographs is None:
+            from ..data import photographs as load_photographs
+
+            images, names = load_photographs()
+            photographs = dict(zip(names, images))
+        self.photographs = dict(photographs)
+        self.model_choices = dict(MODEL_CHOICES if model_choices is None else model_choices)
+        self.runtime = runtime
+        self.out_dir = Path(out_dir)
+        self.default_size = default_size
+        self.loader = loader if loader is not None else models.load
+        self.dpi = dpi
+        self._loaded: dict = {}         # label -> model (a name loaded once)
+        self._fast: dict = {}           # label -> the model in the fast runtime (OISE, RISE)
+        self._unavailable: dict = {}    # label -> why
+        self.model = None
+        self.source: tuple[str, bytes] | None = None
+        self.uploaded: tuple[str, bytes] | None = None
+        self.image = None
+        self.target = None
+        self.maps: dict = {}
+        self.seconds: dict = {}
+        self.calls: dict = {}
+        self.outcome: dict = {}
+        self.error = None
+        self.saved: tuple[Path, Path] | None = None
+        self.message = ""
+        self.status_text = ""
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+        wide = {"description_width": "70px"}
+        self.image_choice = ipywidgets.Dropdown(options=list(self.photographs), description="image",
+                                                style=wide, layout=ipywidgets.Layout(width="300px"))
+        self.upload = ipywidgets.FileUpload(accept=",".join(
+            f".{e}" for e in ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff")), multiple=False,
+            description="Upload image")
+        self.model_choice = ipywidgets.Dropdown(options=list(self.model_choices), description="model",
+                                                style=wide, layout=ipywidgets.Layout(width="430px"))
+        self.model_choice.add_class("saliency-model")
+        self.model_info = ipywidgets.HTML("")
+        self.methods = ipywidgets.SelectMultiple(options=[(label, key) for key, label in METHOD_LABELS.items()],
+                                                 value=tuple(methods), rows=len(METHOD_LABELS),
+                                                 description="methods", style=wide,
+                                                 layout=ipywidgets.Layout(width="300px"))
+        self.budget = ipywidgets.BoundedIntText(value=budget, min=1, max=100_000, step=100,
+                                                description="budget", style=wide,
+                                                layout=ipywidgets.Layout(width="190px"),
+                                                tooltip="model calls per image for OISE, RISE and LIME")
+        self.seed = ipywidgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=wide,
+                                              layout=ipywidgets.Layout(width="190px"))
+        self.run_button = ipywidgets.Button(description="Run", button_style="success", icon="play")
+        self.stop_button = ipywidgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.save_button = ipywidgets.Button(description="Save PNG + maps", icon="download", disabled=True)
+        self.run_button.add_class("saliency-run")
+        self.stop_button.add_class("saliency-stop")
+        self.save_button.add_class("saliency-save")
+        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1, description="",
+                                               style={"bar_color": "#2ca02c"})
+        self.status = ipywidgets.HTML("Choose an image and a model, then press Run.")
+        self.status.add_class("saliency-status")
+        self.table = ipywidgets.HTML("")
+        self.saved_links = ipywidgets.HTML("")
+        self.view = FigureView((12.5, 3.4), dpi)
+
+        self.upload.observe(lambda change: self._on_upload(), names="value")
+        self.image_choice.observe(lambda change: self._on_image(), names="value")
+        self.model_choice.observe(lambda change: self._on_model(), names="value")
+        self.run_button.on_click(lambda _: self.run())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.save_button.on_click(lambda _: self.save())
+
+        note = ipywidgets.HTML("<small>budget = model calls per image for OISE, RISE and LIME; the other methods "
+                               "state their own calls.</small>")
+        left = ipywidgets.VBox([ipywidgets.HBox([self.image_choice, self.upload]), self.model_choice,
+                                self.model_info, ipywidgets.HBox([self.budget, self.seed]), note])
+        controls = ipywidgets.HBox([left, self.methods])
+        buttons = ipywidgets.HBox([self.run_button, self.stop_button, self.save_button, self.progress])
+        super().__init__([controls, buttons, self.status, self.table, self.view.widget, self.saved_links])
+        for label, model in (extra_models or {}).items():
+            self.add_model(label, model, select=False)
+        self._on_model()
+
+    # -- choosing --------------------------------------------------------------------------------------------
+    def add_model(self, label: str, model, select: bool = True) -> None:
+        """Offer ``model`` (your own: see the module docstring for what it needs) as ``label`` in the dropdown."""
+        if not callable(model):
+            raise TypeError(f"model: expected a callable (B, C, H, W) -> logits, got {type(model).__name__}")
+        self.model_choices[label] = model
+        self._loaded[label] = model
+        self._fast.pop(label, None)
+        self._unavailable.pop(label, None)
+        if label not in self.model_choice.options:
+            self.model_choice.options = [*self.model_choice.options, label]
+        if select:
+            self.model_choice.value = label  # the observer loads it
+
+    def _say(self, text: str, problem: bool = False) -> None:
+        self.status_text = text
+        if problem:
+            self.message = text
+        colour = "#b00020" if problem else "inherit"
+        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
+
+    def _on_model(self) -> None:
+        label = self.model_choice.value
+        self.model = None
+        if label in self._unavailable:
+            why = self._unavailable[label]
+        else:
+            choice = self.model_choices[label]
+            try:
+                if label not in self._loaded:
+                    self._say(f"loading {label} ...")
+                    self._loaded[label] = self.loader(choice) if isinstance(choice, str) else choice
+                self.model = self._loaded[label]
+                why = None
+            except models.ModelUnavailableError as error:
+                why = str(error)
+                self._unavailable[label] = why
+        if self.model is None:
+            self.model_info.value = f"<b style='color:#b00020'>unavailable:</b> {html.escape(why)}"
+            self._say(f"{label} is unavailable; choose another model.", problem=True)
+            self.run_button.disabled = True
+            self.image = None
+            return
+        spec = getattr(self.model, "spec", None)
+        shape = (f"{spec.channels} x {spec.size[0]} x {spec.size[1]}, normalised with mean {spec.mean}"
+                 if spec is not None else f"no .spec: RGB at {self.default_size} px, masked pixels 0")
+        names = getattr(self.model, "class_names", None)
+        classes = f"{len(names)} classes" if names is not None else "no class names"
+        self.model_info.value = f"<small>input {html.escape(shape)}; {classes}</small>"
+        self.run_button.disabled = self.running
+        self._prepare_image()
+
+    def _on_upload(self) -> None:
+        try:
+            files = uploads.upload_contents(self.upload.value)
+        except ValueError as error:
+            self._say(str(error), problem=True)
+            return
+        if not files:
+            return
+        name, content = files[-1]
+        self.upload_bytes(content, name)
+
+    def upload_bytes(self, content: bytes, name: str = "upload") -> bool:
+        """Use the bytes of an image file (what the upload box does); False, with the reason shown, if refused."""
+        try:
+            uploads.check_image(content)
+        except ValueError as error:
+            self._say(f"{name}: {error}", problem=True)
+            return False
+        self.uploaded = (name, bytes(content))
+        label = f"uploaded: {name}"
+        options = [o for o in self.image_choice.options if not str(o).startswith("uploaded: ")]
+        self.image_choice.options = [*options, label]
+        if self.image_choice.value == label:
+            self._on_image()
+        else:
+            self.image_choice.value = label  # the observer decodes it
+        return self.image is not None
+
+    def _on_image(self) -> None:
+        choice = self.image_choice.value
+        if choice is None:
+            return
+        if str(choice).startswith("uploaded: ") and self.uploaded is not None:
+            self.source = self.uploaded
+        else:
+            self.source = (str(choice), _png_bytes(self.photographs[choice]))
+        self._prepare_image()
+
+    def _input_spec(self):
+        spec = getattr(self.model, "spec", None)
+        if spec is not None:
+            return spec
+        return models.InputSpec(channels=3, size=(self.default_size, self.default_size), mean=(0.0,) * 3,
+                                std=(1.0,) * 3)
+
+    def _prepare_image(self) -> None:
+        if self.source is None:
+            self.source = (str(self.image_choice.value), _png_bytes(self.photographs[self.image_choice.value]))
+        if self.model is None:
+            return
+        name, content = self.source
+        try:
+            self.image = uploads.image_tensor(content, self._input_spec())
+        except ValueError as error:
+            self.image = None
+            self._say(f"{name}: {error}", problem=True)
+            return
+        self.maps, self.seconds, self.calls, self.outcome = {}, {}, {}, {}
+        self.save_button.disabled = True
+        self.message = ""
+        self._say(f"image {name}: {tuple(self.image.shape[1:])} for {self.model_choice.value}. Press Run.")
+        with self.view.lock:
+            draw_maps(self.view.figure, self.image[0], {}, title=f"{name}")
+            self.view.update()
+
+    # -- running ---------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self, block: bool = False) -> None:
+        """Explain the current image with the ticked methods (ignored while a run is going or nothing to run)."""
+        if self.running or self.model is None or self.image is None:
+            if self.model is None or self.image is None:
+                self._say("nothing to run: choose an available model and a readable image first.", problem=True)
+            return
+        self._stop.clear()
+        self.error = None
+        self.runs += 1
+        self.progress.value, self.progress.bar_style = 0, ""
+        self.run_button.disabled, self.stop_button.disabled, self.save_button.disabled = True, False, True
+        args = (tuple(self.methods.value), int(self.budget.value), int(self.seed.value))
+        if block:
+            self._work(*args)
+        else:
+            self._thread = threading.Thread(target=self._work, args=args, daemon=True, name="your-model-run")
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the running method after its current model call and skip the methods after it."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run finishes; True when no run is left running."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def _black_box(self):
+        """The model OISE and RISE call: the fast runtime for a model with ``.spec`` when asked for, else itself."""
+        label = self.model_choice.value
+        if self.runtime == "torch" or not isinstance(self.model, nn.Module) \
+                or getattr(self.model, "spec", None) is None:
+            return self.model
+        if label not in self._fast:
+            from ..runtime import fast_model
+
+            self._say(f"preparing {label} for ONNX Runtime (once per model) ...")
+            model = self.model
+            if getattr(model, "name", None) is None:
+                model.name = "your-model"
+            self._fast[label] = fast_model(model, runtime=self.runtime)
+        return self._fast[label]
+
+    def _progress(self, done: int) -> None:
+        self.progress.value = min(done, self.progress.max)
+
+    def _work(self, methods: tuple, budget: int, seed: int) -> None:
+        self.maps, self.seconds, self.calls, self.outcome = {}, {}, {}, {}
+        image, label = self.image, self.model_choice.value
+        summary = ""
+        try:
+            with torch.no_grad():
+                probabilities = class_probabilities(self.model, image)[0]
+            self.target = int(probabilities.argmax())
+            target_name = class_name(self.model, self.target)
+            model_name = getattr(self.model, "name", label)
+            head = f"{model_name} on {self.source[0]}:\n{target_name} ({float(probabilities[self.target]):.0%})"
+            for index, method in enumerate(methods):
+                if self._stop.is_set():
+                    self.outcome[method] = "skipped"
+                    continue
+                self._say(f"run {self.runs}: {METHOD_LABELS.get(method, method)} ({index + 1} of {len(methods)}) "
+                          f"for {target_name} ...")
+                self._run_method(method, image, budget, seed)
+                self._show_table()
+            done = [m for m in methods if m in self.maps]
+            notes = {m: f"{self.calls[m]} calls, {self.seconds[m]:.1f} s"
+                     + (" (stopped)" if self.outcome[m] == "stopped" else "") for m in done}
+            with self.view.lock:
+                draw_maps(self.view.figure, image[0], {m: self.maps[m] for m in done}, title=head, notes=notes)
+                self.view.update()
+            stopped = any(v in ("stopped", "skipped") for v in self.outcome.values())
+            summary = f"run {self.runs}: {'stopped' if stopped else 'done'}: {' '.join(head.split())}; " + ", ".join(
+                f"{METHOD_LABELS.get(m, m)} {self.seconds[m]:.1f} s" for m in done)
+            self.save_button.disabled = not done
+            self.progress.bar_style = "warning" if stopped else "success"
+        except Exception as error:  # shown in the panel; the thread must not die silently
+            self.error = error
+            summary = f"run {self.runs}: error: {type(error).__name__}: {error}"
+            self.progress.bar_style = "danger"
+        finally:
+            self._show_table()
+            self.run_button.disabled, self.stop_button.disabled = False, True
+            self._say(summary, problem=summary.startswith(f"run {self.runs}: error"))  # last: "done" = ready
+
+    def _run_method(self, method: str, image: torch.Tensor, budget: int, seed: int) -> None:
+        self.progress.value, self.progress.bar_style = 0, ""
+        self.progress.max = budget if method in ("oise", "rise", "lime") else 1
+        start = time.perf_counter()
+        try:
+            if method == "oise":
+                def watch(state: OISEStep) -> None:
+                    if state.step % max(1, state.n_steps // 50) == 0 or state.step == state.n_steps:
+                        self.progress.value = state.step
+                    if self._stop.is_set():
+                        raise KeyboardInterrupt  # oise catches it and returns the partial map
+
+                maps = oise(self._black_box(), image, self.target, n_steps=budget, seed=seed, callback=watch)
+                calls, partial = int(maps.model_calls), bool(maps.partial)
+            else:
+                if method == "rise":
+                    inner = self._black_box()
+                    wrapped = StoppableModel(inner, self._stop, self._progress)
+                    maps = rise(wrapped, image, self.target, n_masks=budget, seed=seed)
+                    partial = bool(maps.partial)
+                else:
+                    wrapped = StoppableModel(self.model, self._stop, self._progress)
+                    options = {"lime": {"n_samples": max(2, budget), "seed": seed, "batch_size": 25},
+                               "occlusion": {"batch_size": 16},
+                               "integrated_gradients": {"batch_size": 8}}.get(method, {})
+                    maps = baselines.attribute(method, wrapped, image, self.target, **options)
+                    partial = False
+                calls = wrapped.calls
+        except KeyboardInterrupt:  # a method without a partial result (the baselines)
+            self.seconds[method] = time.perf_counter() - start
+            self.outcome[method] = "stopped"
+            return
+        except Exception as error:  # one method failing (e.g. Grad-CAM without a layer) does not end the run
+            self.seconds[method] = time.perf_counter() - start
+            self.outcome[method] = f"error: {type(error).__name__}: {error}"
+            return
+        self.seconds[method] = time.perf_counter() - start
+        self.maps[method] = maps[0].detach().float().cpu()
+        self.calls[method] = calls
+        self.outcome[method] = "stopped" if partial else "done"
+        self.progress.value = self.progress.max
+
+    def _show_table(self) -> None:
+        cell = "<td style='padding:0 12px; text-align:{}'>{}</td>"
+        rows = "".join(
+            "<tr>" + cell.format("left", METHOD_LABELS.get(m, m)) + cell.format("right", self.calls.get(m, ""))
+            + cell.format("right", f"{self.seconds[m]:.1f}" if m in self.seconds else "")
+            + cell.format("left", html.escape(outcome)) + "</tr>"
+            for m, outcome in self.outcome.items())
+        head = "".join(cell.format(align, f"<b>{name}</b>") for name, align in
+                       (("method", "left"), ("model calls", "right"), ("seconds", "right"), ("outcome", "left")))
+        self.table.value = f"<table><tr>{head}</tr>{rows}</table>" if rows else ""
+
+    # -- saving ----------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path | None = None, embed_limit: int = 4_000_000) -> tuple[Path, Path]:
+        """Write the figure (PNG) and the maps (``.npz``) to ``directory`` (default: ``out_dir``).
+
+        The ``.npz`` holds ``image`` ``(C, H, W)``, one ``(H, W)`` array per method (``map_<method>``), and
+        ``methods``, ``seconds``, ``model_calls``, ``target``, ``target_name``, ``model``, ``image_name``,
+        ``budget``, ``seed``. Links to both appear under the figure (download links while the files are smaller
+        than ``embed_limit`` bytes together, so they work in Voila and on Binder too). Returns the two paths.
+        """
+        if not self.maps:
+            raise RuntimeError("nothing to save yet: press Run first")
+        directory = Path(directory) if directory is not None else self.out_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        model = str(getattr(self.model, "name", self.model_choice.value))
+        stem = "saliency-" + "-".join(_slug(part) for part in (model, self.source[0])) \
+            + time.strftime("-%Y%m%d-%H%M%S")
+        png, npz = directory / f"{stem}.png", directory / f"{stem}.npz"
+        with self.view.lock:
+            self.view.figure.savefig(png, dpi=max(self.dpi, 110))
+        methods = list(self.maps)
+        np.savez_compressed(
+            npz, image=self.image[0].numpy().astype(np.float32),
+            **{f"map_{m}": self.maps[m].numpy().astype(np.float32) for m in methods},
+            methods=np.array(methods), seconds=np.array([self.seconds[m] for m in methods]),
+            model_calls=np.array([self.calls[m] for m in methods]), target=np.array(self.target),
+            target_name=np.array(class_name(self.model, self.target)), model=np.array(model),
+            image_name=np.array(self.source[0]), budget=np.array(int(self.budget.value)),
+            seed=np.array(int(self.seed.value)))
+        self.saved = (png, npz)
+        links = []
+        embed = png.stat().st_size + npz.stat().st_size <= embed_limit
+        for path, kind in ((png, "image/png"), (npz, "application/octet-stream")):
+            href = (f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}" if embed
+                    else html.escape(path.name))
+            links.append(f"<a href='{href}' download='{html.escape(path.name)}' target='_blank'>"
+                         f"{html.escape(path.name)}</a>")
+        self.saved_links.value = (f"Saved in {html.escape(str(directory.resolve()))}: " + " · ".join(links))
+        return png, npz
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text).lower())
+    return "-".join(part for part in keep.split("-") if part)[:40] or "image"
+
+
+def _png_bytes(image: torch.Tensor) -> bytes:
+    """A shipped ``(C, H, W)`` photograph in [0, 1] as PNG bytes, so it takes the same path as an upload."""
+    from PIL import Image
+
+    array = (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    array = array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def your_model_panel(photographs: dict | None = None, **options) -> YourModelPanel:
+    """Notebook 06's panel: image (shipped or uploaded), model, methods, budget, seed, Run / Stop / Save.
+
+    ``photographs``: name -> ``(3, H, W)`` in [0, 1] (default: :func:`saliency_lib.data.photographs`).
+    Options: ``model_choices`` (label -> model name or model; default :data:`MODEL_CHOICES`), ``extra_models``
+    (label -> your model, added after them), ``methods`` (ticked at the start), ``budget`` (500), ``seed`` (0),
+    ``runtime`` (``"auto"``: OISE and RISE in ONNX Runtime when the model allows; ``"torch"``), ``out_dir``
+    (where Save writes, default the working directory), ``default_size`` (224, for a model without ``.spec``),
+    ``loader`` (name -> model, default :func:`saliency_lib.models.load`), ``dpi``.
+    """
+    return YourModelPanel(photographs, **options)
