@@ -13,8 +13,8 @@ from pathlib import Path
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate every saliency method on data with ground truth (writes benchmarks/results/)")
-    parser.add_argument("--suite", choices=["quick", "full"], default="quick",
-                        help="quick: CI-sized, a few minutes; full: the committed results (about half an hour)")
+    parser.add_argument("--suite", choices=["quick", "full", "paper"], default="quick",
+                        help="quick: CI-sized, a few minutes; full: the committed results (about half an hour); paper: 5,000 calls per image on 500 images per dataset (hours; run it in parts with --datasets/--methods)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="only these datasets (planted, clutter, fashion, photos, sanity, budget)")

@@ -8,6 +8,14 @@ Fashion-MNIST, the Fashion-MNIST sample, the photographs with our boxes) are :mo
 ``sanity`` runs Adebayo et al.'s cascading randomisation on the sample, ``budget`` runs OISE and RISE at several
 equal budgets (full suite only).
 
+The ``paper`` suite (issue 11) runs OISE and RISE at the paper's budget, 5,000 model calls per image, on 500
+images per dataset plus the photographs, with the black-box parts in ONNX Runtime (:mod:`saliency_lib.runtime`;
+:data:`BLACK_BOX`) and the gradient baselines in PyTorch. It is long: run it in parts
+(``run_suite("paper", datasets=[...], methods=[...])``, one process each); parts running at the same time merge
+their records into one file under a lock. :func:`budget_curve` runs OISE (one chain and several) and RISE from 100
+to 5,000 calls (``budget_curve.*``) and :func:`oise_settings` sweeps OISE's settings and measures its seed-to-seed
+agreement (``paper_oise_settings.*``); ``benchmarks/paper.py`` is their command line.
+
 OISE and RISE get exactly the same number of model calls (``n_steps == n_masks``). Nothing here is tuned toward
 any method: the budgets are set by time, and every method uses its library's defaults except where stated in the
 suite (:data:`SUITES`).
@@ -16,8 +24,11 @@ suite (:data:`SUITES`).
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +48,16 @@ __all__ = [
     "evaluate",
     "run_suite",
     "EXPERIMENT",
+    "BLACK_BOX",
+    "PAPER_BUDGET",
+    "BUDGETS",
+    "budget_maps",
+    "budget_curve",
+    "write_budget_curve",
+    "render_budget_curve",
+    "OISE_SETTINGS",
+    "oise_settings",
+    "machine",
 ]
 
 EXPERIMENT = "evaluation"  # result files are named evaluation_<suite>.json and .md
@@ -57,6 +78,9 @@ class DatasetPlan:
         options: per-method options beyond the budget (e.g. LIME's ``n_samples``).
         chunk: images explained per batch.
         curve_batch: masked images per model call in the deletion/insertion curves.
+        runtime: ``"torch"``, or ``"auto"``/``"onnx"``: the black-box methods (:data:`BLACK_BOX`) and every
+            method's curves run in ONNX Runtime (:func:`saliency_lib.runtime.fast_model`), gradients in PyTorch.
+        record_runtime: each record says its runtime and the machine (CPU, cores, load) it ran on.
     """
 
     name: str
@@ -67,8 +91,15 @@ class DatasetPlan:
     options: dict = field(default_factory=dict)
     chunk: int = 50
     curve_batch: int = 256
+    runtime: str = "torch"
+    record_runtime: bool = False
 
 
+# Methods that only call the model (no gradients): a plan with ``runtime`` "auto"/"onnx" runs them, and every
+# method's deletion/insertion curves, on the fast runtime (saliency_lib.runtime). Captum's Occlusion and LIME call
+# the model under ``torch.no_grad``; Grad-CAM, Integrated Gradients and Saliency differentiate: PyTorch.
+BLACK_BOX = ("oise", "rise", "random", "occlusion", "lime")
+PAPER_BUDGET = 5000  # the paper's N: model calls per image for OISE and RISE
 def _suite(scale: str) -> list[DatasetPlan]:
     quick = scale == "quick"
     # Budgets are set by the time the suite may take on a shared 2-core CPU (full: <= 35 min), never per method.
@@ -97,7 +128,29 @@ def _suite(scale: str) -> list[DatasetPlan]:
     return plans
 
 
-SUITES = {"quick": _suite("quick"), "full": _suite("full")}
+def _paper_suite() -> list[DatasetPlan]:
+    """The paper's budget (5,000 calls per image for OISE and RISE), 500 images per dataset, baselines as in the
+    full suite. Black-box methods and all curves run in ONNX Runtime (same logits; ``runtime="auto"``), except on
+    the planted-evidence model, a tiny PyTorch module that is cheap as it is."""
+    common = {"lime": {"n_samples": 100}, "integrated_gradients": {"n_path_points": 16},
+              "rise": {"batch_size": 500}}
+    photo = {"lime": {"n_samples": 30}, "integrated_gradients": {"n_path_points": 4, "batch_size": 8},
+             "occlusion": {"window": 56, "stride": 56, "batch_size": 16}, "rise": {"batch_size": 50},
+             "oise": {"batch_size": 50}}
+    paper = {"record_runtime": True}
+    return [
+        DatasetPlan("planted", 500, PAPER_BUDGET, pixels_per_step=256, chunk=250, **paper,
+                    options={**common, "occlusion": {"window": 8, "stride": 4}}),
+        DatasetPlan("clutter", 500, PAPER_BUDGET, pixels_per_step=256, chunk=250, runtime="auto", **paper,
+                    options={**common, "occlusion": {"window": 8, "stride": 8}}),
+        DatasetPlan("fashion", 500, PAPER_BUDGET, pixels_per_step=56, chunk=250, runtime="auto", **paper,
+                    options={**common, "occlusion": {"window": 4, "stride": 4}}),
+        DatasetPlan("photos", 4, PAPER_BUDGET, pixels_per_step=224 * 56, options=photo, chunk=4, curve_batch=50,
+                    runtime="auto", **paper),
+    ]
+
+
+SUITES = {"quick": _suite("quick"), "full": _suite("full"), "paper": _paper_suite()}
 
 
 def _method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
@@ -113,8 +166,11 @@ def _method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
 
 def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str, options: dict, *,
              boxes: torch.Tensor | None = None, pixels_per_step: int = 28, chunk: int = 50,
-             curve_batch: int = 256, progress: bool = False) -> dict:
+             curve_batch: int = 256, progress: bool = False, curve_model: nn.Module | None = None) -> dict:
     """Explain ``images`` with one method and score every map. Returns per-image metric tensors and costs.
+
+    ``curve_model`` (default ``model``) runs the deletion/insertion curves: the same classifier in another
+    runtime (e.g. ONNX Runtime while ``model`` is the PyTorch one a gradient method needs).
 
     Returns:
         ``{"values": {metric: (n,) tensor}, "maps": (n, H, W), "seconds": explanation time per image,
@@ -132,8 +188,9 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, meth
         calls = getattr(maps, "model_calls", 0)
         maps = maps.detach().cpu()
         all_maps.append(maps)
+        scorer = model if curve_model is None else curve_model
         for mode in FAITHFULNESS:
-            result = Mt.causal_curves(model, batch, maps, mode, target, pixels_per_step=pixels_per_step,
+            result = Mt.causal_curves(scorer, batch, maps, mode, target, pixels_per_step=pixels_per_step,
                                       batch_size=curve_batch)
             values[mode].append(result.auc.cpu())
             curves[mode].append(result.curve.cpu())
@@ -229,7 +286,8 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         else:
             records += _dataset_records(plan, data, chosen, seed, progress, extras)
         if write:  # after every dataset, so a long run leaves usable partial results
-            _write(suite, out_dir, records, seed)
+            _write(suite, out_dir, records, seed,
+                   replace=None if datasets is None and methods is None else (datasets, methods))
     result = {"suite": suite, "records": records, **extras}
     result["settings"] = _settings(suite, seed, _dataset_seconds(records))
     return result
@@ -269,22 +327,38 @@ def _dataset_seconds(records: list[dict]) -> dict:
     return seconds
 
 
+def _runtimes(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
+    """The model black-box methods and curves use under ``plan.runtime``, and that runtime's name."""
+    if plan.runtime == "torch":
+        return model, "torch"
+    from .runtime import fast_model  # imported here: only the paper suite needs ONNX Runtime
+
+    fast = fast_model(model, runtime=plan.runtime)
+    return fast, getattr(fast, "runtime", "torch")
+
+
 def _dataset_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool,
                      extras: dict) -> list[dict]:
     records = []
     images, targets, boxes = data["images"][:plan.n], data["targets"][:plan.n], data["boxes"]
+    fast, fast_runtime = _runtimes(plan, data["model"])
     for method in chosen:
         options = _method_options(plan, method, seed)
+        explainer = fast if method in BLACK_BOX else data["model"]
         began = time.perf_counter()
-        out = evaluate(data["model"], images, targets, method, options, boxes=boxes,
+        out = evaluate(explainer, images, targets, method, options, boxes=boxes,
                        pixels_per_step=plan.pixels_per_step, chunk=plan.chunk,
-                       curve_batch=plan.curve_batch, progress=progress)
+                       curve_batch=plan.curve_batch, progress=progress, curve_model=fast)
         record = {"dataset": plan.name, "method": method, "n": len(images),
                   "metrics": {key: summarise(v) for key, v in out["values"].items()},
                   "model_calls": out["model_calls"], "seconds_per_image": round(out["seconds"], 4),
                   "options": options, "pixels_per_step": plan.pixels_per_step,
                   "curve_points": int(out["curves"]["deletion"].shape[1]), "info": data["info"],
                   "wall_seconds": round(time.perf_counter() - began, 1)}
+        if plan.record_runtime:
+            record["runtime"] = {"explanation": fast_runtime if method in BLACK_BOX else "torch",
+                                 "curves": fast_runtime}
+            record["machine"] = machine()
         if data["names"] is not None:
             record["per_image"] = {name: {key: round(float(v[i]), 4) for key, v in out["values"].items()}
                                    for i, name in enumerate(data["names"])}
@@ -300,7 +374,8 @@ def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
     return {
         "seed": seed,
         "plans": [{"dataset": p.name, "n": p.n, "oise_rise_budget": p.budget, "pixels_per_step": p.pixels_per_step,
-                   "options": p.options} for p in SUITES[suite]],
+                   "options": p.options, **({"runtime": p.runtime} if p.runtime != "torch" else {})}
+                  for p in SUITES[suite]],
         "dataset_seconds": dataset_seconds,
         "total_seconds": round(sum(dataset_seconds.values()), 1),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), Python "
@@ -317,12 +392,299 @@ def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
             "deletes fast - see notebook 04 on what deletion rewards.",
             "Timings are wall-clock on a shared 2-core machine under load from other jobs; parts of the suite ran "
             "concurrently (python -m saliency_lib evaluate --suite full --datasets ... merges records).",
-        ],
+        ] + (PAPER_NOTES if suite == "paper" else []),
     }
 
 
-def _write(suite: str, out_dir: Path, records: list, seed: int) -> None:
-    partial = {r["dataset"] for r in records} != {p.name for p in SUITES[suite]}
-    payload = {"suite": suite, "command": f"python -m saliency_lib evaluate --suite {suite}", "partial": partial,
-               "settings": _settings(suite, seed, _dataset_seconds(records)), "records": records}
-    write_results(payload, evaluation_markdown(payload, DATASETS), f"{EXPERIMENT}_{suite}", out_dir)
+PAPER_NOTES = [
+    "Paper suite: OISE n_steps = RISE n_masks = 5000 (the paper's N). OISE, RISE, Occlusion, LIME, random and "
+    "every deletion/insertion curve ran in ONNX Runtime on the CPU (saliency_lib.runtime, same logits within "
+    "1e-5); Grad-CAM, Integrated Gradients and Saliency in PyTorch (gradients); the planted-evidence model in "
+    "PyTorch throughout. Each record says its runtime and the machine (CPU, cores, 1-minute load) it ran on.",
+    "Parts ran as separate processes (--datasets/--methods) writing into one file under a lock; wall_seconds "
+    "are per record, and the load average says how busy the shared machine was.",
+]
+
+
+def machine() -> dict:
+    """The CPU a record was measured on: model name, logical cores, torch threads and the 1-minute load average
+    when the record was written (other jobs share the machine: the load says how much)."""
+    name = platform.processor() or platform.machine()
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout.splitlines()
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), name)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": name, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_1min": None if load is None else round(load, 2)}
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (POSIX ``flock``; no lock where there is none): parts of a suite that run
+    at the same time into one result file then merge their records instead of overwriting each other's."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: run the parts one after another
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write(suite: str, out_dir: Path, records: list, seed: int, replace: tuple | None = None) -> None:
+    """Write the result file. ``replace = (datasets, methods)`` of a restricted run: its records replace the
+    file's records of those datasets x methods, read again under a lock now, so concurrent parts all survive."""
+    stem = f"{EXPERIMENT}_{suite}"
+    with _locked(Path(out_dir) / f".{stem}.lock"):
+        existing = Path(out_dir) / f"{stem}.json"
+        if replace is not None and existing.exists():
+            datasets, methods = replace
+
+            def selected(r):
+                return (datasets is None or r["dataset"] in datasets) and (methods is None or r["method"] in methods)
+
+            ours = [r for r in records if selected(r)]
+            done = {(r["dataset"], r["method"]) for r in ours}
+            others = [r for r in json.loads(existing.read_text())["records"]
+                      if not selected(r) and (r["dataset"], r["method"]) not in done]
+            records = others + ours
+        partial = {r["dataset"] for r in records} != {p.name for p in SUITES[suite]}
+        payload = {"suite": suite, "command": f"python -m saliency_lib evaluate --suite {suite}", "partial": partial,
+                   "settings": _settings(suite, seed, _dataset_seconds(records)), "records": records}
+        write_results(payload, evaluation_markdown(payload, DATASETS), stem, out_dir)
+
+
+# --- The budget curve and OISE's settings (the paper's budget, issue 11) ------------------------------------------
+
+BUDGETS = (100, 200, 500, 1000, 2000, 5000)
+BUDGET_CURVE_CHAINS = 8  # "OISE, several chains": the chains run in the same model call and are summed
+BUDGET_CURVE_STEM = "budget_curve"
+
+
+def _curve_variants(chains: int) -> dict[str, tuple[str, dict]]:
+    return {"oise_1chain": ("oise", {"n_chains": 1}), f"oise_{chains}chains": ("oise", {"n_chains": chains}),
+            "rise": ("rise", {"batch_size": 500})}
+
+
+def _score(model: nn.Module, images, targets, maps, boxes, pixels_per_step: int, curve_batch: int) -> dict:
+    """Per-image deletion and insertion AUCs (and pointing, IoU, energy when there are boxes) of ``maps``."""
+    values = {mode: Mt.causal_curves(model, images, maps, mode, targets, pixels_per_step=pixels_per_step,
+                                     batch_size=curve_batch).auc.cpu() for mode in FAITHFULNESS}
+    if boxes is not None:
+        values.update(pointing=Mt.pointing_game(maps, boxes), iou=Mt.box_iou(maps, boxes),
+                      energy=Mt.energy_in_box(maps, boxes))
+    return values
+
+
+def budget_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str, options: dict,
+                budgets: tuple[int, ...], seed: int = 0) -> tuple[dict[int, torch.Tensor], dict[int, int], float]:
+    """Maps of ``method`` at every budget of ``budgets`` (model calls per image).
+
+    OISE runs once, at the largest budget, and records its running map at each smaller one: its random numbers
+    are drawn so that a shorter run is a prefix of a longer one, so the map recorded after ``ceil(b / K)`` steps
+    of ``K`` chains *is* the map of a run with ``n_steps = b`` (tested). RISE runs once per budget.
+
+    Returns ``({budget: (B, H, W) maps}, {budget: model calls per image}, seconds)``.
+    """
+    began = time.perf_counter()
+    if method == "oise":
+        chains = options.get("n_chains", 1)
+        steps = {b: -(-b // chains) for b in budgets}
+        from .oise_method import oise  # the function itself: it returns the recorded history
+
+        out = oise(model, images, targets, **options, n_steps=max(budgets), seed=seed,
+                   record_every=sorted(set(steps.values())))
+        history = dict(zip(out.history.steps, out.history.saliency))
+        maps = {b: history[steps[b]] for b in budgets}
+        calls = {b: steps[b] * chains for b in budgets}
+    else:
+        maps, calls = {}, {}
+        for b in budgets:
+            out = attribute(method, model, images, targets, **options, n_masks=b, seed=seed)
+            maps[b], calls[b] = out.detach().cpu(), out.model_calls
+    return maps, calls, time.perf_counter() - began
+
+
+def budget_curve(dataset: str = "fashion", n: int = 100, budgets: tuple[int, ...] = BUDGETS, *,
+                 chains: int = BUDGET_CURVE_CHAINS, seed: int = 0, chunk: int = 100, runtime: str = "auto",
+                 out_dir: Path | None = None, write: bool = True, progress: bool = True) -> dict:
+    """OISE (1 chain and ``chains`` chains) and RISE at every budget on the first ``n`` images of ``dataset``.
+
+    One record per (dataset, method, budget): deletion, insertion (and on datasets with boxes, e.g. ``clutter``,
+    the pointing game, IoU and energy) summarised with :func:`saliency_lib.reports.summarise`, plus the paired
+    per-image difference OISE - RISE at the same budget (``vs_rise``: its mean and 95% CI say whether OISE has
+    caught up). Written (``write=True``) into ``budget_curve.json``/``.md``/``.png`` in ``out_dir``; records of
+    other datasets already in the file are kept (runs of several datasets may go at the same time).
+    """
+    check_choice("dataset", dataset, DATASETS)
+    data = load_dataset(dataset, n, seed=seed)
+    plan = next((p for p in SUITES["paper"] if p.name == dataset), DatasetPlan(dataset, n, max(budgets)))
+    fast, fast_runtime = _runtimes(DatasetPlan(dataset, n, max(budgets), runtime=runtime), data["model"])
+    images, targets = data["images"][:n], data["targets"][:n]
+    boxes = data["boxes"][:n] if data["boxes"] is not None else None
+    variants = _curve_variants(chains)
+    values: dict[str, dict[int, dict[str, list]]] = {name: {b: {} for b in budgets} for name in variants}
+    calls: dict[str, dict[int, int]] = {}
+    seconds = {name: 0.0 for name in variants}
+    result = {}
+    # Chunk by chunk, every method on the chunk, the file rewritten after each: a long run leaves a usable
+    # curve on the images done so far (n grows), and a killed run loses at most one chunk.
+    for start in range(0, len(images), chunk):
+        stop = min(start + chunk, len(images))
+        for name, (method, options) in variants.items():
+            maps, calls[name], spent = budget_maps(fast, images[start:stop], targets[start:stop], method, options,
+                                                   budgets, seed=seed)
+            seconds[name] += spent
+            for b in budgets:
+                scores = _score(fast, images[start:stop], targets[start:stop], maps[b],
+                                None if boxes is None else boxes[start:stop], plan.pixels_per_step,
+                                plan.curve_batch)
+                for key, v in scores.items():
+                    values[name][b].setdefault(key, []).append(v)
+        result = _budget_curve_result(dataset, values, calls, seconds, stop, budgets, chains, seed, plan,
+                                      fast_runtime, data["info"], n)
+        if progress:
+            print(f"  budget curve {dataset}: {stop}/{len(images)} images, "
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), flush=True)
+        if write:
+            write_budget_curve(result, dataset, out_dir)
+    return result
+
+
+def _budget_curve_result(dataset, values, calls, seconds, done, budgets, chains, seed, plan, runtime, info,
+                         planned) -> dict:
+    records = []
+    for name in values:
+        for b in budgets:
+            per_image = {k: torch.cat(v).double() for k, v in values[name][b].items()}
+            # OISE's smaller budgets are prefixes of one run: their time is the run's time pro rata; RISE's runs
+            # at all budgets are timed together: pro rata too (ours, an estimate).
+            share = calls[name][b] / max(budgets) if name.startswith("oise") else b / sum(budgets)
+            record = {"dataset": dataset, "method": name, "budget": b, "model_calls": calls[name][b], "n": done,
+                      "metrics": {k: summarise(v) for k, v in per_image.items()},
+                      "seconds_per_image": round(seconds[name] / done * share, 4),
+                      "runtime": runtime, "machine": machine()}
+            if name != "rise":
+                rise_values = {k: torch.cat(v).double() for k, v in values["rise"][b].items()}
+                record["vs_rise"] = {k: summarise(per_image[k] - rise_values[k]) for k in per_image}
+            records.append(record)
+    return {"records": records, "settings": {
+        "budgets": list(budgets), "chains": chains, "seed": seed, "pixels_per_step": plan.pixels_per_step,
+        "runtime": runtime, "info": info, "images_done": done, "images_planned": planned,
+        "seconds": {name: round(s, 1) for name, s in seconds.items()}}}
+
+
+def write_budget_curve(result: dict | None, dataset: str | None = None, out_dir: Path | None = None) -> dict:
+    """Merge ``result``'s records of ``dataset`` into ``budget_curve.json`` (under a lock) and rewrite the
+    ``.md`` and ``.png`` from the merged file (``result=None``: just rewrite them). Returns the merged payload."""
+    from .reports import budget_curve_figure, budget_curve_markdown
+
+    out_dir = Path(out_dir or RESULTS_DIR)
+    with _locked(out_dir / f".{BUDGET_CURVE_STEM}.lock"):
+        path = out_dir / f"{BUDGET_CURVE_STEM}.json"
+        payload = json.loads(path.read_text()) if path.exists() else {"records": [], "settings": {}}
+        if result is not None:
+            payload["records"] = [r for r in payload["records"] if r["dataset"] != dataset] + result["records"]
+            payload["settings"][dataset] = result["settings"]
+        payload["command"] = ("python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100 "
+                              "(one process per dataset)")
+        write_results(payload, budget_curve_markdown(payload), BUDGET_CURVE_STEM, out_dir)
+        figure = budget_curve_figure(payload)
+        figure.savefig(out_dir / f"{BUDGET_CURVE_STEM}.png", dpi=90, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    return payload
+
+
+def render_budget_curve(out_dir: Path | None = None) -> dict:
+    """Rewrite ``budget_curve.md`` and ``.png`` from ``budget_curve.json`` (e.g. after the tables changed)."""
+    return write_budget_curve(None, None, out_dir)
+
+
+SETTINGS_STEM = "paper_oise_settings"
+# One setting changed at a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference,
+# 1 chain, unweighted sum); RISE at the same budget is the yardstick.
+OISE_SETTINGS = {
+    "paper defaults": {},
+    "grid 4": {"grid_size": 4}, "grid 16": {"grid_size": 16},
+    "p_init 0.1": {"p_init": 0.1}, "p_init 0.5": {"p_init": 0.5},
+    "step size 0.005": {"step_size": 0.005}, "step size 0.1": {"step_size": 0.1},
+    "reference blur": {"reference": "blur"},
+    "8 chains": {"n_chains": 8},
+    "weighted by score": {"weight_by_score": True},
+}
+
+
+def oise_settings(dataset: str = "fashion", n: int = 50, budget: int = 1000, *, agreement_budget: int = PAPER_BUDGET,
+                  agreement_n: int = 20, seed: int = 0, runtime: str = "auto", out_dir: Path | None = None,
+                  write: bool = True, progress: bool = True, settings: dict | None = None) -> dict:
+    """OISE's sensitivity to its settings, and its seed-to-seed agreement (the saliency card's numbers, ours).
+
+    Each setting of ``settings`` (default :data:`OISE_SETTINGS`, one change at a time from the paper's) runs on
+    the first ``n`` images of ``dataset`` at ``budget`` calls per image, with seeds ``seed`` and ``seed + 1``:
+    deletion and insertion AUC, their paired difference to the paper's defaults, the rank correlation of the two
+    seeds' maps (:func:`saliency_lib.metrics.spearman`) and seconds per map. RISE at the same budget is the
+    yardstick. Then seed-to-seed agreement at ``agreement_budget`` calls on the first ``agreement_n`` images for
+    OISE (1 and 8 chains) and RISE. Writes ``paper_oise_settings.json``/``.md``.
+    """
+    check_choice("dataset", dataset, DATASETS)
+    data = load_dataset(dataset, max(n, agreement_n), seed=seed)
+    plan = next((p for p in SUITES["paper"] if p.name == dataset), DatasetPlan(dataset, n, budget))
+    fast, fast_runtime = _runtimes(DatasetPlan(dataset, n, budget, runtime=runtime), data["model"])
+    images, targets = data["images"][:n], data["targets"][:n]
+    rows, defaults = [], None
+    runs = {**(settings if settings is not None else OISE_SETTINGS), "RISE (yardstick)": None}
+    for name, change in runs.items():
+        method, options = ("rise", {"n_masks": budget, "batch_size": 500}) if change is None else \
+            ("oise", {**change, "n_steps": budget})
+        began = time.perf_counter()
+        maps = attribute(method, fast, images, targets, **options, seed=seed).detach().cpu()
+        seconds = (time.perf_counter() - began) / len(images)
+        again = attribute(method, fast, images, targets, **options, seed=seed + 1).detach().cpu()
+        values = _score(fast, images, targets, maps, None, plan.pixels_per_step, plan.curve_batch)
+        if name == "paper defaults":
+            defaults = values
+        row = {"setting": name, "method": method, "options": options, "n": len(images),
+               "metrics": {k: summarise(v) for k, v in values.items()},
+               "rank_corr_other_seed": summarise(Mt.spearman(maps, again)),
+               "seconds_per_map": round(seconds, 4)}
+        if defaults is not None and name != "paper defaults":
+            row["vs_defaults"] = {k: summarise(values[k].double() - defaults[k].double()) for k in values}
+        rows.append(row)
+        if progress:
+            print(f"  settings {name}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row["metrics"].items())
+                  + f", seed agreement {row['rank_corr_other_seed']['mean']:.3f}, {seconds:.2f} s/map", flush=True)
+    agreement = []
+    few, few_targets = data["images"][:agreement_n], data["targets"][:agreement_n]
+    for name, method, options in (("oise, 1 chain", "oise", {"n_steps": agreement_budget}),
+                                  ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8}),
+                                  ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500})):
+        began = time.perf_counter()
+        first = attribute(method, fast, few, few_targets, **options, seed=seed)
+        seconds = (time.perf_counter() - began) / len(few)
+        calls, first = first.model_calls, first.detach().cpu()
+        second = attribute(method, fast, few, few_targets, **options, seed=seed + 1).detach().cpu()
+        agreement.append({"method": name, "model_calls": calls, "n": len(few),
+                          "rank_corr_other_seed": summarise(Mt.spearman(first, second)),
+                          "seconds_per_map": round(seconds, 4)})
+        if progress:
+            print(f"  seed agreement at {agreement_budget}: {name} "
+                  f"{agreement[-1]['rank_corr_other_seed']['mean']:.3f}", flush=True)
+    result = {"dataset": dataset, "budget": budget, "agreement_budget": agreement_budget, "seed": seed,
+              "runtime": fast_runtime, "machine": machine(), "info": data["info"], "settings": rows,
+              "seed_agreement": agreement,
+              "command": f"python benchmarks/paper.py sensitivity --n {n} --budget {budget} "
+                         f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}"}
+    if write:
+        from .reports import oise_settings_markdown
+
+        write_results(result, oise_settings_markdown(result), SETTINGS_STEM, out_dir)
+    return result

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 
 import torch
-from scipy import stats
 
-__all__ = ["summarise", "RESULTS_DIR", "METRIC_LABELS", "evaluation_markdown", "write_results", "load_results"]
+__all__ = ["summarise", "RESULTS_DIR", "METRIC_LABELS", "evaluation_markdown", "write_results", "load_results",
+           "LOWER_IS_BETTER", "catch_up", "budget_curve_markdown", "budget_curve_figure", "oise_settings_markdown"]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # The command that makes each experiment's result files (named in messages when one is missing).
@@ -39,6 +39,8 @@ def summarise(values) -> dict:
         raise ValueError("values is empty: nothing to summarise")
     mean = values.mean().item()
     std = values.std().item() if n > 1 else 0.0
+    from scipy import stats  # here: scipy costs 64 MB at import, and most notebooks never summarise
+
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n) if n > 1 else float("nan")
     return {"mean": round(mean, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)], "std": round(std, 4),
             "n": n}
@@ -123,3 +125,159 @@ def load_results(suite: str = "full", results_dir: Path | None = None, experimen
         command = COMMANDS.get(experiment, f"the {experiment} command")
         raise FileNotFoundError(f"{path} does not exist; run `{command} --suite {suite}`")
     return json.loads(path.read_text())
+
+
+LOWER_IS_BETTER = ("deletion",)  # every other metric of the evaluation: higher is better
+
+
+def _verdict(metric: str, difference: dict) -> str:
+    """``"OISE better"``, ``"RISE better"`` or ``"tie"`` from the 95% CI of the paired difference OISE - RISE."""
+    low, high = difference["ci95"]
+    if low != low:  # nan: one image
+        return "tie"
+    if metric in LOWER_IS_BETTER:
+        return "OISE better" if high < 0 else "RISE better" if low > 0 else "tie"
+    return "OISE better" if low > 0 else "RISE better" if high < 0 else "tie"
+
+
+def catch_up(payload: dict) -> list[dict]:
+    """For each dataset, OISE variant and metric of a budget curve: the verdict at every budget and the smallest
+    budget from which OISE is never worse than RISE (paired 95% CI), or ``None`` if it never catches up."""
+    rows = []
+    records = payload["records"]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        for method in dict.fromkeys(r["method"] for r in records if r["dataset"] == dataset and "vs_rise" in r):
+            mine = sorted((r for r in records if r["dataset"] == dataset and r["method"] == method),
+                          key=lambda r: r["budget"])
+            for metric in mine[0]["vs_rise"]:
+                verdicts = [(r["budget"], _verdict(metric, r["vs_rise"][metric])) for r in mine]
+                from_budget = None
+                for i, (budget, _) in enumerate(verdicts):
+                    if all(v != "RISE better" for _, v in verdicts[i:]):
+                        from_budget = budget
+                        break
+                rows.append({"dataset": dataset, "method": method, "metric": metric, "verdicts": verdicts,
+                             "never_worse_from": from_budget})
+    return rows
+
+
+def budget_curve_markdown(payload: dict) -> str:
+    """The budget curve's tables: per dataset and metric, each method's mean [95% CI] at every budget, and the
+    paired difference OISE - RISE; then where (if anywhere) OISE catches up."""
+    records = payload["records"]
+    lines = ["# Budget curve: OISE (1 chain, several chains) and RISE from 100 to 5,000 model calls per image "
+             "(ours, measured by this repository)", "",
+             f"Command: `{payload.get('command', '')}`. Same images, same seed for every budget; OISE's maps at "
+             "smaller budgets are the prefixes of its 5,000-call run (identical to separate runs, by construction "
+             "of its random numbers); RISE runs once per budget. 'OISE - RISE' is the paired per-image difference "
+             "with its 95% CI (Student t).", ""]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        settings = payload.get("settings", {}).get(dataset, {})
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        budgets = sorted({r["budget"] for r in rows})
+        planned = settings.get("images_planned", rows[0]["n"])
+        partial = f" of {planned} planned: a partial run" if planned != rows[0]["n"] else ""
+        lines += [f"## {dataset} (n = {rows[0]['n']}{partial}"
+                  + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})", ""]
+        for metric in rows[0]["metrics"]:
+            lines.append(f"### {METRIC_LABELS.get(metric, metric)}")
+            lines.append("")
+            diffs = [m for m in methods if m != "rise"]
+            lines.append("| budget | " + " | ".join(methods) + " | " + " | ".join(f"{m} - rise" for m in diffs) + " |")
+            lines.append("|---" * (1 + len(methods) + len(diffs)) + "|")
+            for b in budgets:
+                by = {r["method"]: r for r in rows if r["budget"] == b}
+                cells = [_cell(by[m]["metrics"][metric]) if m in by else "-" for m in methods]
+                cells += [_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
+                lines.append(f"| {b} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines += ["## Where does OISE catch up? (paired 95% CI of OISE - RISE at the same budget)", "",
+              "| dataset | OISE | metric | verdict at each budget | never worse than RISE from |",
+              "|---|---|---|---|---|"]
+    for row in catch_up(payload):
+        verdicts = ", ".join(f"{b}: {v}" for b, v in row["verdicts"])
+        lines.append(f"| {row['dataset']} | {row['method']} | {row['metric']} | {verdicts} | "
+                     f"{row['never_worse_from'] if row['never_worse_from'] is not None else 'never (up to 5000)'} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(summary: dict, signed: bool = False) -> str:
+    fmt = "+.3f" if signed else ".3f"
+    return f"{summary['mean']:{fmt}} [{summary['ci95'][0]:{fmt}}, {summary['ci95'][1]:{fmt}}]"
+
+
+def budget_curve_figure(payload: dict):
+    """Per dataset, two rows against model calls per image (log x): the metric (mean, 95% CI bars) for each
+    method, and the paired difference OISE - RISE (mean, 95% CI; OISE has caught up where the bar reaches 0).
+    One column each for deletion, insertion and the pointing game."""
+    import matplotlib.pyplot as plt
+
+    records = payload["records"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    metrics = ["deletion", "insertion", "pointing"]
+    figure, axes = plt.subplots(2 * len(datasets), 3, figsize=(13, 6.4 * len(datasets)), squeeze=False)
+    styles = {"rise": ("tab:orange", "s"), "oise_1chain": ("tab:blue", "o")}
+    for row, dataset in enumerate(datasets):
+        rows = [r for r in records if r["dataset"] == dataset]
+        for col, metric in enumerate(metrics):
+            axis, below = axes[2 * row][col], axes[2 * row + 1][col]
+            if metric not in rows[0]["metrics"]:
+                for a in (axis, below):
+                    a.text(0.5, 0.5, f"{dataset}: no boxes,\nno pointing game", ha="center", va="center",
+                           transform=a.transAxes)
+                    a.set_axis_off()
+                continue
+            for method in dict.fromkeys(r["method"] for r in rows):
+                mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
+                colour, marker = styles.get(method, ("tab:green", "^"))
+                for a, key in ((axis, "metrics"), (below, "vs_rise")):
+                    if key not in mine[0]:
+                        continue
+                    xs = [r["model_calls"] for r in mine]
+                    means = [r[key][metric]["mean"] for r in mine]
+                    errors = [[m - r[key][metric]["ci95"][0] for m, r in zip(means, mine)],
+                              [r[key][metric]["ci95"][1] - m for m, r in zip(means, mine)]]
+                    label = method if key == "metrics" else f"{method} - rise"
+                    a.errorbar(xs, means, yerr=errors, label=label, color=colour, marker=marker, capsize=3)
+            below.axhline(0, color="black", linewidth=0.8)
+            for a, title in ((axis, METRIC_LABELS.get(metric, metric)),
+                             (below, f"OISE - RISE, paired ({'below' if metric in LOWER_IS_BETTER else 'above'}"
+                                     " 0: OISE better)")):
+                a.set_xscale("log")
+                a.set_xlabel("model calls per image")
+                a.set_title(f"{dataset} (n = {rows[0]['n']}): {title}", fontsize=9)
+                a.legend(fontsize=7)
+    figure.suptitle("Budget curve (ours): mean and 95% CI over images", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def oise_settings_markdown(result: dict) -> str:
+    """The tables of :func:`saliency_lib.evaluation.oise_settings`: OISE's settings one at a time, and the
+    seed-to-seed agreement at the paper's budget."""
+    first = result["settings"][0]
+    keys = list(first["metrics"])
+    lines = ["# OISE's settings and determinism (ours, measured by this repository)", "",
+             f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
+             f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
+             "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference, one chain). "
+             "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
+             "rank correlation of the maps of seeds 0 and 1.", "",
+             "| setting | " + " | ".join(METRIC_LABELS.get(k, k) for k in keys) + " | "
+             + " | ".join(f"{k} vs defaults" for k in keys) + " | seed agreement | s / map |",
+             "|---" * (2 * len(keys) + 3) + "|"]
+    for row in result["settings"]:
+        cells = [_cell(row["metrics"][k]) for k in keys]
+        cells += [_cell(row["vs_defaults"][k], signed=True) if "vs_defaults" in row else "-" for k in keys]
+        lines.append(f"| {row['setting']} | " + " | ".join(cells) + f" | {_cell(row['rank_corr_other_seed'])} | "
+                     f"{row['seconds_per_map']:.3f} |")
+    lines += ["", f"## Seed-to-seed agreement at {result['agreement_budget']} model calls "
+                  f"(n = {result['seed_agreement'][0]['n']} images)", "",
+              "| method | model calls | rank corr., seed 0 vs 1 | s / map |", "|---|---|---|---|"]
+    for row in result["seed_agreement"]:
+        lines.append(f"| {row['method']} | {row['model_calls']} | {_cell(row['rank_corr_other_seed'])} | "
+                     f"{row['seconds_per_map']:.3f} |")
+    lines.append("")
+    return "\n".join(lines)

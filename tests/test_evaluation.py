@@ -101,3 +101,113 @@ def test_bad_suite_and_dataset_are_refused(capsys):
         Ev.run_suite("quick", write=False, methods=["shap"])
     with pytest.raises(ValueError, match="datasets"):
         Ev.run_suite("quick", write=False, datasets=["imagenet"])
+
+
+# ---- the paper's budget (issue 11): the plan, a tiny run of its code path, the budget curve, the settings ------------
+
+def test_the_paper_suite_is_the_papers_budget_on_500_images_each():
+    plans = {p.name: p for p in Ev.SUITES["paper"]}
+    assert set(plans) == {"planted", "clutter", "fashion", "photos"}
+    for plan in plans.values():
+        assert plan.budget == Ev.PAPER_BUDGET == 5000
+        assert set(plan.methods) == set(Ev.SUITES["full"][0].methods)  # the baselines as today
+    for name in ("planted", "clutter", "fashion"):
+        assert plans[name].n >= 500
+    assert plans["photos"].n == 4
+    # black-box parts in ONNX Runtime, except the planted-evidence model (a tiny PyTorch module)
+    assert plans["planted"].runtime == "torch"
+    assert {plans[n].runtime for n in ("clutter", "fashion", "photos")} == {"auto"}
+    # the quick and full suites stay as they were (their numbers are pinned by test_golden)
+    assert all(p.runtime == "torch" and p.budget in (150, 300, 3000) for s in ("quick", "full") for p in Ev.SUITES[s])
+
+
+@pytest.fixture(scope="module")
+def tiny_paper(tmp_path_factory):
+    from dataclasses import replace
+
+    out = tmp_path_factory.mktemp("paper")
+    methods = ("oise", "rise", "occlusion", "saliency", "random")
+    tiny = [replace(p, n=3, budget=12, chunk=3, methods=methods) for p in Ev.SUITES["paper"]
+            if p.name in ("planted", "fashion")]
+    suites = {**Ev.SUITES, "paper": tiny}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Ev, "SUITES", suites)
+        Ev.run_suite("paper", out, progress=False)
+    return out, json.loads((out / "evaluation_paper.json").read_text()), methods
+
+
+def test_a_tiny_paper_run_writes_complete_records(tiny_paper):
+    out, payload, methods = tiny_paper
+    assert (out / "evaluation_paper.md").exists() and payload["suite"] == "paper"
+    for dataset in ("planted", "fashion"):
+        rows = records(payload, dataset)
+        assert set(rows) == set(methods)
+        for method, row in rows.items():
+            assert row["n"] == 3 and set(row["metrics"]) >= {"deletion", "insertion"}
+            assert row["runtime"]["explanation"] in ("onnx", "torch")
+            assert row["machine"]["logical_cores"] >= 1 and "cpu" in row["machine"]
+            assert row["wall_seconds"] >= 0
+        assert rows["oise"]["model_calls"] == rows["rise"]["model_calls"] == 12
+        assert rows["saliency"]["runtime"]["explanation"] == "torch"  # gradients: PyTorch
+    assert records(payload, "fashion")["oise"]["runtime"]["explanation"] in ("onnx", "torch")
+    assert records(payload, "planted")["oise"]["runtime"]["explanation"] == "torch"
+    assert any("ONNX Runtime" in note for note in payload["settings"]["notes"])
+
+
+def test_concurrent_parts_merge_instead_of_overwriting(tiny_paper, tmp_path):
+    # Part B read the file before part A wrote it; B's write re-reads under the lock and keeps A's records.
+    _, payload, _ = tiny_paper
+    by_key = {(r["dataset"], r["method"]): r for r in payload["records"]}
+    Ev._write("quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"]))
+    Ev._write("quick", tmp_path, [by_key["fashion", "rise"]], 0, replace=(["fashion"], ["rise"]))
+    Ev._write("quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"]))  # a re-run
+    merged = json.loads((tmp_path / "evaluation_quick.json").read_text())
+    assert sorted(r["method"] for r in merged["records"]) == ["oise", "rise"]
+
+
+def test_oise_maps_at_smaller_budgets_are_those_of_separate_runs():
+    import torch
+
+    from saliency_lib import oise
+    from saliency_lib.datasets import load_dataset
+
+    data = load_dataset("fashion", 2)
+    images, targets = data["images"], data["targets"]
+    for chains in (1, 4):
+        maps, calls, _ = Ev.budget_maps(data["model"], images, targets, "oise", {"n_chains": chains}, (10, 30))
+        for budget in (10, 30):
+            alone = oise(data["model"], images, targets, n_steps=budget, n_chains=chains, seed=0)
+            assert torch.equal(maps[budget], alone) and calls[budget] == alone.model_calls
+
+
+def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
+    result = Ev.budget_curve("clutter", 2, (10, 20), chains=2, chunk=2, out_dir=tmp_path, progress=False)
+    rows = result["records"]
+    assert {(r["method"], r["budget"]) for r in rows} == {(m, b) for m in ("oise_1chain", "oise_2chains", "rise")
+                                                          for b in (10, 20)}
+    for row in rows:
+        assert set(row["metrics"]) == {"deletion", "insertion", "pointing", "iou", "energy"}
+        assert ("vs_rise" in row) == (row["method"] != "rise")
+    for suffix in ("json", "md", "png"):
+        assert (tmp_path / f"budget_curve.{suffix}").exists()
+    Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)  # a second dataset merges
+    merged = json.loads((tmp_path / "budget_curve.json").read_text())
+    assert {r["dataset"] for r in merged["records"]} == {"clutter", "fashion"}
+    assert "Where does OISE catch up" in (tmp_path / "budget_curve.md").read_text()
+
+
+def test_the_oise_settings_sweep_on_two_images(tmp_path):
+    result = Ev.oise_settings(n=2, budget=10, agreement_budget=12, agreement_n=2, out_dir=tmp_path, progress=False,
+                              settings={"paper defaults": {}, "grid 4": {"grid_size": 4}})
+    assert [row["setting"] for row in result["settings"]] == ["paper defaults", "grid 4", "RISE (yardstick)"]
+    assert "vs_defaults" in result["settings"][1]
+    assert -1 <= result["seed_agreement"][0]["rank_corr_other_seed"]["mean"] <= 1
+    assert (tmp_path / "paper_oise_settings.md").exists()
+
+
+def test_models_load_gives_the_fast_runtime_on_request():
+    from saliency_lib import models
+
+    fast = models.load("fashion-cnn", runtime="auto")
+    assert fast.runtime in ("onnx", "torch") and fast.class_names == models.load("fashion-cnn").class_names
+    assert getattr(models.load("fashion-cnn"), "runtime", "torch") == "torch"

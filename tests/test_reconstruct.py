@@ -310,3 +310,40 @@ def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tm
     assert (tmp_path / "reconstruction_old.png").exists() and "[" in (tmp_path / "reconstruction_old.md").read_text()
     write_results(result, tmp_path / "again")  # an already converted file converts to itself
     assert resummarise(tmp_path / "again" / "reconstruction_old.json") == result
+
+
+# ---- the paper's budget (issue 11): suite and the classical inpainting control --------------------------------------
+
+def test_the_paper_suite_makes_its_maps_at_5000_calls_and_adds_the_classical_control():
+    from saliency_lib.reconstruction_experiment import SUITES
+
+    paper = SUITES["paper"]
+    assert paper["saliency_calls"] == 5000 and paper["oise_chains"] == 1 and paper["biharmonic"] is True
+    assert "biharmonic" not in SUITES["quick"] and "biharmonic" not in SUITES["full"]
+    assert SUITES["full"]["saliency_calls"] == 500 and SUITES["quick"]["saliency_calls"] == 200
+
+
+def test_biharmonic_fill_replaces_only_the_region_on_two_images():
+    from saliency_lib.data import fashion_sample
+    from saliency_lib.reconstruction_experiment import biharmonic_fill
+
+    images = fashion_sample(n_per_class=1)[0][:2]
+    region = torch.zeros(2, 28, 28, dtype=torch.bool)
+    region[0, 10:16, 10:16] = True
+    region[1, 3:9, 18:25] = True
+    filled = biharmonic_fill(images, region)
+    assert filled.shape == images.shape and filled.dtype == images.dtype
+    outside = ~region.unsqueeze(1)
+    assert torch.equal(filled[outside], images[outside])
+    assert not torch.equal(filled[~outside], images[~outside]) and 0 <= filled.min() and filled.max() <= 1
+
+
+def test_the_paired_table_compares_the_gan_with_the_classical_fills():
+    from saliency_lib.reconstruction_experiment import paired_table
+
+    per_image = {"oise_generated": {"0.5": [1.0, 0.75]}, "oise_biharmonic": {"0.5": [0.0, 1.0]},
+                 "oise_mean": {"0.5": [0.0, 0.0]}}
+    lines = paired_table({"per_image_agreement": per_image, "fractions": [0.5]})
+    assert any(line.startswith("| OISE region: GAN - biharmonic | +37.5%") for line in lines)
+    assert any(line.startswith("| OISE region: GAN - mean | +87.5%") for line in lines)
+    assert paired_table({"per_image_agreement": {"oise_mean": {}}, "fractions": [0.5]}) == []

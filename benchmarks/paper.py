@@ -1,0 +1,56 @@
+"""The paper's budget (issue 11): the budget curve and OISE's settings card, as commands (ours).
+
+    python benchmarks/paper.py budget-curve --dataset fashion --n 100     # -> benchmarks/results/budget_curve.*
+    python benchmarks/paper.py budget-curve --dataset clutter --n 100     # (adds the pointing game)
+    python benchmarks/paper.py sensitivity --n 50 --budget 1000           # -> benchmarks/results/paper_oise_settings.*
+    python benchmarks/paper.py render                                     # budget_curve.md/.png again from .json
+
+The 5,000-call evaluation itself is ``python -m saliency_lib evaluate --suite paper`` (or
+``saliency_lib.evaluation.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
+at that budget is ``python -m saliency_lib reconstruct --suite paper``. Single-thread runs:
+``OMP_NUM_THREADS=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from saliency_lib import evaluation as Ev  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    curve = commands.add_parser("budget-curve", help="OISE (1 and several chains) and RISE from 100 to 5000 calls")
+    curve.add_argument("--dataset", default="fashion", choices=["fashion", "clutter", "planted"])
+    curve.add_argument("--n", type=int, default=100)
+    curve.add_argument("--budgets", type=int, nargs="+", default=list(Ev.BUDGETS))
+    curve.add_argument("--chains", type=int, default=Ev.BUDGET_CURVE_CHAINS)
+    curve.add_argument("--chunk", type=int, default=100)
+    curve.add_argument("--out", type=Path, default=None)
+    sweep = commands.add_parser("sensitivity", help="OISE's settings one at a time, and seed-to-seed agreement")
+    sweep.add_argument("--n", type=int, default=50)
+    sweep.add_argument("--budget", type=int, default=1000)
+    sweep.add_argument("--agreement-budget", type=int, default=Ev.PAPER_BUDGET)
+    sweep.add_argument("--agreement-n", type=int, default=20, help="images for the seed agreement at that budget")
+    sweep.add_argument("--out", type=Path, default=None)
+    render = commands.add_parser("render", help="rewrite budget_curve.md and .png from budget_curve.json")
+    render.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.command == "render":
+        Ev.render_budget_curve(args.out)
+    elif args.command == "budget-curve":
+        Ev.budget_curve(args.dataset, args.n, tuple(args.budgets), chains=args.chains, chunk=args.chunk,
+                        out_dir=args.out)
+    else:
+        Ev.oise_settings(n=args.n, budget=args.budget, agreement_budget=args.agreement_budget,
+                         agreement_n=args.agreement_n, out_dir=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
