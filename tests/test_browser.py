@@ -56,6 +56,20 @@ def _require_browser() -> None:
         _missing("playwright is not installed (pip install -e '.[test]')")
 
 
+def stop_server(server: subprocess.Popen, log) -> None:
+    """Stop a server (and the kernels it started, in its own process group) by its process id; close its log."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=5)
+    log.close()
+
+
 @pytest.fixture
 def lab_server(tmp_path):
     """A JupyterLab server on a free port; yields (base_url, token); stopped by its PID afterwards."""
@@ -100,17 +114,7 @@ def lab_server(tmp_path):
             time.sleep(0.5)
         yield base, token
     finally:
-        # Stop the server (and the kernels it started, in its own process group) by its process id.
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
-        log.close()
+        stop_server(server, log)
 
 
 def _wait_for(predicate, timeout: float, what: str, page=None, interval: float = 0.5):
@@ -253,16 +257,7 @@ def voila_server(tmp_path):
             time.sleep(0.5)
         yield f"http://127.0.0.1:{port}/", tmp_path / "voila.log"
     finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
-        log.close()
+        stop_server(server, log)
 
 
 def test_notebook_06_as_a_standalone_page(voila_server):
