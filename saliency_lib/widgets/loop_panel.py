@@ -14,12 +14,12 @@ import torch
 from .. import plots
 from .._checks import check_images
 from ..oise_method import OISEStep, Recorder, oise
-from .view import FigureView, class_name
+from .view import BackgroundRun, FigureView, class_name
 
 __all__ = ["LoopPanel", "loop_panel"]
 
 
-class LoopPanel(ipywidgets.VBox):
+class LoopPanel(BackgroundRun, ipywidgets.VBox):
     """Notebook 03: the whole OISE loop with Run / Stop, a progress bar and a slider that scrubs the recorded steps.
 
     ``run()`` starts :func:`saliency_lib.oise` in a background thread (``block=True``: in the caller's thread), so
@@ -85,10 +85,6 @@ class LoopPanel(ipywidgets.VBox):
         self._draw_empty()
 
     # -- running ----------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def run(self, block: bool = False) -> None:
         """Start a run with the current controls (ignored while one is running)."""
         if self.running:
@@ -106,22 +102,7 @@ class LoopPanel(ipywidgets.VBox):
                              f"chain(s)...")
         self.counts["runs"] += 1
         self._last_live = time.monotonic()
-        if block:
-            self._work(n_steps, n_chains, int(self.seed.value))
-        else:
-            self._thread = threading.Thread(target=self._work, args=(n_steps, n_chains, int(self.seed.value)),
-                                            daemon=True, name="oise-run")
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the running loop to stop after its current step (the map so far is kept)."""
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run finishes; True when no run is left running."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
+        self.start_work(self._work, (n_steps, n_chains, int(self.seed.value)), block=block, name="oise-run")
 
     def _callback(self, state: OISEStep) -> None:
         self.frames(state)

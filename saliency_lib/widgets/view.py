@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .. import plots
 
-__all__ = ["FigureView", "set_image", "set_cell_lines", "class_name"]
+__all__ = ["FigureView", "BackgroundRun", "set_image", "set_cell_lines", "class_name"]
 
 
 def _in_kernel() -> bool:
@@ -107,3 +107,33 @@ def class_name(model, index: int) -> str:
     """The model's name for class ``index`` (``model.class_names``), else ``"class <index>"``."""
     names = getattr(model, "class_names", None)
     return names[index] if names is not None and index < len(names) else f"class {index}"
+
+
+class BackgroundRun:
+    """Run / Stop / wait for a panel whose work runs in a daemon thread (the loop and your-model panels).
+
+    The panel sets ``self._stop = threading.Event()`` and ``self._thread = None`` in its ``__init__``, checks
+    ``self._stop`` in its work, and starts a run with :meth:`start_work`.
+    """
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start_work(self, work, args: tuple, *, block: bool, name: str) -> None:
+        """``work(*args)`` in this thread (``block=True``) or in a daemon thread called ``name``."""
+        if block:
+            work(*args)
+        else:
+            self._thread = threading.Thread(target=work, args=args, daemon=True, name=name)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the running work to stop at its next check (what it computed so far is kept)."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run finishes; True when no run is left running."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running

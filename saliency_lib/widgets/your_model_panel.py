@@ -34,7 +34,7 @@ from .. import baselines, models, plots, uploads
 from ..core import class_probabilities
 from ..oise_method import OISEStep, oise
 from ..rise_method import rise
-from .view import FigureView, class_name
+from .view import BackgroundRun, FigureView, class_name
 
 __all__ = ["YourModelPanel", "your_model_panel", "MODEL_CHOICES", "METHOD_LABELS", "map_scale", "draw_maps",
            "StoppableModel"]
@@ -161,7 +161,7 @@ class StoppableModel(nn.Module):
         return output
 
 
-class YourModelPanel(ipywidgets.VBox):
+class YourModelPanel(BackgroundRun, ipywidgets.VBox):
     """Notebook 06: your image and your model, explained by OISE, RISE and baselines side by side.
 
     Controls: ``image_choice`` (shipped photographs, then "uploaded: <name>"), ``upload`` (``FileUpload``),
@@ -385,10 +385,6 @@ class YourModelPanel(ipywidgets.VBox):
             self.view.update()
 
     # -- running ---------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def run(self, block: bool = False) -> None:
         """Explain the current image with the ticked methods (ignored while a run is going or nothing to run)."""
         if self.running or self.model is None or self.image is None:
@@ -401,21 +397,8 @@ class YourModelPanel(ipywidgets.VBox):
         self.progress.value, self.progress.bar_style = 0, ""
         self.run_button.disabled, self.stop_button.disabled, self.save_button.disabled = True, False, True
         args = (tuple(self.methods.value), int(self.budget.value), int(self.seed.value))
-        if block:
-            self._work(*args)
-        else:
-            self._thread = threading.Thread(target=self._work, args=args, daemon=True, name="your-model-run")
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the running method after its current model call and skip the methods after it."""
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run finishes; True when no run is left running."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
+        # Stop (BackgroundRun.stop) ends the running method after its current model call and skips the rest.
+        self.start_work(self._work, args, block=block, name="your-model-run")
 
     def _black_box(self):
         """The model OISE and RISE call: the fast runtime for a model with ``.spec`` when asked for, else itself."""
