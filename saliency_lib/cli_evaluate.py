@@ -1,11 +1,12 @@
-"""``python -m saliency_lib evaluate --suite quick|full``: run the evaluation, write JSON and markdown.
+"""``python -m saliency_lib evaluate --suite quick|full|paper``: run the evaluation, write JSON and markdown.
 
-Ctrl+C keeps the datasets already finished (``run_suite`` writes after each) and prints the command to resume.
+Runs under ``torchrun --nproc-per-node N -m saliency_lib evaluate ...`` too (ranks share the images; rank 0
+writes). Ctrl+C keeps the datasets already finished (``run_suite`` writes after each) and the finished blocks of
+the others, and prints the command to resume.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def add_command(subparsers) -> None:
 
 def _run(args) -> int:
     from .datasets import DATASETS
-    from .evaluation import EXPERIMENT, run_suite
+    from .distributed import finish
+    from .evaluation import EXPERIMENT, interrupted, run_suite
     from .reports import RESULTS_DIR
 
     if args.datasets and any(d not in DATASETS for d in args.datasets):
@@ -41,25 +43,13 @@ def _run(args) -> int:
         print(f"evaluate failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(_interrupted(args, stem.with_suffix(".json"), before), file=sys.stderr)
+        options = [*(["--out", str(args.out)] if args.out else []), "--seed", str(args.seed),
+                   *(["--no-progress"] if args.no_progress else [])]
+        print(interrupted(args.suite, stem.with_suffix(".json"), before, args.datasets, args.methods, options),
+              file=sys.stderr)
         return 130
+    finally:
+        finish()  # leave torchrun's process group, if any
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 
-
-def _interrupted(args, path: Path, before: bytes | None) -> str:
-    """What Ctrl+C kept and the command that runs the rest (restricted runs merge into the file)."""
-    from .evaluation import SUITES
-
-    wanted = args.datasets or [plan.name for plan in SUITES[args.suite]]
-    after = path.read_bytes() if path.exists() else None
-    # The first write of a run drops the file's old records of the datasets x methods it runs: present ones are new.
-    done = set() if after is None or after == before else {
-        r["dataset"] for r in json.loads(after)["records"] if args.methods is None or r["method"] in args.methods}
-    rest = [name for name in wanted if name not in done]
-    command = ["python -m saliency_lib evaluate --suite", args.suite, *(["--out", str(args.out)] if args.out else []),
-               "--datasets", *rest, *(["--methods", *args.methods] if args.methods else []), "--seed", str(args.seed),
-               *(["--no-progress"] if args.no_progress else [])]
-    kept = [name for name in wanted if name in done]
-    kept = f"kept the finished datasets {kept} in {path}" if kept else "no dataset had finished, nothing was kept"
-    return f"interrupted: {kept}; " + (f"resume with: {' '.join(command)}" if rest else "nothing left to run")

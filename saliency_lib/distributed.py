@@ -30,8 +30,8 @@ Commands (``python -m saliency_lib explain-folder`` is :func:`saliency_lib.image
 (or a static rendezvous: ``--nnodes 2 --node-rank R --master-addr HOST --master-port 29500`` on machine R).
 Across machines ``out_dir`` must be one shared folder (NFS, ...): rank 0 reads every rank's file. The process
 group (gloo on the CPU; gloo and NCCL with ``device="cuda"``) is used only for the final barriers: the blocks
-need no communication. :func:`evaluate_sharded` runs the evaluation's :func:`saliency_lib.evaluation.evaluate`
-this way.
+need no communication. :func:`saliency_lib.evaluation.evaluate_sharded` runs the evaluation this way, and
+``python -m saliency_lib evaluate`` (every suite) runs on it, so the benchmark runs under torchrun too.
 """
 
 from __future__ import annotations
@@ -355,76 +355,3 @@ def run_sharded(job: Callable[[Block], list[dict]], n_items: int, out_dir: str |
         missing = [k for k in range(n_blocks) if k not in read_blocks(out_dir, name, run)]
         path = out_dir / f"{name}.json" if not missing else None
     return ShardedRun(rank, size, n_blocks, computed, skipped, missing, path, records)
-
-
-def evaluate_sharded(dataset: str, method: str, n: int, out_dir: str | Path, *, options: dict | None = None,
-                     seed: int = 0, block_size: int = 50, same_seed: bool = False, data: dict | None = None,
-                     model=None, max_blocks: int | None = None, rank_world: tuple[int, int] | None = None,
-                     progress: bool = False, **evaluate_options) -> dict | None:
-    """:func:`saliency_lib.evaluation.evaluate` of one method on a dataset, in blocks over torchrun's ranks.
-
-    Each rank has the dataset (``data``, or :func:`saliency_lib.datasets.load_dataset` ``(dataset, n, seed)``:
-    the same on every rank) and evaluates its blocks of ``block_size`` images, with ``options["seed"]`` (when
-    the options have one: OISE, RISE, LIME, random) replaced by the block's seed, :func:`block_seed`
-    ``(seed, block)``. Maps, curves and metric values go to
-    ``out_dir/evaluation-<dataset>-<method>.blocks/block<k>.npz``, the per-image metric values to the records
-    of ``evaluation-<dataset>-<method>.json``.
-
-    Args:
-        same_seed: give every block ``options["seed"]`` itself, as ``evaluate`` gives every chunk today: with
-            ``block_size == chunk`` the numbers are exactly ``evaluate``'s (the committed results), still
-            independent of the split.
-        data: the dataset as :func:`~saliency_lib.datasets.load_dataset` gave it (default: loaded here).
-        model: the model that explains (default ``data["model"]``; e.g. its ONNX Runtime twin).
-        evaluate_options: ``pixels_per_step``, ``curve_batch``, ``curve_model``, ... passed to ``evaluate``.
-
-    Returns:
-        On rank 0 once every block is done: ``evaluate``'s dict (``values``, ``maps``, ``seconds``,
-        ``model_calls``, ``curves``, ``fraction``) plus ``path`` (the merged JSON). Else None.
-    """
-    from .datasets import load_dataset
-    from .evaluation import evaluate
-
-    options = dict(options or {})
-    data = data if data is not None else load_dataset(dataset, n, seed=seed)
-    model = model if model is not None else data["model"]
-    images, targets, boxes = data["images"][:n], data["targets"][:n], data["boxes"]
-    name = f"evaluation-{dataset}-{method}"
-    arrays_dir = Path(out_dir) / f"{name}.blocks"
-
-    def job(block: Block) -> list[dict]:
-        block_options = options if same_seed or "seed" not in options else {**options, "seed": block.seed}
-        part = slice(block.start, block.stop)
-        out = evaluate(model, images[part], targets[part], method, block_options,
-                       boxes=None if boxes is None else boxes[part], chunk=len(block), **evaluate_options)
-        block.info["explain_seconds"] = out["seconds"] * len(block)  # a time: kept apart from the records
-        save_arrays(arrays_dir / f"block{block.index:06d}.npz", maps=out["maps"], fraction=out["fraction"],
-                    **{f"curve_{mode}": curve for mode, curve in out["curves"].items()},
-                    **{f"value_{metric}": v for metric, v in out["values"].items()})
-        return [{"target": int(targets[i]), "model_calls": int(out["model_calls"]),
-                 **{metric: float(v[i - block.start]) for metric, v in out["values"].items()}}
-                for i in block.items]
-
-    def runtime(m) -> str:
-        return f"{getattr(m, 'name', type(m).__name__)} ({getattr(m, 'runtime', 'torch')})"
-
-    settings = {"dataset": dataset, "method": method, "options": options, "same_seed": same_seed,
-                "model": runtime(model), **{k: runtime(v) if isinstance(v, torch.nn.Module) else v
-                                            for k, v in evaluate_options.items()}}
-    run = run_sharded(job, len(images), out_dir, name, seed=seed, block_size=block_size, settings=settings,
-                      max_blocks=max_blocks, rank_world=rank_world, progress=progress)
-    if run.records is None:
-        return None
-    parts = []
-    for k in range(run.n_blocks):
-        with np.load(arrays_dir / f"block{k:06d}.npz") as arrays:
-            parts.append(dict(arrays))
-    blocks = json.loads(run.path.read_text())["blocks"]
-
-    def joined(key: str) -> torch.Tensor:  # the blocks' arrays end to end, dtypes as evaluate gave them
-        return torch.from_numpy(np.concatenate([p[key] for p in parts]))
-
-    return {"values": {key[len("value_"):]: joined(key) for key in parts[0] if key.startswith("value_")},
-            "maps": joined("maps"), "curves": {mode: joined(f"curve_{mode}") for mode in ("deletion", "insertion")},
-            "fraction": torch.from_numpy(parts[-1]["fraction"]), "model_calls": run.records[-1]["model_calls"],
-            "seconds": sum(b["info"]["explain_seconds"] for b in blocks) / len(images), "path": run.path}

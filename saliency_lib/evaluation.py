@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -40,13 +41,16 @@ from . import metrics as Mt
 from ._checks import check_choice
 from .baselines import METHODS, attribute
 from .datasets import DATASETS, load_dataset
+from .distributed import Block, run_sharded, save_arrays, world
 from .reports import RESULTS_DIR, evaluation_markdown, summarise, write_results
 
 __all__ = [
     "DatasetPlan",
     "SUITES",
     "evaluate",
+    "evaluate_sharded",
     "run_suite",
+    "interrupted",
     "EXPERIMENT",
     "BLACK_BOX",
     "PAPER_BUDGET",
@@ -205,6 +209,81 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, meth
             "curves": {key: torch.cat(v) for key, v in curves.items()}, "fraction": fraction}
 
 
+def evaluate_sharded(dataset: str, method: str, n: int, out_dir: str | Path, *, options: dict | None = None,
+                     seed: int = 0, block_size: int = 50, same_seed: bool = False, data: dict | None = None,
+                     model: nn.Module | None = None, max_blocks: int | None = None,
+                     rank_world: tuple[int, int] | None = None, progress: bool = False,
+                     **evaluate_options) -> dict | None:
+    """:func:`evaluate` of one method on a dataset, in blocks over torchrun's ranks, resumable.
+
+    :func:`saliency_lib.distributed.run_sharded` does the splitting: each rank has the dataset (``data``, or
+    :func:`~saliency_lib.datasets.load_dataset` ``(dataset, n, seed)``: the same on every rank) and evaluates its
+    blocks of ``block_size`` images, with ``options["seed"]`` (when the options have one: OISE, RISE, LIME,
+    random) replaced by the block's seed, :func:`~saliency_lib.distributed.block_seed` ``(seed, block)``. Maps,
+    curves and metric values go to ``out_dir/evaluation-<dataset>-<method>.blocks/block<k>.npz``, the per-image
+    metric values to the records of ``evaluation-<dataset>-<method>.json``. Blocks already in ``out_dir`` (a run
+    killed part-way) are not computed again.
+
+    Args:
+        same_seed: give every block ``options["seed"]`` itself, as :func:`evaluate` gives every chunk: with
+            ``block_size == chunk`` the numbers are exactly ``evaluate``'s, still independent of the split
+            (:func:`run_suite` runs this way).
+        data: the dataset as :func:`~saliency_lib.datasets.load_dataset` gave it (default: loaded here).
+        model: the model that explains (default ``data["model"]``; e.g. its ONNX Runtime twin).
+        max_blocks, rank_world, progress: as :func:`~saliency_lib.distributed.run_sharded`.
+        evaluate_options: ``pixels_per_step``, ``curve_batch``, ``curve_model``, ... passed to ``evaluate``.
+
+    Returns:
+        On rank 0 once every block is done: ``evaluate``'s dict (``values``, ``maps``, ``seconds``,
+        ``model_calls``, ``curves``, ``fraction``) plus ``path`` (the merged JSON), ``block_seconds`` (the
+        blocks' summed wall time, whichever run computed them) and ``reused`` (blocks found done). Else None.
+    """
+    options = dict(options or {})
+    data = data if data is not None else load_dataset(dataset, n, seed=seed)
+    model = model if model is not None else data["model"]
+    images, targets, boxes = data["images"][:n], data["targets"][:n], data["boxes"]
+    name = f"evaluation-{dataset}-{method}"
+    arrays_dir = Path(out_dir) / f"{name}.blocks"
+
+    def job(block: Block) -> list[dict]:
+        block_options = options if same_seed or "seed" not in options else {**options, "seed": block.seed}
+        part = slice(block.start, block.stop)
+        out = evaluate(model, images[part], targets[part], method, block_options,
+                       boxes=None if boxes is None else boxes[part], chunk=len(block), **evaluate_options)
+        block.info["explain_seconds"] = out["seconds"] * len(block)  # a time: kept apart from the records
+        save_arrays(arrays_dir / f"block{block.index:06d}.npz", maps=out["maps"], fraction=out["fraction"],
+                    **{f"curve_{mode}": curve for mode, curve in out["curves"].items()},
+                    **{f"value_{metric}": v for metric, v in out["values"].items()})
+        return [{"target": int(targets[i]), "model_calls": int(out["model_calls"]),
+                 **{metric: float(v[i - block.start]) for metric, v in out["values"].items()}}
+                for i in block.items]
+
+    def runtime(m) -> str:
+        return f"{getattr(m, 'name', type(m).__name__)} ({getattr(m, 'runtime', 'torch')})"
+
+    settings = {"dataset": dataset, "method": method, "options": options, "same_seed": same_seed,
+                "model": runtime(model), **{k: runtime(v) if isinstance(v, nn.Module) else v
+                                            for k, v in evaluate_options.items()}}
+    run = run_sharded(job, len(images), out_dir, name, seed=seed, block_size=block_size, settings=settings,
+                      max_blocks=max_blocks, rank_world=rank_world, progress=progress)
+    if run.records is None:
+        return None
+    parts = []
+    for k in range(run.n_blocks):
+        with np.load(arrays_dir / f"block{k:06d}.npz") as arrays:
+            parts.append(dict(arrays))
+    blocks = json.loads(run.path.read_text())["blocks"]
+
+    def joined(key: str) -> torch.Tensor:  # the blocks' arrays end to end, dtypes as evaluate gave them
+        return torch.from_numpy(np.concatenate([p[key] for p in parts]))
+
+    return {"values": {key[len("value_"):]: joined(key) for key in parts[0] if key.startswith("value_")},
+            "maps": joined("maps"), "curves": {mode: joined(f"curve_{mode}") for mode in ("deletion", "insertion")},
+            "fraction": torch.from_numpy(parts[-1]["fraction"]), "model_calls": run.records[-1]["model_calls"],
+            "seconds": sum(b["info"]["explain_seconds"] for b in blocks) / len(images), "path": run.path,
+            "block_seconds": sum(b["info"]["seconds"] for b in blocks), "reused": len(run.skipped)}
+
+
 def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) -> list[dict]:
     records = []
     model, images, targets = data["model"], data["images"][:plan.n], data["targets"][:plan.n]
@@ -251,6 +330,12 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         datasets, methods: restrict to these (default: all of the suite).
         seed: seed of every random draw (canvases, OISE, RISE, LIME, random maps).
 
+    Under ``torchrun --nproc-per-node N`` (or several machines) the ranks share each dataset's images in blocks of
+    ``plan.chunk`` (:func:`evaluate_sharded`; the same numbers as one process) and rank 0 writes the files; the
+    small ``sanity`` and ``budget`` plans run on rank 0 alone. Finished blocks are kept in
+    ``out_dir/evaluation_<suite>.parts/``: a run killed part-way and started again (the same command) computes
+    only the missing blocks; delete that folder to recompute everything.
+
     Returns:
         ``{"suite", "settings", "records": [...], "photo_maps": {...} (full suite)}``; the JSON holds the same
         without the maps.
@@ -272,10 +357,15 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
                    if not ((datasets is None or r["dataset"] in datasets)
                            and (methods is None or r["method"] in methods))]
     extras = {}
+    rank, _ = world()
+    parts_dir = out_dir / f"{EXPERIMENT}_{suite}.parts"
     for plan in plans:
+        sharded = plan.name not in ("sanity", "budget")
+        if not sharded and rank != 0:
+            continue
         data = load_dataset(plan.name, plan.n, seed=seed)
         chosen = [m for m in plan.methods if methods is None or m in methods]
-        if progress:
+        if progress and rank == 0:
             print(f"[evaluate] {suite}/{plan.name}: n={plan.n}, OISE/RISE budget {plan.budget} calls, "
                   f"methods {chosen}", flush=True)
         if plan.name == "sanity":
@@ -284,13 +374,33 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         elif plan.name == "budget":
             records += _budget_records(plan, data, chosen, seed, progress)
         else:
-            records += _dataset_records(plan, data, chosen, seed, progress, extras)
-        if write:  # after every dataset, so a long run leaves usable partial results
+            records += _dataset_records(plan, data, chosen, seed, progress, extras, parts_dir)
+        if write and rank == 0:  # after every dataset, so a long run leaves usable partial results
             _write(suite, out_dir, records, seed,
                    replace=None if datasets is None and methods is None else (datasets, methods))
     result = {"suite": suite, "records": records, **extras}
     result["settings"] = _settings(suite, seed, _dataset_seconds(records))
     return result
+
+
+def interrupted(suite: str, path: Path, before: bytes | None, datasets: list[str] | None,
+                methods: list[str] | None, options: list[str]) -> str:
+    """One line after Ctrl+C in ``evaluate``: what was kept (finished datasets in ``path``, finished blocks in
+    its ``.parts`` folder) and the command that runs the rest (``options``: the run's other arguments).
+    ``before``: the bytes of ``path`` before the run (None: there was no file)."""
+    wanted = datasets or [plan.name for plan in SUITES[suite]]
+    after = path.read_bytes() if path.exists() else None
+    # The first write of a run drops the file's old records of the datasets x methods it runs: present ones are new.
+    done = set() if after is None or after == before else {
+        r["dataset"] for r in json.loads(after)["records"] if methods is None or r["method"] in methods}
+    rest = [name for name in wanted if name not in done]
+    command = ["python -m saliency_lib evaluate --suite", suite, "--datasets", *rest,
+               *(["--methods", *methods] if methods else []), *options]
+    kept = [name for name in wanted if name in done]
+    kept = f"kept the finished datasets {kept} in {path}" if kept else "no dataset had finished"
+    parts = path.with_suffix(".parts")
+    blocks = f" and the finished blocks in {parts}" if parts.is_dir() and any(parts.glob("*.jsonl")) else ""
+    return f"interrupted: {kept}{blocks}; " + (f"resume with: {' '.join(command)}" if rest else "nothing left to run")
 
 
 def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool) -> list[dict]:
@@ -338,23 +448,29 @@ def _runtimes(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
 
 
 def _dataset_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool,
-                     extras: dict) -> list[dict]:
+                     extras: dict, parts_dir: Path) -> list[dict]:
+    """One record per method, each method run by :func:`evaluate_sharded` in blocks of ``plan.chunk`` images
+    (every block seeded ``seed``, as :func:`evaluate`'s chunks: the same numbers however the work is split).
+    Returns no records on a rank other than 0."""
     records = []
-    images, targets, boxes = data["images"][:plan.n], data["targets"][:plan.n], data["boxes"]
     fast, fast_runtime = _runtimes(plan, data["model"])
     for method in chosen:
         options = _method_options(plan, method, seed)
         explainer = fast if method in BLACK_BOX else data["model"]
-        began = time.perf_counter()
-        out = evaluate(explainer, images, targets, method, options, boxes=boxes,
-                       pixels_per_step=plan.pixels_per_step, chunk=plan.chunk,
-                       curve_batch=plan.curve_batch, progress=progress, curve_model=fast)
-        record = {"dataset": plan.name, "method": method, "n": len(images),
+        out = evaluate_sharded(plan.name, method, plan.n, parts_dir, options=options, seed=seed,
+                               block_size=plan.chunk, same_seed=True, data=data, model=explainer,
+                               progress=progress, pixels_per_step=plan.pixels_per_step,
+                               curve_batch=plan.curve_batch, curve_model=fast)
+        if out is None:  # another rank: rank 0 writes the record
+            continue
+        if progress and out["reused"]:
+            print(f"  {plan.name:>8} {method:>22}: {out['reused']} block(s) reused from {parts_dir}", flush=True)
+        record = {"dataset": plan.name, "method": method, "n": int(out["maps"].shape[0]),
                   "metrics": {key: summarise(v) for key, v in out["values"].items()},
                   "model_calls": out["model_calls"], "seconds_per_image": round(out["seconds"], 4),
                   "options": options, "pixels_per_step": plan.pixels_per_step,
                   "curve_points": int(out["curves"]["deletion"].shape[1]), "info": data["info"],
-                  "wall_seconds": round(time.perf_counter() - began, 1)}
+                  "wall_seconds": round(out["block_seconds"], 1)}
         if plan.record_runtime:
             record["runtime"] = {"explanation": fast_runtime if method in BLACK_BOX else "torch",
                                  "curves": fast_runtime}

@@ -111,13 +111,13 @@ def test_any_split_and_a_resume_give_the_same_records(planted_model, tmp_path):
 
 def test_evaluate_sharded_is_evaluate_in_blocks(tmp_path, one_thread):
     from saliency_lib.datasets import load_dataset
-    from saliency_lib.evaluation import evaluate
+    from saliency_lib.evaluation import evaluate, evaluate_sharded
 
     options, data = {"n_masks": 40, "seed": 3}, load_dataset("planted", 4, seed=0)
     kwargs = dict(options=options, seed=0, block_size=2, same_seed=True, data=data, pixels_per_step=256)
     whole = None
     for rank in (1, 0):  # two ranks, played in turn
-        whole = distributed.evaluate_sharded("planted", "rise", 4, tmp_path, rank_world=(rank, 2), **kwargs)
+        whole = evaluate_sharded("planted", "rise", 4, tmp_path, rank_world=(rank, 2), **kwargs)
     assert [b["rank"] for b in json.loads(whole["path"].read_text())["blocks"]] == [0, 1]
     # The evaluation today (every chunk of 2 seeded 3): the same numbers, so adopting the runner changes none.
     direct = evaluate(data["model"], data["images"][:4], data["targets"][:4], "rise", options,
@@ -180,3 +180,54 @@ def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_th
         two = np.load(tmp_path / "two" / record["map"])
         assert torch.equal(torch.from_numpy(one["saliency"]), torch.from_numpy(two["saliency"]))
         assert one["saliency"].shape == (28, 28) and int(two["target"]) == record["target"]
+
+
+TIMING = ("wall_seconds", "seconds_per_image", "machine")
+
+
+def _without_timing(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+@pytest.mark.slow
+def test_evaluate_two_torchrun_ranks_resume_a_killed_run_and_equal_one_process(tmp_path, one_thread, monkeypatch):
+    """``run_suite`` (the benchmark) under torchrun: 2 ranks finishing a run killed part-way write the records of
+    1 uninterrupted process, metric for metric."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from evaluate_driver import TINY
+
+    from saliency_lib import evaluation
+
+    monkeypatch.setitem(evaluation.SUITES, "tiny", TINY)
+    single = evaluation.run_suite("tiny", tmp_path / "one", progress=False)
+    assert [r["method"] for r in single["records"]] == ["oise", "rise", "random", "gradcam"]
+    parts = tmp_path / "one" / "evaluation_tiny.parts"
+    assert len(list(parts.glob("*.rank0.jsonl"))) == 4
+
+    # A run killed part-way: OISE finished 1 of its 3 blocks, RISE all 3, the rest nothing; no result file yet.
+    killed = tmp_path / "two" / "evaluation_tiny.parts"
+    killed.mkdir(parents=True)
+    for method, keep in (("oise", 1), ("rise", 3)):
+        name = f"evaluation-planted-{method}"
+        lines = (parts / f"{name}.rank0.jsonl").read_text().splitlines(keepends=True)
+        (killed / f"{name}.rank0.jsonl").write_text("".join(lines[:keep]))
+        (killed / f"{name}.blocks").mkdir()
+        for k in range(keep):
+            block = parts / f"{name}.blocks" / f"block{k:06d}.npz"
+            (killed / f"{name}.blocks" / block.name).write_bytes(block.read_bytes())
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+               str(ROOT / "tests" / "evaluate_driver.py"), str(tmp_path / "two")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    two = json.loads((tmp_path / "two" / "evaluation_tiny.json").read_text())
+    assert _without_timing(two["records"]) == _without_timing(json.loads(
+        (tmp_path / "one" / "evaluation_tiny.json").read_text())["records"])
+    oise_blocks = json.loads((killed / "evaluation-planted-oise.json").read_text())["blocks"]
+    assert [(b["rank"], b["world_size"]) for b in oise_blocks] == [(0, 1), (1, 2), (0, 2)]  # resumed, then shared
+    rise_blocks = json.loads((killed / "evaluation-planted-rise.json").read_text())["blocks"]
+    assert {b["world_size"] for b in rise_blocks} == {1}  # nothing recomputed
+    assert (killed / "evaluation-planted-rise.rank1.jsonl").read_text() == ""

@@ -1,0 +1,21 @@
+"""A tiny evaluation suite for tests/test_distributed.py, run as a script (under torchrun or alone).
+
+``python tests/evaluate_driver.py OUT`` runs :func:`saliency_lib.evaluation.run_suite` on the ``tiny`` suite
+(:data:`TINY`: 6 planted canvases in blocks of 2, so 2 ranks share 3 blocks) and writes ``OUT/evaluation_tiny.*``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from saliency_lib import distributed, evaluation
+
+TINY = [evaluation.DatasetPlan("planted", 6, 20, pixels_per_step=256, methods=("oise", "rise", "random", "gradcam"),
+                               chunk=2, options={"rise": {"batch_size": 8}})]
+
+if __name__ == "__main__":
+    evaluation.SUITES["tiny"] = TINY
+    try:
+        evaluation.run_suite("tiny", sys.argv[1], progress=False)
+    finally:
+        distributed.finish()
