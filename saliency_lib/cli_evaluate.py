@@ -21,6 +21,8 @@ def add_command(subparsers) -> None:
                         help="only these datasets (planted, clutter, fashion, photos, sanity, budget)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: every model on the GPU (each torchrun rank its own), PyTorch runtime")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
 
@@ -38,12 +40,12 @@ def _run(args) -> int:
     before = stem.with_suffix(".json").read_bytes() if stem.with_suffix(".json").exists() else None
     try:
         run_suite(args.suite, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, device=args.device)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"evaluate failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        options = [*(["--out", str(args.out)] if args.out else []), "--seed", str(args.seed),
+        options = [*(["--out", str(args.out)] if args.out else []), "--seed", str(args.seed), "--device", args.device,
                    *(["--no-progress"] if args.no_progress else [])]
         print(interrupted(args.suite, stem.with_suffix(".json"), before, args.datasets, args.methods, options),
               file=sys.stderr)

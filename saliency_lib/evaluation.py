@@ -41,7 +41,7 @@ from . import metrics as Mt
 from ._checks import check_choice
 from .baselines import METHODS, attribute
 from .datasets import DATASETS, load_dataset
-from .distributed import Block, run_sharded, save_arrays, world
+from .distributed import Block, init, run_sharded, save_arrays, world
 from .reports import RESULTS_DIR, evaluation_markdown, summarise, write_results
 
 __all__ = [
@@ -321,7 +321,8 @@ def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) ->
 
 
 def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: list[str] | None = None,
-              methods: list[str] | None = None, seed: int = 0, progress: bool = True, write: bool = True) -> dict:
+              methods: list[str] | None = None, seed: int = 0, progress: bool = True, write: bool = True,
+              device: str | torch.device = "cpu") -> dict:
     """Run a suite and (``write=True``) save ``evaluation_<suite>.json`` and ``.md`` in ``out_dir``.
 
     Args:
@@ -329,6 +330,8 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         out_dir: where to write (default: ``benchmarks/results``).
         datasets, methods: restrict to these (default: all of the suite).
         seed: seed of every random draw (canvases, OISE, RISE, LIME, random maps).
+        device: ``"cpu"``, or ``"cuda"``: every model on this rank's GPU in PyTorch (no ONNX Runtime);
+            RuntimeError in one line when PyTorch sees no GPU.
 
     Under ``torchrun --nproc-per-node N`` (or several machines) the ranks share each dataset's images in blocks of
     ``plan.chunk`` (:func:`evaluate_sharded`; the same numbers as one process) and rank 0 writes the files; the
@@ -357,6 +360,7 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
                    if not ((datasets is None or r["dataset"] in datasets)
                            and (methods is None or r["method"] in methods))]
     extras = {}
+    device = init(device)  # joins torchrun's process group when there is one; checks the GPU
     rank, _ = world()
     parts_dir = out_dir / f"{EXPERIMENT}_{suite}.parts"
     for plan in plans:
@@ -364,6 +368,7 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         if not sharded and rank != 0:
             continue
         data = load_dataset(plan.name, plan.n, seed=seed)
+        data["model"] = data["model"].to(device)  # the library moves the images to the model's device
         chosen = [m for m in plan.methods if methods is None or m in methods]
         if progress and rank == 0:
             print(f"[evaluate] {suite}/{plan.name}: n={plan.n}, OISE/RISE budget {plan.budget} calls, "
@@ -438,8 +443,10 @@ def _dataset_seconds(records: list[dict]) -> dict:
 
 
 def _runtimes(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
-    """The model black-box methods and curves use under ``plan.runtime``, and that runtime's name."""
-    if plan.runtime == "torch":
+    """The model black-box methods and curves use under ``plan.runtime``, and that runtime's name (a model on a
+    GPU stays in PyTorch)."""
+    device = next(model.parameters(), torch.empty(0)).device
+    if plan.runtime == "torch" or device.type != "cpu":
         return model, "torch"
     from .runtime import fast_model  # imported here: only the paper suite needs ONNX Runtime
 

@@ -140,6 +140,16 @@ def test_cuda_requested_without_a_gpu_is_one_line(tmp_path, capsys):
     assert code == 2 and error.count("\n") == 0 and "no CUDA GPU" in error and "--device cpu" in error
 
 
+def test_evaluate_on_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    code = cli.main(["evaluate", "--suite", "quick", "--datasets", "planted", "--methods", "random", "--out",
+                     str(tmp_path), "--device", "cuda", "--no-progress"])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and error.count("\n") == 0 and "no CUDA GPU" in error and "--device cpu" in error
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
