@@ -4,6 +4,7 @@
     python benchmarks/paper.py budget-curve --dataset clutter --n 100     # (adds the pointing game)
     python benchmarks/paper.py sensitivity --n 50 --budget 1000           # -> benchmarks/results/paper_oise_settings.*
     python benchmarks/paper.py render                                     # budget_curve.md/.png again from .json
+    python benchmarks/paper.py compare                                    # -> benchmarks/results/paper_vs_full.md
 
 The 5,000-call evaluation itself is ``python -m saliency_lib evaluate --suite paper`` (or
 ``saliency_lib.evaluation.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
@@ -40,8 +41,18 @@ def main(argv=None) -> int:
     sweep.add_argument("--out", type=Path, default=None)
     render = commands.add_parser("render", help="rewrite budget_curve.md and .png from budget_curve.json")
     render.add_argument("--out", type=Path, default=None)
+    compare = commands.add_parser("compare", help="OISE and RISE in the full suite (300 calls) against the paper "
+                                  "suite (5000 calls): paper_vs_full.md")
+    compare.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.command == "render":
+    if args.command == "compare":
+        from saliency_lib import reports
+
+        out = args.out or reports.RESULTS_DIR
+        text = reports.budget_comparison_markdown(reports.load_results("full", out), reports.load_results("paper", out))
+        (out / "paper_vs_full.md").write_text(text)
+        print(text)
+    elif args.command == "render":
         Ev.render_budget_curve(args.out)
     elif args.command == "budget-curve":
         Ev.budget_curve(args.dataset, args.n, tuple(args.budgets), chains=args.chains, chunk=args.chunk,

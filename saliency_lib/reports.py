@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 __all__ = ["summarise", "RESULTS_DIR", "METRIC_LABELS", "evaluation_markdown", "write_results", "load_results",
-           "LOWER_IS_BETTER", "catch_up", "budget_curve_markdown", "budget_curve_figure", "oise_settings_markdown"]
+           "LOWER_IS_BETTER", "catch_up", "budget_curve_markdown", "budget_curve_figure", "oise_settings_markdown",
+           "ranking", "budget_comparison_markdown"]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # The command that makes each experiment's result files (named in messages when one is missing).
@@ -159,6 +160,51 @@ def catch_up(payload: dict) -> list[dict]:
                 rows.append({"dataset": dataset, "method": method, "metric": metric, "verdicts": verdicts,
                              "never_worse_from": from_budget})
     return rows
+
+
+def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
+    """The methods of ``dataset`` best first by their mean ``metric`` (lower first for :data:`LOWER_IS_BETTER`)."""
+    scored = [(r["metrics"][metric]["mean"], r["method"]) for r in records
+              if r["dataset"] == dataset and metric in r.get("metrics", {})]
+    return [method for _, method in sorted(scored, reverse=metric not in LOWER_IS_BETTER)]
+
+
+def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion",
+                                                                                   "pointing")) -> str:
+    """OISE and RISE of two evaluation suites side by side (e.g. ``full`` at 300 calls and ``paper`` at 5,000),
+    per dataset of ``high`` and metric: each one's mean [95% CI] at both budgets, OISE's rank among every method
+    of ``high`` on that dataset, and the best method there. Unpaired CIs (the suites' records keep summaries)."""
+    def budget(payload, dataset):
+        plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), None)
+        return None if plan is None else plan["oise_rise_budget"]
+
+    def find(payload, dataset, method):
+        return next((r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method), None)
+
+    lines = [f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)", "",
+             f"Made by `python benchmarks/paper.py compare` from `evaluation_{low['suite']}.json` and "
+             f"`evaluation_{high['suite']}.json`. Mean [95% CI] over the images; the rank is OISE's place among "
+             "every method of the second suite on that dataset and metric (1 = best); a blank: not measured.", "",
+             "| dataset | metric | OISE, low | OISE, high | RISE, low | RISE, high | OISE's rank, high | best, high |",
+             "|---|---|---|---|---|---|---|---|"]
+    for dataset in dict.fromkeys(r["dataset"] for r in high["records"]):
+        if find(high, dataset, "oise") is None:
+            continue
+        lo, hi = budget(low, dataset), budget(high, dataset)
+        for metric in metrics:
+            cells = []
+            for method in ("oise", "rise"):
+                for payload in (low, high):
+                    record = find(payload, dataset, method)
+                    cells.append(_cell(record["metrics"][metric]) if record and metric in record["metrics"] else "")
+            if not any(cells):
+                continue
+            order = ranking(high["records"], dataset, metric)
+            rank = f"{order.index('oise') + 1} of {len(order)}" if "oise" in order else ""
+            lines.append(f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells)
+                         + f" | {rank} | {order[0] if order else ''} |")
+    lines.append("")
+    return "\n".join(lines)
 
 
 def budget_curve_markdown(payload: dict) -> str:

@@ -38,3 +38,34 @@ def test_write_then_load_results(tmp_path):
     assert reports.load_results("quick", tmp_path / "out") == payload
     with pytest.raises(FileNotFoundError, match="python -m saliency_lib evaluate --suite full"):
         reports.load_results("full", tmp_path)
+
+
+def _payload(suite: str, budget: int, means: dict) -> dict:
+    """An evaluation payload with one dataset and the given method -> (deletion, insertion) means."""
+    def summary(mean):
+        return {"mean": mean, "ci95": [mean - 0.01, mean + 0.01], "std": 0.1, "n": 10}
+
+    return {"suite": suite, "settings": {"plans": [{"dataset": "fashion", "oise_rise_budget": budget}]},
+            "records": [{"dataset": "fashion", "method": method,
+                         "metrics": {"deletion": summary(d), "insertion": summary(i)}}
+                        for method, (d, i) in means.items()]}
+
+
+def test_ranking_puts_lower_deletion_and_higher_insertion_first():
+    payload = _payload("paper", 5000, {"oise": (0.3, 0.8), "rise": (0.2, 0.9), "random": (0.5, 0.5)})
+    assert reports.ranking(payload["records"], "fashion", "deletion") == ["rise", "oise", "random"]
+    assert reports.ranking(payload["records"], "fashion", "insertion") == ["rise", "oise", "random"]
+
+
+def test_budget_comparison_reads_both_suites_and_ranks_oise_in_the_second():
+    low = _payload("full", 300, {"oise": (0.34, 0.79), "rise": (0.24, 0.87)})
+    high = _payload("paper", 5000, {"oise": (0.15, 0.95), "rise": (0.20, 0.90), "gradcam": (0.10, 0.85)})
+    rows = [line for line in reports.budget_comparison_markdown(low, high).splitlines()
+            if line.startswith("| fashion")]
+    assert len(rows) == 2  # deletion, insertion; no pointing game measured: no row
+    deletion = rows[0].split(" | ")
+    assert deletion[0] == "| fashion (300 -> 5000 calls)" and deletion[1] == "deletion"
+    assert deletion[2:6] == ["0.340 [0.330, 0.350]", "0.150 [0.140, 0.160]", "0.240 [0.230, 0.250]",
+                             "0.200 [0.190, 0.210]"]
+    assert deletion[6:] == ["2 of 3", "gradcam |"]
+    assert rows[1].split(" | ")[6:] == ["1 of 3", "oise |"]
