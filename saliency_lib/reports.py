@@ -170,7 +170,7 @@ def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
 
 
 def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion",
-                                                                                   "pointing")) -> str:
+                                                                                   "pointing", "iou", "energy")) -> str:
     """OISE and RISE of two evaluation suites side by side (e.g. ``full`` at 300 calls and ``paper`` at 5,000),
     per dataset of ``high`` and metric: each one's mean [95% CI] at both budgets, OISE's rank among every method
     of ``high`` on that dataset, and the best method there. Unpaired CIs (the suites' records keep summaries)."""
