@@ -184,7 +184,8 @@ def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] =
     lines = [f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)", "",
              f"Made by `python benchmarks/paper.py compare` from `evaluation_{low['suite']}.json` and "
              f"`evaluation_{high['suite']}.json`. Mean [95% CI] over the images; the rank is OISE's place among "
-             "every method of the second suite on that dataset and metric (1 = best); a blank: not measured.", "",
+             "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "
+             "rank and are all named best); a blank: not measured.", "",
              "| dataset | metric | OISE, low | OISE, high | RISE, low | RISE, high | OISE's rank, high | best, high |",
              "|---|---|---|---|---|---|---|---|"]
     for dataset in dict.fromkeys(r["dataset"] for r in high["records"]):
@@ -200,9 +201,16 @@ def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] =
             if not any(cells):
                 continue
             order = ranking(high["records"], dataset, metric)
-            rank = f"{order.index('oise') + 1} of {len(order)}" if "oise" in order else ""
+            mean = {r["method"]: round(r["metrics"][metric]["mean"], 3) for r in high["records"]
+                    if r["dataset"] == dataset and metric in r.get("metrics", {})}
+            rank, best = "", ""
+            if "oise" in order:  # ties (equal to 3 decimals, as shown) share a rank
+                better = [m for m in order if mean[m] != mean["oise"] and order.index(m) < order.index("oise")]
+                rank = f"{len(better) + 1} of {len(order)}"
+            if order:
+                best = " = ".join(sorted(m for m in order if mean[m] == mean[order[0]]))
             lines.append(f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells)
-                         + f" | {rank} | {order[0] if order else ''} |")
+                         + f" | {rank} | {best} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -69,3 +69,11 @@ def test_budget_comparison_reads_both_suites_and_ranks_oise_in_the_second():
                              "0.200 [0.190, 0.210]"]
     assert deletion[6:] == ["2 of 3", "gradcam |"]
     assert rows[1].split(" | ")[6:] == ["1 of 3", "oise |"]
+
+
+def test_budget_comparison_gives_tied_methods_one_rank():
+    low = _payload("full", 300, {"oise": (0.5, 0.9), "rise": (0.5, 0.9)})
+    high = _payload("paper", 5000, {"rise": (0.1, 0.9), "oise": (0.1, 0.9), "random": (0.5, 0.5)})
+    rows = [line.split(" | ") for line in reports.budget_comparison_markdown(low, high).splitlines()
+            if line.startswith("| fashion")]
+    assert rows[0][6:] == ["1 of 3", "oise = rise |"] and rows[1][6:] == ["1 of 3", "oise = rise |"]
