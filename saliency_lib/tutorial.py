@@ -6,7 +6,9 @@ while the notebook's assert cells still check real results.
 
 Every notebook ends with an exercise: a stub the learner fills in, then one check cell that runs
 ``tutorial.exercise_or_solution`` (the learner's function, or ``notebooks/solutions/<file>`` while the stub is
-unchanged) and ``tutorial.check_exercise`` (compare with the library, say what is wrong).
+unchanged) and ``tutorial.check_exercise`` (compare with the library, say what is wrong). The check cell opens
+with its own ``from saliency_lib import tutorial`` and ``tutorial.require(...)``: run first after a kernel
+restart, it says which cells to run before it instead of ending in a bare ``NameError``.
 
 :data:`NOTEBOOKS` is the one list of the notebooks: file, title, what each teaches and the learner time. The
 navigation line at the top and bottom of every notebook (:func:`navigation`), each notebook's ``**Time:**``, the
@@ -31,7 +33,7 @@ from typing import Callable
 import torch
 
 __all__ = ["fast_mode", "Setup", "setup", "REPO_ROOT", "NOTEBOOK_DIR", "SOLUTIONS", "exercise_or_solution",
-           "check_exercise", "Notebook", "NOTEBOOKS", "INDEX", "notebook", "total_minutes", "time_line",
+           "check_exercise", "require", "Notebook", "NOTEBOOKS", "INDEX", "notebook", "total_minutes", "time_line",
            "navigation", "index_table", "index_markdown", "working_copy", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -293,6 +295,32 @@ def check_exercise(name: str, actual, expected=None, *, atol: float = 1e-6, rtol
         if not value >= at_least:
             fail(f"{value:.4g}, expected at least {at_least:g}")
     print(f"Correct: {name}")
+
+
+def require(*names: str, scope: dict, run: str) -> None:
+    """Stop a cell that is run before the cells it builds on, saying which cells to run first.
+
+    Every exercise's check cell starts with it: after a kernel restart a learner may run that cell first, and
+    without it the cell would end in a bare ``NameError`` about a variable of some earlier section::
+
+        tutorial.require("my_upsample", "init_grid", scope=globals(),
+                         run="section 1 (Setup) and the exercise cell above")
+
+    Args:
+        names: the names the cell uses that earlier cells define.
+        scope: where to look for them: the notebook's ``globals()``.
+        run: the cells that define them, as a learner finds them (section numbers and titles).
+
+    Raises:
+        NameError: when one of ``names`` is not defined in ``scope``; the message names the missing ones and
+            ``run``.
+    """
+    missing = [name for name in names if name not in scope]
+    if missing:
+        listed = ", ".join(missing)
+        raise NameError(f"{listed} {'is' if len(missing) == 1 else 'are'} not defined yet: this cell needs {run}. "
+                        "Run those cells first (JupyterLab: Run > Run All Above Selected Cell), then this cell "
+                        "again.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ from torch import nn
 
 from saliency_lib import baselines, models, oise, rise
 from saliency_lib.widgets import YourModelPanel, your_model_panel
-from saliency_lib.widgets.your_model_panel import METHOD_LABELS, StoppableModel, draw_maps, map_scale
+from saliency_lib.widgets.view import StoppableModel
+from saliency_lib.widgets.your_model_panel import METHOD_LABELS, draw_maps, map_scale
 
 SIZE = 32
 

@@ -1,10 +1,12 @@
 """Notebook 05's panel: pick an image, the share of its salient region to regenerate and the number of variations,
 press Run; the panel finds the salient region (OISE or RISE, cached per image), searches the DCGAN's latent space
-(progress bar) and shows the variations with the classifier's class on each. The factory is
-:func:`reconstruct_panel`.
+(progress bar) and shows the variations with the classifier's class on each. Run works in the background; Stop
+ends the search early and shows the variations found so far. The factory is :func:`reconstruct_panel`.
 """
 
 from __future__ import annotations
+
+import threading
 
 import ipywidgets
 import torch
@@ -13,20 +15,25 @@ from .. import plots, reconstruct
 from .._checks import check_images
 from ..oise_method import oise
 from ..rise_method import rise
-from .view import FigureView, class_name
+from .view import BackgroundRun, FigureView, StoppableModel, class_name
 
 __all__ = ["ReconstructPanel", "reconstruct_panel"]
 
 
-class ReconstructPanel(ipywidgets.VBox):
+class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
     """Notebook 05: acceptable variations of one image, on demand.
 
     Controls: ``image`` (index), ``source`` (``"oise"`` / ``"rise"``), ``fraction`` (share of the salient region
     regenerated, 0.5-0.9), ``n_variations`` (latent codes), ``n_iterations`` (optimiser steps of the latent search,
-    :func:`~saliency_lib.reconstruct.inpaint`'s ``n_iterations``); ``run_button``.
+    :func:`~saliency_lib.reconstruct.inpaint`'s ``n_iterations``); ``run_button``, ``stop_button``.
     Results after a run: ``region`` bool ``(H, W)``, ``result`` (:class:`~saliency_lib.reconstruct.InpaintResult`
-    for the one image), ``predicted`` int ``(K,)``, ``original_class``, ``agreement`` (share of variations keeping
-    the class), ``runs``; ``maps`` caches the saliency map per ``(image, source)``.
+    for the one image; ``result.partial`` after Stop), ``predicted`` int ``(K,)``, ``original_class``,
+    ``agreement`` (share of variations keeping the class), ``runs``, ``error`` (the last run's exception, or
+    None); ``maps`` caches the saliency map per ``(image, source)`` (a map stopped part-way is not cached).
+
+    The Run button works in a background thread (the notebook stays live); ``run(block=True)`` runs in the
+    caller's thread (scripts, tests); ``stop()`` (the Stop button) ends the run at its next step, ``wait()``
+    waits for it.
     """
 
     def __init__(self, model, generator, discriminator, images, names=None, *, fraction: float = 0.5,
@@ -42,7 +49,8 @@ class ReconstructPanel(ipywidgets.VBox):
         self.n_candidates, self.seed = n_candidates, seed
         self.maps: dict = {}
         self.region = self.result = self.predicted = None
-        self.original_class, self.agreement, self.runs = None, None, 0
+        self.original_class, self.agreement, self.runs, self.error = None, None, 0, None
+        self._stop, self._thread = threading.Event(), None
 
         style = {"description_width": "90px"}
         self.image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=0,
@@ -56,41 +64,71 @@ class ReconstructPanel(ipywidgets.VBox):
         self.n_iterations = ipywidgets.IntSlider(value=n_iterations, min=0, max=500, step=10,
                                                  description="search steps", style=style)
         self.run_button = ipywidgets.Button(description="Run", button_style="success", icon="play")
+        self.stop_button = ipywidgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button.add_class("saliency-stop")
         self.progress = ipywidgets.IntProgress(value=0, min=0, max=1, description="search")
         self.status = ipywidgets.HTML("Press Run.")
         self.view = FigureView((11.0, 3.4), dpi)
         self.run_button.on_click(lambda _button: self.run())
+        self.stop_button.on_click(lambda _button: self.stop())
+        buttons = ipywidgets.HBox([self.run_button, self.stop_button])
         controls = ipywidgets.HBox([ipywidgets.VBox([self.image, self.source, self.fraction]),
-                                    ipywidgets.VBox([self.n_variations, self.n_iterations, self.run_button])])
+                                    ipywidgets.VBox([self.n_variations, self.n_iterations, buttons])])
         super().__init__([controls, ipywidgets.HBox([self.progress, self.status]), self.view.widget])
 
-    def saliency(self, index: int, source: str) -> torch.Tensor:
-        """The ``(H, W)`` map of image ``index`` by ``source`` (computed once, then cached)."""
+    def saliency(self, index: int, source: str) -> torch.Tensor | None:
+        """The ``(H, W)`` map of image ``index`` by ``source`` (computed once, then cached); None when Stop ended
+        its computation (nothing cached)."""
         key = (index, source)
         if key not in self.maps:
             image = self.images[index:index + 1]
             self.status.value = f"computing the {source.upper()} map ({self.saliency_calls} model calls)..."
-            if source == "oise":
-                found = oise(self.model, image, n_steps=self.saliency_calls, n_chains=8, seed=self.seed)
-            else:
-                found = rise(self.model, image, n_masks=self.saliency_calls, seed=self.seed)
+            model = StoppableModel(self.model, self._stop)  # Stop ends oise/rise at their next model call
+            try:
+                if source == "oise":
+                    found = oise(model, image, n_steps=self.saliency_calls, n_chains=8, seed=self.seed)
+                else:
+                    found = rise(model, image, n_masks=self.saliency_calls, seed=self.seed)
+            except KeyboardInterrupt:  # stopped at the first call (the clean image), before the loop
+                return None
+            if found.partial:
+                return None
             self.maps[key] = found[0]
         return self.maps[key]
 
-    def run(self) -> None:
-        """Find the region, search the latent space, classify the variations and redraw."""
-        self.run_button.disabled = True
+    def _check_stop(self, *_state) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt  # oise, rise and inpaint catch it and return what they have
+
+    def run(self, block: bool = False) -> None:
+        """Find the region, search the latent space, classify the variations and redraw (ignored while a run
+        is running). ``block=False``: in a background thread (the Run button)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self.error = None
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.progress.bar_style = ""
+        self.start_work(self._work, (self.image.value, self.source.value), block=block, name="reconstruct-run")
+
+    def _work(self, index: int, source: str) -> None:
         try:
-            index, source = self.image.value, self.source.value
             image = self.images[index:index + 1]
             share = self.region_share * self.fraction.value
-            self.region = reconstruct.salient_region(self.saliency(index, source), share)[0]
+            saliency = self.saliency(index, source)
+            if saliency is None:
+                self.progress.bar_style = "warning"
+                self.status.value = (f"stopped while computing the {source.upper()} map: nothing to show; "
+                                     "press Run to start again.")
+                return
+            self.region = reconstruct.salient_region(saliency, share)[0]
             codes, steps = self.n_variations.value, self.n_iterations.value
-            self.progress.max, self.progress.value, self.progress.bar_style = max(1, steps), 0, ""
+            self.progress.max, self.progress.value = max(1, steps), 0
             self.status.value = f"searching {codes} latent codes for {steps} steps..."
 
             def on_step(step, total, loss):
                 self.progress.value = step
+                self._check_stop()
 
             self.result = reconstruct.inpaint(
                 self.generator, self.discriminator, image, self.region[None], n_codes=codes, n_iterations=steps,
@@ -98,19 +136,26 @@ class ReconstructPanel(ipywidgets.VBox):
             self.original_class = int(reconstruct.predictions(self.model, image)[0])
             self.predicted = reconstruct.predictions(self.model, self.result.reconstructions[0])
             self.agreement = float((self.predicted == self.original_class).float().mean())
-            self.progress.value, self.progress.bar_style = self.progress.max, "success"
+            stopped = self.result.partial
+            self.progress.bar_style = "warning" if stopped else "success"
+            if not stopped:
+                self.progress.value = self.progress.max
             self.runs += 1
-            self.status.value = (f"<b>{self.agreement:.0%}</b> of {codes} variations keep the class "
+            searched = (f"stopped after {self.result.steps_done} of {steps} search steps: "
+                        if stopped else "")
+            self.status.value = (f"{searched}<b>{self.agreement:.0%}</b> of {codes} variations keep the class "
                                  f"'{class_name(self.model, self.original_class)}' "
                                  f"({int(self.region.sum())} pixels regenerated; final loss "
                                  f"{self.result.loss.mean():.2f}, start {self.result.initial_loss.mean():.2f}).")
             self._draw(image[0])
-        except Exception as error:
+        except Exception as error:  # shown in the panel; a background thread must not die silently
+            self.error = error
             self.progress.bar_style = "danger"
-            self.status.value = f"error: {error}"
-            raise
+            self.status.value = f"error: {type(error).__name__}: {error}"
+            if threading.current_thread() is threading.main_thread():
+                raise
         finally:
-            self.run_button.disabled = False
+            self.run_button.disabled, self.stop_button.disabled = False, True
 
     def _draw(self, image) -> None:
         figure = self.view.figure

@@ -10,13 +10,15 @@ import io
 import threading
 
 import ipywidgets
+import torch
 from IPython import get_ipython
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import nn
 
 from .. import plots
 
-__all__ = ["FigureView", "BackgroundRun", "set_image", "set_cell_lines", "class_name"]
+__all__ = ["FigureView", "BackgroundRun", "StoppableModel", "set_image", "set_cell_lines", "class_name"]
 
 
 def _in_kernel() -> bool:
@@ -110,7 +112,7 @@ def class_name(model, index: int) -> str:
 
 
 class BackgroundRun:
-    """Run / Stop / wait for a panel whose work runs in a daemon thread (the loop and your-model panels).
+    """Run / Stop / wait for a panel whose work runs in a daemon thread (the loop, reconstruct, your-model panels).
 
     The panel sets ``self._stop = threading.Event()`` and ``self._thread = None`` in its ``__init__``, checks
     ``self._stop`` in its work, and starts a run with :meth:`start_work`.
@@ -137,3 +139,37 @@ class BackgroundRun:
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
+
+
+class StoppableModel(nn.Module):
+    """A model wrapped so that a run can be watched and stopped between model calls.
+
+    Counts the images it evaluates (``calls``), calls ``on_call(calls)`` after each call (a progress bar), and
+    raises ``KeyboardInterrupt`` before a call once ``stop_event`` is set: :func:`saliency_lib.rise` (and
+    :func:`saliency_lib.oise`) catch it and return the partial map; Captum's baselines let it through. Keeps the
+    wrapped model's ``spec``, ``class_names``, ``name`` and ``gradcam_layer`` (the outputs are the same).
+    """
+
+    def __init__(self, model, stop_event: threading.Event, on_call=None):
+        super().__init__()
+        self.model = model  # an nn.Module is registered as a submodule (its parameters give the device)
+        self.stop_event = stop_event
+        self.on_call = on_call
+        self.calls = 0
+        for attribute in ("spec", "class_names", "name", "gradcam_layer"):
+            value = getattr(model, attribute, None)
+            if value is not None and not isinstance(value, nn.Module):
+                setattr(self, attribute, value)
+        layer = getattr(model, "gradcam_layer", None)
+        if isinstance(layer, nn.Module):
+            # Not registered again as our submodule (it already is one, inside `model`).
+            object.__setattr__(self, "gradcam_layer", layer)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.stop_event.is_set():
+            raise KeyboardInterrupt
+        output = self.model(images)
+        self.calls += len(images)
+        if self.on_call is not None:
+            self.on_call(self.calls)
+        return output

@@ -34,10 +34,9 @@ from .. import baselines, models, plots, uploads
 from ..core import class_probabilities
 from ..oise_method import OISEStep, oise
 from ..rise_method import rise
-from .view import BackgroundRun, FigureView, class_name
+from .view import BackgroundRun, FigureView, StoppableModel, class_name
 
-__all__ = ["YourModelPanel", "your_model_panel", "MODEL_CHOICES", "METHOD_LABELS", "map_scale", "draw_maps",
-           "StoppableModel"]
+__all__ = ["YourModelPanel", "your_model_panel", "MODEL_CHOICES", "METHOD_LABELS", "map_scale", "draw_maps"]
 
 #: The models offered by name: dropdown label -> name for :func:`saliency_lib.models.load`.
 MODEL_CHOICES = {
@@ -125,40 +124,6 @@ def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dic
         bar.set_label(scale["label"], fontsize=7)
         bar.ax.tick_params(labelsize=7)
     return list(axes)
-
-
-class StoppableModel(nn.Module):
-    """A model wrapped so that a run can be watched and stopped between model calls.
-
-    Counts the images it evaluates (``calls``), calls ``on_call(calls)`` after each call (a progress bar), and
-    raises ``KeyboardInterrupt`` before a call once ``stop_event`` is set: :func:`saliency_lib.rise` (and
-    :func:`saliency_lib.oise`) catch it and return the partial map; Captum's baselines let it through. Keeps the
-    wrapped model's ``spec``, ``class_names``, ``name`` and ``gradcam_layer`` (the outputs are the same).
-    """
-
-    def __init__(self, model, stop_event: threading.Event, on_call=None):
-        super().__init__()
-        self.model = model  # an nn.Module is registered as a submodule (its parameters give the device)
-        self.stop_event = stop_event
-        self.on_call = on_call
-        self.calls = 0
-        for attribute in ("spec", "class_names", "name", "gradcam_layer"):
-            value = getattr(model, attribute, None)
-            if value is not None and not isinstance(value, nn.Module):
-                setattr(self, attribute, value)
-        layer = getattr(model, "gradcam_layer", None)
-        if isinstance(layer, nn.Module):
-            # Not registered again as our submodule (it already is one, inside `model`).
-            object.__setattr__(self, "gradcam_layer", layer)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.stop_event.is_set():
-            raise KeyboardInterrupt
-        output = self.model(images)
-        self.calls += len(images)
-        if self.on_call is not None:
-            self.on_call(self.calls)
-        return output
 
 
 class YourModelPanel(BackgroundRun, ipywidgets.VBox):
