@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from . import metrics as Mt
 from ._checks import check_choice
 from .baselines import METHODS, attribute
+from .core import model_device
 from .datasets import DATASETS, load_dataset
 from .distributed import Block, init, run_sharded, save_arrays, world
 from .reports import RESULTS_DIR, evaluation_markdown, summarise, write_results
@@ -445,8 +446,7 @@ def _dataset_seconds(records: list[dict]) -> dict:
 def _runtimes(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
     """The model black-box methods and curves use under ``plan.runtime``, and that runtime's name (a model on a
     GPU stays in PyTorch)."""
-    device = next(model.parameters(), torch.empty(0)).device
-    if plan.runtime == "torch" or device.type != "cpu":
+    if plan.runtime == "torch" or model_device(model, torch.device("cpu")).type != "cpu":
         return model, "torch"
     from .runtime import fast_model  # imported here: only the paper suite needs ONNX Runtime
 
