@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,95 +131,102 @@ def _wait_for(predicate, timeout: float, what: str, page=None, interval: float =
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_notebook_03_in_a_real_browser(lab_server):
+@contextmanager
+def _browser_page(notebook: Path, unchanged: str):
+    """A Chromium page (1500 x 1000, headless) for one test; closed afterwards, and ``notebook`` checked to be
+    byte for byte what it was (``unchanged`` says why it must be)."""
     from playwright.sync_api import sync_playwright
 
-    base, token = lab_server
     ARTIFACTS.mkdir(exist_ok=True)
-    saved = (REPO / NOTEBOOK).read_bytes()
+    saved = notebook.read_bytes()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # The kernel is up when the toolbar's status says idle (answer a kernel dialog if one still comes).
-
-            def kernel_ready():
-                dialog = page.locator(".jp-Dialog button", has_text="Select")
-                if dialog.count():
-                    dialog.first.click()
-                with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as reply:
-                    sessions = json.load(reply)
-                return any(session["path"].endswith(Path(NOTEBOOK).name)
-                           and session["kernel"]["execution_state"] == "idle" for session in sessions) \
-                    and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
-
-            _wait_for(kernel_ready, 120, "the kernel to start", page)
-
-            def run_all():
-                # Run > Run All Cells, as a learner would; True once the cells are queued.
-                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-                prompts = lambda: page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()  # noqa: E731
-                deadline = time.monotonic() + 15
-                while time.monotonic() < deadline:
-                    # Queued and running cells show [*] (the saved notebook's own numbers do not count).
-                    if any("*" in prompt for prompt in prompts()):
-                        return True
-                    time.sleep(0.2)
-                return False
-
-            _wait_for(run_all, 60, "Run All Cells to start the cells", page, interval=0)
-
-            def finished():
-                # Cells run in order, so the run is over when the last code cell shows its number (Lab may not
-                # render off-screen cells, so only the last one is checked) or a cell shows an error.
-                if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
-                    return "error"
-                last = page.locator(".jp-CodeCell").last
-                last.scroll_into_view_if_needed()
-                prompt = last.locator(".jp-InputPrompt").inner_text().strip()
-                return "done" if re.fullmatch(r"\[\d+\]:", prompt) else None
-
-            state = _wait_for(finished, 240, "all cells to run", page, interval=1.0)
-            page.screenshot(path=str(ARTIFACTS / "browser_03_after_run_all.png"), full_page=False)
-            assert state == "done", "a cell raised an error: " + " | ".join(
-                page.locator("[data-mime-type='application/vnd.jupyter.error']").all_inner_texts())[:2000]
-
-            figure = page.locator("img.saliency-figure").first
-            figure.scroll_into_view_if_needed()
-            slider = page.locator(".saliency-scrub").first
-            frames_before = figure.get_attribute("src")
-            png_before = figure.screenshot()
-
-            # Move the frame slider: drag its handle to the far left (the first recorded step).
-            handle = slider.locator(".noUi-handle").first
-            box = handle.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.down()
-            page.mouse.move(box["x"] - 600, box["y"] + box["height"] / 2, steps=10)
-            page.mouse.up()
-            _wait_for(lambda: figure.get_attribute("src") != frames_before, 30, "the figure to follow the slider",
-                      page)
-            png_moved = figure.screenshot()
-            assert png_moved != png_before
-            page.screenshot(path=str(ARTIFACTS / "browser_03_slider_moved.png"), full_page=False)
-
-            # Click Run: the loop runs in the kernel's background thread and redraws the figure when done.
-            src_moved = figure.get_attribute("src")
-            panel_status = page.locator(".saliency-status").first
-            assert panel_status.inner_text().startswith("run 1: done")  # the notebook's own run
-            page.locator("button.saliency-run").first.click()
-            _wait_for(lambda: panel_status.inner_text().startswith("run 2: done"), 120, "the run to finish", page)
-            _wait_for(lambda: figure.get_attribute("src") != src_moved, 30, "the figure to update after Run", page)
-            png_after_run = figure.screenshot()
-            assert png_after_run != png_moved
-            figure.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser_03.png"), full_page=False)
+            yield browser.new_page(viewport={"width": 1500, "height": 1000})
         finally:
             browser.close()
-    assert (REPO / NOTEBOOK).read_bytes() == saved, "the browser run must not save over the notebook"
+    assert notebook.read_bytes() == saved, unchanged
+
+
+def test_notebook_03_in_a_real_browser(lab_server):
+    base, token = lab_server
+    with _browser_page(REPO / NOTEBOOK, "the browser run must not save over the notebook") as page:
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        # The kernel is up when the toolbar's status says idle (answer a kernel dialog if one still comes).
+
+        def kernel_ready():
+            dialog = page.locator(".jp-Dialog button", has_text="Select")
+            if dialog.count():
+                dialog.first.click()
+            with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as reply:
+                sessions = json.load(reply)
+            return any(session["path"].endswith(Path(NOTEBOOK).name)
+                       and session["kernel"]["execution_state"] == "idle" for session in sessions) \
+                and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
+
+        _wait_for(kernel_ready, 120, "the kernel to start", page)
+
+        def run_all():
+            # Run > Run All Cells, as a learner would; True once the cells are queued.
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            prompts = lambda: page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()  # noqa: E731
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                # Queued and running cells show [*] (the saved notebook's own numbers do not count).
+                if any("*" in prompt for prompt in prompts()):
+                    return True
+                time.sleep(0.2)
+            return False
+
+        _wait_for(run_all, 60, "Run All Cells to start the cells", page, interval=0)
+
+        def finished():
+            # Cells run in order, so the run is over when the last code cell shows its number (Lab may not
+            # render off-screen cells, so only the last one is checked) or a cell shows an error.
+            if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
+                return "error"
+            last = page.locator(".jp-CodeCell").last
+            last.scroll_into_view_if_needed()
+            prompt = last.locator(".jp-InputPrompt").inner_text().strip()
+            return "done" if re.fullmatch(r"\[\d+\]:", prompt) else None
+
+        state = _wait_for(finished, 240, "all cells to run", page, interval=1.0)
+        page.screenshot(path=str(ARTIFACTS / "browser_03_after_run_all.png"), full_page=False)
+        assert state == "done", "a cell raised an error: " + " | ".join(
+            page.locator("[data-mime-type='application/vnd.jupyter.error']").all_inner_texts())[:2000]
+
+        figure = page.locator("img.saliency-figure").first
+        figure.scroll_into_view_if_needed()
+        slider = page.locator(".saliency-scrub").first
+        frames_before = figure.get_attribute("src")
+        png_before = figure.screenshot()
+
+        # Move the frame slider: drag its handle to the far left (the first recorded step).
+        handle = slider.locator(".noUi-handle").first
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] - 600, box["y"] + box["height"] / 2, steps=10)
+        page.mouse.up()
+        _wait_for(lambda: figure.get_attribute("src") != frames_before, 30, "the figure to follow the slider",
+                  page)
+        png_moved = figure.screenshot()
+        assert png_moved != png_before
+        page.screenshot(path=str(ARTIFACTS / "browser_03_slider_moved.png"), full_page=False)
+
+        # Click Run: the loop runs in the kernel's background thread and redraws the figure when done.
+        src_moved = figure.get_attribute("src")
+        panel_status = page.locator(".saliency-status").first
+        assert panel_status.inner_text().startswith("run 1: done")  # the notebook's own run
+        page.locator("button.saliency-run").first.click()
+        _wait_for(lambda: panel_status.inner_text().startswith("run 2: done"), 120, "the run to finish", page)
+        _wait_for(lambda: figure.get_attribute("src") != src_moved, 30, "the figure to update after Run", page)
+        png_after_run = figure.screenshot()
+        assert png_after_run != png_moved
+        figure.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser_03.png"), full_page=False)
 
 
 # ---- notebook 06 as a standalone page (Voila, `make present`) ---------------------------------------------------
@@ -261,50 +269,40 @@ def voila_server(tmp_path):
 
 
 def test_notebook_06_as_a_standalone_page(voila_server):
-    from playwright.sync_api import sync_playwright
-
     url, log = voila_server
-    ARTIFACTS.mkdir(exist_ok=True)
-    saved = (REPO / PAGE_NOTEBOOK).read_bytes()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with _browser_page(REPO / PAGE_NOTEBOOK, "serving the page must not change the notebook") as page:
+        page.goto(url, timeout=120_000)
+        status = page.locator(".saliency-status").first
+
+        def panel_ran():
+            # The notebook itself runs the panel once (section 7); an error output means a cell failed.
+            if page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg, "
+                            "[data-mime-type='application/vnd.jupyter.error']").count():
+                return "error"
+            return "done" if status.count() and "run 1: done" in status.inner_text() else None
+
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(url, timeout=120_000)
-            status = page.locator(".saliency-status").first
-
-            def panel_ran():
-                # The notebook itself runs the panel once (section 7); an error output means a cell failed.
-                if page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg, "
-                                "[data-mime-type='application/vnd.jupyter.error']").count():
-                    return "error"
-                return "done" if status.count() and "run 1: done" in status.inner_text() else None
-
-            try:
-                state = _wait_for(panel_ran, 300, "the page to run the notebook and its panel", page)
-            finally:
-                page.screenshot(path=str(ARTIFACTS / "browser_06_page.png"), full_page=False)
-            assert state == "done", "a cell raised an error on the page:\n" + log.read_text()[-3000:]
-            text = page.inner_text("body")
-            assert "cfg = tutorial.setup(seed=0)" not in text and "def my_wrap" not in text, "the page shows code"
-
-            # The controls rendered: the model dropdown with the models and the Run button.
-            models = [m.replace("\xa0", " ") for m in page.locator(".saliency-model select option").all_inner_texts()]
-            assert any("EfficientNet-Lite0" in m for m in models) and any("ResNet50" in m for m in models)
-            assert any("your model" in m for m in models), models
-            run = page.locator("button.saliency-run").first
-            assert run.is_visible() and run.is_enabled()
-
-            # A click runs the methods in the kernel's background thread and draws a new figure.
-            figure = page.locator("img.saliency-figure").first
-            figure.scroll_into_view_if_needed()
-            before = figure.get_attribute("src")
-            run.click()
-            _wait_for(lambda: "run 2: done" in status.inner_text(), 240, "the run started by the click", page)
-            _wait_for(lambda: figure.get_attribute("src") != before, 30, "the figure to update", page)
-            assert "OISE" in status.inner_text() and "RISE" in status.inner_text()
-            figure.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
+            state = _wait_for(panel_ran, 300, "the page to run the notebook and its panel", page)
         finally:
-            browser.close()
-    assert (REPO / PAGE_NOTEBOOK).read_bytes() == saved, "serving the page must not change the notebook"
+            page.screenshot(path=str(ARTIFACTS / "browser_06_page.png"), full_page=False)
+        assert state == "done", "a cell raised an error on the page:\n" + log.read_text()[-3000:]
+        text = page.inner_text("body")
+        assert "cfg = tutorial.setup(seed=0)" not in text and "def my_wrap" not in text, "the page shows code"
+
+        # The controls rendered: the model dropdown with the models and the Run button.
+        models = [m.replace("\xa0", " ") for m in page.locator(".saliency-model select option").all_inner_texts()]
+        assert any("EfficientNet-Lite0" in m for m in models) and any("ResNet50" in m for m in models)
+        assert any("your model" in m for m in models), models
+        run = page.locator("button.saliency-run").first
+        assert run.is_visible() and run.is_enabled()
+
+        # A click runs the methods in the kernel's background thread and draws a new figure.
+        figure = page.locator("img.saliency-figure").first
+        figure.scroll_into_view_if_needed()
+        before = figure.get_attribute("src")
+        run.click()
+        _wait_for(lambda: "run 2: done" in status.inner_text(), 240, "the run started by the click", page)
+        _wait_for(lambda: figure.get_attribute("src") != before, 30, "the figure to update", page)
+        assert "OISE" in status.inner_text() and "RISE" in status.inner_text()
+        figure.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
