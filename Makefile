@@ -11,12 +11,13 @@ export MKL_NUM_THREADS ?= 1
 PYTEST_WORKERS ?= 2
 LAB_PORT ?= 8888
 
-.PHONY: lab test test-fast browser-deps assets verify speed check learner-edition clean help
+.PHONY: lab test test-fast lint browser-deps assets verify speed check learner-edition clean help
 
 help:
 	@echo "make lab     - install what is missing, copy notebooks/ to work/ (yours, git-ignored), open JupyterLab there"
 	@echo "               (CPU=1: install PyTorch's CPU-only build, for laptops)"
-	@echo "make test    - install what is missing, run every test (library, notebooks, browser)"
+	@echo "make test    - install what is missing, lint (ruff), run every test (library, notebooks, browser)"
+	@echo "make lint    - ruff check and ruff format --check on everything"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
 	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
@@ -56,7 +57,12 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --LabApp.default_url=/lab/tree/$(WORK)/00_start_here.ipynb
 
-test: $(STAMP) browser-deps
+# ruff reads the library, tests, benchmarks and notebooks (.ipynb); settings in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) browser-deps lint
 	$(PY) -m saliency_lib assets verify
 	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax \
 	  --nbval-current-env -p no:cacheprovider --durations=15 tests notebooks

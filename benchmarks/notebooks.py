@@ -40,8 +40,8 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "benchmarks" / "results"
-LIMIT_BYTES = 1.5 * 2 ** 30  # the tutorial's ceiling per notebook: Binder gives 2 GB
-GB = 2 ** 30
+LIMIT_BYTES = 1.5 * 2**30  # the tutorial's ceiling per notebook: Binder gives 2 GB
+GB = 2**30
 
 
 def _status_kb(pid: int, field: str) -> int | None:
@@ -146,9 +146,16 @@ class MeasuringClient(NotebookClient):
         peak = max(hwm, polled) if self.resettable else max(polled, 0)
         self.kernel_peak = max(self.kernel_peak, hwm)
         first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
-        self.cells.append({"index": cell_index, "id": cell.get("id"), "first_line": first[:80],
-                           "seconds": round(seconds, 2), "peak_bytes": peak,
-                           "rss_after_bytes": _status_kb(pid, "VmRSS") or 0})
+        self.cells.append(
+            {
+                "index": cell_index,
+                "id": cell.get("id"),
+                "first_line": first[:80],
+                "seconds": round(seconds, 2),
+                "peak_bytes": peak,
+                "rss_after_bytes": _status_kb(pid, "VmRSS") or 0,
+            }
+        )
 
 
 def _machine() -> dict:
@@ -162,8 +169,14 @@ def _machine() -> dict:
         pass
     import torch  # only for its version (a notebook's kernel imports its own)
 
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / GB, 1),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / GB, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def run_notebook(path: Path, threads: int, timeout: int) -> dict:
@@ -174,8 +187,13 @@ def run_notebook(path: Path, threads: int, timeout: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / path.name
         shutil.copy(path, copy)
-        client = MeasuringClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = MeasuringClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=False,
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        )
         load_before = os.getloadavg()
         started = time.perf_counter()
         error = None
@@ -196,12 +214,21 @@ def run_notebook(path: Path, threads: int, timeout: int) -> dict:
     heaviest = sorted(cells, key=lambda c: -c["peak_bytes"])[:3]
     slowest = sorted(cells, key=lambda c: -c["seconds"])[:3]
     imports = round(cells[0]["rss_after_bytes"] / GB, 2) if cells else None
-    return {"notebook": path.name, "wall_s": round(wall, 1), "peak_rss_bytes": peak, "peak_rss_gb": round(peak / GB, 2),
-            "imports_rss_gb": imports, "under_limit": peak <= LIMIT_BYTES, "error": error,
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "peak_method": "VmHWM reset per cell" if client.resettable else "psutil poll every 0.2 s",
-            "heaviest_cells": heaviest, "slowest_cells": slowest, "cells": cells}
+    return {
+        "notebook": path.name,
+        "wall_s": round(wall, 1),
+        "peak_rss_bytes": peak,
+        "peak_rss_gb": round(peak / GB, 2),
+        "imports_rss_gb": imports,
+        "under_limit": peak <= LIMIT_BYTES,
+        "error": error,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "peak_method": "VmHWM reset per cell" if client.resettable else "psutil poll every 0.2 s",
+        "heaviest_cells": heaviest,
+        "slowest_cells": slowest,
+        "cells": cells,
+    }
 
 
 def _select(names: list[str]) -> list[Path]:
@@ -225,7 +252,7 @@ def markdown(payload: dict) -> str:
         f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
         f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
         f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory; "
-        f"\"imports\" = its memory after the first cell (imports and `tutorial.setup`). Limit: "
+        f'"imports" = its memory after the first cell (imports and `tutorial.setup`). Limit: '
         f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). Times grow with the machine's load "
         f"(load average at the start of each run in the table); memory does not.",
         "",
@@ -235,14 +262,17 @@ def markdown(payload: dict) -> str:
     for name in sorted(payload["notebooks"]):
         r = payload["notebooks"][name]
         heavy = r["heaviest_cells"][0] if r["heaviest_cells"] else None
-        heavy_text = f"cell {heavy['index']} `{heavy['first_line'][:40]}` ({heavy['peak_bytes'] / GB:.2f} GB)" \
-            if heavy else ""
+        heavy_text = (
+            f"cell {heavy['index']} `{heavy['first_line'][:40]}` ({heavy['peak_bytes'] / GB:.2f} GB)" if heavy else ""
+        )
         flag = "" if r["under_limit"] else " (over)"
         wall = f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] >= 60 else f"{r['wall_s']:.0f} s"
         if r.get("error"):
             wall += f" (failed: {r['error'][:60]})"
-        lines.append(f"| {name} | {wall} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
-                     f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |")
+        lines.append(
+            f"| {name} | {wall} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
+            f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -264,9 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         result = run_notebook(notebook, args.threads, args.timeout)
         result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         payload["notebooks"][notebook.name] = result
-        print(f"{notebook.name}: {result['wall_s']:.0f} s, peak {result['peak_rss_gb']:.2f} GB, imports "
-              f"{result['imports_rss_gb']} GB" + (f", FAILED: {result['error']}" if result["error"] else ""),
-              flush=True)
+        print(
+            f"{notebook.name}: {result['wall_s']:.0f} s, peak {result['peak_rss_gb']:.2f} GB, imports "
+            f"{result['imports_rss_gb']} GB" + (f", FAILED: {result['error']}" if result["error"] else ""),
+            flush=True,
+        )
         failed |= bool(result["error"]) or not result["under_limit"]
         # After every notebook (a long run keeps its part), merged into the file as it is now (another run may
         # have added notebooks meanwhile).

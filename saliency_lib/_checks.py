@@ -14,8 +14,17 @@ import weakref
 import torch
 from torch import nn
 
-__all__ = ["check_int", "check_number", "check_fraction", "check_seed", "check_images", "check_maps",
-           "check_choice", "check_callable", "check_model"]
+__all__ = [
+    "check_int",
+    "check_number",
+    "check_fraction",
+    "check_seed",
+    "check_images",
+    "check_maps",
+    "check_choice",
+    "check_callable",
+    "check_model",
+]
 
 
 def check_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
@@ -30,8 +39,12 @@ def check_int(name: str, value, minimum: int = 1, maximum: int | None = None) ->
 
 def check_number(name: str, value, minimum: float | None = None) -> float:
     """A finite real number (not a bool), ``>= minimum`` when given; returned as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (minimum is not None and value < minimum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+    ):
         bound = f" >= {minimum:g}" if minimum is not None else ""
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)
@@ -72,8 +85,10 @@ def _conversion(value, name: str) -> str:
     """What to write to turn ``value`` (not a tensor) into the float ``(C, H, W)`` / ``(B, C, H, W)`` tensor."""
     kind = type(value).__name__
     if type(value).__module__.split(".")[0] == "PIL":
-        return (f"{name} must be a torch.Tensor of shape (B, C, H, W) in [0, 1], got a PIL image; convert it with "
-                f"torchvision.transforms.functional.to_tensor(picture) (gives (C, H, W) in [0, 1])")
+        return (
+            f"{name} must be a torch.Tensor of shape (B, C, H, W) in [0, 1], got a PIL image; convert it with "
+            f"torchvision.transforms.functional.to_tensor(picture) (gives (C, H, W) in [0, 1])"
+        )
     if type(value).__module__ == "numpy" and hasattr(value, "shape"):
         shape = tuple(value.shape)
         permute = ""
@@ -82,10 +97,14 @@ def _conversion(value, name: str) -> str:
         elif len(shape) == 4 and shape[1] > 4 and shape[-1] in (1, 3, 4):
             permute = ".permute(0, 3, 1, 2)"
         scale = " / 255" if str(value.dtype) == "uint8" else ""
-        return (f"{name} must be a torch.Tensor of shape (B, C, H, W) in [0, 1], got a numpy array of shape "
-                f"{shape} and dtype {value.dtype}; convert it with torch.from_numpy(x){permute}.float(){scale}")
-    return (f"{name} must be a torch.Tensor of shape (B, C, H, W), got {kind}"
-            f"{'; convert it with torch.tensor(x, dtype=torch.float32)' if isinstance(value, (list, tuple)) else ''}")
+        return (
+            f"{name} must be a torch.Tensor of shape (B, C, H, W) in [0, 1], got a numpy array of shape "
+            f"{shape} and dtype {value.dtype}; convert it with torch.from_numpy(x){permute}.float(){scale}"
+        )
+    return (
+        f"{name} must be a torch.Tensor of shape (B, C, H, W), got {kind}"
+        f"{'; convert it with torch.tensor(x, dtype=torch.float32)' if isinstance(value, (list, tuple)) else ''}"
+    )
 
 
 def _channel_last(images: torch.Tensor, channels: int | None) -> bool:
@@ -108,7 +127,7 @@ def _floating_dtype(model) -> torch.dtype:
 # Modules whose output depends on ``.training``: with them in training mode the same seed gives different maps.
 _TRAINING_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 _TRAINING_DEPENDENT_NAMES = ("StochasticDepth", "DropPath")
-_warned_training: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+_warned_training: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 def check_model(model, name: str = "model"):
@@ -118,25 +137,35 @@ def check_model(model, name: str = "model"):
     warning per model: the maps would change from call to call. The model is never changed.
     """
     if not callable(model):
-        raise TypeError(f"{name} must be an nn.Module or a function from images (B, C, H, W) to logits "
-                        f"(B, n_classes), got {type(model).__name__}")
+        raise TypeError(
+            f"{name} must be an nn.Module or a function from images (B, C, H, W) to logits "
+            f"(B, n_classes), got {type(model).__name__}"
+        )
     if isinstance(model, nn.Module) and model.training and model not in _warned_training:
-        layers = [(path, type(module).__name__) for path, module in model.named_modules()
-                  if module.training and (isinstance(module, _TRAINING_DEPENDENT)
-                                          or type(module).__name__ in _TRAINING_DEPENDENT_NAMES)]
+        layers = [
+            (path, type(module).__name__)
+            for path, module in model.named_modules()
+            if module.training
+            and (isinstance(module, _TRAINING_DEPENDENT) or type(module).__name__ in _TRAINING_DEPENDENT_NAMES)
+        ]
         if layers:
             _warned_training.add(model)
             shown = ", ".join(f"{path or 'model'} ({kind})" for path, kind in layers[:3])
             more = f" and {len(layers) - 3} more" if len(layers) > 3 else ""
-            warnings.warn(f"{name} is in training mode and its layers {shown}{more} act randomly (dropout) or mix "
-                          f"the images of a batch (batch norm): the same seed gives different maps. Call "
-                          f"{name}.eval() first (torchvision builds models in training mode); the library does "
-                          f"not change your model.", UserWarning, stacklevel=4)
+            warnings.warn(
+                f"{name} is in training mode and its layers {shown}{more} act randomly (dropout) or mix "
+                f"the images of a batch (batch norm): the same seed gives different maps. Call "
+                f"{name}.eval() first (torchvision builds models in training mode); the library does "
+                f"not change your model.",
+                UserWarning,
+                stacklevel=4,
+            )
     return model
 
 
-def check_images(images, model=None, name: str = "images", *,
-                 value_range: tuple[float, float] | None = None) -> tuple[torch.Tensor, bool]:
+def check_images(
+    images, model=None, name: str = "images", *, value_range: tuple[float, float] | None = None
+) -> tuple[torch.Tensor, bool]:
     """A floating ``(B, C, H, W)`` batch (a single ``(C, H, W)`` image gets a batch axis).
 
     Returns the batch and whether a batch axis was added. The images passed in are never changed: other
@@ -156,8 +185,10 @@ def check_images(images, model=None, name: str = "images", *,
     if not isinstance(images, torch.Tensor):
         raise TypeError(_conversion(images, name))
     if not images.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {images.dtype} "
-                        f"(convert with images.float() / 255 for 8-bit images)")
+        raise TypeError(
+            f"{name} must be a float tensor with values in [0, 1], got dtype {images.dtype} "
+            f"(convert with images.float() / 255 for 8-bit images)"
+        )
     if images.dim() not in (3, 4):
         hint = f" (one grey (H, W) image: {name}[None] gives (1, H, W))" if images.dim() == 2 else ""
         raise ValueError(f"{name} must have shape (B, C, H, W) or (C, H, W), got {tuple(images.shape)}{hint}")
@@ -166,8 +197,10 @@ def check_images(images, model=None, name: str = "images", *,
     if images.numel() and _channel_last(images, channels):
         order = "(2, 0, 1)" if images.dim() == 3 else "(0, 3, 1, 2)"
         layout = "(H, W, C)" if images.dim() == 3 else "(B, H, W, C)"
-        raise ValueError(f"{name} looks channel-last {layout}, shape {tuple(images.shape)}; the library wants "
-                         f"channels first: use {name}.permute{order}")
+        raise ValueError(
+            f"{name} looks channel-last {layout}, shape {tuple(images.shape)}; the library wants "
+            f"channels first: use {name}.permute{order}"
+        )
     added = images.dim() == 3
     if added:
         images = images.unsqueeze(0)
@@ -177,15 +210,19 @@ def check_images(images, model=None, name: str = "images", *,
         raise ValueError(f"{name} has no pixels, shape {tuple(images.shape)}")
     finite = torch.isfinite(images)
     if not finite.all():
-        raise ValueError(f"{name} contains NaN or infinite values ({int((~finite).sum())} of {images.numel()}); "
-                         f"replace them, e.g. torch.nan_to_num({name})")
+        raise ValueError(
+            f"{name} contains NaN or infinite values ({int((~finite).sum())} of {images.numel()}); "
+            f"replace them, e.g. torch.nan_to_num({name})"
+        )
     dtype = _floating_dtype(model)
     if images.dtype != dtype:
         images = images.to(dtype)  # a copy: the caller's tensor is untouched
     if spec is not None:
         if images.shape[1] != spec.channels:
-            raise ValueError(f"{name} has {images.shape[1]} channels but model {getattr(model, 'name', '')!r} "
-                             f"expects {spec.channels} (shape (B, {spec.channels}, H, W))")
+            raise ValueError(
+                f"{name} has {images.shape[1]} channels but model {getattr(model, 'name', '')!r} "
+                f"expects {spec.channels} (shape (B, {spec.channels}, H, W))"
+            )
         value_range, why = spec.value_range, " (the model normalises them itself)"
     else:
         why = ""
@@ -195,12 +232,17 @@ def check_images(images, model=None, name: str = "images", *,
     if value_range is not None:
         low, high = value_range
         if low_seen < low - 1e-4 or high_seen > high + 1e-4:
-            raise ValueError(f"{name} must have values in [{low}, {high}]{why}, got "
-                             f"[{low_seen:.3g}, {high_seen:.3g}]{hint}")
+            raise ValueError(
+                f"{name} must have values in [{low}, {high}]{why}, got [{low_seen:.3g}, {high_seen:.3g}]{hint}"
+            )
     elif eight_bit:
-        warnings.warn(f"{name} has values up to {high_seen:.3g}, all >= 0: 8-bit pixels (0-255)? The library's "
-                      f"models expect [0, 1]: use {name} / 255. (A model of yours that wants this range: ignore "
-                      f"this.)", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{name} has values up to {high_seen:.3g}, all >= 0: 8-bit pixels (0-255)? The library's "
+            f"models expect [0, 1]: use {name} / 255. (A model of yours that wants this range: ignore "
+            f"this.)",
+            UserWarning,
+            stacklevel=3,
+        )
     return images, added
 
 
@@ -219,8 +261,9 @@ def check_maps(maps, images: torch.Tensor | None = None, name: str = "maps") -> 
     if images is not None:
         expected = (images.shape[0], images.shape[2], images.shape[3])
         if maps.dim() != 3 or tuple(maps.shape) != expected:
-            raise ValueError(f"{name} must have shape (B, H, W) = {expected} to match the images, "
-                             f"got {tuple(maps.shape)}")
+            raise ValueError(
+                f"{name} must have shape (B, H, W) = {expected} to match the images, got {tuple(maps.shape)}"
+            )
     elif maps.dim() != 3:
         raise ValueError(f"{name} must have shape (B, H, W) or (H, W), got {tuple(maps.shape)}")
     if maps.is_floating_point() and not torch.isfinite(maps).all():

@@ -20,15 +20,16 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 __all__ = [
     "AssetError",
     "DATA_DIR",
+    "find_data_dir",
     "MANIFEST_NAME",
     "Asset",
     "ASSETS",
@@ -45,8 +46,30 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
-# The repository's data/ folder (the package is installed editable); SALIENCY_DATA_DIR overrides it.
-DATA_DIR = Path(os.environ.get("SALIENCY_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+# Where a wheel carries a copy of data/ (setup.py copies it into the built package; a checkout has none).
+PACKAGED_DATA = Path(__file__).resolve().parent / "shipped_data"
+CHECKOUT_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def find_data_dir() -> Path:
+    """The folder of shipped files, in this order (the first that applies wins):
+
+    1. ``SALIENCY_DATA_DIR``, when set (tests, or a copy elsewhere);
+    2. the checkout's ``data/`` beside the package, when it holds a manifest (``make lab``, ``pip install -e .``);
+    3. ``saliency_lib/shipped_data/`` inside the installed package (``pip install .`` or a wheel: setup.py copies
+       ``data/`` there at build time, hashes and manifest unchanged).
+
+    With none of them present, the checkout's path is returned, so the error names where the files belong.
+    """
+    if os.environ.get("SALIENCY_DATA_DIR"):
+        return Path(os.environ["SALIENCY_DATA_DIR"])
+    for candidate in (CHECKOUT_DATA, PACKAGED_DATA):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    return CHECKOUT_DATA
+
+
+DATA_DIR = find_data_dir()
 
 FIX = "re-make it with `python -m saliency_lib assets build` or restore it from a fresh checkout (`git checkout data/`)"
 
@@ -170,20 +193,29 @@ def load_user_weights(path: str | Path, sha256: str | None = None) -> dict[str, 
             raise ValueError(f"sha256 must be the 64-character hex digest of the file, got {sha256!r}")
         digest = sha256_file(path)
         if digest != sha256.strip().lower():
-            raise AssetError(f"{path} does not match the sha256 you gave (got {digest}): altered, corrupt or the "
-                             "wrong file; download it again")
+            raise AssetError(
+                f"{path} does not match the sha256 you gave (got {digest}): altered, corrupt or the "
+                "wrong file; download it again"
+            )
     else:
-        warnings.warn(f"{path} is not in data/{MANIFEST_NAME}: its origin was not checked; pass sha256=... to "
-                      "check it", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{path} is not in data/{MANIFEST_NAME}: its origin was not checked; pass sha256=... to check it",
+            UserWarning,
+            stacklevel=2,
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # e.g. a pickle that would run code: refused by weights_only, never executed
-        raise AssetError(f"{path} could not be read as weights ({type(error).__name__}): it is not a plain "
-                         "state dict of tensors (a pickle that would run code is refused); save it with "
-                         "torch.save(model.state_dict(), path)") from None
+        raise AssetError(
+            f"{path} could not be read as weights ({type(error).__name__}): it is not a plain "
+            "state dict of tensors (a pickle that would run code is refused); save it with "
+            "torch.save(model.state_dict(), path)"
+        ) from None
     if not isinstance(state, dict):
-        raise AssetError(f"{path} holds a {type(state).__name__}, expected a state dict; save it with "
-                         "torch.save(model.state_dict(), path)")
+        raise AssetError(
+            f"{path} holds a {type(state).__name__}, expected a state dict; save it with "
+            "torch.save(model.state_dict(), path)"
+        )
     return state
 
 

@@ -33,15 +33,21 @@ chunks of the gradient budget. Bounded on a 224 px photo by ``tests/test_memory.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._checks import check_choice, check_images, check_int
-from .core import (broadcast_reference, class_probabilities, default_batch_size, model_device, resolve_reference,
-                   resolve_target)
+from .core import (
+    broadcast_reference,
+    class_probabilities,
+    default_batch_size,
+    model_device,
+    resolve_reference,
+    resolve_target,
+)
 from .metrics import random_maps
 from .oise_method import oise
 from .rise_method import rise
@@ -112,8 +118,16 @@ def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Mo
     return _finish(_by_chunks(part_maps, images), 1, targets)
 
 
-def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: int | None = None,
-              stride: int | None = None, reference="mean", batch_size: int | None = None) -> torch.Tensor:
+def occlusion(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    reference="mean",
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Occlusion (Zeiler & Fergus 2014) via Captum's ``Occlusion``: score drop when a square is replaced.
 
     Args:
@@ -134,15 +148,27 @@ def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, window: in
         batch_size = max(1, default_batch_size(images, at_most=64 * len(images)) // len(images))
     check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
-    attribution = Occlusion(model).attribute(images, sliding_window_shapes=(channels, window, window),
-                                             strides=(channels, stride, stride), baselines=baselines,
-                                             target=targets, perturbations_per_eval=batch_size)
+    attribution = Occlusion(model).attribute(
+        images,
+        sliding_window_shapes=(channels, window, window),
+        strides=(channels, stride, stride),
+        baselines=baselines,
+        target=targets,
+        perturbations_per_eval=batch_size,
+    )
     positions = ((images.shape[2] - window) // stride + 1) * ((images.shape[3] - window) // stride + 1)
     return _finish(attribution.mean(dim=1), positions + 1, targets)
 
 
-def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *, n_path_points: int = 32,
-                         reference="mean", batch_size: int | None = None) -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    n_path_points: int = 32,
+    reference="mean",
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, from the reference image; signed, summed
     over channels (positive = evidence for the target).
 
@@ -165,8 +191,13 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target=None, *,
 
     def part_maps(part: slice) -> torch.Tensor:
         with torch.enable_grad():
-            attribution = explainer.attribute(images[part], baselines=baselines[part], target=targets[part],
-                                              n_steps=n_path_points, internal_batch_size=batch_size)
+            attribution = explainer.attribute(
+                images[part],
+                baselines=baselines[part],
+                target=targets[part],
+                n_steps=n_path_points,
+                internal_batch_size=batch_size,
+            )
         return attribution.sum(dim=1).detach()
 
     return _finish(_by_chunks(part_maps, images, batch_size), n_path_points, targets)
@@ -205,8 +236,14 @@ def superpixels(images: torch.Tensor, n_segments: int = 50, compactness: float |
     labels = []
     for image in images.detach().cpu().numpy():  # one image at a time: scikit-image segments single images
         array = np.moveaxis(image, 0, -1) if colour else image[0]
-        segments = slic(array.astype(np.float64), n_segments=n_segments, compactness=compactness,
-                        channel_axis=-1 if colour else None, start_label=0, enforce_connectivity=True)
+        segments = slic(
+            array.astype(np.float64),
+            n_segments=n_segments,
+            compactness=compactness,
+            channel_axis=-1 if colour else None,
+            start_label=0,
+            enforce_connectivity=True,
+        )
         labels.append(torch.from_numpy(np.unique(segments, return_inverse=True)[1].reshape(segments.shape)))
     return torch.stack(labels).long()
 
@@ -223,24 +260,42 @@ def _weighted_ridge(alpha: float):
         for batch in dataloader:
             xs.append(batch[0].double())
             ys.append(batch[1].double().reshape(len(batch[0]), -1))
-            ws.append(batch[2].double().reshape(-1) if len(batch) == 3 else torch.ones(len(batch[0]), dtype=torch.double))
+            ws.append(
+                batch[2].double().reshape(-1) if len(batch) == 3 else torch.ones(len(batch[0]), dtype=torch.double)
+            )
         x, y, w = torch.cat(xs), torch.cat(ys), torch.cat(ws)
         w = w / w.sum().clamp_min(1e-12)
         x_mean, y_mean = (w[:, None] * x).sum(0), (w[:, None] * y).sum(0)
         xc, yc = x - x_mean, y - y_mean
         gram = xc.T @ (w[:, None] * xc) + alpha / len(x) * torch.eye(x.shape[1], dtype=torch.double)
-        coef = torch.linalg.solve(gram, xc.T @ (w[:, None] * yc))            # (features, outputs)
+        coef = torch.linalg.solve(gram, xc.T @ (w[:, None] * yc))  # (features, outputs)
         bias = y_mean - x_mean @ coef
-        model._construct_model_params(in_features=x.shape[1], out_features=coef.shape[1], bias=True,
-                                      weight_values=coef.T.float(), bias_value=bias.float(), **construct_kwargs)
+        model._construct_model_params(
+            in_features=x.shape[1],
+            out_features=coef.shape[1],
+            bias=True,
+            weight_values=coef.T.float(),
+            bias_value=bias.float(),
+            **construct_kwargs,
+        )
         return {}
 
     return train
 
 
-def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int = 200, n_segments: int = 50,
-         compactness: float | None = None, alpha: float = 1.0, reference="mean", batch_size: int | None = None,
-         seed: int = 0) -> torch.Tensor:
+def lime(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    n_samples: int = 200,
+    n_segments: int = 50,
+    compactness: float | None = None,
+    alpha: float = 1.0,
+    reference="mean",
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """LIME (Ribeiro et al. 2016) via Captum's ``Lime`` on SLIC superpixels; each pixel gets its superpixel's
     weight (signed).
 
@@ -272,24 +327,45 @@ def lime(model: nn.Module, images: torch.Tensor, target=None, *, n_samples: int 
         with warnings.catch_warnings():
             # Captum warns that a batch trains one surrogate per image: that is what LIME does.
             warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
-            attribution = explainer.attribute(images, baselines=baselines, target=targets,
-                                              feature_mask=feature_mask, n_samples=n_samples,
-                                              perturbations_per_eval=batch_size)
+            attribution = explainer.attribute(
+                images,
+                baselines=baselines,
+                target=targets,
+                feature_mask=feature_mask,
+                n_samples=n_samples,
+                perturbations_per_eval=batch_size,
+            )
     finally:
         torch.random.set_rng_state(state)
     return _finish(attribution[:, 0], n_samples, targets)
 
 
-def _rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 1000, seed: int = 0,
-          batch_size: int | None = None, **options) -> torch.Tensor:
+def _rise(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    n_masks: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
+    **options,
+) -> torch.Tensor:
     """:func:`saliency_lib.rise` with this module's call shape (``n_masks`` = model calls per image)."""
     images, targets = _prepare(model, images, target)
     maps = rise(model, images, targets, n_masks=n_masks, seed=seed, batch_size=batch_size, **options)
     return _finish(maps, getattr(maps, "model_calls", n_masks), targets)
 
 
-def _oise(model: nn.Module, images: torch.Tensor, target=None, *, n_steps: int = 1000, seed: int = 0,
-          batch_size: int | None = None, **options) -> torch.Tensor:
+def _oise(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    n_steps: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
+    **options,
+) -> torch.Tensor:
     """:func:`saliency_lib.oise` with this module's call shape (``n_steps`` = model calls per image)."""
     images, targets = _prepare(model, images, target)
     maps = oise(model, images, targets, n_steps=n_steps, seed=seed, batch_size=batch_size, **options)

@@ -13,16 +13,32 @@ from pathlib import Path
 
 def add_command(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="evaluate every saliency method on data with ground truth (writes benchmarks/results/)")
-    parser.add_argument("--suite", choices=["quick", "full", "paper"], default="quick",
-                        help="quick: CI-sized, a few minutes; full: the committed results (about half an hour); paper: 5,000 calls per image on 500 images per dataset (hours; run it in parts with --datasets/--methods)")
+        "evaluate", help="evaluate every saliency method on data with ground truth (writes benchmarks/results/)"
+    )
+    parser.add_argument(
+        "--suite",
+        choices=["quick", "full", "paper"],
+        default="quick",
+        help=(
+            "quick: CI-sized, a few minutes; full: the committed results (about half an hour); "
+            "paper: 5,000 calls per image on 500 images per dataset (hours; run it in parts with --datasets/--methods)"
+        ),
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
-    parser.add_argument("--datasets", nargs="+", default=None,
-                        help="only these datasets (planted, clutter, fashion, photos, sanity, budget)")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="only these datasets (planted, clutter, fashion, photos, sanity, budget)",
+    )
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="cuda: every model on the GPU (each torchrun rank its own), PyTorch runtime")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: every model on the GPU (each torchrun rank its own), PyTorch runtime",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)
 
@@ -39,19 +55,33 @@ def _run(args) -> int:
     stem = (args.out or RESULTS_DIR) / f"{EXPERIMENT}_{args.suite}"
     before = stem.with_suffix(".json").read_bytes() if stem.with_suffix(".json").exists() else None
     try:
-        run_suite(args.suite, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
-                  progress=not args.no_progress, device=args.device)
+        run_suite(
+            args.suite,
+            args.out,
+            datasets=args.datasets,
+            methods=args.methods,
+            seed=args.seed,
+            progress=not args.no_progress,
+            device=args.device,
+        )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"evaluate failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        options = [*(["--out", str(args.out)] if args.out else []), "--seed", str(args.seed), "--device", args.device,
-                   *(["--no-progress"] if args.no_progress else [])]
-        print(interrupted(args.suite, stem.with_suffix(".json"), before, args.datasets, args.methods, options),
-              file=sys.stderr)
+        options = [
+            *(["--out", str(args.out)] if args.out else []),
+            "--seed",
+            str(args.seed),
+            "--device",
+            args.device,
+            *(["--no-progress"] if args.no_progress else []),
+        ]
+        print(
+            interrupted(args.suite, stem.with_suffix(".json"), before, args.datasets, args.methods, options),
+            file=sys.stderr,
+        )
         return 130
     finally:
         finish()  # leave torchrun's process group, if any
     print(f"wrote {stem}.json and {stem}.md")
     return 0
-

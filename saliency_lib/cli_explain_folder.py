@@ -15,8 +15,11 @@ __all__ = ["add_command"]
 
 
 def add_command(subparsers) -> None:
-    parser = subparsers.add_parser("explain-folder", help="saliency maps of a folder of images (torchrun-ready)",
-                                   description=__doc__.split("\n")[0])
+    parser = subparsers.add_parser(
+        "explain-folder",
+        help="saliency maps of a folder of images (torchrun-ready)",
+        description=__doc__.split("\n")[0],
+    )
     parser.add_argument("folder", metavar="DIR", help="folder of PNG/JPEG/... files (not searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: explain.json and maps/<file>.npz")
     parser.add_argument("--model", default="efficientnet-lite0", help="a name of saliency_lib.models.MODEL_NAMES")
@@ -27,8 +30,12 @@ def add_command(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--block-size", type=int, default=4, help="images per block (fixes the results)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
-    parser.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"),
-                        help="model runtime on the CPU (default auto: ONNX Runtime when installed)")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "onnx", "torch"),
+        help="model runtime on the CPU (default auto: ONNX Runtime when installed)",
+    )
     parser.add_argument("--max-blocks", type=int, default=None, help="stop after this many blocks per process")
     parser.add_argument("--no-progress", action="store_true", help="no line per block")
     parser.set_defaults(func=_run)
@@ -36,15 +43,29 @@ def add_command(subparsers) -> None:
 
 def _run(args) -> int:
     try:
-        run = image_files.explain_folder(args.folder, args.out, args.model, args.method, steps=args.steps,
-                                         chains=args.chains, batch_size=args.batch_size, seed=args.seed,
-                                         block_size=args.block_size, device=args.device, runtime=args.runtime,
-                                         max_blocks=args.max_blocks, progress=not args.no_progress)
+        run = image_files.explain_folder(
+            args.folder,
+            args.out,
+            args.model,
+            args.method,
+            steps=args.steps,
+            chains=args.chains,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            block_size=args.block_size,
+            device=args.device,
+            runtime=args.runtime,
+            max_blocks=args.max_blocks,
+            progress=not args.no_progress,
+        )
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as error:  # problems the user can fix
         print(f"explain-folder: error: {str(error).splitlines()[0] if str(error) else 'failed'}", file=sys.stderr)
         return 2
     if run.rank == 0:
-        done = f"records in {run.path}" if run.complete else \
-            f"{len(run.missing)} of {run.n_blocks} blocks still to do: run the same command again to resume"
+        done = (
+            f"records in {run.path}"
+            if run.complete
+            else f"{len(run.missing)} of {run.n_blocks} blocks still to do: run the same command again to resume"
+        )
         print(f"explain-folder: {len(run.computed)} block(s) computed, {len(run.skipped)} found done; {done}")
     return 0

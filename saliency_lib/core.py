@@ -21,7 +21,7 @@ import math
 import numbers
 import warnings
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -57,8 +57,9 @@ CALL_BUDGET = 8 * 3 * 224 * 224
 GRADIENT_SHARE = 0.25
 
 
-def default_batch_size(images, budget: int | None = None, *, at_most: int | None = None,
-                       gradients: bool = False) -> int:
+def default_batch_size(
+    images, budget: int | None = None, *, at_most: int | None = None, gradients: bool = False
+) -> int:
     """Images per model call that keep one call's input within ``budget`` values: the library's default batch size.
 
     Every function whose ``batch_size`` defaults to ``None`` calls this, so memory stays bounded by the input size
@@ -103,7 +104,7 @@ def call_model(model, images: torch.Tensor, batch_size: int | None = None) -> to
     """
     if batch_size is None or len(images) <= batch_size:
         return model(images)
-    return torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
+    return torch.cat([model(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
 
 
 def to_probabilities(raw: torch.Tensor, output: str = "logits") -> torch.Tensor:
@@ -112,13 +113,17 @@ def to_probabilities(raw: torch.Tensor, output: str = "logits") -> torch.Tensor:
 
 
 # Models already warned that they seem to return probabilities (one warning per model).
-_warned_probabilities: "weakref.WeakSet" = weakref.WeakSet()
+_warned_probabilities: weakref.WeakSet = weakref.WeakSet()
 
 
 def _looks_like_probabilities(raw: torch.Tensor) -> bool:
     """Every row in [0, 1] and summing to 1: a model returning probabilities (logits almost never do)."""
-    return raw.shape[1] >= 2 and bool(raw.min() >= 0) and bool(raw.max() <= 1) \
+    return (
+        raw.shape[1] >= 2
+        and bool(raw.min() >= 0)
+        and bool(raw.max() <= 1)
         and bool(torch.allclose(raw.sum(1), raw.new_ones(1), atol=1e-4))
+    )
 
 
 def _warn_probabilities(model) -> None:
@@ -128,24 +133,30 @@ def _warn_probabilities(model) -> None:
         _warned_probabilities.add(model)
     except TypeError:  # a callable that cannot be weakly referenced: warn every time
         pass
-    warnings.warn("model seems to return probabilities (every row is in [0, 1] and sums to 1) but "
-                  "output='logits': a second softmax flattens them and the maps lose contrast; pass "
-                  "output='probabilities' (oise, rise, the metrics) or make the model return logits.",
-                  UserWarning, stacklevel=4)
+    warnings.warn(
+        "model seems to return probabilities (every row is in [0, 1] and sums to 1) but "
+        "output='logits': a second softmax flattens them and the maps lose contrast; pass "
+        "output='probabilities' (oise, rise, the metrics) or make the model return logits.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _model_error(error: RuntimeError, batch: torch.Tensor) -> ValueError:
     """A one-line ``ValueError`` for an exception raised inside the model."""
     first = str(error).splitlines()[0] if str(error) else type(error).__name__
     if "device" in first.lower() and ("same device" in first.lower() or "expected" in first.lower()):
-        return ValueError(f"model and images are on different devices (images on {batch.device}): {first}; "
-                          f"move both to one device, e.g. images.to(device) with "
-                          f"device = next(model.parameters()).device")
+        return ValueError(
+            f"model and images are on different devices (images on {batch.device}): {first}; "
+            f"move both to one device, e.g. images.to(device) with "
+            f"device = next(model.parameters()).device"
+        )
     return ValueError(f"model rejected images of shape {tuple(batch.shape)}: {first}")
 
 
-def class_probabilities(model, images: torch.Tensor, *, output: str = "logits",
-                        batch_size: int | None = None) -> torch.Tensor:
+def class_probabilities(
+    model, images: torch.Tensor, *, output: str = "logits", batch_size: int | None = None
+) -> torch.Tensor:
     """All class probabilities ``(B, n_classes)`` of ``images`` ``(B, C, H, W)``, in chunks of ``batch_size``
     (default: :func:`default_batch_size`, so 3,000 images never go into one call).
 
@@ -164,26 +175,32 @@ def class_probabilities(model, images: torch.Tensor, *, output: str = "logits",
     step = batch_size or default_batch_size(images)
     with torch.no_grad():
         for start in range(0, len(images), step):
-            batch = images[start:start + step]
+            batch = images[start : start + step]
             try:
                 raw = model(batch)
             except RuntimeError as error:
                 raise _model_error(error, batch) from None
             if not isinstance(raw, torch.Tensor) or raw.dim() != 2 or raw.shape[0] != len(batch):
                 shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
-                raise ValueError(f"model must return a tensor of shape (B, n_classes) = ({len(batch)}, n); "
-                                 f"it returned {shape}")
+                raise ValueError(
+                    f"model must return a tensor of shape (B, n_classes) = ({len(batch)}, n); it returned {shape}"
+                )
             if not raw.is_floating_point():
                 raise ValueError(f"model must return floating logits (B, n_classes); it returned dtype {raw.dtype}")
             finite = torch.isfinite(raw)
             if not finite.all():
                 rows = int((~finite).any(1).sum())
-                raise ValueError(f"model returned NaN or infinite values (for {rows} of {len(batch)} images "
-                                 f"of shape {tuple(batch.shape[1:])})")
-            if output == "probabilities" and (raw.min() < -1e-5 or raw.max() > 1 + 1e-5
-                                              or not torch.allclose(raw.sum(1), raw.new_ones(1), atol=1e-3)):
-                raise ValueError("output='probabilities' but the model's rows are not probabilities "
-                                 "(each in [0, 1], summing to 1); use output='logits'")
+                raise ValueError(
+                    f"model returned NaN or infinite values (for {rows} of {len(batch)} images "
+                    f"of shape {tuple(batch.shape[1:])})"
+                )
+            if output == "probabilities" and (
+                raw.min() < -1e-5 or raw.max() > 1 + 1e-5 or not torch.allclose(raw.sum(1), raw.new_ones(1), atol=1e-3)
+            ):
+                raise ValueError(
+                    "output='probabilities' but the model's rows are not probabilities "
+                    "(each in [0, 1], summing to 1); use output='logits'"
+                )
             if output == "logits" and _looks_like_probabilities(raw):
                 _warn_probabilities(model)
             chunks.append(to_probabilities(raw.float(), output))
@@ -192,10 +209,14 @@ def class_probabilities(model, images: torch.Tensor, *, output: str = "logits",
 
 def _class_name_hint(target) -> str:
     if isinstance(target, str):
-        return (f"target must be a class index (an int), got the class name {target!r}; "
-                f"use model.class_names.index({target!r})")
-    return (f"target must be class indices (ints), got the class names {list(target)!r}; "
-            f"use [model.class_names.index(name) for name in names]")
+        return (
+            f"target must be a class index (an int), got the class name {target!r}; "
+            f"use model.class_names.index({target!r})"
+        )
+    return (
+        f"target must be class indices (ints), got the class names {list(target)!r}; "
+        f"use [model.class_names.index(name) for name in names]"
+    )
 
 
 def resolve_target(target, clean_probs: torch.Tensor) -> torch.Tensor:
@@ -212,8 +233,12 @@ def resolve_target(target, clean_probs: torch.Tensor) -> torch.Tensor:
         raise TypeError("target must be None, an int or one int per image, got a bool")
     if isinstance(target, str):
         raise TypeError(_class_name_hint(target))
-    if isinstance(target, torch.Tensor) and target.dim() == 0 and not target.is_floating_point() \
-            and target.dtype != torch.bool:
+    if (
+        isinstance(target, torch.Tensor)
+        and target.dim() == 0
+        and not target.is_floating_point()
+        and target.dtype != torch.bool
+    ):
         target = int(target)
     if isinstance(target, numbers.Integral):
         values = torch.full((batch,), int(target), dtype=torch.long)
@@ -238,8 +263,9 @@ def resolve_target(target, clean_probs: torch.Tensor) -> torch.Tensor:
     bad = (values < 0) | (values >= n_classes)
     if bad.any():
         wrong = sorted(set(values[bad].tolist()))
-        raise ValueError(f"target must be a class index in [0, {n_classes - 1}], got "
-                         f"{wrong[0] if len(wrong) == 1 else wrong[:5]}")
+        raise ValueError(
+            f"target must be a class index in [0, {n_classes - 1}], got {wrong[0] if len(wrong) == 1 else wrong[:5]}"
+        )
     return values.to(clean_probs.device)
 
 
@@ -271,8 +297,8 @@ def resolve_reference(reference, model: nn.Module, images: torch.Tensor):
 def broadcast_reference(reference, images: torch.Tensor, *, repeats: int = 1) -> torch.Tensor:
     """A resolved reference (:func:`resolve_reference`) as a tensor on the images' device.
 
-    A number becomes a 0-d tensor of the images' dtype, a ``(C, 1, 1)`` tensor is kept, a ``(B, C, H, W)`` batch is repeated
-    ``repeats`` times per image (image-major, as ``images.repeat_interleave(repeats, 0)``), so the result
+    A number becomes a 0-d tensor of the images' dtype, a ``(C, 1, 1)`` tensor is kept, a ``(B, C, H, W)`` batch is
+    repeated ``repeats`` times per image (image-major, as ``images.repeat_interleave(repeats, 0)``), so the result
     broadcasts against the ``B * repeats`` masked images of a step.
     """
     reference = M.reference_tensor(reference, images)

@@ -35,8 +35,16 @@ __all__ = [
 ]
 
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SAMPLE_FILE = "fashion_sample.npz"
@@ -159,6 +167,7 @@ def photographs(names: list[str] | None = None, size: int = 224) -> tuple[torch.
 # ---------------------------------------------------------------------------------------------------------------
 # Asset recipe: the shipped sample (run by `python -m saliency_lib assets build --only fashion_sample.npz`).
 
+
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     """A compressed ``.npz`` with fixed timestamps, so the same arrays always give the same sha256."""
     import io
@@ -178,13 +187,18 @@ def _build_fashion_sample(path: Path, seed: int, progress: bool) -> dict:
     labels = test.targets.numpy()
     # The first 300 test images of each class: deterministic, balanced, and in the official order.
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:300] for c in range(10)]))
-    _write_npz(path, images=test.data.numpy()[keep], labels=labels[keep].astype(np.int64),
-               test_index=keep.astype(np.int64))
+    _write_npz(
+        path, images=test.data.numpy()[keep], labels=labels[keep].astype(np.int64), test_index=keep.astype(np.int64)
+    )
     return {"images": int(len(keep)), "per_class": 300, "source": "official test set, first 300 of each class"}
 
 
-register(Asset(
-    "fashion_sample.npz", _build_fashion_sample, licence="MIT (Fashion-MNIST, Zalando SE)",
-    origin="Fashion-MNIST test set via torchvision.datasets.FashionMNIST (Debian dataset-fashion-mnist offline)",
-    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
-))
+register(
+    Asset(
+        "fashion_sample.npz",
+        _build_fashion_sample,
+        licence="MIT (Fashion-MNIST, Zalando SE)",
+        origin="Fashion-MNIST test set via torchvision.datasets.FashionMNIST (Debian dataset-fashion-mnist offline)",
+        needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
+    )
+)

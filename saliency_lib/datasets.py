@@ -47,8 +47,17 @@ from ._checks import check_choice, check_int
 from .assets import Asset, checked_path, register
 from .core import seeded_generator
 from .data import fashion_sample, fashion_tensors, photographs
-from .models import (CLUTTER_MEAN, CLUTTER_STD, PLANT_SIZE, ClutterCNN, accuracy, checkerboard, load,
-                     train_classifier, wrap)
+from .models import (
+    CLUTTER_MEAN,
+    CLUTTER_STD,
+    PLANT_SIZE,
+    ClutterCNN,
+    accuracy,
+    checkerboard,
+    load,
+    train_classifier,
+    wrap,
+)
 
 __all__ = [
     "DATASETS",
@@ -70,6 +79,7 @@ ITEM_SIZE = 28
 
 # ---- cluttered canvases ----------------------------------------------------------------------------------------
 
+
 class Canvases(NamedTuple):
     """A batch of cluttered canvases.
 
@@ -89,16 +99,26 @@ class Canvases(NamedTuple):
 def _paste(canvas: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
     """``canvas[b, top_b:top_b+h, left_b:left_b+w] = max(canvas, patches[b])`` for every b at once (in place)."""
     batch, height, width = patches.shape
-    rows = top.view(-1, 1) + torch.arange(height)                # (B, h)
-    cols = left.view(-1, 1) + torch.arange(width)                # (B, w)
+    rows = top.view(-1, 1) + torch.arange(height)  # (B, h)
+    cols = left.view(-1, 1) + torch.arange(width)  # (B, w)
     index = torch.arange(batch).view(-1, 1, 1)
     region = canvas[index, rows[:, :, None], cols[:, None, :]]
     canvas[index, rows[:, :, None], cols[:, None, :]] = torch.maximum(region, patches)
 
 
-def make_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, *, size: int = CANVAS_SIZE,
-                  n_clutter: int = 6, clutter_size: int = 10, ink: float = 0.1, seed: int = 0,
-                  progress: bool = False, chunk: int = 4096) -> Canvases:
+def make_canvases(
+    items: torch.Tensor,
+    labels: torch.Tensor,
+    n: int,
+    *,
+    size: int = CANVAS_SIZE,
+    n_clutter: int = 6,
+    clutter_size: int = 10,
+    ink: float = 0.1,
+    seed: int = 0,
+    progress: bool = False,
+    chunk: int = 4096,
+) -> Canvases:
     """``n`` cluttered canvases drawn deterministically from ``seed``.
 
     Args:
@@ -117,8 +137,10 @@ def make_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, *, size: in
         :class:`Canvases`.
     """
     if not isinstance(items, torch.Tensor) or items.dim() != 4 or items.shape[1:] != (1, ITEM_SIZE, ITEM_SIZE):
-        raise ValueError(f"items must be a tensor of shape (N, 1, 28, 28), got "
-                         f"{tuple(items.shape) if isinstance(items, torch.Tensor) else type(items).__name__}")
+        raise ValueError(
+            f"items must be a tensor of shape (N, 1, 28, 28), got "
+            f"{tuple(items.shape) if isinstance(items, torch.Tensor) else type(items).__name__}"
+        )
     if labels.shape != (items.shape[0],):
         raise ValueError(f"labels must have shape ({items.shape[0]},), got {tuple(labels.shape)}")
     check_int("n", n)
@@ -143,24 +165,30 @@ def make_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, *, size: in
             other = torch.randint(0, pool, (count,), generator=generator)
             other = torch.where(other == source, (other + 1) % pool, other)
             margin = (ITEM_SIZE - clutter_size) // 2
-            cut_y = torch.randint(margin // 2, ITEM_SIZE - clutter_size - margin // 2 + 1, (count,),
-                                  generator=generator)
-            cut_x = torch.randint(margin // 2, ITEM_SIZE - clutter_size - margin // 2 + 1, (count,),
-                                  generator=generator)
+            cut_y = torch.randint(
+                margin // 2, ITEM_SIZE - clutter_size - margin // 2 + 1, (count,), generator=generator
+            )
+            cut_x = torch.randint(
+                margin // 2, ITEM_SIZE - clutter_size - margin // 2 + 1, (count,), generator=generator
+            )
             rows = cut_y.view(-1, 1) + torch.arange(clutter_size)
             cols = cut_x.view(-1, 1) + torch.arange(clutter_size)
             fragment = items[other, 0][torch.arange(count).view(-1, 1, 1), rows[:, :, None], cols[:, None, :]]
             cand_y = torch.randint(0, size - clutter_size + 1, (count, trials), generator=generator)
             cand_x = torch.randint(0, size - clutter_size + 1, (count, trials), generator=generator)
-            clear = ((cand_y + clutter_size <= top.view(-1, 1)) | (cand_y >= top.view(-1, 1) + ITEM_SIZE)
-                     | (cand_x + clutter_size <= left.view(-1, 1)) | (cand_x >= left.view(-1, 1) + ITEM_SIZE))
-            first = clear.float().argmax(dim=1)                  # first clear candidate (0 if none)
+            clear = (
+                (cand_y + clutter_size <= top.view(-1, 1))
+                | (cand_y >= top.view(-1, 1) + ITEM_SIZE)
+                | (cand_x + clutter_size <= left.view(-1, 1))
+                | (cand_x >= left.view(-1, 1) + ITEM_SIZE)
+            )
+            first = clear.float().argmax(dim=1)  # first clear candidate (0 if none)
             found = clear.any(dim=1)
             y = cand_y.gather(1, first.view(-1, 1))[:, 0]
             x = cand_x.gather(1, first.view(-1, 1))[:, 0]
             _paste(canvas, fragment * found.view(-1, 1, 1).float(), y, x)
         # Tight box of the item's ink, in canvas coordinates.
-        ink_mask = items[source, 0] > ink                        # (count, 28, 28)
+        ink_mask = items[source, 0] > ink  # (count, 28, 28)
         any_row, any_col = ink_mask.any(dim=2), ink_mask.any(dim=1)
         index = torch.arange(ITEM_SIZE)
         empty = ~any_row.any(dim=1)
@@ -197,8 +225,16 @@ def planted_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, seed: in
     return Canvases(images, torch.ones(n, dtype=torch.long), boxes, base.source)
 
 
-def train_clutter_cnn(items: torch.Tensor, labels: torch.Tensor, *, epochs: int = 4, canvases_per_epoch: int = 40000,
-                      batch_size: int = 128, seed: int = 0, progress: bool = True) -> ClutterCNN:
+def train_clutter_cnn(
+    items: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int = 4,
+    canvases_per_epoch: int = 40000,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> ClutterCNN:
     """Train :class:`~saliency_lib.models.ClutterCNN` on fresh canvases every epoch
     (:func:`saliency_lib.models.train_classifier`: Adam, one-cycle learning rate).
 
@@ -206,12 +242,22 @@ def train_clutter_cnn(items: torch.Tensor, labels: torch.Tensor, *, epochs: int 
         items, labels: the pool the canvases are made from (``(N, 1, 28, 28)``, ``(N,)``).
         epochs: passes; each draws ``canvases_per_epoch`` new canvases (seed ``seed + 1000 * epoch``).
     """
+
     def epoch_data(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         data = make_canvases(items, labels, canvases_per_epoch, seed=seed + 1000 * (epoch + 1))
         return (data.images - CLUTTER_MEAN[0]) / CLUTTER_STD[0], data.labels
 
-    return train_classifier(ClutterCNN, epoch_data, epochs=epochs, examples_per_epoch=canvases_per_epoch,
-                            max_lr=4e-3, seed=seed, batch_size=batch_size, name="clutter-cnn", progress=progress)
+    return train_classifier(
+        ClutterCNN,
+        epoch_data,
+        epochs=epochs,
+        examples_per_epoch=canvases_per_epoch,
+        max_lr=4e-3,
+        seed=seed,
+        batch_size=batch_size,
+        name="clutter-cnn",
+        progress=progress,
+    )
 
 
 def _build_clutter_cnn(path: Path, seed: int, progress: bool) -> dict:
@@ -220,26 +266,33 @@ def _build_clutter_cnn(path: Path, seed: int, progress: bool) -> dict:
     start = time.perf_counter()
     net = train_clutter_cnn(train_x, train_y, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
-    held_out = make_canvases(test_x, test_y, 10000, seed=seed + 7)   # canvases from the *test* images only
+    held_out = make_canvases(test_x, test_y, 10000, seed=seed + 7)  # canvases from the *test* images only
     model = wrap("clutter-cnn", net).eval()
     test_accuracy = accuracy(model, held_out.images, held_out.labels)
     if test_accuracy < 0.75:
         raise RuntimeError(f"clutter-cnn reached only {test_accuracy:.2%} on held-out canvases (< 75%); not shipped")
     torch.save(net.state_dict(), path)
-    return {"held_out_accuracy": round(test_accuracy, 4),
-            "held_out": "10,000 canvases made from the 10,000 Fashion-MNIST test images (seed 7)",
-            "train": "4 epochs x 40,000 fresh canvases from the 60,000 training images",
-            "canvas": f"{CANVAS_SIZE}x{CANVAS_SIZE}, 6 fragments of 10x10 clutter",
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "train_seconds": round(seconds, 1), "threads": torch.get_num_threads()}
+    return {
+        "held_out_accuracy": round(test_accuracy, 4),
+        "held_out": "10,000 canvases made from the 10,000 Fashion-MNIST test images (seed 7)",
+        "train": "4 epochs x 40,000 fresh canvases from the 60,000 training images",
+        "canvas": f"{CANVAS_SIZE}x{CANVAS_SIZE}, 6 fragments of 10x10 clutter",
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+    }
 
 
-register(Asset(
-    "clutter_cnn.pt", _build_clutter_cnn, licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-    origin="saliency_lib.models.ClutterCNN trained on cluttered 64x64 canvases made by "
-           "saliency_lib.datasets.make_canvases from the Fashion-MNIST training set",
-    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
-))
+register(
+    Asset(
+        "clutter_cnn.pt",
+        _build_clutter_cnn,
+        licence="MIT (ours; trained on Fashion-MNIST, MIT)",
+        origin="saliency_lib.models.ClutterCNN trained on cluttered 64x64 canvases made by "
+        "saliency_lib.datasets.make_canvases from the Fashion-MNIST training set",
+        needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
+    )
+)
 
 
 # ---- photographs: our boxes ------------------------------------------------------------------------------------
@@ -248,23 +301,35 @@ PHOTO_BOXES_FILE = "photo_boxes.json"
 # Drawn by us (by eye, on a 16-px grid over the 224 x 224 centre crop of saliency_lib.data.photographs) around the
 # object of EfficientNet-Lite0's top-1 class. (x0, y0, x1, y1), end-exclusive pixels.
 PHOTO_BOXES = {
-    "cat": {"box": [16, 32, 224, 224], "top1": "Egyptian cat",
-            "drawn_around": "the cat's head (it fills the frame, so the box covers most of the image)"},
-    "coffee": {"box": [40, 0, 186, 126], "top1": "espresso",
-               "drawn_around": "the cup with the coffee (saucer and spoon left out)"},
-    "rocket": {"box": [96, 56, 128, 224], "top1": "missile",
-               "drawn_around": "the rocket on its launch pad (towers left out)"},
-    "astronaut": {"box": [8, 0, 200, 224], "top1": "bobsled",
-                  "drawn_around": "the astronaut in her suit: the top-1 class (bobsled) is not in the picture, "
-                                  "so this box marks the main object, not the class; read its scores with care"},
+    "cat": {
+        "box": [16, 32, 224, 224],
+        "top1": "Egyptian cat",
+        "drawn_around": "the cat's head (it fills the frame, so the box covers most of the image)",
+    },
+    "coffee": {
+        "box": [40, 0, 186, 126],
+        "top1": "espresso",
+        "drawn_around": "the cup with the coffee (saucer and spoon left out)",
+    },
+    "rocket": {
+        "box": [96, 56, 128, 224],
+        "top1": "missile",
+        "drawn_around": "the rocket on its launch pad (towers left out)",
+    },
+    "astronaut": {
+        "box": [8, 0, 200, 224],
+        "top1": "bobsled",
+        "drawn_around": "the astronaut in her suit: the top-1 class (bobsled) is not in the picture, "
+        "so this box marks the main object, not the class; read its scores with care",
+    },
 }
 
 
 def _build_photo_boxes(path: Path, seed: int, progress: bool) -> dict:
     payload = {
         "how": "Boxes drawn by eye in code (saliency_lib.datasets.PHOTO_BOXES) on a 16-px grid over the 224x224 "
-               "centre crops of saliency_lib.data.photographs(), around the object of EfficientNet-Lite0's top-1 "
-               "class; format (x0, y0, x1, y1), end-exclusive pixels.",
+        "centre crops of saliency_lib.data.photographs(), around the object of EfficientNet-Lite0's top-1 "
+        "class; format (x0, y0, x1, y1), end-exclusive pixels.",
         "image_size": 224,
         "model": "efficientnet-lite0",
         "photos": PHOTO_BOXES,
@@ -273,10 +338,14 @@ def _build_photo_boxes(path: Path, seed: int, progress: bool) -> dict:
     return {"photos": len(PHOTO_BOXES)}
 
 
-register(Asset(
-    PHOTO_BOXES_FILE, _build_photo_boxes, licence="MIT (ours); the photographs are scikit-image's (public domain)",
-    origin="boxes drawn by us in saliency_lib.datasets.PHOTO_BOXES around the object of the top-1 class",
-))
+register(
+    Asset(
+        PHOTO_BOXES_FILE,
+        _build_photo_boxes,
+        licence="MIT (ours); the photographs are scikit-image's (public domain)",
+        origin="boxes drawn by us in saliency_lib.datasets.PHOTO_BOXES around the object of the top-1 class",
+    )
+)
 
 
 def photo_boxes() -> tuple[list[str], torch.Tensor, dict]:
@@ -288,6 +357,7 @@ def photo_boxes() -> tuple[list[str], torch.Tensor, dict]:
 
 
 # ---- loading a dataset by name ---------------------------------------------------------------------------------
+
 
 def load_dataset(name: str, n: int, seed: int = 0) -> dict:
     """Model, images, targets and (when there are) boxes of one dataset of the evaluation.
@@ -309,8 +379,11 @@ def load_dataset(name: str, n: int, seed: int = 0) -> dict:
         images, labels = images[keep], labels[keep]
         with torch.no_grad():
             targets = model(images).argmax(1)
-        info = {"images": "shipped Fashion-MNIST test sample, class-balanced", "target": "model top-1",
-                "model_accuracy_on_these": round((targets == labels).float().mean().item(), 4)}
+        info = {
+            "images": "shipped Fashion-MNIST test sample, class-balanced",
+            "target": "model top-1",
+            "model_accuracy_on_these": round((targets == labels).float().mean().item(), 4),
+        }
         return {"model": model, "images": images, "targets": targets, "boxes": None, "names": None, "info": info}
     if name in ("clutter", "planted"):
         items, labels = fashion_sample()
@@ -319,19 +392,29 @@ def load_dataset(name: str, n: int, seed: int = 0) -> dict:
             data = make_canvases(items, labels, n, seed=seed + 11)
             with torch.no_grad():
                 correct = (model(data.images).argmax(1) == data.labels).float().mean().item()
-            info = {"images": "64x64 canvases from the shipped test sample (make_canvases, seed "
-                              f"{seed + 11})", "target": "true class",
-                    "model_accuracy_on_these": round(correct, 4)}
+            info = {
+                "images": f"64x64 canvases from the shipped test sample (make_canvases, seed {seed + 11})",
+                "target": "true class",
+                "model_accuracy_on_these": round(correct, 4),
+            }
         else:
             model = load("planted-evidence")
             data = planted_canvases(items, labels, n, seed=seed + 23)
             with torch.no_grad():
                 detected = (model(data.images).argmax(1) == 1).float().mean().item()
-            info = {"images": "64x64 canvases with an 8x8 checkerboard planted (seed "
-                              f"{seed + 23})", "target": "class 'checkerboard'",
-                    "model_accuracy_on_these": round(detected, 4)}
-        return {"model": model, "images": data.images, "targets": data.labels, "boxes": data.boxes,
-                "names": None, "info": info}
+            info = {
+                "images": f"64x64 canvases with an 8x8 checkerboard planted (seed {seed + 23})",
+                "target": "class 'checkerboard'",
+                "model_accuracy_on_these": round(detected, 4),
+            }
+        return {
+            "model": model,
+            "images": data.images,
+            "targets": data.labels,
+            "boxes": data.boxes,
+            "names": None,
+            "info": info,
+        }
     if name == "photos":
         # channels_last: same numbers, about 1.7x faster for the depthwise convolutions on a CPU.
         model = load("efficientnet-lite0").to(memory_format=torch.channels_last)
@@ -340,7 +423,11 @@ def load_dataset(name: str, n: int, seed: int = 0) -> dict:
         images, boxes, names = images[:n], boxes[:n], names[:n]
         with torch.no_grad():
             targets = model(images).argmax(1)
-        info = {"images": f"skimage photographs {names}", "target": "model top-1",
-                "top1": [model.class_names[t] for t in targets.tolist()], "boxes": PHOTO_BOXES_FILE}
+        info = {
+            "images": f"skimage photographs {names}",
+            "target": "model top-1",
+            "top1": [model.class_names[t] for t in targets.tolist()],
+            "boxes": PHOTO_BOXES_FILE,
+        }
         return {"model": model, "images": images, "targets": targets, "boxes": boxes, "names": names, "info": info}
     raise AssertionError(name)  # unreachable: check_choice above

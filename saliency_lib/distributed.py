@@ -41,18 +41,28 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ._checks import check_callable, check_int, check_seed
 
-__all__ = ["Block", "ShardedRun", "world", "init", "finish", "block_seed", "run_sharded", "read_blocks", "merge",
-           "save_arrays", "evaluate_sharded"]
+__all__ = [
+    "Block",
+    "ShardedRun",
+    "world",
+    "init",
+    "finish",
+    "block_seed",
+    "run_sharded",
+    "read_blocks",
+    "merge",
+    "save_arrays",
+]
 
 # How long a rank that has finished waits at the final barrier for the slowest one (torchrun stops every rank
 # when one fails, so a long wait is a slow peer, not a dead one). Override with SALIENCY_BARRIER_TIMEOUT_S.
@@ -113,8 +123,10 @@ def world() -> tuple[int, int]:
     try:
         rank, size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     except ValueError:
-        raise ValueError(f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} must "
-                         "be ints (torchrun sets them)") from None
+        raise ValueError(
+            f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} must "
+            "be ints (torchrun sets them)"
+        ) from None
     if size < 1 or not 0 <= rank < size:
         raise ValueError(f"RANK={rank} must be in [0, WORLD_SIZE={size})")
     return rank, size
@@ -199,11 +211,14 @@ def read_blocks(out_dir: str | Path, name: str, run: dict | None = None) -> dict
             except json.JSONDecodeError:
                 if number == len(lines):  # no newline after it: a write cut by a kill; the block is redone
                     continue
-                raise ValueError(f"{path}:{number} is not a JSON line; the file is damaged: delete it to "
-                                 "recompute its blocks") from None
+                raise ValueError(
+                    f"{path}:{number} is not a JSON line; the file is damaged: delete it to recompute its blocks"
+                ) from None
             if run is not None and entry.get("run") != run:
-                raise ValueError(f"{path} holds another run ({_describe(entry.get('run'))}, this one "
-                                 f"{_describe(run)}); use another output folder or delete its {name}.rank*.jsonl")
+                raise ValueError(
+                    f"{path} holds another run ({_describe(entry.get('run'))}, this one "
+                    f"{_describe(run)}); use another output folder or delete its {name}.rank*.jsonl"
+                )
             blocks.setdefault(entry["block"], entry)  # a block done twice (two runs at once): the first wins
     return blocks
 
@@ -212,8 +227,9 @@ def _describe(run) -> str:
     if not isinstance(run, dict):
         return "unknown settings"
     settings = ", ".join(f"{k} {v}" for k, v in (run.get("settings") or {}).items())
-    return (f"{run.get('n_items')} items, block size {run.get('block_size')}, seed {run.get('seed')}"
-            + (f", {settings}" if settings else ""))
+    return f"{run.get('n_items')} items, block size {run.get('block_size')}, seed {run.get('seed')}" + (
+        f", {settings}" if settings else ""
+    )
 
 
 def _cut_partial_line(path: Path) -> None:
@@ -260,18 +276,33 @@ def merge(out_dir: str | Path, name: str, run: dict) -> tuple[Path | None, list[
     records = sorted((r for k in range(n_blocks) for r in blocks[k]["records"]), key=lambda r: r["index"])
     if [r["index"] for r in records] != list(range(run["n_items"])):
         raise ValueError(f"{name}: the blocks' records do not cover items 0..{run['n_items'] - 1} once each")
-    payload = {"name": name, **run, "n_blocks": n_blocks,
-               "blocks": [{key: blocks[k][key] for key in ("block", "seed", "rank", "world_size", "info")}
-                          for k in range(n_blocks)],
-               "records": records}
+    payload = {
+        "name": name,
+        **run,
+        "n_blocks": n_blocks,
+        "blocks": [
+            {key: blocks[k][key] for key in ("block", "seed", "rank", "world_size", "info")} for k in range(n_blocks)
+        ],
+        "records": records,
+    }
     path = out_dir / f"{name}.json"
     _write_atomic(path, json.dumps(payload, indent=1) + "\n")
     return path, records, []
 
 
-def run_sharded(job: Callable[[Block], list[dict]], n_items: int, out_dir: str | Path, name: str, *, seed: int = 0,
-                block_size: int = 8, settings: dict | None = None, max_blocks: int | None = None,
-                rank_world: tuple[int, int] | None = None, progress: bool = False) -> ShardedRun:
+def run_sharded(
+    job: Callable[[Block], list[dict]],
+    n_items: int,
+    out_dir: str | Path,
+    name: str,
+    *,
+    seed: int = 0,
+    block_size: int = 8,
+    settings: dict | None = None,
+    max_blocks: int | None = None,
+    rank_world: tuple[int, int] | None = None,
+    progress: bool = False,
+) -> ShardedRun:
     """Run ``job`` on this rank's blocks, skip blocks already done, and (rank 0) merge when all are done.
 
     Args:
@@ -314,8 +345,11 @@ def run_sharded(job: Callable[[Block], list[dict]], n_items: int, out_dir: str |
         check_int("rank", rank, 0, size - 1)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = json.loads(json.dumps({"n_items": n_items, "block_size": block_size, "seed": seed,
-                                 "settings": settings or {}}, default=str))  # as read back
+    run = json.loads(
+        json.dumps(
+            {"n_items": n_items, "block_size": block_size, "seed": seed, "settings": settings or {}}, default=str
+        )
+    )  # as read back
     n_blocks = math.ceil(n_items / block_size)
     done = read_blocks(out_dir, name, run)
     skipped = sorted(done)
@@ -330,22 +364,37 @@ def run_sharded(job: Callable[[Block], list[dict]], n_items: int, out_dir: str |
             block = Block(k, k * block_size, min(n_items, (k + 1) * block_size), block_seed(seed, k))
             began = time.perf_counter()
             records = job(block)
-            if not isinstance(records, list) or len(records) != len(block) \
-                    or not all(isinstance(r, dict) and "index" not in r for r in records):
-                raise TypeError(f"job must return a list of {len(block)} dicts (no 'index' key: the runner "
-                                f"adds it) for block {k}, got "
-                                f"{type(records).__name__}"
-                                + (f" of length {len(records)}" if isinstance(records, list) else ""))
+            if (
+                not isinstance(records, list)
+                or len(records) != len(block)
+                or not all(isinstance(r, dict) and "index" not in r for r in records)
+            ):
+                raise TypeError(
+                    f"job must return a list of {len(block)} dicts (no 'index' key: the runner "
+                    f"adds it) for block {k}, got "
+                    f"{type(records).__name__}" + (f" of length {len(records)}" if isinstance(records, list) else "")
+                )
             info = {"seconds": round(time.perf_counter() - began, 3), **block.info}
-            line = {"run": run, "block": k, "seed": block.seed, "rank": rank, "world_size": size, "info": info,
-                    "records": [{"index": i, **r} for i, r in zip(block.items, records)]}
+            line = {
+                "run": run,
+                "block": k,
+                "seed": block.seed,
+                "rank": rank,
+                "world_size": size,
+                "info": info,
+                "records": [{"index": i, **r} for i, r in zip(block.items, records)],
+            }
             file.write(json.dumps(line) + "\n")
             file.flush()
             os.fsync(file.fileno())
             computed.append(k)
             if progress:
-                print(f"[rank {rank}/{size}] {name}: block {k + 1}/{n_blocks} (items {block.start}-"
-                      f"{block.stop - 1}) in {info['seconds']:.1f} s", file=sys.stderr, flush=True)
+                print(
+                    f"[rank {rank}/{size}] {name}: block {k + 1}/{n_blocks} (items {block.start}-"
+                    f"{block.stop - 1}) in {info['seconds']:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     if rank_world is None:
         _barrier()  # every rank has written its blocks
     path, records, missing = merge(out_dir, name, run) if rank == 0 else (None, None, [])

@@ -105,31 +105,69 @@ class DatasetPlan:
 # the model under ``torch.no_grad``; Grad-CAM, Integrated Gradients and Saliency differentiate: PyTorch.
 BLACK_BOX = ("oise", "rise", "random", "occlusion", "lime")
 PAPER_BUDGET = 5000  # the paper's N: model calls per image for OISE and RISE
+
+
 def _suite(scale: str) -> list[DatasetPlan]:
     quick = scale == "quick"
     # Budgets are set by the time the suite may take on a shared 2-core CPU (full: <= 35 min), never per method.
-    common = {"lime": {"n_samples": 50 if quick else 100}, "integrated_gradients": {"n_path_points": 16},
-              "rise": {"batch_size": 500}}
+    common = {
+        "lime": {"n_samples": 50 if quick else 100},
+        "integrated_gradients": {"n_path_points": 16},
+        "rise": {"batch_size": 500},
+    }
     plans = [
-        DatasetPlan("planted", 16 if quick else 100, 300, pixels_per_step=256,
-                    options={**common, "occlusion": {"window": 8, "stride": 4}}),
-        DatasetPlan("clutter", 20 if quick else 500, 300, pixels_per_step=256,
-                    options={**common, "occlusion": {"window": 8, "stride": 8}}),
-        DatasetPlan("fashion", 20 if quick else 500, 300, pixels_per_step=56,
-                    options={**common, "occlusion": {"window": 4, "stride": 4}}),
-        DatasetPlan("sanity", 4 if quick else 10, 300, methods=tuple(m for m in METHODS if m != "random"),
-                    options={**common, "occlusion": {"window": 4, "stride": 4}}, chunk=16),
+        DatasetPlan(
+            "planted",
+            16 if quick else 100,
+            300,
+            pixels_per_step=256,
+            options={**common, "occlusion": {"window": 8, "stride": 4}},
+        ),
+        DatasetPlan(
+            "clutter",
+            20 if quick else 500,
+            300,
+            pixels_per_step=256,
+            options={**common, "occlusion": {"window": 8, "stride": 8}},
+        ),
+        DatasetPlan(
+            "fashion",
+            20 if quick else 500,
+            300,
+            pixels_per_step=56,
+            options={**common, "occlusion": {"window": 4, "stride": 4}},
+        ),
+        DatasetPlan(
+            "sanity",
+            4 if quick else 10,
+            300,
+            methods=tuple(m for m in METHODS if m != "random"),
+            options={**common, "occlusion": {"window": 4, "stride": 4}},
+            chunk=16,
+        ),
     ]
     if not quick:
         # How OISE and RISE change with the budget (the paper runs 5000 steps): a few images, three budgets.
-        plans.append(DatasetPlan("budget", 20, 3000, pixels_per_step=56, methods=("oise", "rise"),
-                                 options={"rise": {"batch_size": 500}, "budgets": (300, 1000, 3000)}, chunk=20))
+        plans.append(
+            DatasetPlan(
+                "budget",
+                20,
+                3000,
+                pixels_per_step=56,
+                methods=("oise", "rise"),
+                options={"rise": {"batch_size": 500}, "budgets": (300, 1000, 3000)},
+                chunk=20,
+            )
+        )
         # EfficientNet-Lite0 costs ~0.1-0.5 s per image on the shared CPU: small budgets, coarse curves (stated).
-        photo = {"lime": {"n_samples": 30}, "integrated_gradients": {"n_path_points": 4, "batch_size": 8},
-                 "occlusion": {"window": 56, "stride": 56, "batch_size": 16}, "rise": {"batch_size": 25},
-                 "oise": {"batch_size": 25}}
-        plans.append(DatasetPlan("photos", 4, 150, pixels_per_step=224 * 56, options=photo, chunk=4,
-                                 curve_batch=20))
+        photo = {
+            "lime": {"n_samples": 30},
+            "integrated_gradients": {"n_path_points": 4, "batch_size": 8},
+            "occlusion": {"window": 56, "stride": 56, "batch_size": 16},
+            "rise": {"batch_size": 25},
+            "oise": {"batch_size": 25},
+        }
+        plans.append(DatasetPlan("photos", 4, 150, pixels_per_step=224 * 56, options=photo, chunk=4, curve_batch=20))
     return plans
 
 
@@ -137,21 +175,56 @@ def _paper_suite() -> list[DatasetPlan]:
     """The paper's budget (5,000 calls per image for OISE and RISE), 500 images per dataset, baselines as in the
     full suite. Black-box methods and all curves run in ONNX Runtime (same logits; ``runtime="auto"``), except on
     the planted-evidence model, a tiny PyTorch module that is cheap as it is."""
-    common = {"lime": {"n_samples": 100}, "integrated_gradients": {"n_path_points": 16},
-              "rise": {"batch_size": 500}}
-    photo = {"lime": {"n_samples": 30}, "integrated_gradients": {"n_path_points": 4, "batch_size": 8},
-             "occlusion": {"window": 56, "stride": 56, "batch_size": 16}, "rise": {"batch_size": 50},
-             "oise": {"batch_size": 50}}
+    common = {"lime": {"n_samples": 100}, "integrated_gradients": {"n_path_points": 16}, "rise": {"batch_size": 500}}
+    photo = {
+        "lime": {"n_samples": 30},
+        "integrated_gradients": {"n_path_points": 4, "batch_size": 8},
+        "occlusion": {"window": 56, "stride": 56, "batch_size": 16},
+        "rise": {"batch_size": 50},
+        "oise": {"batch_size": 50},
+    }
     paper = {"record_runtime": True}
     return [
-        DatasetPlan("planted", 500, PAPER_BUDGET, pixels_per_step=256, chunk=250, **paper,
-                    options={**common, "occlusion": {"window": 8, "stride": 4}}),
-        DatasetPlan("clutter", 500, PAPER_BUDGET, pixels_per_step=256, chunk=250, runtime="auto", **paper,
-                    options={**common, "occlusion": {"window": 8, "stride": 8}}),
-        DatasetPlan("fashion", 500, PAPER_BUDGET, pixels_per_step=56, chunk=250, runtime="auto", **paper,
-                    options={**common, "occlusion": {"window": 4, "stride": 4}}),
-        DatasetPlan("photos", 4, PAPER_BUDGET, pixels_per_step=224 * 56, options=photo, chunk=4, curve_batch=50,
-                    runtime="auto", **paper),
+        DatasetPlan(
+            "planted",
+            500,
+            PAPER_BUDGET,
+            pixels_per_step=256,
+            chunk=250,
+            **paper,
+            options={**common, "occlusion": {"window": 8, "stride": 4}},
+        ),
+        DatasetPlan(
+            "clutter",
+            500,
+            PAPER_BUDGET,
+            pixels_per_step=256,
+            chunk=250,
+            runtime="auto",
+            **paper,
+            options={**common, "occlusion": {"window": 8, "stride": 8}},
+        ),
+        DatasetPlan(
+            "fashion",
+            500,
+            PAPER_BUDGET,
+            pixels_per_step=56,
+            chunk=250,
+            runtime="auto",
+            **paper,
+            options={**common, "occlusion": {"window": 4, "stride": 4}},
+        ),
+        DatasetPlan(
+            "photos",
+            4,
+            PAPER_BUDGET,
+            pixels_per_step=224 * 56,
+            options=photo,
+            chunk=4,
+            curve_batch=50,
+            runtime="auto",
+            **paper,
+        ),
     ]
 
 
@@ -169,9 +242,20 @@ def _method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
     return options
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str, options: dict, *,
-             boxes: torch.Tensor | None = None, pixels_per_step: int = 28, chunk: int = 50,
-             curve_batch: int = 256, progress: bool = False, curve_model: nn.Module | None = None) -> dict:
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    method: str,
+    options: dict,
+    *,
+    boxes: torch.Tensor | None = None,
+    pixels_per_step: int = 28,
+    chunk: int = 50,
+    curve_batch: int = 256,
+    progress: bool = False,
+    curve_model: nn.Module | None = None,
+) -> dict:
     """Explain ``images`` with one method and score every map. Returns per-image metric tensors and costs.
 
     ``curve_model`` (default ``model``) runs the deletion/insertion curves: the same classifier in another
@@ -186,7 +270,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, meth
     all_maps, seconds, calls, fraction = [], 0.0, 0, None
     starts = range(0, len(images), chunk)
     for start in tqdm(starts, desc=method, disable=not progress, leave=False):
-        batch, target = images[start:start + chunk], targets[start:start + chunk]
+        batch, target = images[start : start + chunk], targets[start : start + chunk]
         began = time.perf_counter()
         maps = attribute(method, model, batch, target, **options)
         seconds += time.perf_counter() - began
@@ -195,26 +279,44 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, meth
         all_maps.append(maps)
         scorer = model if curve_model is None else curve_model
         for mode in FAITHFULNESS:
-            result = Mt.causal_curves(scorer, batch, maps, mode, target, pixels_per_step=pixels_per_step,
-                                      batch_size=curve_batch)
+            result = Mt.causal_curves(
+                scorer, batch, maps, mode, target, pixels_per_step=pixels_per_step, batch_size=curve_batch
+            )
             values[mode].append(result.auc.cpu())
             curves[mode].append(result.curve.cpu())
             fraction = result.fraction
         if boxes is not None:
-            box = boxes[start:start + chunk]
+            box = boxes[start : start + chunk]
             values["pointing"].append(Mt.pointing_game(maps, box))
             values["iou"].append(Mt.box_iou(maps, box))
             values["energy"].append(Mt.energy_in_box(maps, box))
-    return {"values": {key: torch.cat(v) for key, v in values.items()}, "maps": torch.cat(all_maps),
-            "seconds": seconds / len(images), "model_calls": calls,
-            "curves": {key: torch.cat(v) for key, v in curves.items()}, "fraction": fraction}
+    return {
+        "values": {key: torch.cat(v) for key, v in values.items()},
+        "maps": torch.cat(all_maps),
+        "seconds": seconds / len(images),
+        "model_calls": calls,
+        "curves": {key: torch.cat(v) for key, v in curves.items()},
+        "fraction": fraction,
+    }
 
 
-def evaluate_sharded(dataset: str, method: str, n: int, out_dir: str | Path, *, options: dict | None = None,
-                     seed: int = 0, block_size: int = 50, same_seed: bool = False, data: dict | None = None,
-                     model: nn.Module | None = None, max_blocks: int | None = None,
-                     rank_world: tuple[int, int] | None = None, progress: bool = False,
-                     **evaluate_options) -> dict | None:
+def evaluate_sharded(
+    dataset: str,
+    method: str,
+    n: int,
+    out_dir: str | Path,
+    *,
+    options: dict | None = None,
+    seed: int = 0,
+    block_size: int = 50,
+    same_seed: bool = False,
+    data: dict | None = None,
+    model: nn.Module | None = None,
+    max_blocks: int | None = None,
+    rank_world: tuple[int, int] | None = None,
+    progress: bool = False,
+    **evaluate_options,
+) -> dict | None:
     """:func:`evaluate` of one method on a dataset, in blocks over torchrun's ranks, resumable.
 
     :func:`saliency_lib.distributed.run_sharded` does the splitting: each rank has the dataset (``data``, or
@@ -249,24 +351,56 @@ def evaluate_sharded(dataset: str, method: str, n: int, out_dir: str | Path, *, 
     def job(block: Block) -> list[dict]:
         block_options = options if same_seed or "seed" not in options else {**options, "seed": block.seed}
         part = slice(block.start, block.stop)
-        out = evaluate(model, images[part], targets[part], method, block_options,
-                       boxes=None if boxes is None else boxes[part], chunk=len(block), **evaluate_options)
+        out = evaluate(
+            model,
+            images[part],
+            targets[part],
+            method,
+            block_options,
+            boxes=None if boxes is None else boxes[part],
+            chunk=len(block),
+            **evaluate_options,
+        )
         block.info["explain_seconds"] = out["seconds"] * len(block)  # a time: kept apart from the records
-        save_arrays(arrays_dir / f"block{block.index:06d}.npz", maps=out["maps"], fraction=out["fraction"],
-                    **{f"curve_{mode}": curve for mode, curve in out["curves"].items()},
-                    **{f"value_{metric}": v for metric, v in out["values"].items()})
-        return [{"target": int(targets[i]), "model_calls": int(out["model_calls"]),
-                 **{metric: float(v[i - block.start]) for metric, v in out["values"].items()}}
-                for i in block.items]
+        save_arrays(
+            arrays_dir / f"block{block.index:06d}.npz",
+            maps=out["maps"],
+            fraction=out["fraction"],
+            **{f"curve_{mode}": curve for mode, curve in out["curves"].items()},
+            **{f"value_{metric}": v for metric, v in out["values"].items()},
+        )
+        return [
+            {
+                "target": int(targets[i]),
+                "model_calls": int(out["model_calls"]),
+                **{metric: float(v[i - block.start]) for metric, v in out["values"].items()},
+            }
+            for i in block.items
+        ]
 
     def runtime(m) -> str:
         return f"{getattr(m, 'name', type(m).__name__)} ({getattr(m, 'runtime', 'torch')})"
 
-    settings = {"dataset": dataset, "method": method, "options": options, "same_seed": same_seed,
-                "model": runtime(model), **{k: runtime(v) if isinstance(v, nn.Module) else v
-                                            for k, v in evaluate_options.items()}}
-    run = run_sharded(job, len(images), out_dir, name, seed=seed, block_size=block_size, settings=settings,
-                      max_blocks=max_blocks, rank_world=rank_world, progress=progress)
+    settings = {
+        "dataset": dataset,
+        "method": method,
+        "options": options,
+        "same_seed": same_seed,
+        "model": runtime(model),
+        **{k: runtime(v) if isinstance(v, nn.Module) else v for k, v in evaluate_options.items()},
+    }
+    run = run_sharded(
+        job,
+        len(images),
+        out_dir,
+        name,
+        seed=seed,
+        block_size=block_size,
+        settings=settings,
+        max_blocks=max_blocks,
+        rank_world=rank_world,
+        progress=progress,
+    )
     if run.records is None:
         return None
     parts = []
@@ -278,16 +412,22 @@ def evaluate_sharded(dataset: str, method: str, n: int, out_dir: str | Path, *, 
     def joined(key: str) -> torch.Tensor:  # the blocks' arrays end to end, dtypes as evaluate gave them
         return torch.from_numpy(np.concatenate([p[key] for p in parts]))
 
-    return {"values": {key[len("value_"):]: joined(key) for key in parts[0] if key.startswith("value_")},
-            "maps": joined("maps"), "curves": {mode: joined(f"curve_{mode}") for mode in ("deletion", "insertion")},
-            "fraction": torch.from_numpy(parts[-1]["fraction"]), "model_calls": run.records[-1]["model_calls"],
-            "seconds": sum(b["info"]["explain_seconds"] for b in blocks) / len(images), "path": run.path,
-            "block_seconds": sum(b["info"]["seconds"] for b in blocks), "reused": len(run.skipped)}
+    return {
+        "values": {key[len("value_") :]: joined(key) for key in parts[0] if key.startswith("value_")},
+        "maps": joined("maps"),
+        "curves": {mode: joined(f"curve_{mode}") for mode in ("deletion", "insertion")},
+        "fraction": torch.from_numpy(parts[-1]["fraction"]),
+        "model_calls": run.records[-1]["model_calls"],
+        "seconds": sum(b["info"]["explain_seconds"] for b in blocks) / len(images),
+        "path": run.path,
+        "block_seconds": sum(b["info"]["seconds"] for b in blocks),
+        "reused": len(run.skipped),
+    }
 
 
 def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) -> list[dict]:
     records = []
-    model, images, targets = data["model"], data["images"][:plan.n], data["targets"][:plan.n]
+    model, images, targets = data["model"], data["images"][: plan.n], data["targets"][: plan.n]
     for method in plan.methods:
         options = _method_options(plan, method, seed)
 
@@ -304,26 +444,43 @@ def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) ->
             same_model = Mt.spearman(result.maps[0], again.detach().float().cpu())
         else:
             same_model = torch.ones(len(images))
-        records.append({
-            "dataset": "sanity", "method": method, "n": len(images),
-            "metrics": {"rank_corr_same_model_other_seed": summarise(same_model),
-                        "rank_corr_top_layer": summarise(result.correlation[0]),
-                        "rank_corr_all_layers": summarise(result.correlation[-1]),
-                        "abs_rank_corr_all_layers": summarise(result.correlation_abs[-1])},
-            "per_layer_mean": [round(v, 4) for v in result.correlation.mean(dim=1).tolist()],
-            "layers": result.layers, "options": options,
-            "seconds_per_image": round(seconds / len(images) / (len(result.layers) + 1), 4),
-            "model_calls": None, "info": data["info"], "wall_seconds": round(seconds, 1),
-        })
+        records.append(
+            {
+                "dataset": "sanity",
+                "method": method,
+                "n": len(images),
+                "metrics": {
+                    "rank_corr_same_model_other_seed": summarise(same_model),
+                    "rank_corr_top_layer": summarise(result.correlation[0]),
+                    "rank_corr_all_layers": summarise(result.correlation[-1]),
+                    "abs_rank_corr_all_layers": summarise(result.correlation_abs[-1]),
+                },
+                "per_layer_mean": [round(v, 4) for v in result.correlation.mean(dim=1).tolist()],
+                "layers": result.layers,
+                "options": options,
+                "seconds_per_image": round(seconds / len(images) / (len(result.layers) + 1), 4),
+                "model_calls": None,
+                "info": data["info"],
+                "wall_seconds": round(seconds, 1),
+            }
+        )
         if progress:
             rho = records[-1]["metrics"]["rank_corr_all_layers"]["mean"]
             print(f"  sanity {method:>22}: rho after all layers {rho:+.3f}", flush=True)
     return records
 
 
-def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: list[str] | None = None,
-              methods: list[str] | None = None, seed: int = 0, progress: bool = True, write: bool = True,
-              device: str | torch.device = "cpu") -> dict:
+def run_suite(
+    suite: str = "quick",
+    out_dir: Path | None = None,
+    *,
+    datasets: list[str] | None = None,
+    methods: list[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    write: bool = True,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Run a suite and (``write=True``) save ``evaluation_<suite>.json`` and ``.md`` in ``out_dir``.
 
     Args:
@@ -357,9 +514,11 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
     existing = out_dir / f"{EXPERIMENT}_{suite}.json"
     if (datasets is not None or methods is not None) and write and existing.exists():
         previous = json.loads(existing.read_text())
-        records = [r for r in previous["records"]
-                   if not ((datasets is None or r["dataset"] in datasets)
-                           and (methods is None or r["method"] in methods))]
+        records = [
+            r
+            for r in previous["records"]
+            if not ((datasets is None or r["dataset"] in datasets) and (methods is None or r["method"] in methods))
+        ]
     extras = {}
     device = init(device)  # joins torchrun's process group when there is one; checks the GPU
     rank, _ = world()
@@ -372,36 +531,57 @@ def run_suite(suite: str = "quick", out_dir: Path | None = None, *, datasets: li
         data["model"] = data["model"].to(device)  # the library moves the images to the model's device
         chosen = [m for m in plan.methods if methods is None or m in methods]
         if progress and rank == 0:
-            print(f"[evaluate] {suite}/{plan.name}: n={plan.n}, OISE/RISE budget {plan.budget} calls, "
-                  f"methods {chosen}", flush=True)
+            print(
+                f"[evaluate] {suite}/{plan.name}: n={plan.n}, OISE/RISE budget {plan.budget} calls, methods {chosen}",
+                flush=True,
+            )
         if plan.name == "sanity":
-            records += _sanity_records(DatasetPlan(**{**plan.__dict__, "methods": tuple(chosen)}), data, seed,
-                                       progress)
+            records += _sanity_records(DatasetPlan(**{**plan.__dict__, "methods": tuple(chosen)}), data, seed, progress)
         elif plan.name == "budget":
             records += _budget_records(plan, data, chosen, seed, progress)
         else:
             records += _dataset_records(plan, data, chosen, seed, progress, extras, parts_dir)
         if write and rank == 0:  # after every dataset, so a long run leaves usable partial results
-            _write(suite, out_dir, records, seed,
-                   replace=None if datasets is None and methods is None else (datasets, methods))
+            _write(
+                suite,
+                out_dir,
+                records,
+                seed,
+                replace=None if datasets is None and methods is None else (datasets, methods),
+            )
     result = {"suite": suite, "records": records, **extras}
     result["settings"] = _settings(suite, seed, _dataset_seconds(records))
     return result
 
 
-def interrupted(suite: str, path: Path, before: bytes | None, datasets: list[str] | None,
-                methods: list[str] | None, options: list[str]) -> str:
+def interrupted(
+    suite: str,
+    path: Path,
+    before: bytes | None,
+    datasets: list[str] | None,
+    methods: list[str] | None,
+    options: list[str],
+) -> str:
     """One line after Ctrl+C in ``evaluate``: what was kept (finished datasets in ``path``, finished blocks in
     its ``.parts`` folder) and the command that runs the rest (``options``: the run's other arguments).
     ``before``: the bytes of ``path`` before the run (None: there was no file)."""
     wanted = datasets or [plan.name for plan in SUITES[suite]]
     after = path.read_bytes() if path.exists() else None
     # The first write of a run drops the file's old records of the datasets x methods it runs: present ones are new.
-    done = set() if after is None or after == before else {
-        r["dataset"] for r in json.loads(after)["records"] if methods is None or r["method"] in methods}
+    done = (
+        set()
+        if after is None or after == before
+        else {r["dataset"] for r in json.loads(after)["records"] if methods is None or r["method"] in methods}
+    )
     rest = [name for name in wanted if name not in done]
-    command = ["python -m saliency_lib evaluate --suite", suite, "--datasets", *rest,
-               *(["--methods", *methods] if methods else []), *options]
+    command = [
+        "python -m saliency_lib evaluate --suite",
+        suite,
+        "--datasets",
+        *rest,
+        *(["--methods", *methods] if methods else []),
+        *options,
+    ]
     kept = [name for name in wanted if name in done]
     kept = f"kept the finished datasets {kept} in {path}" if kept else "no dataset had finished"
     parts = path.with_suffix(".parts")
@@ -412,23 +592,41 @@ def interrupted(suite: str, path: Path, before: bytes | None, datasets: list[str
 def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool) -> list[dict]:
     """OISE and RISE at several equal budgets on the same images: faithfulness and seed-to-seed stability."""
     records = []
-    images, targets = data["images"][:plan.n], data["targets"][:plan.n]
+    images, targets = data["images"][: plan.n], data["targets"][: plan.n]
     for budget in plan.options["budgets"]:
         for method in chosen:
             key = "n_steps" if method == "oise" else "n_masks"
             options = {**plan.options.get(method, {}), key: budget, "seed": seed}
             began = time.perf_counter()
-            out = evaluate(data["model"], images, targets, method, options, pixels_per_step=plan.pixels_per_step,
-                           chunk=plan.chunk, curve_batch=plan.curve_batch)
+            out = evaluate(
+                data["model"],
+                images,
+                targets,
+                method,
+                options,
+                pixels_per_step=plan.pixels_per_step,
+                chunk=plan.chunk,
+                curve_batch=plan.curve_batch,
+            )
             again = attribute(method, data["model"], images, targets, **{**options, "seed": seed + 1})
             stability = Mt.spearman(out["maps"], again.detach().float().cpu())
-            records.append({
-                "dataset": "budget", "method": f"{method}@{budget}", "n": len(images),
-                "metrics": {**{k: summarise(v) for k, v in out["values"].items()},
-                            "rank_corr_other_seed": summarise(stability)},
-                "model_calls": out["model_calls"], "seconds_per_image": round(out["seconds"], 4),
-                "options": options, "pixels_per_step": plan.pixels_per_step, "info": data["info"],
-                "wall_seconds": round(time.perf_counter() - began, 1)})
+            records.append(
+                {
+                    "dataset": "budget",
+                    "method": f"{method}@{budget}",
+                    "n": len(images),
+                    "metrics": {
+                        **{k: summarise(v) for k, v in out["values"].items()},
+                        "rank_corr_other_seed": summarise(stability),
+                    },
+                    "model_calls": out["model_calls"],
+                    "seconds_per_image": round(out["seconds"], 4),
+                    "options": options,
+                    "pixels_per_step": plan.pixels_per_step,
+                    "info": data["info"],
+                    "wall_seconds": round(time.perf_counter() - began, 1),
+                }
+            )
             if progress:
                 summary = ", ".join(f"{k} {v['mean']:.3f}" for k, v in records[-1]["metrics"].items())
                 print(f"  budget {method}@{budget}: {summary}", flush=True)
@@ -454,8 +652,9 @@ def _runtimes(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
     return fast, getattr(fast, "runtime", "torch")
 
 
-def _dataset_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool,
-                     extras: dict, parts_dir: Path) -> list[dict]:
+def _dataset_records(
+    plan: DatasetPlan, data: dict, chosen: list[str], seed: int, progress: bool, extras: dict, parts_dir: Path
+) -> list[dict]:
     """One record per method, each method run by :func:`evaluate_sharded` in blocks of ``plan.chunk`` images
     (every block seeded ``seed``, as :func:`evaluate`'s chunks: the same numbers however the work is split).
     Returns no records on a rank other than 0."""
@@ -464,27 +663,50 @@ def _dataset_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int
     for method in chosen:
         options = _method_options(plan, method, seed)
         explainer = fast if method in BLACK_BOX else data["model"]
-        out = evaluate_sharded(plan.name, method, plan.n, parts_dir, options=options, seed=seed,
-                               block_size=plan.chunk, same_seed=True, data=data, model=explainer,
-                               progress=progress, pixels_per_step=plan.pixels_per_step,
-                               curve_batch=plan.curve_batch, curve_model=fast)
+        out = evaluate_sharded(
+            plan.name,
+            method,
+            plan.n,
+            parts_dir,
+            options=options,
+            seed=seed,
+            block_size=plan.chunk,
+            same_seed=True,
+            data=data,
+            model=explainer,
+            progress=progress,
+            pixels_per_step=plan.pixels_per_step,
+            curve_batch=plan.curve_batch,
+            curve_model=fast,
+        )
         if out is None:  # another rank: rank 0 writes the record
             continue
         if progress and out["reused"]:
             print(f"  {plan.name:>8} {method:>22}: {out['reused']} block(s) reused from {parts_dir}", flush=True)
-        record = {"dataset": plan.name, "method": method, "n": int(out["maps"].shape[0]),
-                  "metrics": {key: summarise(v) for key, v in out["values"].items()},
-                  "model_calls": out["model_calls"], "seconds_per_image": round(out["seconds"], 4),
-                  "options": options, "pixels_per_step": plan.pixels_per_step,
-                  "curve_points": int(out["curves"]["deletion"].shape[1]), "info": data["info"],
-                  "wall_seconds": round(out["block_seconds"], 1)}
+        record = {
+            "dataset": plan.name,
+            "method": method,
+            "n": int(out["maps"].shape[0]),
+            "metrics": {key: summarise(v) for key, v in out["values"].items()},
+            "model_calls": out["model_calls"],
+            "seconds_per_image": round(out["seconds"], 4),
+            "options": options,
+            "pixels_per_step": plan.pixels_per_step,
+            "curve_points": int(out["curves"]["deletion"].shape[1]),
+            "info": data["info"],
+            "wall_seconds": round(out["block_seconds"], 1),
+        }
         if plan.record_runtime:
-            record["runtime"] = {"explanation": fast_runtime if method in BLACK_BOX else "torch",
-                                 "curves": fast_runtime}
+            record["runtime"] = {
+                "explanation": fast_runtime if method in BLACK_BOX else "torch",
+                "curves": fast_runtime,
+            }
             record["machine"] = machine()
         if data["names"] is not None:
-            record["per_image"] = {name: {key: round(float(v[i]), 4) for key, v in out["values"].items()}
-                                   for i, name in enumerate(data["names"])}
+            record["per_image"] = {
+                name: {key: round(float(v[i]), 4) for key, v in out["values"].items()}
+                for i, name in enumerate(data["names"])
+            }
             extras.setdefault("photo_maps", {})[method] = out["maps"]
         records.append(record)
         if progress:
@@ -496,13 +718,21 @@ def _dataset_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int
 def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
     return {
         "seed": seed,
-        "plans": [{"dataset": p.name, "n": p.n, "oise_rise_budget": p.budget, "pixels_per_step": p.pixels_per_step,
-                   "options": p.options, **({"runtime": p.runtime} if p.runtime != "torch" else {})}
-                  for p in SUITES[suite]],
+        "plans": [
+            {
+                "dataset": p.name,
+                "n": p.n,
+                "oise_rise_budget": p.budget,
+                "pixels_per_step": p.pixels_per_step,
+                "options": p.options,
+                **({"runtime": p.runtime} if p.runtime != "torch" else {}),
+            }
+            for p in SUITES[suite]
+        ],
         "dataset_seconds": dataset_seconds,
         "total_seconds": round(sum(dataset_seconds.values()), 1),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), Python "
-                   f"{platform.python_version()}, torch {torch.__version__}",
+        f"{platform.python_version()}, torch {torch.__version__}",
         "notes": [
             "OISE n_steps == RISE n_masks (equal model calls); OISE uses the paper's defaults otherwise "
             "(8x8 grid, p_init 0.3, lr 0.02, one chain, unweighted sum); RISE uses p_keep 0.5, 8x8 grid.",
@@ -515,7 +745,8 @@ def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
             "deletes fast - see notebook 04 on what deletion rewards.",
             "Timings are wall-clock on a shared 2-core machine under load from other jobs; parts of the suite ran "
             "concurrently (python -m saliency_lib evaluate --suite full --datasets ... merges records).",
-        ] + (PAPER_NOTES if suite == "paper" else []),
+        ]
+        + (PAPER_NOTES if suite == "paper" else []),
     }
 
 
@@ -539,8 +770,12 @@ def machine() -> dict:
     except (OSError, subprocess.SubprocessError):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": name, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_1min": None if load is None else round(load, 2)}
+    return {
+        "cpu": name,
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_1min": None if load is None else round(load, 2),
+    }
 
 
 @contextmanager
@@ -575,12 +810,20 @@ def _write(suite: str, out_dir: Path, records: list, seed: int, replace: tuple |
 
             ours = [r for r in records if selected(r)]
             done = {(r["dataset"], r["method"]) for r in ours}
-            others = [r for r in json.loads(existing.read_text())["records"]
-                      if not selected(r) and (r["dataset"], r["method"]) not in done]
+            others = [
+                r
+                for r in json.loads(existing.read_text())["records"]
+                if not selected(r) and (r["dataset"], r["method"]) not in done
+            ]
             records = others + ours
         partial = {r["dataset"] for r in records} != {p.name for p in SUITES[suite]}
-        payload = {"suite": suite, "command": f"python -m saliency_lib evaluate --suite {suite}", "partial": partial,
-                   "settings": _settings(suite, seed, _dataset_seconds(records)), "records": records}
+        payload = {
+            "suite": suite,
+            "command": f"python -m saliency_lib evaluate --suite {suite}",
+            "partial": partial,
+            "settings": _settings(suite, seed, _dataset_seconds(records)),
+            "records": records,
+        }
         write_results(payload, evaluation_markdown(payload, DATASETS), stem, out_dir)
 
 
@@ -592,22 +835,37 @@ BUDGET_CURVE_STEM = "budget_curve"
 
 
 def _curve_variants(chains: int) -> dict[str, tuple[str, dict]]:
-    return {"oise_1chain": ("oise", {"n_chains": 1}), f"oise_{chains}chains": ("oise", {"n_chains": chains}),
-            "rise": ("rise", {"batch_size": 500})}
+    return {
+        "oise_1chain": ("oise", {"n_chains": 1}),
+        f"oise_{chains}chains": ("oise", {"n_chains": chains}),
+        "rise": ("rise", {"batch_size": 500}),
+    }
 
 
 def _score(model: nn.Module, images, targets, maps, boxes, pixels_per_step: int, curve_batch: int) -> dict:
     """Per-image deletion and insertion AUCs (and pointing, IoU, energy when there are boxes) of ``maps``."""
-    values = {mode: Mt.causal_curves(model, images, maps, mode, targets, pixels_per_step=pixels_per_step,
-                                     batch_size=curve_batch).auc.cpu() for mode in FAITHFULNESS}
+    values = {
+        mode: Mt.causal_curves(
+            model, images, maps, mode, targets, pixels_per_step=pixels_per_step, batch_size=curve_batch
+        ).auc.cpu()
+        for mode in FAITHFULNESS
+    }
     if boxes is not None:
-        values.update(pointing=Mt.pointing_game(maps, boxes), iou=Mt.box_iou(maps, boxes),
-                      energy=Mt.energy_in_box(maps, boxes))
+        values.update(
+            pointing=Mt.pointing_game(maps, boxes), iou=Mt.box_iou(maps, boxes), energy=Mt.energy_in_box(maps, boxes)
+        )
     return values
 
 
-def budget_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str, options: dict,
-                budgets: tuple[int, ...], seed: int = 0) -> tuple[dict[int, torch.Tensor], dict[int, int], float]:
+def budget_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    method: str,
+    options: dict,
+    budgets: tuple[int, ...],
+    seed: int = 0,
+) -> tuple[dict[int, torch.Tensor], dict[int, int], float]:
     """Maps of ``method`` at every budget of ``budgets`` (model calls per image).
 
     OISE runs once, at the largest budget, and records its running map at each smaller one: its random numbers
@@ -622,8 +880,9 @@ def budget_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, m
         steps = {b: -(-b // chains) for b in budgets}
         from .oise_method import oise  # the function itself: it returns the recorded history
 
-        out = oise(model, images, targets, **options, n_steps=max(budgets), seed=seed,
-                   record_every=sorted(set(steps.values())))
+        out = oise(
+            model, images, targets, **options, n_steps=max(budgets), seed=seed, record_every=sorted(set(steps.values()))
+        )
         history = dict(zip(out.history.steps, out.history.saliency))
         maps = {b: history[steps[b]] for b in budgets}
         calls = {b: steps[b] * chains for b in budgets}
@@ -635,9 +894,19 @@ def budget_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, m
     return maps, calls, time.perf_counter() - began
 
 
-def budget_curve(dataset: str = "fashion", n: int = 100, budgets: tuple[int, ...] = BUDGETS, *,
-                 chains: int = BUDGET_CURVE_CHAINS, seed: int = 0, chunk: int = 100, runtime: str = "auto",
-                 out_dir: Path | None = None, write: bool = True, progress: bool = True) -> dict:
+def budget_curve(
+    dataset: str = "fashion",
+    n: int = 100,
+    budgets: tuple[int, ...] = BUDGETS,
+    *,
+    chains: int = BUDGET_CURVE_CHAINS,
+    seed: int = 0,
+    chunk: int = 100,
+    runtime: str = "auto",
+    out_dir: Path | None = None,
+    write: bool = True,
+    progress: bool = True,
+) -> dict:
     """OISE (1 chain and ``chains`` chains) and RISE at every budget on the first ``n`` images of ``dataset``.
 
     One record per (dataset, method, budget): deletion, insertion (and on datasets with boxes, e.g. ``clutter``,
@@ -662,27 +931,39 @@ def budget_curve(dataset: str = "fashion", n: int = 100, budgets: tuple[int, ...
     for start in range(0, len(images), chunk):
         stop = min(start + chunk, len(images))
         for name, (method, options) in variants.items():
-            maps, calls[name], spent = budget_maps(fast, images[start:stop], targets[start:stop], method, options,
-                                                   budgets, seed=seed)
+            maps, calls[name], spent = budget_maps(
+                fast, images[start:stop], targets[start:stop], method, options, budgets, seed=seed
+            )
             seconds[name] += spent
             for b in budgets:
-                scores = _score(fast, images[start:stop], targets[start:stop], maps[b],
-                                None if boxes is None else boxes[start:stop], plan.pixels_per_step,
-                                plan.curve_batch)
+                scores = _score(
+                    fast,
+                    images[start:stop],
+                    targets[start:stop],
+                    maps[b],
+                    None if boxes is None else boxes[start:stop],
+                    plan.pixels_per_step,
+                    plan.curve_batch,
+                )
                 for key, v in scores.items():
                     values[name][b].setdefault(key, []).append(v)
-        result = _budget_curve_result(dataset, values, calls, seconds, stop, budgets, chains, seed, plan,
-                                      fast_runtime, data["info"], n)
+        result = _budget_curve_result(
+            dataset, values, calls, seconds, stop, budgets, chains, seed, plan, fast_runtime, data["info"], n
+        )
         if progress:
-            print(f"  budget curve {dataset}: {stop}/{len(images)} images, "
-                  + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), flush=True)
+            print(
+                f"  budget curve {dataset}: {stop}/{len(images)} images, "
+                + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()),
+                flush=True,
+            )
         if write:
             write_budget_curve(result, dataset, out_dir)
     return result
 
 
-def _budget_curve_result(dataset, values, calls, seconds, done, budgets, chains, seed, plan, runtime, info,
-                         planned) -> dict:
+def _budget_curve_result(
+    dataset, values, calls, seconds, done, budgets, chains, seed, plan, runtime, info, planned
+) -> dict:
     records = []
     for name in values:
         for b in budgets:
@@ -690,18 +971,35 @@ def _budget_curve_result(dataset, values, calls, seconds, done, budgets, chains,
             # OISE's smaller budgets are prefixes of one run: their time is the run's time pro rata; RISE's runs
             # at all budgets are timed together: pro rata too (ours, an estimate).
             share = calls[name][b] / max(budgets) if name.startswith("oise") else b / sum(budgets)
-            record = {"dataset": dataset, "method": name, "budget": b, "model_calls": calls[name][b], "n": done,
-                      "metrics": {k: summarise(v) for k, v in per_image.items()},
-                      "seconds_per_image": round(seconds[name] / done * share, 4),
-                      "runtime": runtime, "machine": machine()}
+            record = {
+                "dataset": dataset,
+                "method": name,
+                "budget": b,
+                "model_calls": calls[name][b],
+                "n": done,
+                "metrics": {k: summarise(v) for k, v in per_image.items()},
+                "seconds_per_image": round(seconds[name] / done * share, 4),
+                "runtime": runtime,
+                "machine": machine(),
+            }
             if name != "rise":
                 rise_values = {k: torch.cat(v).double() for k, v in values["rise"][b].items()}
                 record["vs_rise"] = {k: summarise(per_image[k] - rise_values[k]) for k in per_image}
             records.append(record)
-    return {"records": records, "settings": {
-        "budgets": list(budgets), "chains": chains, "seed": seed, "pixels_per_step": plan.pixels_per_step,
-        "runtime": runtime, "info": info, "images_done": done, "images_planned": planned,
-        "seconds": {name: round(s, 1) for name, s in seconds.items()}}}
+    return {
+        "records": records,
+        "settings": {
+            "budgets": list(budgets),
+            "chains": chains,
+            "seed": seed,
+            "pixels_per_step": plan.pixels_per_step,
+            "runtime": runtime,
+            "info": info,
+            "images_done": done,
+            "images_planned": planned,
+            "seconds": {name: round(s, 1) for name, s in seconds.items()},
+        },
+    }
 
 
 def write_budget_curve(result: dict | None, dataset: str | None = None, out_dir: Path | None = None) -> dict:
@@ -716,8 +1014,9 @@ def write_budget_curve(result: dict | None, dataset: str | None = None, out_dir:
         if result is not None:
             payload["records"] = [r for r in payload["records"] if r["dataset"] != dataset] + result["records"]
             payload["settings"][dataset] = result["settings"]
-        payload["command"] = ("python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100 "
-                              "(one process per dataset)")
+        payload["command"] = (
+            "python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100 (one process per dataset)"
+        )
         write_results(payload, budget_curve_markdown(payload), BUDGET_CURVE_STEM, out_dir)
         figure = budget_curve_figure(payload)
         figure.savefig(out_dir / f"{BUDGET_CURVE_STEM}.png", dpi=90, bbox_inches="tight")
@@ -737,18 +1036,32 @@ SETTINGS_STEM = "paper_oise_settings"
 # 1 chain, unweighted sum); RISE at the same budget is the yardstick.
 OISE_SETTINGS = {
     "paper defaults": {},
-    "grid 4": {"grid_size": 4}, "grid 16": {"grid_size": 16},
-    "p_init 0.1": {"p_init": 0.1}, "p_init 0.5": {"p_init": 0.5},
-    "step size 0.005": {"step_size": 0.005}, "step size 0.1": {"step_size": 0.1},
+    "grid 4": {"grid_size": 4},
+    "grid 16": {"grid_size": 16},
+    "p_init 0.1": {"p_init": 0.1},
+    "p_init 0.5": {"p_init": 0.5},
+    "step size 0.005": {"step_size": 0.005},
+    "step size 0.1": {"step_size": 0.1},
     "reference blur": {"reference": "blur"},
     "8 chains": {"n_chains": 8},
     "weighted by score": {"weight_by_score": True},
 }
 
 
-def oise_settings(dataset: str = "fashion", n: int = 50, budget: int = 1000, *, agreement_budget: int = PAPER_BUDGET,
-                  agreement_n: int = 20, seed: int = 0, runtime: str = "auto", out_dir: Path | None = None,
-                  write: bool = True, progress: bool = True, settings: dict | None = None) -> dict:
+def oise_settings(
+    dataset: str = "fashion",
+    n: int = 50,
+    budget: int = 1000,
+    *,
+    agreement_budget: int = PAPER_BUDGET,
+    agreement_n: int = 20,
+    seed: int = 0,
+    runtime: str = "auto",
+    out_dir: Path | None = None,
+    write: bool = True,
+    progress: bool = True,
+    settings: dict | None = None,
+) -> dict:
     """OISE's sensitivity to its settings, and its seed-to-seed agreement (the saliency card's numbers, ours).
 
     Each setting of ``settings`` (default :data:`OISE_SETTINGS`, one change at a time from the paper's) runs on
@@ -766,8 +1079,11 @@ def oise_settings(dataset: str = "fashion", n: int = 50, budget: int = 1000, *, 
     rows, defaults = [], None
     runs = {**(settings if settings is not None else OISE_SETTINGS), "RISE (yardstick)": None}
     for name, change in runs.items():
-        method, options = ("rise", {"n_masks": budget, "batch_size": 500}) if change is None else \
-            ("oise", {**change, "n_steps": budget})
+        method, options = (
+            ("rise", {"n_masks": budget, "batch_size": 500})
+            if change is None
+            else ("oise", {**change, "n_steps": budget})
+        )
         began = time.perf_counter()
         maps = attribute(method, fast, images, targets, **options, seed=seed).detach().cpu()
         seconds = (time.perf_counter() - began) / len(images)
@@ -775,37 +1091,64 @@ def oise_settings(dataset: str = "fashion", n: int = 50, budget: int = 1000, *, 
         values = _score(fast, images, targets, maps, None, plan.pixels_per_step, plan.curve_batch)
         if name == "paper defaults":
             defaults = values
-        row = {"setting": name, "method": method, "options": options, "n": len(images),
-               "metrics": {k: summarise(v) for k, v in values.items()},
-               "rank_corr_other_seed": summarise(Mt.spearman(maps, again)),
-               "seconds_per_map": round(seconds, 4)}
+        row = {
+            "setting": name,
+            "method": method,
+            "options": options,
+            "n": len(images),
+            "metrics": {k: summarise(v) for k, v in values.items()},
+            "rank_corr_other_seed": summarise(Mt.spearman(maps, again)),
+            "seconds_per_map": round(seconds, 4),
+        }
         if defaults is not None and name != "paper defaults":
             row["vs_defaults"] = {k: summarise(values[k].double() - defaults[k].double()) for k in values}
         rows.append(row)
         if progress:
-            print(f"  settings {name}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row["metrics"].items())
-                  + f", seed agreement {row['rank_corr_other_seed']['mean']:.3f}, {seconds:.2f} s/map", flush=True)
+            print(
+                f"  settings {name}: "
+                + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row["metrics"].items())
+                + f", seed agreement {row['rank_corr_other_seed']['mean']:.3f}, {seconds:.2f} s/map",
+                flush=True,
+            )
     agreement = []
     few, few_targets = data["images"][:agreement_n], data["targets"][:agreement_n]
-    for name, method, options in (("oise, 1 chain", "oise", {"n_steps": agreement_budget}),
-                                  ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8}),
-                                  ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500})):
+    for name, method, options in (
+        ("oise, 1 chain", "oise", {"n_steps": agreement_budget}),
+        ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8}),
+        ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500}),
+    ):
         began = time.perf_counter()
         first = attribute(method, fast, few, few_targets, **options, seed=seed)
         seconds = (time.perf_counter() - began) / len(few)
         calls, first = first.model_calls, first.detach().cpu()
         second = attribute(method, fast, few, few_targets, **options, seed=seed + 1).detach().cpu()
-        agreement.append({"method": name, "model_calls": calls, "n": len(few),
-                          "rank_corr_other_seed": summarise(Mt.spearman(first, second)),
-                          "seconds_per_map": round(seconds, 4)})
+        agreement.append(
+            {
+                "method": name,
+                "model_calls": calls,
+                "n": len(few),
+                "rank_corr_other_seed": summarise(Mt.spearman(first, second)),
+                "seconds_per_map": round(seconds, 4),
+            }
+        )
         if progress:
-            print(f"  seed agreement at {agreement_budget}: {name} "
-                  f"{agreement[-1]['rank_corr_other_seed']['mean']:.3f}", flush=True)
-    result = {"dataset": dataset, "budget": budget, "agreement_budget": agreement_budget, "seed": seed,
-              "runtime": fast_runtime, "machine": machine(), "info": data["info"], "settings": rows,
-              "seed_agreement": agreement,
-              "command": f"python benchmarks/paper.py sensitivity --n {n} --budget {budget} "
-                         f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}"}
+            print(
+                f"  seed agreement at {agreement_budget}: {name} {agreement[-1]['rank_corr_other_seed']['mean']:.3f}",
+                flush=True,
+            )
+    result = {
+        "dataset": dataset,
+        "budget": budget,
+        "agreement_budget": agreement_budget,
+        "seed": seed,
+        "runtime": fast_runtime,
+        "machine": machine(),
+        "info": data["info"],
+        "settings": rows,
+        "seed_agreement": agreement,
+        "command": f"python benchmarks/paper.py sensitivity --n {n} --budget {budget} "
+        f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}",
+    }
     if write:
         from .reports import oise_settings_markdown
 

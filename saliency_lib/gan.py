@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 LATENT_DIM = 100  # the authors' z in [-1, 1]^100
-GAN_EPOCHS = 6     # ours: about 10-20 minutes on one (shared) CPU thread
+GAN_EPOCHS = 6  # ours: about 10-20 minutes on one (shared) CPU thread
 GENERATOR_FILE = "dcgan_generator.pt"
 DISCRIMINATOR_FILE = "dcgan_discriminator.pt"
 
@@ -62,12 +62,15 @@ class Generator(nn.Module):
         self.latent_dim = latent_dim
         self.out_shape = (1, 28, 28)
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, width * 7 * 7, bias=False), nn.BatchNorm1d(width * 7 * 7), nn.ReLU(inplace=True),
+            nn.Linear(latent_dim, width * 7 * 7, bias=False),
+            nn.BatchNorm1d(width * 7 * 7),
+            nn.ReLU(inplace=True),
         )
         self.width = width
         self.body = nn.Sequential(
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),  # 7 -> 14
-            nn.BatchNorm2d(width // 2), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(width // 2, 1, 4, stride=2, padding=1),  # 14 -> 28
             nn.Tanh(),
         )
@@ -89,10 +92,13 @@ class Discriminator(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),  # 28 -> 14
+            nn.Conv2d(1, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),  # 28 -> 14
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),  # 14 -> 7
-            nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, 1),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -110,14 +116,20 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def sample_latent(n: int, latent_dim: int = LATENT_DIM, *, generator: torch.Generator | None = None,
-                  device: str | torch.device = "cpu") -> torch.Tensor:
+def sample_latent(
+    n: int,
+    latent_dim: int = LATENT_DIM,
+    *,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """``n`` latent codes drawn uniformly from ``[-1, 1]^latent_dim`` (the authors' prior). ``(n, latent_dim)``."""
     return torch.rand(n, latent_dim, generator=generator, device=device) * 2 - 1
 
 
-def train_dcgan(images: torch.Tensor, epochs: int = GAN_EPOCHS, seed: int = 0, batch_size: int = 128,
-                progress: bool = True) -> tuple[Generator, Discriminator]:
+def train_dcgan(
+    images: torch.Tensor, epochs: int = GAN_EPOCHS, seed: int = 0, batch_size: int = 128, progress: bool = True
+) -> tuple[Generator, Discriminator]:
     """Train a :class:`Generator` and :class:`Discriminator` on ``images`` ``(N, 1, 28, 28)`` in [0, 1].
 
     The DCGAN recipe (Radford et al.): Adam (lr 2e-4, betas 0.5/0.999), binary cross-entropy, non-saturating
@@ -143,7 +155,7 @@ def train_dcgan(images: torch.Tensor, epochs: int = GAN_EPOCHS, seed: int = 0, b
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=rng)
         for start in range(0, steps_per_epoch * batch_size, batch_size):
-            real = images[order[start:start + batch_size]]
+            real = images[order[start : start + batch_size]]
             z = sample_latent(batch_size, generator=rng)
             fake = gen(z)
             # Discriminator step: real -> 0.9 (smoothed), fake -> 0.
@@ -180,8 +192,14 @@ def load_discriminator(device: str | torch.device = "cpu") -> Discriminator:
 
 
 @torch.no_grad()
-def generator_report(gen: Generator, classifier: nn.Module, n_samples: int = 2000, seed: int = 0,
-                     discriminator: Discriminator | None = None, real: torch.Tensor | None = None) -> dict:
+def generator_report(
+    gen: Generator,
+    classifier: nn.Module,
+    n_samples: int = 2000,
+    seed: int = 0,
+    discriminator: Discriminator | None = None,
+    real: torch.Tensor | None = None,
+) -> dict:
     """Is the generator good enough to regenerate Fashion-MNIST regions? What the build records.
 
     Draws ``n_samples`` images from ``G`` and reports the classifier's mean top-1 confidence on them, the share
@@ -218,6 +236,7 @@ def generator_report(gen: Generator, classifier: nn.Module, n_samples: int = 200
 # leaves the discriminator next to it as ``dcgan_discriminator.pt.trained``; the discriminator recipe (built after
 # it, see depends_on) moves that file into place, or retrains with the same seed when it is missing.
 
+
 def _pending_discriminator(data_dir: Path) -> Path:
     return data_dir / (DISCRIMINATOR_FILE + ".trained")
 
@@ -228,8 +247,13 @@ def _train_full(seed: int, progress: bool) -> tuple[Generator, Discriminator, di
     images, _ = fashion_tensors(train=True)
     start = time.perf_counter()
     gen, disc = train_dcgan(images, epochs=GAN_EPOCHS, seed=seed, progress=progress)
-    info = {"train_images": int(len(images)), "epochs": GAN_EPOCHS, "batch_size": 128,
-            "threads": torch.get_num_threads(), "train_seconds": round(time.perf_counter() - start, 1)}
+    info = {
+        "train_images": int(len(images)),
+        "epochs": GAN_EPOCHS,
+        "batch_size": 128,
+        "threads": torch.get_num_threads(),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
     return gen, disc, info
 
 
@@ -258,15 +282,23 @@ def _build_discriminator(path: Path, seed: int, progress: bool) -> dict:
     return {**info, "trained_with": GENERATOR_FILE}
 
 
-register(Asset(
-    GENERATOR_FILE, _build_generator, licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-    origin="saliency_lib.gan.Generator (DCGAN, ours for 28x28) trained on the full Fashion-MNIST training set",
-    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet; data/fashion_cnn.pt",
-    depends_on=("fashion_cnn.pt",),
-))
-register(Asset(
-    DISCRIMINATOR_FILE, _build_discriminator, licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-    origin="saliency_lib.gan.Discriminator trained with the generator (one run of saliency_lib.gan.train_dcgan)",
-    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
-    depends_on=(GENERATOR_FILE,),
-))
+register(
+    Asset(
+        GENERATOR_FILE,
+        _build_generator,
+        licence="MIT (ours; trained on Fashion-MNIST, MIT)",
+        origin="saliency_lib.gan.Generator (DCGAN, ours for 28x28) trained on the full Fashion-MNIST training set",
+        needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet; data/fashion_cnn.pt",
+        depends_on=("fashion_cnn.pt",),
+    )
+)
+register(
+    Asset(
+        DISCRIMINATOR_FILE,
+        _build_discriminator,
+        licence="MIT (ours; trained on Fashion-MNIST, MIT)",
+        origin="saliency_lib.gan.Discriminator trained with the generator (one run of saliency_lib.gan.train_dcgan)",
+        needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
+        depends_on=(GENERATOR_FILE,),
+    )
+)

@@ -22,12 +22,21 @@ from pathlib import Path
 
 import torch
 
+from . import uploads
 from ._checks import check_int
 from .core import class_probabilities, resolve_target
-from . import uploads
 
-__all__ = ["FIGURE_SUFFIXES", "IMAGE_SUFFIXES", "METHODS", "load_image_file", "explain_file", "describe",
-           "write_figure", "folder_images", "explain_folder"]
+__all__ = [
+    "FIGURE_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "METHODS",
+    "load_image_file",
+    "explain_file",
+    "describe",
+    "write_figure",
+    "folder_images",
+    "explain_folder",
+]
 
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 METHODS = ("oise", "rise")
@@ -55,9 +64,18 @@ def _check_readable(path) -> None:
     uploads.check_image(Path(path))
 
 
-def explain_file(path, model_name: str = "efficientnet-lite0", method: str = "oise", *, steps: int = 5000,
-                 chains: int = 1, batch_size: int | None = None, seed: int = 0, target: int | None = None,
-                 progress: bool = True) -> dict:
+def explain_file(
+    path,
+    model_name: str = "efficientnet-lite0",
+    method: str = "oise",
+    *,
+    steps: int = 5000,
+    chains: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
+    target: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Load a model and an image file, compute the saliency map; returns a dict with everything to report.
 
     Args:
@@ -94,14 +112,23 @@ def explain_file(path, model_name: str = "efficientnet-lite0", method: str = "oi
     probabilities = probabilities[0]
     start = time.perf_counter()
     if method == "oise":
-        saliency = oise(model, image, target, n_steps=steps, n_chains=chains, batch_size=batch_size, seed=seed,
-                        progress=progress)
+        saliency = oise(
+            model, image, target, n_steps=steps, n_chains=chains, batch_size=batch_size, seed=seed, progress=progress
+        )
     else:
         saliency = rise(model, image, target, n_masks=steps, batch_size=batch_size, seed=seed, progress=progress)
-    return {"image": image, "saliency": saliency[0], "probabilities": probabilities,
-            "target": int(saliency.target[0]), "class_names": model.class_names, "model": model_name,
-            "method": method, "seconds": time.perf_counter() - start, "partial": bool(saliency.partial),
-            "model_calls": int(saliency.model_calls)}
+    return {
+        "image": image,
+        "saliency": saliency[0],
+        "probabilities": probabilities,
+        "target": int(saliency.target[0]),
+        "class_names": model.class_names,
+        "model": model_name,
+        "method": method,
+        "seconds": time.perf_counter() - start,
+        "partial": bool(saliency.partial),
+        "model_calls": int(saliency.model_calls),
+    }
 
 
 def describe(result: dict, top_k: int = 5) -> list[str]:
@@ -114,8 +141,9 @@ def describe(result: dict, top_k: int = 5) -> list[str]:
     target = result["target"]
     lines.append(f"target: {names[target]} (class {target}), p = {float(probabilities[target]):.3f}")
     status = " - stopped early, partial map" if result["partial"] else ""
-    lines.append(f"{result['method'].upper()}: {result['model_calls']} model calls in {result['seconds']:.1f} s"
-                 f"{status}")
+    lines.append(
+        f"{result['method'].upper()}: {result['model_calls']} model calls in {result['seconds']:.1f} s{status}"
+    )
     return lines
 
 
@@ -134,8 +162,10 @@ def write_figure(result: dict, out: str | Path, dpi: int = 100) -> Path:
     plots.show_map(axes[1], result["saliency"], f"{result['method'].upper()} map", cmap="jet")
     plots.overlay(axes[2], result["image"][0], result["saliency"], alpha=0.5, title="overlay")
     partial = " (partial)" if result["partial"] else ""
-    figure.suptitle(f"{result['model']}: target '{name}' (p = {probability:.2f}), {result['method'].upper()} "
-                    f"with {result['model_calls']} model calls{partial}")
+    figure.suptitle(
+        f"{result['model']}: target '{name}' (p = {probability:.2f}), {result['method'].upper()} "
+        f"with {result['model_calls']} model calls{partial}"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
     return out
@@ -156,10 +186,22 @@ def folder_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def explain_folder(folder, out_dir, model_name: str = "efficientnet-lite0", method: str = "oise", *,
-                   steps: int = 5000, chains: int = 1, batch_size: int | None = None, seed: int = 0,
-                   block_size: int = 4, device: str = "cpu", runtime: str = "auto", max_blocks: int | None = None,
-                   progress: bool = True):
+def explain_folder(
+    folder,
+    out_dir,
+    model_name: str = "efficientnet-lite0",
+    method: str = "oise",
+    *,
+    steps: int = 5000,
+    chains: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
+    block_size: int = 4,
+    device: str = "cpu",
+    runtime: str = "auto",
+    max_blocks: int | None = None,
+    progress: bool = True,
+):
     """Saliency maps of every image of a folder, split over torchrun's processes (or one process without it).
 
     The images (:func:`folder_images`, sorted by name) are explained in blocks of ``block_size``, each block in
@@ -206,7 +248,7 @@ def explain_folder(folder, out_dir, model_name: str = "efficientnet-lite0", meth
 
     def job(block) -> list[dict]:
         images, records = [], []
-        for path in files[block.start:block.stop]:
+        for path in files[block.start : block.stop]:
             try:
                 images.append(uploads.image_tensor(path, model))
                 records.append({"file": path.name})
@@ -218,27 +260,53 @@ def explain_folder(folder, out_dir, model_name: str = "efficientnet-lite0", meth
             batch = torch.cat(images).to(device)
             probabilities = class_probabilities(model, batch).cpu()
             if method == "oise":
-                saliency = oise(model, batch, None, n_steps=steps, n_chains=chains, batch_size=batch_size,
-                                seed=block.seed)
+                saliency = oise(
+                    model, batch, None, n_steps=steps, n_chains=chains, batch_size=batch_size, seed=block.seed
+                )
             else:
                 saliency = rise(model, batch, None, n_masks=steps, batch_size=batch_size, seed=block.seed)
             good = [r for r in records if "error" not in r]
             for i, record in enumerate(good):
                 target = int(saliency.target[i])
                 map_file = maps_dir / f"{record['file']}.npz"
-                distributed.save_arrays(map_file, saliency=saliency[i].float().cpu(),
-                                        probabilities=probabilities[i], target=np.int64(target))
-                record.update(target=target, **{"class": model.class_names[target]},
-                              probability=float(probabilities[i, target]),
-                              map=str(map_file.relative_to(out_dir)), model_calls=int(saliency.model_calls))
+                distributed.save_arrays(
+                    map_file,
+                    saliency=saliency[i].float().cpu(),
+                    probabilities=probabilities[i],
+                    target=np.int64(target),
+                )
+                record.update(
+                    target=target,
+                    **{"class": model.class_names[target]},
+                    probability=float(probabilities[i, target]),
+                    map=str(map_file.relative_to(out_dir)),
+                    model_calls=int(saliency.model_calls),
+                )
         block.info["device"] = str(device)
         return records
 
     names = hashlib.sha256("\n".join(p.name for p in files).encode()).hexdigest()[:16]  # same folder on resume
-    settings = {"images": len(files), "names_sha256": names, "model": model_name, "method": method, "steps": steps,
-                "chains": chains, "runtime": getattr(model, "runtime", "torch"), "device": device.type}
+    settings = {
+        "images": len(files),
+        "names_sha256": names,
+        "model": model_name,
+        "method": method,
+        "steps": steps,
+        "chains": chains,
+        "runtime": getattr(model, "runtime", "torch"),
+        "device": device.type,
+    }
     try:
-        return distributed.run_sharded(job, len(files), out_dir, "explain", seed=seed, block_size=block_size,
-                                       settings=settings, max_blocks=max_blocks, progress=progress)
+        return distributed.run_sharded(
+            job,
+            len(files),
+            out_dir,
+            "explain",
+            seed=seed,
+            block_size=block_size,
+            settings=settings,
+            max_blocks=max_blocks,
+            progress=progress,
+        )
     finally:
         distributed.finish()

@@ -26,17 +26,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Check", "PYPROJECT", "requirements", "check_python", "check_versions", "check_assets", "check_map",
-           "check_widgets", "check_browser", "run_checks", "verdict", "main", "WIDGETS_HELP"]
+__all__ = [
+    "Check",
+    "PYPROJECT",
+    "requirements",
+    "check_python",
+    "check_versions",
+    "check_assets",
+    "check_map",
+    "check_widgets",
+    "check_browser",
+    "run_checks",
+    "verdict",
+    "main",
+    "WIDGETS_HELP",
+]
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 DISTRIBUTION = "saliency-tutorial"
 # Where the CPU-only builds of torch live (a laptop needs no 2 GB CUDA libraries).
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-WIDGETS_HELP = ("if the sliders and buttons do not show in a notebook: stop JupyterLab, run `make lab` (it starts "
-                "the JupyterLab of .venv, where the widget extension is installed), reload the page "
-                "(Ctrl+Shift+R), then Kernel > Restart; `jupyter labextension list` must show "
-                "@jupyter-widgets/jupyterlab-manager enabled OK; in VS Code, install the Jupyter extension")
+WIDGETS_HELP = (
+    "if the sliders and buttons do not show in a notebook: stop JupyterLab, run `make lab` (it starts "
+    "the JupyterLab of .venv, where the widget extension is installed), reload the page "
+    "(Ctrl+Shift+R), then Kernel > Restart; `jupyter labextension list` must show "
+    "@jupyter-widgets/jupyterlab-manager enabled OK; in VS Code, install the Jupyter extension"
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +127,12 @@ def check_python(requires_python: str | None, version: str | None = None) -> Che
     version = version or ".".join(str(part) for part in sys.version_info[:3])
     if not requires_python or SpecifierSet(requires_python).contains(version, prereleases=True):
         return Check("python", True, f"{version} ({requires_python or 'any'} needed)")
-    return Check("python", False, f"{version}, but the tutorial needs Python {requires_python}",
-                 f"install Python {requires_python.lstrip('>=~')} or newer and re-create .venv (make clean && make lab)")
+    return Check(
+        "python",
+        False,
+        f"{version}, but the tutorial needs Python {requires_python}",
+        f"install Python {requires_python.lstrip('>=~')} or newer and re-create .venv (make clean && make lab)",
+    )
 
 
 def check_versions(dependencies: list[str] | None = None) -> list[Check]:
@@ -135,12 +154,24 @@ def check_versions(dependencies: list[str] | None = None) -> list[Check]:
         try:
             installed = metadata.version(requirement.name)
         except metadata.PackageNotFoundError:
-            checks.append(Check(requirement.name, False, f"not installed ({wanted} needed)",
-                                f"install {requirement.name}: {_pip(str(requirement))}"))
+            checks.append(
+                Check(
+                    requirement.name,
+                    False,
+                    f"not installed ({wanted} needed)",
+                    f"install {requirement.name}: {_pip(str(requirement))}",
+                )
+            )
             continue
         if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
-            checks.append(Check(requirement.name, False, f"{installed} installed, {wanted} needed",
-                                f"install {requirement.name} {wanted}: {_pip(str(requirement))}"))
+            checks.append(
+                Check(
+                    requirement.name,
+                    False,
+                    f"{installed} installed, {wanted} needed",
+                    f"install {requirement.name} {wanted}: {_pip(str(requirement))}",
+                )
+            )
         else:
             checks.append(Check(requirement.name, True, f"{installed} ({wanted})"))
     return checks
@@ -153,11 +184,17 @@ def check_assets() -> Check:
     try:
         problems = assets.verify()
     except Exception as error:  # noqa: BLE001 - a broken install must end in a verdict, not a traceback
-        return Check("assets", False, f"cannot check data/ ({type(error).__name__}: {error})",
-                     "restore data/ from a fresh checkout of the repository (git checkout data/)")
+        return Check(
+            "assets",
+            False,
+            f"cannot check data/ ({type(error).__name__}: {error})",
+            "restore data/ from a fresh checkout of the repository (git checkout data/)",
+        )
     if problems:
-        fix = ("restore data/ from a fresh checkout (git checkout data/) or rebuild it "
-               "(python -m saliency_lib assets build)")
+        fix = (
+            "restore data/ from a fresh checkout (git checkout data/) or rebuild it "
+            "(python -m saliency_lib assets build)"
+        )
         return Check("assets", False, f"{len(problems)} problem(s): {problems[0]}", fix)
     n_files = len(assets.read_manifest()["files"])
     return Check("assets", True, f"{n_files} shipped files match data/MANIFEST.json")
@@ -183,16 +220,28 @@ def check_map(n_steps: int = 1000, slow_seconds: float = 60.0) -> Check:
         saliency = oise(model, images[:1], None, n_steps=n_steps, seed=0)
         seconds = time.perf_counter() - start
         if tuple(saliency.shape) != (1, 28, 28) or not bool(torch.isfinite(saliency).all()):
-            return Check("map", False, f"OISE returned a broken map (shape {tuple(saliency.shape)})",
-                         "re-install the tutorial (make clean && make lab) and run this check again")
+            return Check(
+                "map",
+                False,
+                f"OISE returned a broken map (shape {tuple(saliency.shape)})",
+                "re-install the tutorial (make clean && make lab) and run this check again",
+            )
     except Exception as error:  # noqa: BLE001 - the message is the report
         first = str(error).splitlines()[0] if str(error) else ""
-        return Check("map", False, f"computing a map failed ({type(error).__name__}: {first})",
-                     "fix the failures above first; if none, re-install (make clean && make lab)")
+        return Check(
+            "map",
+            False,
+            f"computing a map failed ({type(error).__name__}: {first})",
+            "fix the failures above first; if none, re-install (make clean && make lab)",
+        )
     detail = f"OISE, {n_steps} steps on one Fashion-MNIST image: {seconds:.1f} s"
     if seconds > slow_seconds:
-        return Check("map", True, detail + " (slow)",
-                     "this computer is slow: in the workshop, run notebooks with SALIENCY_FAST=1 (fast mode)")
+        return Check(
+            "map",
+            True,
+            detail + " (slow)",
+            "this computer is slow: in the workshop, run notebooks with SALIENCY_FAST=1 (fast mode)",
+        )
     return Check("map", True, detail)
 
 
@@ -205,6 +254,7 @@ def _lab_extension_version() -> str | None:
     """Version of the installed JupyterLab widget extension (@jupyter-widgets/jupyterlab-manager), or None."""
     try:
         from jupyter_core.paths import jupyter_path
+
         directories = jupyter_path("labextensions")
     except Exception:  # noqa: BLE001 - no jupyter_core: no JupyterLab either
         directories = [str(Path(sys.prefix) / "share" / "jupyter" / "labextensions")]
@@ -232,30 +282,54 @@ def check_widgets() -> Check:
     try:
         widgets = metadata.version("ipywidgets")
     except metadata.PackageNotFoundError:
-        return Check("widgets", False, "ipywidgets is not installed",
-                     f'{_python()} -m pip install "ipywidgets>=8.0", {RESTART}')
+        return Check(
+            "widgets", False, "ipywidgets is not installed", f'{_python()} -m pip install "ipywidgets>=8.0", {RESTART}'
+        )
     try:
         lab_widgets = metadata.version("jupyterlab_widgets")
     except metadata.PackageNotFoundError:
-        return Check("widgets", False, f"ipywidgets {widgets} is installed without jupyterlab_widgets (its "
-                     "JupyterLab extension): sliders will not show", reinstall)
+        return Check(
+            "widgets",
+            False,
+            f"ipywidgets {widgets} is installed without jupyterlab_widgets (its "
+            "JupyterLab extension): sliders will not show",
+            reinstall,
+        )
     for text in metadata.requires("ipywidgets") or []:
         requirement = Requirement(text)
-        if requirement.name.replace("-", "_").lower() == "jupyterlab_widgets" and requirement.marker is None \
-                and not requirement.specifier.contains(lab_widgets, prereleases=True):
-            return Check("widgets", False, f"ipywidgets {widgets} needs jupyterlab_widgets "
-                         f"{requirement.specifier}, but {lab_widgets} is installed",
-                         f'{_python()} -m pip install "jupyterlab_widgets{requirement.specifier}", {RESTART}')
+        if (
+            requirement.name.replace("-", "_").lower() == "jupyterlab_widgets"
+            and requirement.marker is None
+            and not requirement.specifier.contains(lab_widgets, prereleases=True)
+        ):
+            return Check(
+                "widgets",
+                False,
+                f"ipywidgets {widgets} needs jupyterlab_widgets "
+                f"{requirement.specifier}, but {lab_widgets} is installed",
+                f'{_python()} -m pip install "jupyterlab_widgets{requirement.specifier}", {RESTART}',
+            )
     extension = _lab_extension_version()
     if extension is None:
-        return Check("widgets", False, f"jupyterlab_widgets {lab_widgets} is installed but its JupyterLab "
-                     "extension is missing: sliders will not show", reinstall)
+        return Check(
+            "widgets",
+            False,
+            f"jupyterlab_widgets {lab_widgets} is installed but its JupyterLab "
+            "extension is missing: sliders will not show",
+            reinstall,
+        )
     expected = LAB_MANAGER_MAJOR.get(widgets.split(".")[0])
     if expected is not None and extension.split(".")[0] != expected:
-        return Check("widgets", False, f"the JupyterLab widget extension is {extension}, but ipywidgets {widgets} "
-                     f"needs {expected}.x (an older extension installed elsewhere?)", reinstall)
-    return Check("widgets", True, f"ipywidgets {widgets}, jupyterlab_widgets {lab_widgets}, JupyterLab extension "
-                 f"{extension}")
+        return Check(
+            "widgets",
+            False,
+            f"the JupyterLab widget extension is {extension}, but ipywidgets {widgets} "
+            f"needs {expected}.x (an older extension installed elsewhere?)",
+            reinstall,
+        )
+    return Check(
+        "widgets", True, f"ipywidgets {widgets}, jupyterlab_widgets {lab_widgets}, JupyterLab extension {extension}"
+    )
 
 
 def check_browser() -> Check:
@@ -265,12 +339,20 @@ def check_browser() -> Check:
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
-        return Check("browser", True, "no browser found from here (fine on a server or in a container)",
-                     "make lab prints a URL (http://127.0.0.1:8888/lab?token=...): open it in a recent "
-                     "Firefox, Chrome, Edge or Safari")
+        return Check(
+            "browser",
+            True,
+            "no browser found from here (fine on a server or in a container)",
+            "make lab prints a URL (http://127.0.0.1:8888/lab?token=...): open it in a recent "
+            "Firefox, Chrome, Edge or Safari",
+        )
     name = getattr(browser, "name", None) or type(browser).__name__
-    return Check("browser", True, f"JupyterLab will open {name}"
-                 + (f" (from $BROWSER={os.environ['BROWSER']})" if os.environ.get("BROWSER") else ""))
+    return Check(
+        "browser",
+        True,
+        f"JupyterLab will open {name}"
+        + (f" (from $BROWSER={os.environ['BROWSER']})" if os.environ.get("BROWSER") else ""),
+    )
 
 
 def run_checks(*, map: bool = True, pyproject: Path | None = None, report=print) -> list[Check]:
@@ -292,8 +374,14 @@ def run_checks(*, map: bool = True, pyproject: Path | None = None, report=print)
     say("versions (pyproject.toml):")
     add(check_python(requires_python))
     if not dependencies:
-        add(Check("versions", False, "no pyproject.toml and saliency-tutorial is not installed",
-                  f"run this from the repository folder, after {_python()} -m pip install -e ."))
+        add(
+            Check(
+                "versions",
+                False,
+                "no pyproject.toml and saliency-tutorial is not installed",
+                f"run this from the repository folder, after {_python()} -m pip install -e .",
+            )
+        )
     for check in check_versions(dependencies):
         add(check)
     say("shipped files:")
@@ -304,8 +392,14 @@ def run_checks(*, map: bool = True, pyproject: Path | None = None, report=print)
         if versions_ok:
             add(check_map())
         else:
-            add(Check("map", False, "skipped: torch or its companions are missing or the wrong version",
-                      "fix the versions above"))
+            add(
+                Check(
+                    "map",
+                    False,
+                    "skipped: torch or its companions are missing or the wrong version",
+                    "fix the versions above",
+                )
+            )
     say("widgets and browser:")
     add(check_widgets())
     add(check_browser())
@@ -327,8 +421,9 @@ def verdict(checks: list[Check]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m saliency_lib.install_check [--quick]``: print every check and the verdict; 0 ready, 1 not."""
-    parser = argparse.ArgumentParser(prog="python -m saliency_lib.install_check",
-                                     description="Is this computer ready for the saliency tutorial?")
+    parser = argparse.ArgumentParser(
+        prog="python -m saliency_lib.install_check", description="Is this computer ready for the saliency tutorial?"
+    )
     parser.add_argument("--quick", action="store_true", help="skip the timed map (versions, files, widgets only)")
     parser.add_argument("--pyproject", type=Path, default=None, help="pyproject.toml to compare with")
     args = parser.parse_args(argv)

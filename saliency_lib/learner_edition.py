@@ -34,8 +34,17 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["SOLUTION_TAG", "EXERCISE_MARK", "NOTEBOOKS", "is_solution_cell", "is_exercise_cell",
-           "first_exercise_index", "learner_notebook", "write_learner_edition", "main"]
+__all__ = [
+    "SOLUTION_TAG",
+    "EXERCISE_MARK",
+    "NOTEBOOKS",
+    "is_solution_cell",
+    "is_exercise_cell",
+    "first_exercise_index",
+    "learner_notebook",
+    "write_learner_edition",
+    "main",
+]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 #: Cell tag that marks a solution cell (removed from the learner edition).
@@ -108,8 +117,10 @@ def learner_notebook(path: str | Path, out_dir: str | Path | None = None):
     try:
         notebook = nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - nbformat raises several kinds for a broken file
-        raise ValueError(f"path: {path} is not a valid notebook ({type(error).__name__}: {error}); "
-                         f"restore it with `git checkout {path}`") from None
+        raise ValueError(
+            f"path: {path} is not a valid notebook ({type(error).__name__}: {error}); "
+            f"restore it with `git checkout {path}`"
+        ) from None
     kept = []
     for cell in notebook.cells:
         if is_solution_cell(cell):
@@ -124,9 +135,11 @@ def learner_notebook(path: str | Path, out_dir: str | Path | None = None):
             cell.source = _relink(_source(cell), path.parent, Path(out_dir))
         kept.append(cell)
     for index, cell in enumerate(kept):
-        if is_exercise_cell(cell) and not any(later.cell_type == "code" for later in kept[index + 1:]):
-            raise ValueError(f"path: {path.name}: the exercise in cell {index} has no check cell after it once "
-                             f"solution cells are removed; tag only the solution cell `{SOLUTION_TAG}`")
+        if is_exercise_cell(cell) and not any(later.cell_type == "code" for later in kept[index + 1 :]):
+            raise ValueError(
+                f"path: {path.name}: the exercise in cell {index} has no check cell after it once "
+                f"solution cells are removed; tag only the solution cell `{SOLUTION_TAG}`"
+            )
     notebook.cells = kept
     notebook.metadata.pop("widgets", None)  # saved widget state is output too
     notebook.metadata["saliency_tutorial"] = {"edition": "learner"}
@@ -134,8 +147,13 @@ def learner_notebook(path: str | Path, out_dir: str | Path | None = None):
     return notebook
 
 
-def write_learner_edition(out_dir: str | Path, notebooks_dir: str | Path | None = None, *,
-                          with_solutions: bool = False, overwrite: bool = False) -> list[Path]:
+def write_learner_edition(
+    out_dir: str | Path,
+    notebooks_dir: str | Path | None = None,
+    *,
+    with_solutions: bool = False,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the learner edition of every ``notebooks/*.ipynb`` into ``out_dir``.
 
     Args:
@@ -157,16 +175,16 @@ def write_learner_edition(out_dir: str | Path, notebooks_dir: str | Path | None 
     source = Path(notebooks_dir or NOTEBOOKS)
     out_dir = Path(out_dir)
     if out_dir.resolve() == source.resolve():
-        raise ValueError(f"out_dir: {out_dir} is the notebooks folder itself; choose another folder, "
-                         f"e.g. learner/")
+        raise ValueError(f"out_dir: {out_dir} is the notebooks folder itself; choose another folder, e.g. learner/")
     paths = sorted(source.glob("*.ipynb"))
     if not paths:
         raise ValueError(f"notebooks_dir: no notebooks (*.ipynb) in {source}")
     targets = [out_dir / path.name for path in paths]
     existing = [target for target in targets if target.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"out_dir: {existing[0]} already exists (a learner's work?); choose an empty "
-                              f"folder or pass --overwrite")
+        raise FileExistsError(
+            f"out_dir: {existing[0]} already exists (a learner's work?); choose an empty folder or pass --overwrite"
+        )
     notebooks = [learner_notebook(path, out_dir) for path in paths]  # every one checked before any is written
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -180,19 +198,28 @@ def write_learner_edition(out_dir: str | Path, notebooks_dir: str | Path | None 
             written.append(target)
     if with_solutions and (source / "solutions").is_dir():
         destination = out_dir / "solutions"
-        shutil.copytree(source / "solutions", destination, dirs_exist_ok=overwrite,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            source / "solutions",
+            destination,
+            dirs_exist_ok=overwrite,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         written.extend(sorted(destination.rglob("*.py")))
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m saliency_lib.learner_edition OUT_DIR [--with-solutions] [--overwrite]``."""
-    parser = argparse.ArgumentParser(prog="python -m saliency_lib.learner_edition",
-                                     description="Write the notebooks without solution cells and outputs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m saliency_lib.learner_edition",
+        description="Write the notebooks without solution cells and outputs.",
+    )
     parser.add_argument("out_dir", type=Path, help="folder to write the learner edition to (e.g. learner/)")
-    parser.add_argument("--with-solutions", action="store_true",
-                        help="also copy notebooks/solutions/ (self-study; a workshop hands them out after)")
+    parser.add_argument(
+        "--with-solutions",
+        action="store_true",
+        help="also copy notebooks/solutions/ (self-study; a workshop hands them out after)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace notebooks already in OUT_DIR")
     args = parser.parse_args(argv)
     try:
@@ -201,9 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     notebooks = [path for path in written if path.suffix == ".ipynb"]
-    print(f"wrote {len(notebooks)} learner notebooks to {args.out_dir}"
-          + (f" and {len(written) - len(notebooks)} solution files" if args.with_solutions else
-             " (solutions not included: hand out notebooks/solutions/ after the workshop)"))
+    print(
+        f"wrote {len(notebooks)} learner notebooks to {args.out_dir}"
+        + (
+            f" and {len(written) - len(notebooks)} solution files"
+            if args.with_solutions
+            else " (solutions not included: hand out notebooks/solutions/ after the workshop)"
+        )
+    )
     return 0
 
 

@@ -60,8 +60,14 @@ def _source_device(generator: torch.Generator | None, device) -> torch.device:
     return torch.device(device) if device is not None else torch.device("cpu")
 
 
-def init_grid(batch: int, grid_size: int = 8, p_init: float = 0.3, *, generator: torch.Generator | None = None,
-              device: torch.device | str | None = None) -> torch.Tensor:
+def init_grid(
+    batch: int,
+    grid_size: int = 8,
+    p_init: float = 0.3,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Random coarse masks: each cell is 1 with probability ``p_init``, else 0 (paper: s = 8, p = 0.3).
 
     Args:
@@ -92,8 +98,13 @@ def cell_size(size: tuple[int, int], grid_size: int) -> tuple[int, int]:
     return math.ceil(int(size[0]) / grid_size), math.ceil(int(size[1]) / grid_size)
 
 
-def random_shifts(batch: int, cell: tuple[int, int], *, generator: torch.Generator | None = None,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def random_shifts(
+    batch: int,
+    cell: tuple[int, int],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Random crop offsets ``(dy, dx)``, uniform in ``[0, cell_h) x [0, cell_w)``. int64 ``(B, 2)``."""
     source = _source_device(generator, device)
     dy = torch.randint(0, cell[0], (batch,), generator=generator, device=source)
@@ -102,8 +113,9 @@ def random_shifts(batch: int, cell: tuple[int, int], *, generator: torch.Generat
     return shifts.to(device) if device is not None else shifts
 
 
-def interpolation_matrix(n_in: int, n_out: int, *, dtype: torch.dtype = torch.float32,
-                         device: torch.device | str | None = None) -> torch.Tensor:
+def interpolation_matrix(
+    n_in: int, n_out: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Weights of 1-D linear resizing from ``n_in`` to ``n_out`` samples: ``(n_out, n_in)``, rows sum to 1.
 
     Half-pixel centres (output ``i`` reads input position ``(i + 0.5) * n_in / n_out - 0.5``) and mirrored edges
@@ -143,8 +155,14 @@ class Upsampler:
     Making one per run and reusing it is our speed-up, not part of the method.
     """
 
-    def __init__(self, grid_size: int, size: tuple[int, int], *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self,
+        grid_size: int,
+        size: tuple[int, int],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ):
         height, width = int(size[0]), int(size[1])
         self.grid_size = grid_size
         self.size = (height, width)
@@ -152,8 +170,8 @@ class Upsampler:
         full_h = interpolation_matrix(grid_size, (grid_size + 1) * self.cell[0], dtype=dtype, device=device)
         full_w = interpolation_matrix(grid_size, (grid_size + 1) * self.cell[1], dtype=dtype, device=device)
         # Every crop window, stacked: rows[dy] = full_h[dy:dy + H] (a few hundred KB at 224 px).
-        self.rows = torch.stack([full_h[dy:dy + height] for dy in range(self.cell[0])])
-        self.cols = torch.stack([full_w[dx:dx + width] for dx in range(self.cell[1])])
+        self.rows = torch.stack([full_h[dy : dy + height] for dy in range(self.cell[0])])
+        self.cols = torch.stack([full_w[dx : dx + width] for dx in range(self.cell[1])])
         self.cols_t = self.cols.transpose(1, 2).contiguous()  # (cell_w, s, W), ready for the right product
 
     def __call__(self, grids: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -171,8 +189,13 @@ def _cached_upsampler(grid_size: int, size: tuple[int, int], dtype: torch.dtype,
     return Upsampler(grid_size, size, dtype=dtype, device=device)
 
 
-def upsample(grids: torch.Tensor, size: tuple[int, int], *, shifts: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def upsample(
+    grids: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    shifts: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """RISE-style upsampling of coarse grids to smooth image-sized masks (the paper's step 2).
 
     Each ``(s, s)`` grid is resized bilinearly to ``((s+1)*cell_h, (s+1)*cell_w)`` with
@@ -248,8 +271,9 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor, reference: float | tor
     if masks.dim() == 3:
         masks = masks.unsqueeze(1)
     if masks.dim() != 4 or masks.shape[1] != 1 or masks.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"masks must have shape (B, H, W) = (*, {images.shape[-2]}, {images.shape[-1]}), "
-                         f"got {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks must have shape (B, H, W) = (*, {images.shape[-2]}, {images.shape[-1]}), got {tuple(masks.shape)}"
+        )
     reference = reference_tensor(reference, images)
     # One fused op, the same one the OISE loop uses, so the pieces and the loop give identical numbers.
     return torch.addcmul(reference, images - reference, masks)
@@ -258,8 +282,8 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor, reference: float | tor
 class CellChanges(NamedTuple):
     """Boolean ``(B, s, s)`` maps of what one update did to each cell."""
 
-    kept: torch.Tensor       # on before and on after
-    dropped: torch.Tensor    # on before, off after
+    kept: torch.Tensor  # on before and on after
+    dropped: torch.Tensor  # on before, off after
     turned_on: torch.Tensor  # off before, on after
     stayed_off: torch.Tensor
 
@@ -285,8 +309,15 @@ def flip_cells(was_on: torch.Tensor, p: torch.Tensor, uniform: torch.Tensor) -> 
     return (uniform < p) == was_on
 
 
-def update_grid(grids: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, *, step_size: float = 0.02,
-                generator: torch.Generator | None = None, uniform: torch.Tensor | None = None) -> torch.Tensor:
+def update_grid(
+    grids: torch.Tensor,
+    p: torch.Tensor,
+    delta_p: torch.Tensor,
+    *,
+    step_size: float = 0.02,
+    generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One "pixel weighting" step of the paper (its step 4), for a batch of grids.
 
     1. Resample (:func:`flip_cells`): every on-cell (value > 0) stays on with probability ``p`` (else 0);

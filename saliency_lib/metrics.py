@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -36,8 +36,15 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_fraction, check_images, check_int, check_maps
-from .core import (broadcast_reference, class_probabilities, default_batch_size, model_device, resolve_reference,
-                   resolve_target, seeded_generator)
+from .core import (
+    broadcast_reference,
+    class_probabilities,
+    default_batch_size,
+    model_device,
+    resolve_reference,
+    resolve_target,
+    seeded_generator,
+)
 
 __all__ = [
     "CurveResult",
@@ -93,9 +100,20 @@ def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mode: str, target=None, *,
-                  pixels_per_step: int | None = None, reference="mean", start="blur", batch_size: int | None = None,
-                  progress: bool = False, output: str = "logits") -> CurveResult:
+def causal_curves(
+    model: nn.Module,
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    mode: str,
+    target=None,
+    *,
+    pixels_per_step: int | None = None,
+    reference="mean",
+    start="blur",
+    batch_size: int | None = None,
+    progress: bool = False,
+    output: str = "logits",
+) -> CurveResult:
     """RISE's deletion (``mode="deletion"``) or insertion (``mode="insertion"``) curves for a batch.
 
     At step k the ``k * pixels_per_step`` most salient pixels are deleted (set to ``reference``) or inserted
@@ -133,16 +151,16 @@ def causal_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, mo
     filler = broadcast_reference(filler, images).expand_as(images)  # (B, C, H, W)
     n_points = math.ceil(n_pixels / pixels_per_step) + 1  # 0 pixels changed, then one step at a time
     changed = torch.clamp(torch.arange(n_points, device=device) * pixels_per_step, max=n_pixels)  # (T,)
-    ranks = pixel_ranks(maps)                                                                           # (B, HW)
+    ranks = pixel_ranks(maps)  # (B, HW)
     curve = torch.empty(batch, n_points, device=device)
     per_call = max(1, batch_size)
     # Work through (image, step) pairs in chunks: each chunk is one batched model call.
     pairs = torch.cartesian_prod(torch.arange(batch, device=device), torch.arange(n_points, device=device))
     bar = tqdm(total=len(pairs), desc=mode, unit="img", disable=not progress, leave=False)
     for chunk_start in range(0, len(pairs), per_call):
-        chunk = pairs[chunk_start:chunk_start + per_call]
+        chunk = pairs[chunk_start : chunk_start + per_call]
         b, t = chunk[:, 0], chunk[:, 1]
-        hit = (ranks[b] < changed[t].view(-1, 1)).view(-1, height, width).float()   # 1 = pixel changed
+        hit = (ranks[b] < changed[t].view(-1, 1)).view(-1, height, width).float()  # 1 = pixel changed
         keep = 1 - hit if mode == "deletion" else hit
         mixed = M.apply_mask(images[b], keep, filler[b])
         probs = class_probabilities(model, mixed, output=output, batch_size=per_call)
@@ -165,11 +183,14 @@ def insertion(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, target
 
 # ---- localization against a box --------------------------------------------------------------------------------
 
+
 def box_masks(boxes: torch.Tensor, size: tuple[int, int], tolerance: int = 0) -> torch.Tensor:
     """Boolean ``(B, H, W)``: inside each ``(x0, y0, x1, y1)`` box (end-exclusive), grown by ``tolerance`` px."""
     if not isinstance(boxes, torch.Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must be a tensor of shape (B, 4) as (x0, y0, x1, y1), got "
-                         f"{tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__}")
+        raise ValueError(
+            f"boxes must be a tensor of shape (B, 4) as (x0, y0, x1, y1), got "
+            f"{tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__}"
+        )
     boxes = boxes.long()
     if (boxes[:, 2] <= boxes[:, 0]).any() or (boxes[:, 3] <= boxes[:, 1]).any():
         raise ValueError("boxes must have x1 > x0 and y1 > y0 (end-exclusive pixel coordinates)")
@@ -251,14 +272,16 @@ def random_maps(batch: int, size: tuple[int, int], seed: int = 0, device="cpu") 
 
 # ---- sanity check (Adebayo et al. 2018) --------------------------------------------------------------------------
 
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of each pair of maps ``(B, H, W)`` (ties by pixel order). ``(B,)`` in [-1, 1].
 
     A flat map has no ranking: its correlation is reported as 0 (ours).
     """
     if a.shape != b.shape or a.dim() < 2:
-        raise ValueError(f"a and b must be batches of maps of the same shape, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ValueError(
+            f"a and b must be batches of maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     ra = pixel_ranks(a.reshape(a.shape[0], -1, 1)).float()
     rb = pixel_ranks(b.reshape(b.shape[0], -1, 1)).float()
     ra, rb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
@@ -286,13 +309,23 @@ class SanityResult:
 
 
 def _learnable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight is not None]
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight is not None
+    ]
 
 
-def sanity_check(explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor], model: nn.Module,
-                 images: torch.Tensor, target=None, *, seed: int = 0, max_layers: int | None = None,
-                 progress: bool = False) -> SanityResult:
+def sanity_check(
+    explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    seed: int = 0,
+    max_layers: int | None = None,
+    progress: bool = False,
+) -> SanityResult:
     """Adebayo et al. (2018) cascading model-parameter randomisation.
 
     The weights of the model's conv and linear layers are re-drawn (Kaiming-normal, seeded; biases to 0) one
@@ -318,12 +351,12 @@ def sanity_check(explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
     randomised = copy.deepcopy(model)
     layers = list(reversed(_learnable_layers(randomised)))
     if max_layers is not None:
-        layers = layers[:check_int("max_layers", max_layers, 1)]
+        layers = layers[: check_int("max_layers", max_layers, 1)]
     if not layers:
         raise ValueError("model has no Conv2d or Linear layer to randomise")
     generator = seeded_generator(seed)
     stages, corr, corr_abs = [original], [], []
-    for name, module in tqdm(layers, desc="randomising", disable=not progress, leave=False):
+    for _name, module in tqdm(layers, desc="randomising", disable=not progress, leave=False):
         weight = module.weight
         fan_in = weight[0].numel()
         new = torch.randn(weight.shape, generator=generator) * math.sqrt(2.0 / fan_in)

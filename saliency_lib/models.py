@@ -25,9 +25,9 @@ and the two we train share one training loop, :func:`train_classifier`.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -112,8 +112,9 @@ class Classifier(nn.Module):
         gradcam_layer: the last convolutional block, for Grad-CAM.
     """
 
-    def __init__(self, name: str, net: nn.Module, spec: InputSpec, class_names: tuple[str, ...],
-                 gradcam_layer: nn.Module):
+    def __init__(
+        self, name: str, net: nn.Module, spec: InputSpec, class_names: tuple[str, ...], gradcam_layer: nn.Module
+    ):
         super().__init__()
         self.name = name
         self.net = net
@@ -148,13 +149,19 @@ class FashionCNN(nn.Module):
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
         self.features = nn.Sequential(
-            *block(1, 32), nn.MaxPool2d(2),
-            *block(32, 64), nn.MaxPool2d(2),
+            *block(1, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            nn.MaxPool2d(2),
             *block(64, 128),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 7 * 7, 128), nn.ReLU(inplace=True),
-            nn.Dropout(0.3), nn.Linear(128, n_classes),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(128 * 7 * 7, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.3),
+            nn.Linear(128, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,8 +185,12 @@ class ClutterCNN(nn.Module):
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            *block(16, 32), nn.MaxPool2d(2),
+            nn.Conv2d(1, 16, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            *block(16, 32),
+            nn.MaxPool2d(2),
             *block(32, 64),
         )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_classes))
@@ -213,8 +224,8 @@ class PlantedEvidence(nn.Module):
         self.gain = gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        response = self.relu(self.detector(x))                      # (B, 1, H-7, W-7)
-        score = F.adaptive_max_pool2d(response, 1).flatten(1)        # (B, 1)
+        response = self.relu(self.detector(x))  # (B, 1, H-7, W-7)
+        score = F.adaptive_max_pool2d(response, 1).flatten(1)  # (B, 1)
         return torch.cat([torch.zeros_like(score), self.gain * (score - 0.5)], dim=1)
 
 
@@ -340,17 +351,28 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     device = model_device(model, torch.device("cpu"))
     correct = 0
     for start in range(0, len(images), batch_size):
-        logits = model(images[start:start + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == labels[start:start + batch_size]).sum().item()
+        logits = model(images[start : start + batch_size].to(device))
+        correct += (logits.argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
     return correct / len(images)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Training: one loop for every classifier we train (run by `python -m saliency_lib assets build`).
 
-def train_classifier(make_net: Callable[[], nn.Module], epoch_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-                     *, epochs: int, examples_per_epoch: int, max_lr: float, seed: int = 0, batch_size: int = 128,
-                     max_shift: int = 0, name: str = "classifier", progress: bool = True) -> nn.Module:
+
+def train_classifier(
+    make_net: Callable[[], nn.Module],
+    epoch_data: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    epochs: int,
+    examples_per_epoch: int,
+    max_lr: float,
+    seed: int = 0,
+    batch_size: int = 128,
+    max_shift: int = 0,
+    name: str = "classifier",
+    progress: bool = True,
+) -> nn.Module:
     """Train a classifier with Adam and a one-cycle learning rate; returns it in eval mode.
 
     Args:
@@ -375,7 +397,7 @@ def train_classifier(make_net: Callable[[], nn.Module], epoch_data: Callable[[in
         images, labels = epoch_data(epoch)
         order = torch.randperm(examples_per_epoch, generator=generator)
         for start in range(0, examples_per_epoch - batch_size + 1, batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             batch = images[index]
             if max_shift:
                 shift = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator).tolist()
@@ -391,14 +413,29 @@ def train_classifier(make_net: Callable[[], nn.Module], epoch_data: Callable[[in
     return net.eval()
 
 
-def train_fashion_cnn(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8, seed: int = 0,
-                      batch_size: int = 128, progress: bool = True) -> FashionCNN:
+def train_fashion_cnn(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 8,
+    seed: int = 0,
+    batch_size: int = 128,
+    progress: bool = True,
+) -> FashionCNN:
     """Train :class:`FashionCNN` on ``images`` ``(N, 1, 28, 28)`` in [0, 1] (Adam, one-cycle LR, random shifts)."""
     normalised = (images - FASHION_MEAN[0]) / FASHION_STD[0]
     # Random shifts of up to 2 px: cheap augmentation that helps generalise past 91%.
-    return train_classifier(FashionCNN, lambda epoch: (normalised, labels), epochs=epochs,
-                            examples_per_epoch=len(images), max_lr=3e-3, seed=seed, batch_size=batch_size,
-                            max_shift=2, name="fashion-cnn", progress=progress)
+    return train_classifier(
+        FashionCNN,
+        lambda epoch: (normalised, labels),
+        epochs=epochs,
+        examples_per_epoch=len(images),
+        max_lr=3e-3,
+        seed=seed,
+        batch_size=batch_size,
+        max_shift=2,
+        name="fashion-cnn",
+        progress=progress,
+    )
 
 
 def _build_fashion_cnn(path: Path, seed: int, progress: bool) -> dict:
@@ -410,12 +447,20 @@ def _build_fashion_cnn(path: Path, seed: int, progress: bool) -> dict:
     if test_accuracy < 0.91:
         raise RuntimeError(f"fashion-cnn reached only {test_accuracy:.2%} on the test set (< 91%); not shipped")
     torch.save(net.state_dict(), path)
-    return {"test_accuracy": round(test_accuracy, 4), "test_images": int(len(test_y)),
-            "train_images": int(len(train_y)), "epochs": 8}
+    return {
+        "test_accuracy": round(test_accuracy, 4),
+        "test_images": int(len(test_y)),
+        "train_images": int(len(train_y)),
+        "epochs": 8,
+    }
 
 
-register(Asset(
-    "fashion_cnn.pt", _build_fashion_cnn, licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-    origin="saliency_lib.models.FashionCNN trained on the full Fashion-MNIST training set (60,000 images)",
-    needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
-))
+register(
+    Asset(
+        "fashion_cnn.pt",
+        _build_fashion_cnn,
+        licence="MIT (ours; trained on Fashion-MNIST, MIT)",
+        origin="saliency_lib.models.FashionCNN trained on the full Fashion-MNIST training set (60,000 images)",
+        needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
+    )
+)

@@ -27,8 +27,8 @@ against bare model calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -36,8 +36,17 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_callable, check_fraction, check_images, check_int
-from .core import (broadcast_reference, call_model, class_probabilities, default_batch_size, model_device,
-                   resolve_reference, resolve_target, seeded_generator, to_probabilities)
+from .core import (
+    broadcast_reference,
+    call_model,
+    class_probabilities,
+    default_batch_size,
+    model_device,
+    resolve_reference,
+    resolve_target,
+    seeded_generator,
+    to_probabilities,
+)
 
 __all__ = ["oise", "OISE", "OISEStep", "Recorder"]
 
@@ -45,7 +54,7 @@ __all__ = ["oise", "OISE", "OISEStep", "Recorder"]
 # a run with n_steps=N is the first N steps of a longer run with the same seed.
 _RANDOM_CHUNK = 64
 # Upper bound on the pre-selected upsampling weights kept per chunk (bytes); above it they are picked per step.
-_WEIGHTS_BUDGET = 16 * 2 ** 20
+_WEIGHTS_BUDGET = 16 * 2**20
 
 
 @dataclass
@@ -132,9 +141,14 @@ class Recorder:
         """The history as tensors with a leading step axis: ``{"steps": (T,), "grids": (T, B, K, s, s), ...}``."""
         if not self.steps:
             raise ValueError("the recorder is empty (the run recorded no step)")
-        return {"steps": torch.tensor(self.steps), "grids": torch.stack(self.grids),
-                "masks": torch.stack(self.masks), "p": torch.stack(self.p),
-                "delta_p": torch.stack(self.delta_p), "saliency": torch.stack(self.saliency)}
+        return {
+            "steps": torch.tensor(self.steps),
+            "grids": torch.stack(self.grids),
+            "masks": torch.stack(self.masks),
+            "p": torch.stack(self.p),
+            "delta_p": torch.stack(self.delta_p),
+            "saliency": torch.stack(self.saliency),
+        }
 
 
 def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width) -> None:
@@ -143,18 +157,31 @@ def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, h
     check_int("n_steps", n_steps, 1)
     check_int("n_chains", n_chains, 1)
     if n_chains > n_steps:
-        raise ValueError(f"n_chains must be <= n_steps ({n_steps}): each chain needs at least one step, "
-                         f"got {n_chains}")
+        raise ValueError(f"n_chains must be <= n_steps ({n_steps}): each chain needs at least one step, got {n_chains}")
     check_fraction("step_size", step_size)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
 
 
-def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int = 8, p_init: float = 0.3,
-         n_steps: int = 5000, step_size: float = 0.02, n_chains: int = 1, reference="mean",
-         weight_by_score: bool = False, batch_size: int | None = None, seed: int | None = None,
-         progress: bool = False, callback: Callable[[OISEStep], None] | None = None,
-         output: str = "logits", record_every: int | list[int] | tuple[int, ...] | None = None) -> torch.Tensor:
+def oise(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    grid_size: int = 8,
+    p_init: float = 0.3,
+    n_steps: int = 5000,
+    step_size: float = 0.02,
+    n_chains: int = 1,
+    reference="mean",
+    weight_by_score: bool = False,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    progress: bool = False,
+    callback: Callable[[OISEStep], None] | None = None,
+    output: str = "logits",
+    record_every: int | list[int] | tuple[int, ...] | None = None,
+) -> torch.Tensor:
     """Saliency maps by the authors' mask random walk (OISE). Black-box: only calls ``model``.
 
     Args:
@@ -226,15 +253,16 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
     with torch.inference_mode():
         repeated = images.repeat_interleave(chains, dim=0) if chains > 1 else images
         ref = broadcast_reference(ref, images, repeats=chains)
-        difference = repeated - ref                      # masked = ref + (x - ref) * mask, one fused op per step
+        difference = repeated - ref  # masked = ref + (x - ref) * mask, one fused op per step
         one = torch.ones((), device=device)
         grid = M.init_grid(rows_total, grid_size, p_init, generator=generator)
         first_shift = M.random_shifts(rows_total, (cell_h, cell_w), generator=generator)
         mask = upsampler(grid, first_shift)
         # The first step's model call is the checked one (shape (B*K, n_classes), finite values, a channel
         # count the model accepts); the loop then trusts the model and never synchronises with the device.
-        first_probs = class_probabilities(model, torch.addcmul(ref, difference, mask.unsqueeze(1)), output=output,
-                                          batch_size=batch_size)
+        first_probs = class_probabilities(
+            model, torch.addcmul(ref, difference, mask.unsqueeze(1)), output=output, batch_size=batch_size
+        )
         if target is not None:
             targets = resolve_target(target, first_probs.view(batch, chains, -1)[:, 0])
         row_targets = targets.repeat_interleave(chains).view(-1, 1)
@@ -250,8 +278,9 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
         try:
             for start in range(0, steps, _RANDOM_CHUNK):
                 # Always draw a full chunk (in a fixed order) so shorter runs are prefixes of longer ones.
-                uniforms = torch.rand(_RANDOM_CHUNK, rows_total, grid_size, grid_size, generator=generator,
-                                      device=device)
+                uniforms = torch.rand(
+                    _RANDOM_CHUNK, rows_total, grid_size, grid_size, generator=generator, device=device
+                )
                 dys = torch.randint(0, cell_h, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
                 dxs = torch.randint(0, cell_w, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
                 uniform_steps = uniforms.unbind(0)  # views, so the loop does not index per step
@@ -273,22 +302,29 @@ def oise(model: nn.Module, images: torch.Tensor, target=None, *, grid_size: int 
                     if preselect:
                         new_mask = M.Upsampler.apply(new_grid, chunk_rows[offset], chunk_cols[offset])
                     else:
-                        new_mask = M.Upsampler.apply(new_grid, upsampler.rows[dys[offset]],
-                                                     upsampler.cols_t[dxs[offset]])
+                        new_mask = M.Upsampler.apply(
+                            new_grid, upsampler.rows[dys[offset]], upsampler.cols_t[dxs[offset]]
+                        )
                     if weight_by_score:  # ours: each evaluated mask weighted by its own score, as RISE
                         contribution = mask * p
-                    else:                # the authors: the new mask, unweighted
+                    else:  # the authors: the new mask, unweighted
                         contribution = new_mask
                     if chains > 1:
                         contribution = contribution.view(batch, chains, height, width).sum(dim=1)
                     total.add_(contribution)
                     done = start + offset + 1
                     if callbacks:
-                        state = OISEStep(done, steps, new_grid.view(batch, chains, grid_size, grid_size),
-                                         grid.view(batch, chains, grid_size, grid_size),
-                                         mask.view(batch, chains, height, width), p.view(batch, chains),
-                                         delta_p.view(batch, chains), total,
-                                         new_mask.view(batch, chains, height, width))
+                        state = OISEStep(
+                            done,
+                            steps,
+                            new_grid.view(batch, chains, grid_size, grid_size),
+                            grid.view(batch, chains, grid_size, grid_size),
+                            mask.view(batch, chains, height, width),
+                            p.view(batch, chains),
+                            delta_p.view(batch, chains),
+                            total,
+                            new_mask.view(batch, chains, height, width),
+                        )
                         for function in callbacks:
                             function(state)
                     grid, was_on, mask, p_previous = new_grid, on, new_mask, p

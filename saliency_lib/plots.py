@@ -18,12 +18,29 @@ from matplotlib.patches import Patch, Rectangle
 
 __all__ = [
     # images, maps and overlays
-    "as_array", "show_image", "show_map", "show_grid", "draw_cell_lines", "overlay", "show_cell_changes",
-    "cell_fates", "plot_update_rule", "compare_maps", "CHANGE_COLOURS", "cell_value_text",
+    "as_array",
+    "show_image",
+    "show_map",
+    "show_grid",
+    "draw_cell_lines",
+    "overlay",
+    "show_cell_changes",
+    "cell_fates",
+    "plot_update_rule",
+    "compare_maps",
+    "CHANGE_COLOURS",
+    "cell_value_text",
     # evaluation (notebook 04)
-    "plot_curves", "draw_box", "plot_method_grid", "plot_benchmark_bars", "scaled_map",
+    "plot_curves",
+    "draw_box",
+    "plot_method_grid",
+    "plot_benchmark_bars",
+    "scaled_map",
     # reconstruction (notebook 05)
-    "plot_inpainting_setup", "plot_variations", "plot_search_loss", "plot_agreement_curves",
+    "plot_inpainting_setup",
+    "plot_variations",
+    "plot_search_loss",
+    "plot_agreement_curves",
 ]
 
 # ---- images, maps and overlays (notebooks 01-03, widgets) --------------------------------------------------------
@@ -97,8 +114,18 @@ def show_image(ax, image, title: str | None = None, *, axis_labels: bool = True)
     return drawn
 
 
-def show_map(ax, values, title: str | None = None, *, cbar: bool = True, cmap: str = "viridis",
-             vmin: float | None = 0.0, vmax: float | None = 1.0, label: str = "saliency", axis_labels: bool = True):
+def show_map(
+    ax,
+    values,
+    title: str | None = None,
+    *,
+    cbar: bool = True,
+    cmap: str = "viridis",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    label: str = "saliency",
+    axis_labels: bool = True,
+):
     """Draw a map ``(H, W)`` with a colour bar named ``label``. ``vmin``/``vmax`` ``None``: the map's range."""
     drawn = ax.imshow(as_array(values), cmap=cmap, vmin=vmin, vmax=vmax)
     if cbar:
@@ -122,8 +149,18 @@ def draw_cell_lines(ax, size: int, colour: str = "tab:orange", linewidth: float 
     ax.set_yticks(ticks)
 
 
-def show_grid(ax, grid, title: str | None = "coarse grid", *, cbar: bool = True, cmap: str = "Greys_r",
-              vmin: float = 0.0, vmax: float = 1.0, label: str = "cell value", annotate: bool = False):
+def show_grid(
+    ax,
+    grid,
+    title: str | None = "coarse grid",
+    *,
+    cbar: bool = True,
+    cmap: str = "Greys_r",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    label: str = "cell value",
+    annotate: bool = False,
+):
     """Draw a coarse grid ``(s, s)`` cell by cell, with cell borders and a colour bar.
 
     ``annotate=True`` writes each cell's value in it (useful for small grids, e.g. to see a 0.98 rescaled cell).
@@ -136,8 +173,15 @@ def show_grid(ax, grid, title: str | None = "coarse grid", *, cbar: bool = True,
     ax.set_ylabel("cell row")
     if annotate:
         for (row, col), value in np.ndenumerate(array):
-            ax.text(col, row, f"{value:.2f}".rstrip("0").rstrip("."), ha="center", va="center", fontsize=7,
-                    color="black" if value > (vmin + vmax) / 2 else "white")
+            ax.text(
+                col,
+                row,
+                f"{value:.2f}".rstrip("0").rstrip("."),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if value > (vmin + vmax) / 2 else "white",
+            )
     if cbar:
         _colourbar(ax, drawn, label)
     if title:
@@ -145,9 +189,20 @@ def show_grid(ax, grid, title: str | None = "coarse grid", *, cbar: bool = True,
     return drawn
 
 
-def overlay(ax, image, values, alpha: float = 0.5, title: str | None = None, *, cbar: bool = True,
-            cmap: str = "jet", vmin: float | None = 0.0, vmax: float | None = 1.0, label: str = "saliency",
-            axis_labels: bool = True):
+def overlay(
+    ax,
+    image,
+    values,
+    alpha: float = 0.5,
+    title: str | None = None,
+    *,
+    cbar: bool = True,
+    cmap: str = "jet",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    label: str = "saliency",
+    axis_labels: bool = True,
+):
     """Draw ``values`` ``(H, W)`` over ``image`` with transparency ``alpha`` (< 1 keeps the image visible).
 
     Returns the map's ``AxesImage`` (its colour bar is drawn when ``cbar``).
@@ -181,8 +236,10 @@ def show_cell_changes(ax, old_grid, new_grid, title: str | None = "what the upda
     ax.set_xlabel("cell column")
     ax.set_ylabel("cell row")
     if legend:
-        handles = [Patch(color=colour, label=f"{name} ({int((fate == k).sum())})")
-                   for k, (name, colour) in enumerate(CHANGE_COLOURS.items())]
+        handles = [
+            Patch(color=colour, label=f"{name} ({int((fate == k).sum())})")
+            for k, (name, colour) in enumerate(CHANGE_COLOURS.items())
+        ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
@@ -210,8 +267,9 @@ def plot_update_rule(ax, p: float | None = None, title: str | None = "the update
     return markers
 
 
-def compare_maps(image, maps: dict, *, alpha: float = 0.5, cmap: str = "jet", size: float = 2.6,
-                 title: str | None = None):
+def compare_maps(
+    image, maps: dict, *, alpha: float = 0.5, cmap: str = "jet", size: float = 2.6, title: str | None = None
+):
     """One row: the image, then each map of ``maps`` (name -> ``(H, W)``) over it, each with its own colour bar.
 
     Each map is drawn on its own range, from its minimum to its maximum (its colour bar shows the values), so a
@@ -219,23 +277,30 @@ def compare_maps(image, maps: dict, *, alpha: float = 0.5, cmap: str = "jet", si
     instead of one flat colour. Colours therefore compare *where* each map is high, not *how high* across maps;
     the figure's caption says so. Returns the ``Figure`` (made with pyplot, for notebooks).
     """
-    figure, axes = plt.subplots(1, len(maps) + 1, figsize=(size * (len(maps) + 1) + 0.6 * len(maps), size),
-                                squeeze=False, constrained_layout=True)
+    figure, axes = plt.subplots(
+        1,
+        len(maps) + 1,
+        figsize=(size * (len(maps) + 1) + 0.6 * len(maps), size),
+        squeeze=False,
+        constrained_layout=True,
+    )
     show_image(axes[0, 0], image, "image")
     for ax, (name, values) in zip(axes[0, 1:], maps.items()):
         array = as_array(values)
         low, high = float(array.min()), float(array.max())
         if high <= low:
             low, high = low - 0.5, high + 0.5  # a flat map: one colour, no division by zero
-        overlay(ax, image, array, alpha=alpha, title=name, cmap=cmap, vmin=low, vmax=high,
-                label="saliency (own range)")
-    figure.suptitle((f"{title}\n" if title else "") + "each map coloured from its own minimum to its own maximum",
-                    fontsize=10)
+        overlay(ax, image, array, alpha=alpha, title=name, cmap=cmap, vmin=low, vmax=high, label="saliency (own range)")
+    figure.suptitle(
+        (f"{title}\n" if title else "") + "each map coloured from its own minimum to its own maximum", fontsize=10
+    )
     return figure
+
 
 # ---- evaluation curves (notebook 04) -----------------------------------------------------------------------------
 # Deletion/insertion curves, the paper-style method grid (rows = images, columns = methods, scores in titles), and
 # benchmark bars with confidence intervals. All draw from tensors/dicts the library returns (metrics, benchmark).
+
 
 def scaled_map(values) -> np.ndarray:
     """A map min-max scaled to [0, 1] (flat maps become 0), so methods with different units share a colour bar."""
@@ -244,8 +309,9 @@ def scaled_map(values) -> np.ndarray:
     return ((array - array.min()) / span if span > 0 else np.zeros_like(array)).astype(np.float32)
 
 
-def plot_curves(ax, fraction, curves: dict, mode: str = "deletion", *, upto: int | None = None,
-                title: str | None = None):
+def plot_curves(
+    ax, fraction, curves: dict, mode: str = "deletion", *, upto: int | None = None, title: str | None = None
+):
     """Target probability against the share of pixels deleted (or inserted), one line per method.
 
     Args:
@@ -274,12 +340,21 @@ def plot_curves(ax, fraction, curves: dict, mode: str = "deletion", *, upto: int
 def draw_box(ax, box, colour: str = "lime", linewidth: float = 1.5) -> None:
     """Draw an ``(x0, y0, x1, y1)`` end-exclusive pixel box on an image axes."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
-                            linewidth=linewidth))
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=linewidth))
 
 
-def plot_method_grid(images, maps: dict, *, scores: dict | None = None, boxes=None, row_names=None,
-                     size: float = 2.0, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
+def plot_method_grid(
+    images,
+    maps: dict,
+    *,
+    scores: dict | None = None,
+    boxes=None,
+    row_names=None,
+    size: float = 2.0,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    title: str | None = None,
+):
     """The paper-style figure: one row per image, one column per method, each map over its image.
 
     Args:
@@ -294,8 +369,13 @@ def plot_method_grid(images, maps: dict, *, scores: dict | None = None, boxes=No
     """
     names = list(maps)
     batch = len(images)
-    figure, axes = plt.subplots(batch, len(names) + 1, figsize=(size * (len(names) + 1) + 0.8, size * batch + 0.3),
-                                squeeze=False, constrained_layout=True)
+    figure, axes = plt.subplots(
+        batch,
+        len(names) + 1,
+        figsize=(size * (len(names) + 1) + 0.8, size * batch + 0.3),
+        squeeze=False,
+        constrained_layout=True,
+    )
     drawn = None
     for row in range(batch):
         show_image(axes[row, 0], images[row], row_names[row] if row_names is not None else None, axis_labels=False)
@@ -309,8 +389,9 @@ def plot_method_grid(images, maps: dict, *, scores: dict | None = None, boxes=No
                 draw_box(ax, boxes[row])
             label = name if scores is None else f"{name}\n{scores[name][row]}"
             ax.set_title(label, fontsize=8)
-    figure.colorbar(drawn, ax=axes[:, 1:].ravel().tolist(), fraction=0.02, pad=0.01,
-                    label="saliency (min-max scaled per map)")
+    figure.colorbar(
+        drawn, ax=axes[:, 1:].ravel().tolist(), fraction=0.02, pad=0.01, label="saliency (min-max scaled per map)"
+    )
     if title:
         figure.suptitle(title)
     return figure
@@ -324,8 +405,9 @@ def plot_benchmark_bars(ax, payload: dict, dataset: str, metric: str, *, title: 
     means = np.array([r["metrics"][metric]["mean"] for r in rows])
     low = np.array([r["metrics"][metric]["ci95"][0] for r in rows])
     high = np.array([r["metrics"][metric]["ci95"][1] for r in rows])
-    colours = ["tab:red" if r["method"] == "oise" else "tab:grey" if r["method"] == "random" else "tab:blue"
-               for r in rows]
+    colours = [
+        "tab:red" if r["method"] == "oise" else "tab:grey" if r["method"] == "random" else "tab:blue" for r in rows
+    ]
     positions = np.arange(len(rows))
     ax.bar(positions, means, color=colours, yerr=np.vstack([means - low, high - means]), capsize=3)
     ax.set_xticks(positions)
@@ -369,8 +451,17 @@ def plot_inpainting_setup(image, region, weights, *, size: float = 2.6):
     return figure
 
 
-def plot_variations(image, reconstructions, predicted, class_names, original_class: int, *,
-                    n_cols: int = 8, size: float = 1.35, hole=None):
+def plot_variations(
+    image,
+    reconstructions,
+    predicted,
+    class_names,
+    original_class: int,
+    *,
+    n_cols: int = 8,
+    size: float = 1.35,
+    hole=None,
+):
     """A grid: the original then each variation, titled with the classifier's class (green = kept, red = changed).
 
     Args:
@@ -384,8 +475,9 @@ def plot_variations(image, reconstructions, predicted, class_names, original_cla
     n_rows = math.ceil(count / n_cols)
     # Two-line titles (number, class) need about 0.45 inch above each row; constrained layout keeps them off the
     # row above and the suptitle off the first row.
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * (size + 0.45) + 0.3), squeeze=False,
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        n_rows, n_cols, figsize=(n_cols * size, n_rows * (size + 0.45) + 0.3), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     show_image(axes[0, 0], image, axis_labels=False)
@@ -395,11 +487,15 @@ def plot_variations(image, reconstructions, predicted, class_names, original_cla
     for index, (variation, cls) in enumerate(zip(reconstructions, predicted), start=1):
         ax = axes.flat[index]
         show_image(ax, variation, axis_labels=False)
-        ax.set_title(f"#{index}\n{class_names[cls]}", fontsize=8,
-                     color="#2ca02c" if cls == original_class else "#d62728")
+        ax.set_title(
+            f"#{index}\n{class_names[cls]}", fontsize=8, color="#2ca02c" if cls == original_class else "#d62728"
+        )
     kept = sum(cls == original_class for cls in predicted)
-    figure.suptitle(f"{kept}/{len(predicted)} variations keep the class '{class_names[original_class]}' "
-                    "(green: kept, red: changed)", fontsize=9)
+    figure.suptitle(
+        f"{kept}/{len(predicted)} variations keep the class '{class_names[original_class]}' "
+        "(green: kept, red: changed)",
+        fontsize=9,
+    )
     return figure
 
 
@@ -429,15 +525,23 @@ def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
         rows = [result["conditions"][name][str(f)] for f in fractions]
         means = [100 * row["agreement"]["mean"] for row in rows]
         # ci95 is [low, high] (reports.summarise): asymmetric error bars, one row below and one above the mean.
-        errors = [[m - 100 * row["agreement"]["ci95"][0] for m, row in zip(means, rows)],
-                  [100 * row["agreement"]["ci95"][1] - m for m, row in zip(means, rows)]]
+        errors = [
+            [m - 100 * row["agreement"]["ci95"][0] for m, row in zip(means, rows)],
+            [100 * row["agreement"]["ci95"][1] - m for m, row in zip(means, rows)],
+        ]
         left.errorbar(xs, means, yerr=errors, label=label, color=colour, linestyle=style, marker=marker, capsize=3)
         if "loss" in rows[0]:
             right.plot(xs, [row["loss"] for row in rows], label=label, color=colour, linestyle=style, marker=marker)
     paper = result.get("paper_lynx_theirs")
     if paper:
-        left.plot(xs, [100 * paper[str(f)] for f in fractions], "k*", markersize=10, linestyle="none",
-                  label="paper, theirs (one lynx image)")
+        left.plot(
+            xs,
+            [100 * paper[str(f)] for f in fractions],
+            "k*",
+            markersize=10,
+            linestyle="none",
+            label="paper, theirs (one lynx image)",
+        )
     left.set_xlabel("share of the salient region regenerated (%)")
     left.set_ylabel("agreement with the original class (%)")
     left.set_title(f"agreement, ours: {result['images']} Fashion-MNIST images")

@@ -18,8 +18,8 @@ which only rescales lambda), and the region rule of :func:`salient_region`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -123,8 +123,9 @@ def context_weights(region: torch.Tensor, kernel_size: int = CONTEXT_KERNEL) -> 
     check_int("kernel_size", kernel_size, 1)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (a window centred on the pixel), got {kernel_size}")
-    near = F.avg_pool2d(region.unsqueeze(1), kernel_size, stride=1, padding=kernel_size // 2,
-                        count_include_pad=True)[:, 0]
+    near = F.avg_pool2d(region.unsqueeze(1), kernel_size, stride=1, padding=kernel_size // 2, count_include_pad=True)[
+        :, 0
+    ]
     return (1 - region) * near
 
 
@@ -162,8 +163,14 @@ class InpaintResult:
         return self.generated * self.region[:, None, None].to(self.generated.dtype)
 
 
-def _losses(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, target: torch.Tensor,
-            weights: torch.Tensor, realism_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _losses(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    realism_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-code losses. z ``(N, d)``, target ``(N, C, H, W)``, weights ``(N, 1, H, W)`` -> three ``(N,)``."""
     fake = generator(z)
     context = (weights * (fake - target).abs()).flatten(1).sum(1)
@@ -172,8 +179,15 @@ def _losses(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, tar
 
 
 @torch.no_grad()
-def _warm_start(generator: nn.Module, images: torch.Tensor, weights: torch.Tensor, n_codes: int, n_candidates: int,
-                latent_dim: int, rng: torch.Generator) -> torch.Tensor:
+def _warm_start(
+    generator: nn.Module,
+    images: torch.Tensor,
+    weights: torch.Tensor,
+    n_codes: int,
+    n_candidates: int,
+    latent_dim: int,
+    rng: torch.Generator,
+) -> torch.Tensor:
     """``(B, n_codes, d)``: per image, the candidate codes whose images best match the context (weighted L1)."""
     check_int("n_candidates", n_candidates, n_codes)
     device = images.device
@@ -183,17 +197,30 @@ def _warm_start(generator: nn.Module, images: torch.Tensor, weights: torch.Tenso
     flat_weights = weights.expand_as(images).flatten(1)
     best = []
     for start in range(0, len(images), 8):  # 8 images x N candidates x pixels at a time bounds the memory
-        diff = (bank[None] - flat_images[start:start + 8, None]).abs()
-        losses = (diff * flat_weights[start:start + 8, None]).sum(-1)  # (b, N)
+        diff = (bank[None] - flat_images[start : start + 8, None]).abs()
+        losses = (diff * flat_weights[start : start + 8, None]).sum(-1)  # (b, N)
         best.append(losses.topk(n_codes, dim=1, largest=False).indices)
     return candidates[torch.cat(best)]
 
 
-def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor, region: torch.Tensor, *,
-            n_codes: int = 32, n_iterations: int = 300, lr: float = 0.01, momentum: float = 0.9,
-            realism_weight: float = 0.005, kernel_size: int = CONTEXT_KERNEL, n_candidates: int | None = None,
-            batch_size: int | None = None, seed: int | None = None, progress: bool = False,
-            callback: Callable[[int, int, torch.Tensor], None] | None = None) -> InpaintResult:
+def inpaint(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    images: torch.Tensor,
+    region: torch.Tensor,
+    *,
+    n_codes: int = 32,
+    n_iterations: int = 300,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    realism_weight: float = 0.005,
+    kernel_size: int = CONTEXT_KERNEL,
+    n_candidates: int | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    progress: bool = False,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> InpaintResult:
     """Regenerate ``region`` of each image by searching the generator's latent space (Yeh et al.).
 
     For each image, ``n_codes`` codes ``z ~ U[-1, 1]^d`` are optimised in parallel (all images and codes in
@@ -234,11 +261,14 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
     region = check_maps(region, images, name="region").bool().to(images.device)
     sizes = region.flatten(1).sum(1)
     if (sizes == 0).any():
-        raise ValueError(f"region is empty for image(s) {torch.nonzero(sizes == 0).flatten().tolist()}: "
-                         "nothing to regenerate")
+        raise ValueError(
+            f"region is empty for image(s) {torch.nonzero(sizes == 0).flatten().tolist()}: nothing to regenerate"
+        )
     if (sizes == height * width).any():
-        raise ValueError(f"region covers the whole image for image(s) "
-                         f"{torch.nonzero(sizes == height * width).flatten().tolist()}: no context to match")
+        raise ValueError(
+            f"region covers the whole image for image(s) "
+            f"{torch.nonzero(sizes == height * width).flatten().tolist()}: no context to match"
+        )
     check_int("n_codes", n_codes, 1)
     check_int("n_iterations", n_iterations, 0)
     for name, value in (("lr", lr), ("momentum", momentum), ("realism_weight", realism_weight)):
@@ -254,11 +284,14 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
         try:
             probe = generator(torch.zeros(1, latent_dim, device=device))
         except RuntimeError as error:  # e.g. the generator on the GPU, the images on the CPU
-            raise ValueError(f"generator rejected a code of shape (1, {latent_dim}) on {device}: "
-                             f"{str(error).splitlines()[0]}") from None
+            raise ValueError(
+                f"generator rejected a code of shape (1, {latent_dim}) on {device}: {str(error).splitlines()[0]}"
+            ) from None
     if tuple(probe.shape[1:]) != (channels, height, width):
-        raise ValueError(f"generator makes images of shape {tuple(probe.shape[1:])} but the images are "
-                         f"{(channels, height, width)}; use a generator trained at this size")
+        raise ValueError(
+            f"generator makes images of shape {tuple(probe.shape[1:])} but the images are "
+            f"{(channels, height, width)}; use a generator trained at this size"
+        )
 
     rng = seeded_generator(seed, device)
     weights_all = context_weights(region, kernel_size).unsqueeze(1)  # (B, 1, H, W)
@@ -303,8 +336,7 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
             except KeyboardInterrupt:
                 partial, steps_done = True, min(steps_done, done)
             with torch.no_grad():
-                loss, context, realism = _losses(generator, discriminator, z.detach(), target, weights,
-                                                 realism_weight)
+                loss, context, realism = _losses(generator, discriminator, z.detach(), target, weights, realism_weight)
             out_z.append(z.detach().view(n_img, n_codes, latent_dim))
             out_loss.append(loss.view(n_img, n_codes))
             out_context.append(context.view(n_img, n_codes))
@@ -324,10 +356,19 @@ def inpaint(generator: nn.Module, discriminator: nn.Module, images: torch.Tensor
         generated = generator(z.reshape(-1, latent_dim)).view(done_images, n_codes, channels, height, width)
     hole = region[:done_images].view(done_images, 1, 1, height, width)
     reconstructions = torch.where(hole, generated, images[:done_images].unsqueeze(1))
-    return InpaintResult(reconstructions=reconstructions, generated=generated, z=z, loss=torch.cat(out_loss),
-                         context_loss=torch.cat(out_context), realism_loss=torch.cat(out_realism),
-                         initial_loss=torch.cat(out_initial), history=torch.cat(out_history, dim=1),
-                         region=region[:done_images], partial=partial, steps_done=steps_done)
+    return InpaintResult(
+        reconstructions=reconstructions,
+        generated=generated,
+        z=z,
+        loss=torch.cat(out_loss),
+        context_loss=torch.cat(out_context),
+        realism_loss=torch.cat(out_realism),
+        initial_loss=torch.cat(out_initial),
+        history=torch.cat(out_history, dim=1),
+        region=region[:done_images],
+        partial=partial,
+        steps_done=steps_done,
+    )
 
 
 def fill_region(images: torch.Tensor, region: torch.Tensor, value) -> torch.Tensor:
@@ -351,8 +392,7 @@ def predictions(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) 
     return class_probabilities(model, flat, batch_size=batch_size).argmax(1).view(lead).cpu()
 
 
-def agreement(model: nn.Module, images: torch.Tensor, variations: torch.Tensor,
-              batch_size: int = 1024) -> torch.Tensor:
+def agreement(model: nn.Module, images: torch.Tensor, variations: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Per image, the share of its variations whose top-1 class equals the model's class for the original.
 
     Args:
@@ -366,8 +406,10 @@ def agreement(model: nn.Module, images: torch.Tensor, variations: torch.Tensor,
     if variations.dim() == 4:
         variations = variations.unsqueeze(1)
     if variations.dim() != 5 or variations.shape[0] != images.shape[0] or variations.shape[2:] != images.shape[1:]:
-        raise ValueError(f"variations must have shape (B, K, C, H, W) with B, C, H, W = {images.shape[0]}, "
-                         f"{tuple(images.shape[1:])}, got {tuple(variations.shape)}")
+        raise ValueError(
+            f"variations must have shape (B, K, C, H, W) with B, C, H, W = {images.shape[0]}, "
+            f"{tuple(images.shape[1:])}, got {tuple(variations.shape)}"
+        )
     original = predictions(model, images, batch_size)
     varied = predictions(model, variations, batch_size)
     return (varied == original[:, None]).float().mean(1)

@@ -25,20 +25,55 @@ import torch
 from ._checks import check_choice
 from .reports import summarise
 
-__all__ = ["SUITES", "FRACTIONS", "REGION_SHARE", "PAPER_LYNX", "SEED", "CONDITION_LABELS", "run_experiment",
-           "markdown_table", "paired_table", "write_results", "resummarise", "biharmonic_fill"]
+__all__ = [
+    "SUITES",
+    "FRACTIONS",
+    "REGION_SHARE",
+    "PAPER_LYNX",
+    "SEED",
+    "CONDITION_LABELS",
+    "run_experiment",
+    "markdown_table",
+    "paired_table",
+    "write_results",
+    "resummarise",
+    "biharmonic_fill",
+]
 
 SUITES = {
     # ours: sized for a shared CPU (full <= ~25 minutes on one thread); the paper used 64 codes and 1000-1500 steps
-    "full": {"n_per_class": 20, "saliency_calls": 500, "oise_chains": 4, "n_codes": 8, "n_iterations": 25,
-             "n_candidates": 2048, "batch_size": 50},
-    "quick": {"n_per_class": 1, "saliency_calls": 200, "oise_chains": 4, "n_codes": 4, "n_iterations": 5,
-              "n_candidates": 256, "batch_size": 10},
+    "full": {
+        "n_per_class": 20,
+        "saliency_calls": 500,
+        "oise_chains": 4,
+        "n_codes": 8,
+        "n_iterations": 25,
+        "n_candidates": 2048,
+        "batch_size": 50,
+    },
+    "quick": {
+        "n_per_class": 1,
+        "saliency_calls": 200,
+        "oise_chains": 4,
+        "n_codes": 4,
+        "n_iterations": 5,
+        "n_candidates": 256,
+        "batch_size": 10,
+    },
     # the paper's budget (issue 11): maps at 5000 calls, OISE in one chain as the paper, computed in ONNX Runtime
     # (same logits); 5 per class (50 images) so that the maps fit the time a shared 2-core CPU has; and the
     # classical inpainting control (biharmonic) at the same fractions.
-    "paper": {"n_per_class": 5, "saliency_calls": 5000, "oise_chains": 1, "n_codes": 8, "n_iterations": 25,
-              "n_candidates": 2048, "batch_size": 50, "runtime": "auto", "biharmonic": True},
+    "paper": {
+        "n_per_class": 5,
+        "saliency_calls": 5000,
+        "oise_chains": 1,
+        "n_codes": 8,
+        "n_iterations": 25,
+        "n_candidates": 2048,
+        "batch_size": 50,
+        "runtime": "auto",
+        "biharmonic": True,
+    },
 }
 FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9)
 REGION_SHARE = 0.3  # ours: the salient region = the 30% most salient pixels; "fraction f" regenerates its top f
@@ -82,8 +117,13 @@ def _saliency_maps(model, images, settings: dict, progress: bool) -> dict[str, t
     return maps
 
 
-def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Path | None = None,
-                   maps_only: bool = False, progress: bool = True) -> dict | None:
+def run_experiment(
+    suite: str = "quick",
+    out: Path | None = None,
+    maps_cache: Path | None = None,
+    maps_only: bool = False,
+    progress: bool = True,
+) -> dict | None:
     """Run the experiment of this module's docstring; returns (and writes) the results dict."""
     from .data import fashion_sample
     from .gan import load_discriminator, load_generator
@@ -115,9 +155,13 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
         maps["runtime"] = getattr(explained, "runtime", "torch")
         if maps_cache is not None:
             Path(maps_cache).parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": json.dumps(key, sort_keys=True),
-                        "maps": {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in maps.items()}},
-                       maps_cache)
+            torch.save(
+                {
+                    "key": json.dumps(key, sort_keys=True),
+                    "maps": {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in maps.items()},
+                },
+                maps_cache,
+            )
     if maps_only:
         return None
 
@@ -126,8 +170,10 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
     blurred = blur(images)
     conditions: dict[str, dict] = {}
     per_image: dict[str, dict] = {}
-    timings = {"oise_seconds": round(float(maps["oise_seconds"]), 1),
-               "rise_seconds": round(float(maps["rise_seconds"]), 1)}
+    timings = {
+        "oise_seconds": round(float(maps["oise_seconds"]), 1),
+        "rise_seconds": round(float(maps["rise_seconds"]), 1),
+    }
     search_seconds = biharmonic_seconds = 0.0
     for fraction in FRACTIONS:
         share = REGION_SHARE * fraction
@@ -136,9 +182,18 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
         for source, region in regions.items():
             print(f"[reconstruct] fraction {fraction:.0%}: {source} region ({region[0].sum().item()} px)", flush=True)
             start = time.perf_counter()
-            found = inpaint(generator, discriminator, images, region, n_codes=settings["n_codes"],
-                            n_iterations=settings["n_iterations"], n_candidates=settings["n_candidates"],
-                            batch_size=settings["batch_size"], seed=SEED, progress=progress)
+            found = inpaint(
+                generator,
+                discriminator,
+                images,
+                region,
+                n_codes=settings["n_codes"],
+                n_iterations=settings["n_iterations"],
+                n_candidates=settings["n_candidates"],
+                batch_size=settings["batch_size"],
+                seed=SEED,
+                progress=progress,
+            )
             search_seconds += time.perf_counter() - start
             agree = agreement(model, images, found.reconstructions)
             name = f"{source}_generated"
@@ -156,16 +211,20 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
                 agree = agreement(model, images, biharmonic_fill(images, region))
                 biharmonic_seconds += time.perf_counter() - start
                 name = f"{source}_biharmonic"
-                conditions.setdefault(name, {})[str(fraction)] = {"agreement": summarise(agree),
-                                                                  "hole_pixels": int(region[0].sum().item())}
+                conditions.setdefault(name, {})[str(fraction)] = {
+                    "agreement": summarise(agree),
+                    "hole_pixels": int(region[0].sum().item()),
+                }
                 per_image.setdefault(name, {})[str(fraction)] = [round(v, 4) for v in agree.tolist()]
             if source == "random":
                 continue
             for fill_name, value in (("mean", reference), ("blur", blurred)):
                 agree = agreement(model, images, fill_region(images, region, value))
                 name = f"{source}_{fill_name}"
-                conditions.setdefault(name, {})[str(fraction)] = {"agreement": summarise(agree),
-                                                                  "hole_pixels": int(region[0].sum().item())}
+                conditions.setdefault(name, {})[str(fraction)] = {
+                    "agreement": summarise(agree),
+                    "hole_pixels": int(region[0].sum().item()),
+                }
                 per_image.setdefault(name, {})[str(fraction)] = [round(v, 4) for v in agree.tolist()]
     timings["latent_search_seconds"] = round(search_seconds, 1)
     if settings.get("biharmonic"):
@@ -176,16 +235,23 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
     result = {
         "suite": suite,
         "what": "agreement = share of reconstructions whose fashion-cnn top-1 class equals its class for the "
-                "original; mean, std and ci95 = [low, high] (Student t 95% interval) over images (ours, measured)",
+        "original; mean, std and ci95 = [low, high] (Student t 95% interval) over images (ours, measured)",
         "images": int(len(images)),
         "per_class": settings["n_per_class"],
         "clean_accuracy": round((original == labels).float().mean().item(), 4),
         "fractions": list(FRACTIONS),
-        "settings": {**settings, "region_share": REGION_SHARE, "seed": SEED, "lr": 0.01, "momentum": 0.9,
-                     "realism_weight": 0.005, "context_kernel": 7},
+        "settings": {
+            **settings,
+            "region_share": REGION_SHARE,
+            "seed": SEED,
+            "lr": 0.01,
+            "momentum": 0.9,
+            "realism_weight": 0.005,
+            "context_kernel": 7,
+        },
         "choices": {
             "paper": "DCGAN G and D; z in [-1,1]^100 clipped; L1 context loss with W = K * boxfilter(B) + 0.005 * "
-                     "(-log D(G(z))); Nesterov momentum lr 0.01, momentum 0.9; reconstruction = K*x + B*G(z)",
+            "(-log D(G(z))); Nesterov momentum lr 0.01, momentum 0.9; reconstruction = K*x + B*G(z)",
             "ours": [
                 "Fashion-MNIST 28x28 and our fashion-cnn and DCGAN (the paper: ImageNet ResNet50, one lynx image)",
                 f"{settings['n_codes']} latent codes per image and {settings['n_iterations']} search steps "
@@ -200,21 +266,29 @@ def run_experiment(suite: str = "quick", out: Path | None = None, maps_cache: Pa
                 "random control: the top pixels of a smooth random map (7x7 uniform grid, bilinear), same pixel "
                 "count as the OISE region",
                 "controls 'mean' (dataset mean = the masking reference) and 'blur' (Gaussian 11, sigma 5)",
-            ] + ([
-                "classical control 'biharmonic': the same regions filled by skimage.restoration.inpaint_biharmonic "
-                "(no learned model), to ask whether the generative model matters for agreement",
-                f"{len(images)} images ({settings['n_per_class']} per class), fewer than the full suite's 200: "
-                "5000-call maps cost minutes per 100 images on the shared CPU",
-                f"maps computed in runtime {maps.get('runtime', 'torch')} (ONNX Runtime: the same logits, "
-                "saliency_lib.runtime); predictions and agreement in PyTorch",
-            ] if settings.get("biharmonic") else []),
+            ]
+            + (
+                [
+                    "classical control 'biharmonic': the same regions filled by skimage.restoration.inpaint_biharmonic "
+                    "(no learned model), to ask whether the generative model matters for agreement",
+                    f"{len(images)} images ({settings['n_per_class']} per class), fewer than the full suite's 200: "
+                    "5000-call maps cost minutes per 100 images on the shared CPU",
+                    f"maps computed in runtime {maps.get('runtime', 'torch')} (ONNX Runtime: the same logits, "
+                    "saliency_lib.runtime); predictions and agreement in PyTorch",
+                ]
+                if settings.get("biharmonic")
+                else []
+            ),
         },
         "paper_lynx_theirs": {str(k): v for k, v in PAPER_LYNX.items()},
         "conditions": conditions,
         "per_image_agreement": per_image,
         "timings": timings,
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "threads": torch.get_num_threads()},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+        },
     }
     if out is not None:
         write_results(result, Path(out))
@@ -252,8 +326,11 @@ def markdown_table(result: dict) -> str:
         if name in result["conditions"]:
             cells = [f"{result['conditions'][name][str(f)]['loss']:.2f}" for f in fractions]
             lines.append(f"| loss, {CONDITION_LABELS[name]} | " + " | ".join(cells) + " |")
-    lines.append("| *paper (theirs): one lynx image, ResNet50* | "
-                 + " | ".join(f"*{result['paper_lynx_theirs'][str(f)]:.1%}*" for f in fractions) + " |")
+    lines.append(
+        "| *paper (theirs): one lynx image, ResNet50* | "
+        + " | ".join(f"*{result['paper_lynx_theirs'][str(f)]:.1%}*" for f in fractions)
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -261,21 +338,34 @@ def paired_table(result: dict) -> list[str]:
     """Markdown lines: GAN regeneration minus each classical fill on the same regions (paired per image, mean
     [95% CI]); empty when the result has no biharmonic control."""
     per_image, fractions = result["per_image_agreement"], result["fractions"]
-    rows = [(source, other) for source in ("oise", "rise", "random") for other in ("biharmonic", "mean")
-            if f"{source}_{other}" in per_image and f"{source}_generated" in per_image]
+    rows = [
+        (source, other)
+        for source in ("oise", "rise", "random")
+        for other in ("biharmonic", "mean")
+        if f"{source}_{other}" in per_image and f"{source}_generated" in per_image
+    ]
     if not any(other == "biharmonic" for _, other in rows):
         return []
-    lines = ["Does the generative model matter? Agreement of the GAN regeneration minus a classical fill of the "
-             "same region, paired per image (mean [95% CI], ours):", "",
-             "| difference | " + " | ".join(f"{f:.0%}" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
+    lines = [
+        "Does the generative model matter? Agreement of the GAN regeneration minus a classical fill of the "
+        "same region, paired per image (mean [95% CI], ours):",
+        "",
+        "| difference | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
+        "|---|" + "---|" * len(fractions),
+    ]
     for source, other in rows:
         cells = []
         for f in fractions:
-            d = summarise(torch.tensor(per_image[f"{source}_generated"][str(f)])
-                          - torch.tensor(per_image[f"{source}_{other}"][str(f)]))
+            d = summarise(
+                torch.tensor(per_image[f"{source}_generated"][str(f)])
+                - torch.tensor(per_image[f"{source}_{other}"][str(f)])
+            )
             cells.append(f"{d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]")
-        lines.append(f"| {source.upper() if source != 'random' else 'random'} region: GAN - {other} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {source.upper() if source != 'random' else 'random'} region: GAN - {other} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return lines + [""]
 
 

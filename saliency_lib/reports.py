@@ -15,9 +15,21 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["summarise", "RESULTS_DIR", "METRIC_LABELS", "evaluation_markdown", "write_results", "load_results",
-           "LOWER_IS_BETTER", "catch_up", "budget_curve_markdown", "budget_curve_figure", "oise_settings_markdown",
-           "ranking", "budget_comparison_markdown"]
+__all__ = [
+    "summarise",
+    "RESULTS_DIR",
+    "METRIC_LABELS",
+    "evaluation_markdown",
+    "write_results",
+    "load_results",
+    "LOWER_IS_BETTER",
+    "catch_up",
+    "budget_curve_markdown",
+    "budget_curve_figure",
+    "oise_settings_markdown",
+    "ranking",
+    "budget_comparison_markdown",
+]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # The command that makes each experiment's result files (named in messages when one is missing).
@@ -43,14 +55,21 @@ def summarise(values) -> dict:
     from scipy import stats  # here: scipy costs 64 MB at import, and most notebooks never summarise
 
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n) if n > 1 else float("nan")
-    return {"mean": round(mean, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)], "std": round(std, 4),
-            "n": n}
+    return {
+        "mean": round(mean, 4),
+        "ci95": [round(mean - half, 4), round(mean + half, 4)],
+        "std": round(std, 4),
+        "n": n,
+    }
 
 
 METRIC_LABELS = {
     "rank_corr_same_model_other_seed": "rank corr., same model, other seed (yardstick)",
-    "deletion": "deletion AUC (lower better)", "insertion": "insertion AUC (higher better)",
-    "pointing": "pointing game", "iou": "IoU with box", "energy": "energy in box",
+    "deletion": "deletion AUC (lower better)",
+    "insertion": "insertion AUC (higher better)",
+    "pointing": "pointing game",
+    "iou": "IoU with box",
+    "energy": "energy in box",
     "rank_corr_other_seed": "rank corr. with another seed (stability)",
     "rank_corr_top_layer": "rank corr., top layer randomised (lower better)",
     "rank_corr_all_layers": "rank corr., all layers randomised (lower better)",
@@ -68,11 +87,15 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
     """
     order = order or tuple(dict.fromkeys(r["dataset"] for r in payload["records"]))
     records = sorted(payload["records"], key=lambda r: order.index(r["dataset"]))
-    lines = [f"# Evaluation results: suite `{payload['suite']}` (ours, measured by this repository)", "",
-             f"Command: `{payload.get('command', 'python -m saliency_lib evaluate')}`"
-             f"{' (partial: not every dataset of the suite has run yet)' if payload.get('partial') else ''}. "
-             f"Total {payload['settings']['total_seconds']} s (per dataset: "
-             f"{payload['settings'].get('dataset_seconds')}) on {payload['settings']['machine']}.", ""]
+    lines = [
+        f"# Evaluation results: suite `{payload['suite']}` (ours, measured by this repository)",
+        "",
+        f"Command: `{payload.get('command', 'python -m saliency_lib evaluate')}`"
+        f"{' (partial: not every dataset of the suite has run yet)' if payload.get('partial') else ''}. "
+        f"Total {payload['settings']['total_seconds']} s (per dataset: "
+        f"{payload['settings'].get('dataset_seconds')}) on {payload['settings']['machine']}.",
+        "",
+    ]
     for dataset in order:
         rows = [r for r in records if r["dataset"] == dataset]
         if not rows:
@@ -80,26 +103,35 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
         keys = list(rows[0]["metrics"])
         plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), {})
         budgets = (plan.get("options") or {}).get("budgets")
-        budget_text = (f"budgets {', '.join(map(str, budgets))} (in the method names)" if budgets
-                       else f"{plan.get('oise_rise_budget')} model calls per image")
+        budget_text = (
+            f"budgets {', '.join(map(str, budgets))} (in the method names)"
+            if budgets
+            else f"{plan.get('oise_rise_budget')} model calls per image"
+        )
         lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {budget_text})", ""]
         if rows[0].get("info"):
             lines += ["Data: " + "; ".join(f"{k}: {v}" for k, v in rows[0]["info"].items()), ""]
         lines.append("| method | " + " | ".join(METRIC_LABELS.get(k, k) for k in keys) + " | model calls | s / image |")
         lines.append("|---" * (len(keys) + 3) + "|")
         for r in rows:
-            cells = [f"{r['metrics'][k]['mean']:.3f} [{r['metrics'][k]['ci95'][0]:.3f}, "
-                     f"{r['metrics'][k]['ci95'][1]:.3f}]" for k in keys]
+            cells = [
+                f"{r['metrics'][k]['mean']:.3f} [{r['metrics'][k]['ci95'][0]:.3f}, {r['metrics'][k]['ci95'][1]:.3f}]"
+                for k in keys
+            ]
             calls = "-" if r.get("model_calls") is None else str(r["model_calls"])
             lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {calls} | {r['seconds_per_image']:.3f} |")
         lines.append("")
         if dataset == "photos":
-            lines += ["Per image (deletion / insertion / IoU):", "",
-                      "| method | " + " | ".join(rows[0]["per_image"]) + " |",
-                      "|---" * (len(rows[0]["per_image"]) + 1) + "|"]
+            lines += [
+                "Per image (deletion / insertion / IoU):",
+                "",
+                "| method | " + " | ".join(rows[0]["per_image"]) + " |",
+                "|---" * (len(rows[0]["per_image"]) + 1) + "|",
+            ]
             for r in rows:
-                cells = [f"{v['deletion']:.3f} / {v['insertion']:.3f} / {v['iou']:.2f}"
-                         for v in r["per_image"].values()]
+                cells = [
+                    f"{v['deletion']:.3f} / {v['insertion']:.3f} / {v['iou']:.2f}" for v in r["per_image"].values()
+                ]
                 lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += ["Notes:", ""] + [f"- {note}" for note in payload["settings"]["notes"]]
@@ -148,8 +180,9 @@ def catch_up(payload: dict) -> list[dict]:
     records = payload["records"]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         for method in dict.fromkeys(r["method"] for r in records if r["dataset"] == dataset and "vs_rise" in r):
-            mine = sorted((r for r in records if r["dataset"] == dataset and r["method"] == method),
-                          key=lambda r: r["budget"])
+            mine = sorted(
+                (r for r in records if r["dataset"] == dataset and r["method"] == method), key=lambda r: r["budget"]
+            )
             for metric in mine[0]["vs_rise"]:
                 verdicts = [(r["budget"], _verdict(metric, r["vs_rise"][metric])) for r in mine]
                 from_budget = None
@@ -157,23 +190,35 @@ def catch_up(payload: dict) -> list[dict]:
                     if all(v != "RISE better" for _, v in verdicts[i:]):
                         from_budget = budget
                         break
-                rows.append({"dataset": dataset, "method": method, "metric": metric, "verdicts": verdicts,
-                             "never_worse_from": from_budget})
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "method": method,
+                        "metric": metric,
+                        "verdicts": verdicts,
+                        "never_worse_from": from_budget,
+                    }
+                )
     return rows
 
 
 def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
     """The methods of ``dataset`` best first by their mean ``metric`` (lower first for :data:`LOWER_IS_BETTER`)."""
-    scored = [(r["metrics"][metric]["mean"], r["method"]) for r in records
-              if r["dataset"] == dataset and metric in r.get("metrics", {})]
+    scored = [
+        (r["metrics"][metric]["mean"], r["method"])
+        for r in records
+        if r["dataset"] == dataset and metric in r.get("metrics", {})
+    ]
     return [method for _, method in sorted(scored, reverse=metric not in LOWER_IS_BETTER)]
 
 
-def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion",
-                                                                                   "pointing", "iou", "energy")) -> str:
+def budget_comparison_markdown(
+    low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion", "pointing", "iou", "energy")
+) -> str:
     """OISE and RISE of two evaluation suites side by side (e.g. ``full`` at 300 calls and ``paper`` at 5,000),
     per dataset of ``high`` and metric: each one's mean [95% CI] at both budgets, OISE's rank among every method
     of ``high`` on that dataset, and the best method there. Unpaired CIs (the suites' records keep summaries)."""
+
     def budget(payload, dataset):
         plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), None)
         return None if plan is None else plan["oise_rise_budget"]
@@ -181,13 +226,17 @@ def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] =
     def find(payload, dataset, method):
         return next((r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method), None)
 
-    lines = [f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)", "",
-             f"Made by `python benchmarks/paper.py compare` from `evaluation_{low['suite']}.json` and "
-             f"`evaluation_{high['suite']}.json`. Mean [95% CI] over the images; the rank is OISE's place among "
-             "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "
-             "rank and are all named best); a blank: not measured.", "",
-             "| dataset | metric | OISE, low | OISE, high | RISE, low | RISE, high | OISE's rank, high | best, high |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)",
+        "",
+        f"Made by `python benchmarks/paper.py compare` from `evaluation_{low['suite']}.json` and "
+        f"`evaluation_{high['suite']}.json`. Mean [95% CI] over the images; the rank is OISE's place among "
+        "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "
+        "rank and are all named best); a blank: not measured.",
+        "",
+        "| dataset | metric | OISE, low | OISE, high | RISE, low | RISE, high | OISE's rank, high | best, high |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for dataset in dict.fromkeys(r["dataset"] for r in high["records"]):
         if find(high, dataset, "oise") is None:
             continue
@@ -201,16 +250,20 @@ def budget_comparison_markdown(low: dict, high: dict, metrics: tuple[str, ...] =
             if not any(cells):
                 continue
             order = ranking(high["records"], dataset, metric)
-            mean = {r["method"]: round(r["metrics"][metric]["mean"], 3) for r in high["records"]
-                    if r["dataset"] == dataset and metric in r.get("metrics", {})}
+            mean = {
+                r["method"]: round(r["metrics"][metric]["mean"], 3)
+                for r in high["records"]
+                if r["dataset"] == dataset and metric in r.get("metrics", {})
+            }
             rank, best = "", ""
             if "oise" in order:  # ties (equal to 3 decimals, as shown) share a rank
                 better = [m for m in order if mean[m] != mean["oise"] and order.index(m) < order.index("oise")]
                 rank = f"{len(better) + 1} of {len(order)}"
             if order:
                 best = " = ".join(sorted(m for m in order if mean[m] == mean[order[0]]))
-            lines.append(f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells)
-                         + f" | {rank} | {best} |")
+            lines.append(
+                f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells) + f" | {rank} | {best} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
@@ -219,12 +272,16 @@ def budget_curve_markdown(payload: dict) -> str:
     """The budget curve's tables: per dataset and metric, each method's mean [95% CI] at every budget, and the
     paired difference OISE - RISE; then where (if anywhere) OISE catches up."""
     records = payload["records"]
-    lines = ["# Budget curve: OISE (1 chain, several chains) and RISE from 100 to 5,000 model calls per image "
-             "(ours, measured by this repository)", "",
-             f"Command: `{payload.get('command', '')}`. Same images, same seed for every budget; OISE's maps at "
-             "smaller budgets are the prefixes of its 5,000-call run (identical to separate runs, by construction "
-             "of its random numbers); RISE runs once per budget. 'OISE - RISE' is the paired per-image difference "
-             "with its 95% CI (Student t).", ""]
+    lines = [
+        "# Budget curve: OISE (1 chain, several chains) and RISE from 100 to 5,000 model calls per image "
+        "(ours, measured by this repository)",
+        "",
+        f"Command: `{payload.get('command', '')}`. Same images, same seed for every budget; OISE's maps at "
+        "smaller budgets are the prefixes of its 5,000-call run (identical to separate runs, by construction "
+        "of its random numbers); RISE runs once per budget. 'OISE - RISE' is the paired per-image difference "
+        "with its 95% CI (Student t).",
+        "",
+    ]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         settings = payload.get("settings", {}).get(dataset, {})
@@ -232,8 +289,11 @@ def budget_curve_markdown(payload: dict) -> str:
         budgets = sorted({r["budget"] for r in rows})
         planned = settings.get("images_planned", rows[0]["n"])
         partial = f" of {planned} planned: a partial run" if planned != rows[0]["n"] else ""
-        lines += [f"## {dataset} (n = {rows[0]['n']}{partial}"
-                  + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})", ""]
+        lines += [
+            f"## {dataset} (n = {rows[0]['n']}{partial}"
+            + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})",
+            "",
+        ]
         for metric in rows[0]["metrics"]:
             lines.append(f"### {METRIC_LABELS.get(metric, metric)}")
             lines.append("")
@@ -246,13 +306,18 @@ def budget_curve_markdown(payload: dict) -> str:
                 cells += [_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
                 lines.append(f"| {b} | " + " | ".join(cells) + " |")
             lines.append("")
-    lines += ["## Where does OISE catch up? (paired 95% CI of OISE - RISE at the same budget)", "",
-              "| dataset | OISE | metric | verdict at each budget | never worse than RISE from |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## Where does OISE catch up? (paired 95% CI of OISE - RISE at the same budget)",
+        "",
+        "| dataset | OISE | metric | verdict at each budget | never worse than RISE from |",
+        "|---|---|---|---|---|",
+    ]
     for row in catch_up(payload):
         verdicts = ", ".join(f"{b}: {v}" for b, v in row["verdicts"])
-        lines.append(f"| {row['dataset']} | {row['method']} | {row['metric']} | {verdicts} | "
-                     f"{row['never_worse_from'] if row['never_worse_from'] is not None else 'never (up to 5000)'} |")
+        lines.append(
+            f"| {row['dataset']} | {row['method']} | {row['metric']} | {verdicts} | "
+            f"{row['never_worse_from'] if row['never_worse_from'] is not None else 'never (up to 5000)'} |"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -279,8 +344,14 @@ def budget_curve_figure(payload: dict):
             axis, below = axes[2 * row][col], axes[2 * row + 1][col]
             if metric not in rows[0]["metrics"]:
                 for a in (axis, below):
-                    a.text(0.5, 0.5, f"{dataset}: no boxes,\nno pointing game", ha="center", va="center",
-                           transform=a.transAxes)
+                    a.text(
+                        0.5,
+                        0.5,
+                        f"{dataset}: no boxes,\nno pointing game",
+                        ha="center",
+                        va="center",
+                        transform=a.transAxes,
+                    )
                     a.set_axis_off()
                 continue
             for method in dict.fromkeys(r["method"] for r in rows):
@@ -291,14 +362,17 @@ def budget_curve_figure(payload: dict):
                         continue
                     xs = [r["model_calls"] for r in mine]
                     means = [r[key][metric]["mean"] for r in mine]
-                    errors = [[m - r[key][metric]["ci95"][0] for m, r in zip(means, mine)],
-                              [r[key][metric]["ci95"][1] - m for m, r in zip(means, mine)]]
+                    errors = [
+                        [m - r[key][metric]["ci95"][0] for m, r in zip(means, mine)],
+                        [r[key][metric]["ci95"][1] - m for m, r in zip(means, mine)],
+                    ]
                     label = method if key == "metrics" else f"{method} - rise"
                     a.errorbar(xs, means, yerr=errors, label=label, color=colour, marker=marker, capsize=3)
             below.axhline(0, color="black", linewidth=0.8)
-            for a, title in ((axis, METRIC_LABELS.get(metric, metric)),
-                             (below, f"OISE - RISE, paired ({'below' if metric in LOWER_IS_BETTER else 'above'}"
-                                     " 0: OISE better)")):
+            for a, title in (
+                (axis, METRIC_LABELS.get(metric, metric)),
+                (below, f"OISE - RISE, paired ({'below' if metric in LOWER_IS_BETTER else 'above'} 0: OISE better)"),
+            ):
                 a.set_xscale("log")
                 a.set_xlabel("model calls per image")
                 a.set_title(f"{dataset} (n = {rows[0]['n']}): {title}", fontsize=9)
@@ -313,25 +387,41 @@ def oise_settings_markdown(result: dict) -> str:
     seed-to-seed agreement at the paper's budget."""
     first = result["settings"][0]
     keys = list(first["metrics"])
-    lines = ["# OISE's settings and determinism (ours, measured by this repository)", "",
-             f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
-             f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
-             "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference, one chain). "
-             "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
-             "rank correlation of the maps of seeds 0 and 1.", "",
-             "| setting | " + " | ".join(METRIC_LABELS.get(k, k) for k in keys) + " | "
-             + " | ".join(f"{k} vs defaults" for k in keys) + " | seed agreement | s / map |",
-             "|---" * (2 * len(keys) + 3) + "|"]
+    lines = [
+        "# OISE's settings and determinism (ours, measured by this repository)",
+        "",
+        f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
+        f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
+        "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference, one chain). "
+        "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
+        "rank correlation of the maps of seeds 0 and 1.",
+        "",
+        "| setting | "
+        + " | ".join(METRIC_LABELS.get(k, k) for k in keys)
+        + " | "
+        + " | ".join(f"{k} vs defaults" for k in keys)
+        + " | seed agreement | s / map |",
+        "|---" * (2 * len(keys) + 3) + "|",
+    ]
     for row in result["settings"]:
         cells = [_cell(row["metrics"][k]) for k in keys]
         cells += [_cell(row["vs_defaults"][k], signed=True) if "vs_defaults" in row else "-" for k in keys]
-        lines.append(f"| {row['setting']} | " + " | ".join(cells) + f" | {_cell(row['rank_corr_other_seed'])} | "
-                     f"{row['seconds_per_map']:.3f} |")
-    lines += ["", f"## Seed-to-seed agreement at {result['agreement_budget']} model calls "
-                  f"(n = {result['seed_agreement'][0]['n']} images)", "",
-              "| method | model calls | rank corr., seed 0 vs 1 | s / map |", "|---|---|---|---|"]
+        lines.append(
+            f"| {row['setting']} | " + " | ".join(cells) + f" | {_cell(row['rank_corr_other_seed'])} | "
+            f"{row['seconds_per_map']:.3f} |"
+        )
+    lines += [
+        "",
+        f"## Seed-to-seed agreement at {result['agreement_budget']} model calls "
+        f"(n = {result['seed_agreement'][0]['n']} images)",
+        "",
+        "| method | model calls | rank corr., seed 0 vs 1 | s / map |",
+        "|---|---|---|---|",
+    ]
     for row in result["seed_agreement"]:
-        lines.append(f"| {row['method']} | {row['model_calls']} | {_cell(row['rank_corr_other_seed'])} | "
-                     f"{row['seconds_per_map']:.3f} |")
+        lines.append(
+            f"| {row['method']} | {row['model_calls']} | {_cell(row['rank_corr_other_seed'])} | "
+            f"{row['seconds_per_map']:.3f} |"
+        )
     lines.append("")
     return "\n".join(lines)

@@ -18,15 +18,35 @@ from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_fraction, check_images, check_int
-from .core import (broadcast_reference, call_model, class_probabilities, default_batch_size, model_device,
-                   resolve_reference, resolve_target, seeded_generator, to_probabilities)
+from .core import (
+    broadcast_reference,
+    call_model,
+    class_probabilities,
+    default_batch_size,
+    model_device,
+    resolve_reference,
+    resolve_target,
+    seeded_generator,
+    to_probabilities,
+)
 
 __all__ = ["rise", "RISE"]
 
 
-def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 4000, grid_size: int = 8,
-         p_keep: float = 0.5, reference="mean", batch_size: int | None = None, seed: int | None = None,
-         progress: bool = False, output: str = "logits") -> torch.Tensor:
+def rise(
+    model: nn.Module,
+    images: torch.Tensor,
+    target=None,
+    *,
+    n_masks: int = 4000,
+    grid_size: int = 8,
+    p_keep: float = 0.5,
+    reference="mean",
+    batch_size: int | None = None,
+    seed: int | None = None,
+    progress: bool = False,
+    output: str = "logits",
+) -> torch.Tensor:
     """RISE saliency maps.
 
     Args:
@@ -78,14 +98,14 @@ def rise(model: nn.Module, images: torch.Tensor, target=None, *, n_masks: int = 
     bar = tqdm(total=n_masks, desc="RISE", unit="mask", disable=not progress, leave=False)
     with torch.inference_mode():
         ref = broadcast_reference(ref, images)
-        ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref           # (B, 1, C, H, W) or broadcastable
-        difference = (images - ref).unsqueeze(1)                          # (B, 1, C, H, W)
+        ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref  # (B, 1, C, H, W) or broadcastable
+        difference = (images - ref).unsqueeze(1)  # (B, 1, C, H, W)
         try:
             for start in range(0, n_masks, masks_per_draw):
                 count = min(masks_per_draw, n_masks - start)
                 grids = M.init_grid(count, grid_size, p_keep, generator=generator)
                 shifts = M.random_shifts(count, upsampler.cell, generator=generator)
-                masks = upsampler(grids, shifts)                                      # (n, H, W)
+                masks = upsampler(grids, shifts)  # (n, H, W)
                 # Every image with every mask, image-major (row r = image r // n, mask r % n), built and
                 # evaluated batch_size rows at a time: the B * n masked images never exist at once.
                 chunks = []

@@ -52,8 +52,15 @@ from torch import nn
 
 from ._checks import check_choice
 
-__all__ = ["RUNTIMES", "EXPORT_TOLERANCE", "FastClassifier", "fast_model", "cache_dir", "weights_sha256",
-           "onnx_available"]
+__all__ = [
+    "RUNTIMES",
+    "EXPORT_TOLERANCE",
+    "FastClassifier",
+    "fast_model",
+    "cache_dir",
+    "weights_sha256",
+    "onnx_available",
+]
 
 RUNTIMES = ("auto", "onnx", "torch")
 # Largest |logit difference| accepted between the exported model and PyTorch on the export check. Float32
@@ -133,9 +140,11 @@ class FastClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.requires_grad and torch.is_grad_enabled():
-            raise RuntimeError(f"{self.name} runs in ONNX Runtime, which has no gradients; use the PyTorch model "
-                               f"(saliency_lib.models.load({self.name!r}) or fast_model(..., runtime='torch')) "
-                               "for gradient methods")
+            raise RuntimeError(
+                f"{self.name} runs in ONNX Runtime, which has no gradients; use the PyTorch model "
+                f"(saliency_lib.models.load({self.name!r}) or fast_model(..., runtime='torch')) "
+                "for gradient methods"
+            )
         array = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
         logits = self._session.run([_OUTPUT], {_INPUT: array})[0]
         return torch.from_numpy(logits).to(images.device)
@@ -143,8 +152,10 @@ class FastClassifier(nn.Module):
     def to(self, *args, **kwargs):
         device = torch._C._nn._parse_to(*args, **kwargs)[0]
         if device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"{self.name} runs in ONNX Runtime on the CPU; for {device} use the PyTorch model "
-                             "(fast_model(..., device='cuda') gives it)")
+            raise ValueError(
+                f"{self.name} runs in ONNX Runtime on the CPU; for {device} use the PyTorch model "
+                "(fast_model(..., device='cuda') gives it)"
+            )
         return self
 
     def cuda(self, device=None):
@@ -184,8 +195,16 @@ def _export(model: nn.Module) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding notes
-        torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=[_INPUT], output_names=[_OUTPUT],
-                          dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}}, opset_version=_OPSET)
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            input_names=[_INPUT],
+            output_names=[_OUTPUT],
+            dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}},
+            opset_version=_OPSET,
+        )
     onnx_bytes = buffer.getvalue()
     check = torch.rand(3, spec.channels, *spec.size, generator=generator)  # another batch size than the example
     with torch.inference_mode():
@@ -235,13 +254,13 @@ def _onnx_model(model: nn.Module, directory: Path) -> FastClassifier:
     data = _export(model)
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, data)
-    _write_atomic(path.with_name(path.name + ".sha256"),
-                  f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+    _write_atomic(path.with_name(path.name + ".sha256"), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
     return FastClassifier(model, data, path, digest)
 
 
-def fast_model(model: nn.Module | str, runtime: str = "auto", device: str | torch.device = "cpu",
-               cache: str | Path | None = None) -> nn.Module:
+def fast_model(
+    model: nn.Module | str, runtime: str = "auto", device: str | torch.device = "cpu", cache: str | Path | None = None
+) -> nn.Module:
     """A classifier in the fastest runtime that gives its logits: ONNX Runtime on the CPU, else PyTorch.
 
     Args:
@@ -263,8 +282,10 @@ def fast_model(model: nn.Module | str, runtime: str = "auto", device: str | torc
     check_choice("runtime", runtime, RUNTIMES)
     device = torch.device(device)
     if isinstance(model, str):  # this module sits below models (models.load calls it), so it cannot load names
-        raise TypeError(f"model: expected an nn.Module, got the name {model!r}; for a shipped model use "
-                        f"saliency_lib.models.load({model!r}, runtime={runtime!r})")
+        raise TypeError(
+            f"model: expected an nn.Module, got the name {model!r}; for a shipped model use "
+            f"saliency_lib.models.load({model!r}, runtime={runtime!r})"
+        )
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     if isinstance(model, FastClassifier):
@@ -280,8 +301,9 @@ def fast_model(model: nn.Module | str, runtime: str = "auto", device: str | torc
     if runtime == "torch":
         return torch_runtime()
     if device.type != "cpu":
-        return torch_runtime(f"ONNX Runtime is used on the CPU only, and {device} was asked for"
-                             if runtime == "onnx" else None)
+        return torch_runtime(
+            f"ONNX Runtime is used on the CPU only, and {device} was asked for" if runtime == "onnx" else None
+        )
     if not onnx_available():
         return torch_runtime("onnxruntime/onnx is not installed (pip install onnxruntime onnx)")
     if getattr(model, "spec", None) is None:

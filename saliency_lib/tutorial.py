@@ -26,15 +26,34 @@ import platform
 import runpy
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-__all__ = ["fast_mode", "Setup", "setup", "REPO_ROOT", "NOTEBOOK_DIR", "SOLUTIONS", "exercise_or_solution",
-           "check_exercise", "require", "Notebook", "NOTEBOOKS", "INDEX", "notebook", "total_minutes", "time_line",
-           "navigation", "index_table", "index_markdown", "working_copy", "main"]
+__all__ = [
+    "fast_mode",
+    "Setup",
+    "setup",
+    "REPO_ROOT",
+    "NOTEBOOK_DIR",
+    "SOLUTIONS",
+    "exercise_or_solution",
+    "check_exercise",
+    "require",
+    "Notebook",
+    "NOTEBOOKS",
+    "INDEX",
+    "notebook",
+    "total_minutes",
+    "time_line",
+    "navigation",
+    "index_table",
+    "index_markdown",
+    "working_copy",
+    "main",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -70,25 +89,56 @@ class Notebook:
 
 #: The one source of truth for the notebooks' order, titles and learner times.
 NOTEBOOKS: tuple[Notebook, ...] = (
-    Notebook("00", "00_start_here.ipynb", "Start here",
-             "install check, the data, both offline classifiers, what a masked pixel is", 10),
-    Notebook("01", "01_mask_initialization.ipynb", "Mask initialization",
-             "masks, the 8×8 Bernoulli grid, bilinear upsampling with a random shift, the reference value, what "
-             "the model sees", 25),
-    Notebook("02", "02_pixel_weighting.ipynb", "Pixel weighting",
-             "the update rule one step at a time: p, Δp, kept / dropped / turned-on cells, rescaling; why the "
-             "chain lingers", 30),
-    Notebook("03", "03_optimization_loop.ipynb", "The optimization loop",
-             "the whole loop on Fashion-MNIST and a photograph; Run / Stop / scrub; seeds, steps, chains; OISE "
-             "next to RISE", 40),
-    Notebook("04", "04_evaluation.ipynb", "Evaluation",
-             "deletion / insertion, pointing game, IoU, sanity checks; Captum baselines; the evaluation tables", 45),
-    Notebook("05", "05_reconstruction.ipynb", "Acceptable variations",
-             "regenerating the salient region with a DCGAN; agreement; \"acceptable variations\" and their limits",
-             30),
-    Notebook("06", "06_your_own_model.ipynb", "Your own model",
-             "your photo or model: OISE, RISE and the baselines side by side, saved as PNG and .npz; the "
-             "standalone page", 25),
+    Notebook(
+        "00",
+        "00_start_here.ipynb",
+        "Start here",
+        "install check, the data, both offline classifiers, what a masked pixel is",
+        10,
+    ),
+    Notebook(
+        "01",
+        "01_mask_initialization.ipynb",
+        "Mask initialization",
+        "masks, the 8×8 Bernoulli grid, bilinear upsampling with a random shift, the reference value, what "
+        "the model sees",
+        25,
+    ),
+    Notebook(
+        "02",
+        "02_pixel_weighting.ipynb",
+        "Pixel weighting",
+        "the update rule one step at a time: p, Δp, kept / dropped / turned-on cells, rescaling; why the chain lingers",
+        30,
+    ),
+    Notebook(
+        "03",
+        "03_optimization_loop.ipynb",
+        "The optimization loop",
+        "the whole loop on Fashion-MNIST and a photograph; Run / Stop / scrub; seeds, steps, chains; OISE next to RISE",
+        40,
+    ),
+    Notebook(
+        "04",
+        "04_evaluation.ipynb",
+        "Evaluation",
+        "deletion / insertion, pointing game, IoU, sanity checks; Captum baselines; the evaluation tables",
+        45,
+    ),
+    Notebook(
+        "05",
+        "05_reconstruction.ipynb",
+        "Acceptable variations",
+        'regenerating the salient region with a DCGAN; agreement; "acceptable variations" and their limits',
+        30,
+    ),
+    Notebook(
+        "06",
+        "06_your_own_model.ipynb",
+        "Your own model",
+        "your photo or model: OISE, RISE and the baselines side by side, saved as PNG and .npz; the standalone page",
+        25,
+    ),
 )
 
 
@@ -169,8 +219,9 @@ change the committed files and `git pull` keeps working.
 """
 
 
-def working_copy(destination: str | Path = REPO_ROOT / "work", source: Path = NOTEBOOK_DIR, *,
-                 report=print) -> list[Path]:
+def working_copy(
+    destination: str | Path = REPO_ROOT / "work", source: Path = NOTEBOOK_DIR, *, report=print
+) -> list[Path]:
     """Copy the notebooks, the index and the solutions into ``destination``, never overwriting a file there.
 
     ``make lab`` opens JupyterLab on this copy (``work/``, ignored by git), so running a notebook autosaves into
@@ -182,9 +233,13 @@ def working_copy(destination: str | Path = REPO_ROOT / "work", source: Path = NO
     """
     destination, source = Path(destination), Path(source)
     written, kept = [], 0
-    files = [*sorted(source.glob("*.ipynb")), *sorted(source.glob("*.md")),
-             *sorted(path for path in (source / "solutions").rglob("*")
-                     if path.is_file() and "__pycache__" not in path.parts)]
+    files = [
+        *sorted(source.glob("*.ipynb")),
+        *sorted(source.glob("*.md")),
+        *sorted(
+            path for path in (source / "solutions").rglob("*") if path.is_file() and "__pycache__" not in path.parts
+        ),
+    ]
     for path in files:
         target = destination / path.relative_to(source)
         if target.exists():
@@ -194,9 +249,11 @@ def working_copy(destination: str | Path = REPO_ROOT / "work", source: Path = NO
         shutil.copy2(path, target)
         written.append(target)
     if report is not None:
-        report(f"Your working copy of the notebooks: {destination}/ ({len(written)} new file(s), {kept} kept as you "
-               f"left them). Edits and outputs stay there; notebooks/ stays as committed. For a fresh copy of a "
-               f"notebook, delete it from {destination}/ and run make lab again.")
+        report(
+            f"Your working copy of the notebooks: {destination}/ ({len(written)} new file(s), {kept} kept as you "
+            f"left them). Edits and outputs stay there; notebooks/ stays as committed. For a fresh copy of a "
+            f"notebook, delete it from {destination}/ and run make lab again."
+        )
     return written
 
 
@@ -236,11 +293,19 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Set
     if threads is not None:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = Setup(fast=fast_mode(), seed=seed, device=device, repo=REPO_ROOT, data=DATA_DIR,
-                   results=REPO_ROOT / "benchmarks" / "results")
+    config = Setup(
+        fast=fast_mode(),
+        seed=seed,
+        device=device,
+        repo=REPO_ROOT,
+        data=DATA_DIR,
+        results=REPO_ROOT / "benchmarks" / "results",
+    )
     if not quiet:
-        print(f"saliency_lib {__version__} | torch {torch.__version__} | Python {platform.python_version()} | "
-              f"device {device} | {torch.get_num_threads()} threads | fast mode {'ON' if config.fast else 'off'}")
+        print(
+            f"saliency_lib {__version__} | torch {torch.__version__} | Python {platform.python_version()} | "
+            f"device {device} | {torch.get_num_threads()} threads | fast mode {'ON' if config.fast else 'off'}"
+        )
     return config
 
 
@@ -257,8 +322,16 @@ def exercise_or_solution(function: Callable, solution: str, *probe_args, **probe
     return runpy.run_path(str(SOLUTIONS / solution))[function.__name__]
 
 
-def check_exercise(name: str, actual, expected=None, *, atol: float = 1e-6, rtol: float = 0.0,
-                   at_least: float | None = None, hint: str = "") -> None:
+def check_exercise(
+    name: str,
+    actual,
+    expected=None,
+    *,
+    atol: float = 1e-6,
+    rtol: float = 0.0,
+    at_least: float | None = None,
+    hint: str = "",
+) -> None:
     """Check an exercise's result; print a one-line pass, or raise ``AssertionError`` saying what is wrong.
 
     Args:
@@ -270,6 +343,7 @@ def check_exercise(name: str, actual, expected=None, *, atol: float = 1e-6, rtol
         at_least: a lower bound for a single number (``actual >= at_least``); ``None`` to skip.
         hint: one line added to a failure message (what to look at first).
     """
+
     def fail(message: str):
         raise AssertionError(f"{name}: {message}" + (f"\nHint: {hint}" if hint else ""))
 
@@ -287,9 +361,11 @@ def check_exercise(name: str, actual, expected=None, *, atol: float = 1e-6, rtol
         if wrong.any():
             where = tuple(int(i) for i in torch.unravel_index(error.argmax(), got.shape)) if got.dim() else ()
             at = f" at index {where}" if where else ""
-            fail(f"{int(wrong.sum())} of {got.numel()} values differ; the largest difference is "
-                 f"{float(error.max()):.3g}{at} (yours {float(got[where]):.6g}, expected {float(want[where]):.6g}; "
-                 f"tolerance atol={atol:g}, rtol={rtol:g})")
+            fail(
+                f"{int(wrong.sum())} of {got.numel()} values differ; the largest difference is "
+                f"{float(error.max()):.3g}{at} (yours {float(got[where]):.6g}, expected {float(want[where]):.6g}; "
+                f"tolerance atol={atol:g}, rtol={rtol:g})"
+            )
     if at_least is not None:
         value = float(torch.as_tensor(actual).detach().cpu().double())
         if not value >= at_least:
@@ -318,9 +394,11 @@ def require(*names: str, scope: dict, run: str) -> None:
     missing = [name for name in names if name not in scope]
     if missing:
         listed = ", ".join(missing)
-        raise NameError(f"{listed} {'is' if len(missing) == 1 else 'are'} not defined yet: this cell needs {run}. "
-                        "Run those cells first (JupyterLab: Run > Run All Above Selected Cell), then this cell "
-                        "again.")
+        raise NameError(
+            f"{listed} {'is' if len(missing) == 1 else 'are'} not defined yet: this cell needs {run}. "
+            "Run those cells first (JupyterLab: Run > Run All Above Selected Cell), then this cell "
+            "again."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

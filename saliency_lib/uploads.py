@@ -38,8 +38,16 @@ from ._checks import check_int
 if TYPE_CHECKING:  # Pillow is imported when an image is opened, not with the package
     from PIL import Image
 
-__all__ = ["ALLOWED_FORMATS", "MAX_BYTES", "MAX_PIXELS", "ImageInfo", "upload_contents", "check_image",
-           "open_image", "image_tensor"]
+__all__ = [
+    "ALLOWED_FORMATS",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "ImageInfo",
+    "upload_contents",
+    "check_image",
+    "open_image",
+    "image_tensor",
+]
 
 #: Pixel formats accepted (Pillow's format names).
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -98,13 +106,17 @@ def upload_contents(value) -> list[tuple[str, bytes]]:
     elif isinstance(value, (tuple, list)):
         items = list(value)
     else:
-        raise ValueError(f"value: expected an ipywidgets.FileUpload's value (a tuple of dicts), got "
-                         f"{type(value).__name__}; pass `upload.value`")
+        raise ValueError(
+            f"value: expected an ipywidgets.FileUpload's value (a tuple of dicts), got "
+            f"{type(value).__name__}; pass `upload.value`"
+        )
     files = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "content" not in item:
-            raise ValueError(f"value[{index}]: expected a dict with 'name' and 'content' (as FileUpload gives), "
-                             f"got {type(item).__name__}; pass `upload.value`")
+            raise ValueError(
+                f"value[{index}]: expected a dict with 'name' and 'content' (as FileUpload gives), "
+                f"got {type(item).__name__}; pass `upload.value`"
+            )
         files.append((str(item.get("name", f"upload {index}")), bytes(item["content"])))
     return files
 
@@ -125,13 +137,17 @@ def _read(source, max_bytes: int) -> tuple[bytes, str]:
         if n_bytes > max_bytes:  # before reading a byte of it
             raise ValueError(_too_big(str(path), n_bytes, max_bytes))
         return path.read_bytes(), str(path)
-    raise ValueError(f"source: expected a path or the bytes of an image file (e.g. upload.value[0]['content']), "
-                     f"got {type(source).__name__}")
+    raise ValueError(
+        f"source: expected a path or the bytes of an image file (e.g. upload.value[0]['content']), "
+        f"got {type(source).__name__}"
+    )
 
 
 def _too_big(label: str, n_bytes: int, max_bytes: int) -> str:
-    return (f"{label} is {n_bytes / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; make the picture "
-            f"smaller (e.g. 1024 pixels wide, saved as JPEG) and try again")
+    return (
+        f"{label} is {n_bytes / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; make the picture "
+        f"smaller (e.g. 1024 pixels wide, saved as JPEG) and try again"
+    )
 
 
 def _sniff(head: bytes) -> str | None:
@@ -171,30 +187,37 @@ def _open_header(data: bytes, label: str, max_pixels: int) -> Image.Image:
     claimed = _sniff(data[:64])
     if claimed is None or claimed.startswith("!"):
         what = "a file of unknown type" if claimed is None else claimed[1:]
-        raise ValueError(f"cannot read {label} as an image: it is {what}, not a {'/'.join(ALLOWED_FORMATS)} "
-                         f"image; {_ADVICE}")
+        raise ValueError(
+            f"cannot read {label} as an image: it is {what}, not a {'/'.join(ALLOWED_FORMATS)} image; {_ADVICE}"
+        )
     with warnings.catch_warnings():
         # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that: both mean "refuse".
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             opened = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ValueError(f"{label} declares too many pixels to decode safely ({_first_line(error)}); "
-                             f"this looks like a decompression bomb: use a normal photo or a smaller "
-                             f"image") from None
+            raise ValueError(
+                f"{label} declares too many pixels to decode safely ({_first_line(error)}); "
+                f"this looks like a decompression bomb: use a normal photo or a smaller "
+                f"image"
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"cannot read {label} as an image: it starts like a {claimed} file but Pillow "
-                             f"cannot read it ({_first_line(error)}), so it is damaged or not really a {claimed}; "
-                             f"{_ADVICE}") from None
+            raise ValueError(
+                f"cannot read {label} as an image: it starts like a {claimed} file but Pillow "
+                f"cannot read it ({_first_line(error)}), so it is damaged or not really a {claimed}; "
+                f"{_ADVICE}"
+            ) from None
     if opened.format not in ALLOWED_FORMATS:  # pragma: no cover - formats= already restricts Pillow
         raise ValueError(f"{label} is a {opened.format} image; accepted: {', '.join(ALLOWED_FORMATS)}; {_ADVICE}")
     width, height = opened.size
     if width < 1 or height < 1:
         raise ValueError(f"{label} has no pixels ({width} x {height}); choose another image")
     if width * height > max_pixels:
-        raise ValueError(f"{label} declares {width} x {height} = {width * height:,} pixels, over the "
-                         f"{max_pixels:,} limit (a decompression bomb, or a huge scan); make the picture smaller "
-                         f"and try again")
+        raise ValueError(
+            f"{label} declares {width} x {height} = {width * height:,} pixels, over the "
+            f"{max_pixels:,} limit (a decompression bomb, or a huge scan); make the picture smaller "
+            f"and try again"
+        )
     return opened
 
 
@@ -225,12 +248,24 @@ def check_image(source, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
     check_int("max_pixels", max_pixels)
     data, label = _read(source, max_bytes)
     with _open_header(data, label, max_pixels) as opened:
-        return ImageInfo(format=opened.format, width=opened.size[0], height=opened.size[1], mode=opened.mode,
-                         n_bytes=len(data), n_frames=int(getattr(opened, "n_frames", 1)))
+        return ImageInfo(
+            format=opened.format,
+            width=opened.size[0],
+            height=opened.size[1],
+            mode=opened.mode,
+            n_bytes=len(data),
+            n_frames=int(getattr(opened, "n_frames", 1)),
+        )
 
 
-def open_image(source, *, channels: int = 3, background: tuple[int, int, int] = (255, 255, 255),
-               max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(
+    source,
+    *,
+    channels: int = 3,
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
     """A checked image file decoded as an upright 8-bit ``PIL.Image`` in mode "RGB" (or "L" for one channel).
 
     Args:
@@ -267,11 +302,19 @@ def open_image(source, *, channels: int = 3, background: tuple[int, int, int] = 
                 picture = _to_8bit(picture, background)
                 if picture is opened:  # closing the file below must not close the image we return
                     picture = picture.copy()
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as error:
-            raise ValueError(f"cannot read {label} as an image: it is a damaged or incomplete {kind} file "
-                             f"({_first_line(error)}); open it in an image viewer and save it again, or upload "
-                             f"it again") from None
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as error:
+            raise ValueError(
+                f"cannot read {label} as an image: it is a damaged or incomplete {kind} file "
+                f"({_first_line(error)}); open it in an image viewer and save it again, or upload "
+                f"it again"
+            ) from None
     return picture.convert("L" if channels == 1 else "RGB")
 
 
@@ -311,14 +354,23 @@ def _spec_of(model_or_spec) -> tuple[int, tuple[int, int] | None]:
     spec: Any = getattr(model_or_spec, "spec", model_or_spec)
     channels, size = getattr(spec, "channels", None), getattr(spec, "size", None)
     if channels not in (1, 3) or size is None or len(tuple(size)) != 2:
-        raise ValueError(f"model: expected a classifier with .spec, or a spec with .channels (1 or 3) and "
-                         f".size (H, W), e.g. saliency_lib.models.InputSpec; got {type(model_or_spec).__name__}")
+        raise ValueError(
+            f"model: expected a classifier with .spec, or a spec with .channels (1 or 3) and "
+            f".size (H, W), e.g. saliency_lib.models.InputSpec; got {type(model_or_spec).__name__}"
+        )
     height, width = (check_int("size[0]", int(size[0])), check_int("size[1]", int(size[1])))
     return int(channels), (height, width)
 
 
-def image_tensor(source, model=None, *, batch: bool = True, background: tuple[int, int, int] = (255, 255, 255),
-                 max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def image_tensor(
+    source,
+    model=None,
+    *,
+    batch: bool = True,
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> torch.Tensor:
     """A checked image file as a model's input: float32 ``(1, C, H, W)`` (or ``(C, H, W)``) in [0, 1].
 
     Args:
@@ -337,8 +389,7 @@ def image_tensor(source, model=None, *, batch: bool = True, background: tuple[in
     import torchvision.transforms.functional as TF
 
     channels, size = _spec_of(model)
-    picture = open_image(source, channels=channels, background=background, max_bytes=max_bytes,
-                         max_pixels=max_pixels)
+    picture = open_image(source, channels=channels, background=background, max_bytes=max_bytes, max_pixels=max_pixels)
     if size is not None:
         # Shrink photos over 4 megapixels by a whole factor in Pillow first (to at least twice the target), so
         # the float copy below stays small (a 50 MP photo would take 600 MB); smaller ones are resized as is.

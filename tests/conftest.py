@@ -15,8 +15,7 @@ class PlantedModel(nn.Module):
     call) makes it slow on purpose (for Stop buttons and progress).
     """
 
-    def __init__(self, region=(slice(4, 14), slice(4, 14)), gain: float = 12.0, bias: float = 3.0,
-                 delay: float = 0.0):
+    def __init__(self, region=(slice(4, 14), slice(4, 14)), gain: float = 12.0, bias: float = 3.0, delay: float = 0.0):
         super().__init__()
         self.region = region
         self.gain, self.bias, self.delay = gain, bias, delay

@@ -10,8 +10,17 @@ import sys
 
 from saliency_lib import distributed, evaluation
 
-TINY = [evaluation.DatasetPlan("planted", 6, 20, pixels_per_step=256, methods=("oise", "rise", "random", "gradcam"),
-                               chunk=2, options={"rise": {"batch_size": 8}})]
+TINY = [
+    evaluation.DatasetPlan(
+        "planted",
+        6,
+        20,
+        pixels_per_step=256,
+        methods=("oise", "rise", "random", "gradcam"),
+        chunk=2,
+        options={"rise": {"batch_size": 8}},
+    )
+]
 
 if __name__ == "__main__":
     evaluation.SUITES["tiny"] = TINY

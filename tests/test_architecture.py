@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "saliency_lib"
-CLI_MAX_LINES = 60
+CLI_MAX_STATEMENTS = 40
 
 
 def module_name(path: Path) -> str:
@@ -40,7 +40,7 @@ def resolve(current: str, is_package: bool, level: int, target: str | None) -> s
         return target or ""
     base = current.split(".")
     base = base if is_package else base[:-1]
-    base = base[:len(base) - (level - 1)] if level > 1 else base
+    base = base[: len(base) - (level - 1)] if level > 1 else base
     return ".".join(base + ([target] if target else []))
 
 
@@ -92,9 +92,14 @@ def private_uses(source: str, current: str, is_package: bool, known: set[str]) -
                 elif alias.name.startswith("_") and not alias.name.startswith("__"):
                     problems.append(f"{current}:{node.lineno} imports private name {alias.name} from {target}")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")
-                and aliases[node.value.id] != current):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and aliases[node.value.id] != current
+        ):
             problems.append(f"{current}:{node.lineno} reads private {aliases[node.value.id]}.{node.attr}")
     return problems
 
@@ -124,7 +129,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if nxt == "saliency_lib" or (nxt in graph and node.startswith(nxt + ".")):
                 continue  # a submodule importing its own package's face is not a cycle of ideas
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -142,6 +147,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 # ---- the rules, on the real package ---------------------------------------------------------------------------------
+
 
 def test_no_private_name_crosses_a_module_border():
     modules = library_modules()
@@ -189,9 +195,10 @@ def test_no_import_cycles():
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("cli_*.py")), ids=lambda p: p.name)
 def test_cli_modules_are_thin_shims(path):
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    assert len(lines) <= CLI_MAX_LINES, f"{path.name}: {len(lines)} non-blank lines (a shim has <= {CLI_MAX_LINES})"
     tree = ast.parse(path.read_text())
+    # Statements, not lines: the formatter spreads one call over several lines without adding logic.
+    statements = sum(isinstance(node, ast.stmt) for node in ast.walk(tree))
+    assert statements <= CLI_MAX_STATEMENTS, f"{path.name}: {statements} statements (a shim: <= {CLI_MAX_STATEMENTS})"
     classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     assert not classes, f"{path.name} defines classes {classes}: library code belongs in a library module"
 
@@ -201,12 +208,15 @@ def test_cli_modules_are_thin_shims(path):
 KNOWN = {"saliency_lib", "saliency_lib.masks", "saliency_lib._checks", "saliency_lib.core", "saliency_lib.widgets"}
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("from .masks import _rescale", "imports private name _rescale"),
-    ("from saliency_lib.masks import _rescale", "imports private name _rescale"),
-    ("from . import masks as M\nM._rescale(1)", "reads private saliency_lib.masks._rescale"),
-    ("import saliency_lib.masks as M\nM._x", "reads private saliency_lib.masks._x"),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from .masks import _rescale", "imports private name _rescale"),
+        ("from saliency_lib.masks import _rescale", "imports private name _rescale"),
+        ("from . import masks as M\nM._rescale(1)", "reads private saliency_lib.masks._rescale"),
+        ("import saliency_lib.masks as M\nM._x", "reads private saliency_lib.masks._x"),
+    ],
+)
 def test_the_checker_catches_private_uses(source, expected):
     problems = private_uses(source, "saliency_lib.core", False, KNOWN)
     assert any(expected in problem for problem in problems), problems

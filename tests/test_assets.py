@@ -111,8 +111,14 @@ def test_load_weights_gives_tensors():
 
 def _verify_cli(data_dir: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, SALIENCY_DATA_DIR=str(data_dir))
-    return subprocess.run([sys.executable, "-m", "saliency_lib", "assets", "verify"], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "saliency_lib", "assets", "verify"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_verify_command_passes_on_intact_data(data_copy):
@@ -130,9 +136,27 @@ def test_verify_command_names_every_bad_file(data_copy):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
+)
 def test_rebuilding_the_sample_gives_the_same_bytes(tmp_path):
     shutil.copy(assets.DATA_DIR / assets.MANIFEST_NAME, tmp_path / assets.MANIFEST_NAME)
     entry = assets.build(only=["fashion_sample.npz"], data_dir=tmp_path, progress=False)["fashion_sample.npz"]
     assert entry["sha256"] == assets.read_manifest()["files"]["fashion_sample.npz"]["sha256"]
+
+
+def test_the_data_folder_is_found_in_the_documented_order(tmp_path, monkeypatch):
+    checkout, packaged = tmp_path / "checkout", tmp_path / "packaged"
+    for folder in (checkout, packaged):
+        folder.mkdir()
+    monkeypatch.setattr(assets, "CHECKOUT_DATA", checkout)
+    monkeypatch.setattr(assets, "PACKAGED_DATA", packaged)
+    monkeypatch.delenv("SALIENCY_DATA_DIR", raising=False)
+    assert assets.find_data_dir() == checkout  # nothing anywhere: the error will name the checkout's folder
+    (packaged / assets.MANIFEST_NAME).write_text("{}")
+    assert assets.find_data_dir() == packaged  # an installed wheel without a checkout
+    (checkout / assets.MANIFEST_NAME).write_text("{}")
+    assert assets.find_data_dir() == checkout  # a checkout wins over the wheel's copy
+    monkeypatch.setenv("SALIENCY_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert assets.find_data_dir() == tmp_path / "elsewhere"

@@ -6,11 +6,16 @@ import torch
 from saliency_lib import baselines as B
 from saliency_lib import metrics as Mt
 from saliency_lib import models
-from saliency_lib.datasets import planted_canvases
 from saliency_lib.data import fashion_sample
+from saliency_lib.datasets import planted_canvases
 
-FAST = {"oise": {"n_steps": 150}, "rise": {"n_masks": 150}, "lime": {"n_samples": 40},
-        "integrated_gradients": {"n_path_points": 8}, "occlusion": {"window": 8, "stride": 4}}
+FAST = {
+    "oise": {"n_steps": 150},
+    "rise": {"n_masks": 150},
+    "lime": {"n_samples": 40},
+    "integrated_gradients": {"n_path_points": 8},
+    "occlusion": {"window": 8, "stride": 4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +69,10 @@ def test_seeded_methods_repeat_and_lime_leaves_the_global_generator_alone(plante
     a = B.lime(model, data.images[:2], n_samples=30, seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(a, B.lime(model, data.images[:2], n_samples=30, seed=5))
-    assert torch.equal(B.attribute("rise", model, data.images[:2], n_masks=50, seed=1),
-                       B.attribute("rise", model, data.images[:2], n_masks=50, seed=1))
+    assert torch.equal(
+        B.attribute("rise", model, data.images[:2], n_masks=50, seed=1),
+        B.attribute("rise", model, data.images[:2], n_masks=50, seed=1),
+    )
 
 
 def test_superpixels_label_every_pixel():

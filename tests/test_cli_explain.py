@@ -44,8 +44,22 @@ def test_load_image_file_converts_resizes_and_crops(photo, tmp_path):
 
 def test_explain_prints_top5_target_time_and_writes_the_figure(photo, tmp_path, capsys):
     out = tmp_path / "map.png"
-    code = cli.main(["explain", str(photo), "--model", "efficientnet-lite0", "--method", "oise", "--steps", "6",
-                     "--seed", "1", "--out", str(out)])
+    code = cli.main(
+        [
+            "explain",
+            str(photo),
+            "--model",
+            "efficientnet-lite0",
+            "--method",
+            "oise",
+            "--steps",
+            "6",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "top-5 classes:" in captured.out and "1. Egyptian cat (class 285)" in captured.out
@@ -57,23 +71,39 @@ def test_explain_prints_top5_target_time_and_writes_the_figure(photo, tmp_path, 
 
 def test_explain_with_rise_and_a_chosen_target(photo, tmp_path, capsys):
     out = tmp_path / "rise.png"
-    code = cli.main(["explain", str(photo), "--method", "rise", "--steps", "10", "--target", "282",
-                     "--no-progress", "--out", str(out)])
+    code = cli.main(
+        [
+            "explain",
+            str(photo),
+            "--method",
+            "rise",
+            "--steps",
+            "10",
+            "--target",
+            "282",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "target: tiger cat (class 282)" in captured.out and "RISE: 10 model calls" in captured.out
     assert out.stat().st_size > 10_000 and captured.err == ""
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["{missing}"], "image not found"),
-    (["{broken}"], "cannot read"),
-    (["{photo}", "--model", "alexnet"], "unknown model 'alexnet'"),
-    (["{photo}", "--method", "lime"], "unknown method 'lime'"),
-    (["{photo}", "--steps", "0"], "steps must be >= 1"),
-    (["{photo}", "--out", "map.txt"], "--out must end in"),
-    (["{photo}", "--target", "1000", "--steps", "1"], "target must be a class index in [0, 999]"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["{missing}"], "image not found"),
+        (["{broken}"], "cannot read"),
+        (["{photo}", "--model", "alexnet"], "unknown model 'alexnet'"),
+        (["{photo}", "--method", "lime"], "unknown method 'lime'"),
+        (["{photo}", "--steps", "0"], "steps must be >= 1"),
+        (["{photo}", "--out", "map.txt"], "--out must end in"),
+        (["{photo}", "--target", "1000", "--steps", "1"], "target must be a class index in [0, 999]"),
+    ],
+)
 def test_errors_exit_non_zero_with_one_line(photo, tmp_path, capsys, arguments, message):
     broken = tmp_path / "broken.png"
     broken.write_text("not a PNG")
@@ -90,8 +120,12 @@ def test_errors_exit_non_zero_with_one_line(photo, tmp_path, capsys, arguments, 
 
 
 def test_error_from_a_real_process_has_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "saliency_lib", "explain", str(tmp_path / "missing.png")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "saliency_lib", "explain", str(tmp_path / "missing.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"explain: error: image not found: {tmp_path / 'missing.png'}"
     assert "Traceback" not in result.stderr

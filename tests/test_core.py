@@ -63,15 +63,18 @@ def test_resolve_target_accepts_the_usual_forms():
     assert V.resolve_target(np.array([1, 1]), probs).tolist() == [1, 1]
 
 
-@pytest.mark.parametrize("target, error, match", [
-    (3, ValueError, r"class index in \[0, 2\]"),
-    ([0, -1], ValueError, "class index"),
-    ([0, 1, 2], ValueError, "3 entries but there are 2 images"),
-    (True, TypeError, "bool"),
-    (1.0, TypeError, "target"),
-    (torch.tensor([0.0, 1.0]), TypeError, "integers"),
-    (["a", "b"], TypeError, "ints"),
-])
+@pytest.mark.parametrize(
+    "target, error, match",
+    [
+        (3, ValueError, r"class index in \[0, 2\]"),
+        ([0, -1], ValueError, "class index"),
+        ([0, 1, 2], ValueError, "3 entries but there are 2 images"),
+        (True, TypeError, "bool"),
+        (1.0, TypeError, "target"),
+        (torch.tensor([0.0, 1.0]), TypeError, "integers"),
+        (["a", "b"], TypeError, "ints"),
+    ],
+)
 def test_resolve_target_rejects(target, error, match):
     with pytest.raises(error, match=match):
         V.resolve_target(target, torch.rand(2, 3))
@@ -99,8 +102,9 @@ def test_class_probabilities_softmaxes_chunks_and_checks_the_output():
     probs = V.class_probabilities(model, images)
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5))
     assert torch.allclose(V.class_probabilities(model, images, batch_size=2), probs, atol=1e-6)
-    assert torch.equal(V.call_model(model, images, batch_size=2), torch.cat([model(images[:2]), model(images[2:4]),
-                                                                            model(images[4:])]))
+    assert torch.equal(
+        V.call_model(model, images, batch_size=2), torch.cat([model(images[:2]), model(images[2:4]), model(images[4:])])
+    )
     assert torch.allclose(V.to_probabilities(V.call_model(model, images)), probs, atol=1e-6)
     assert torch.equal(V.to_probabilities(probs, "probabilities"), probs)
     with pytest.raises(ValueError, match=r"\(B, n_classes\)"):
@@ -132,7 +136,7 @@ def test_check_model_accepts_functions_and_warns_once_about_training_mode():
         C.check_model(model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        C.check_model(model)          # once per model
+        C.check_model(model)  # once per model
         C.check_model(nn.Linear(2, 2))  # training mode without dropout or batch norm: nothing to say
     assert model.training
 
@@ -140,7 +144,9 @@ def test_check_model_accepts_functions_and_warns_once_about_training_mode():
 def test_check_images_converts_other_float_dtypes_as_a_copy():
     x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
     images, _ = C.check_images(x, spec_model())
-    assert images.dtype == torch.float32 and x.dtype == torch.float64 and torch.equal(images.double(), x.float().double())
+    assert (
+        images.dtype == torch.float32 and x.dtype == torch.float64 and torch.equal(images.double(), x.float().double())
+    )
     with pytest.raises(ValueError, match=r"looks channel-last \(H, W, C\)"):
         C.check_images(torch.rand(6, 6, 3))
     with pytest.raises(ValueError, match="use images / 255"):
@@ -155,12 +161,15 @@ def test_class_probabilities_warns_about_probabilities_given_as_logits():
         V.class_probabilities(model, torch.rand(4, 1, 6, 6))
 
 
-@pytest.mark.parametrize("target, match", [
-    ("b", r"class name 'b'; use model.class_names.index\('b'\)"),
-    (["a", "b"], "class names"),
-    (np.float64(1.0), "got float64"),
-    (torch.tensor([True, False]), "integers"),
-])
+@pytest.mark.parametrize(
+    "target, match",
+    [
+        ("b", r"class name 'b'; use model.class_names.index\('b'\)"),
+        (["a", "b"], "class names"),
+        (np.float64(1.0), "got float64"),
+        (torch.tensor([True, False]), "integers"),
+    ],
+)
 def test_resolve_target_explains_names_and_numpy_floats(target, match):
     with pytest.raises(TypeError, match=match):
         V.resolve_target(target, torch.rand(2, 3))
@@ -189,10 +198,21 @@ def test_seeded_generator_repeats_and_refuses_a_float_seed():
         V.seeded_generator(True)
 
 
-@pytest.mark.parametrize("value, kwargs, ok", [
-    (0.0, {}, True), (1, {}, True), (0.5, {}, True), (-0.1, {}, False), (1.01, {}, False), (float("nan"), {}, False),
-    (True, {}, False), ("0.5", {}, False), (0.0, {"open_low": True}, False), (1.0, {"open_high": True}, False),
-])
+@pytest.mark.parametrize(
+    "value, kwargs, ok",
+    [
+        (0.0, {}, True),
+        (1, {}, True),
+        (0.5, {}, True),
+        (-0.1, {}, False),
+        (1.01, {}, False),
+        (float("nan"), {}, False),
+        (True, {}, False),
+        ("0.5", {}, False),
+        (0.0, {"open_low": True}, False),
+        (1.0, {"open_high": True}, False),
+    ],
+)
 def test_check_fraction(value, kwargs, ok):
     if ok:
         assert C.check_fraction("p", value, **kwargs) == float(value)

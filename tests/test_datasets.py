@@ -40,7 +40,7 @@ def test_the_box_is_the_item_and_clutter_stays_out_of_its_square(sample):
         assert int(box[3] - box[1]) == int(ys.max() - ys.min() + 1)
         assert int(box[2] - box[0]) == int(xs.max() - xs.min() + 1)
         # ... and the item's whole 28 x 28 square on the canvas is exactly the item (no clutter inside).
-        assert torch.equal(image[top:top + 28, left:left + 28], item)
+        assert torch.equal(image[top : top + 28, left : left + 28], item)
     outside = data.images[:, 0].clone()
     for image, (x0, y0, x1, y1) in zip(outside, data.boxes.tolist()):
         image[y0:y1, x0:x1] = 0
@@ -74,7 +74,7 @@ def test_photo_boxes_are_the_code_boxes_and_hash_checked(tmp_path):
     names, boxes, payload = datasets.photo_boxes()
     assert names == list(datasets.PHOTO_BOXES)
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 224).all() and (boxes[:, 2:] > boxes[:, :2]).all()
-    datasets._build_photo_boxes(tmp_path / "boxes.json", 0, False)    # the asset recipe re-makes the same file
+    datasets._build_photo_boxes(tmp_path / "boxes.json", 0, False)  # the asset recipe re-makes the same file
     assert (tmp_path / "boxes.json").read_bytes() == assets.checked_path(datasets.PHOTO_BOXES_FILE).read_bytes()
     assert "how" in payload
 

@@ -43,11 +43,13 @@ def _images(n: int = 5) -> torch.Tensor:
 
 def _oise_job(model, images, out_dir: Path, calls: list):
     """OISE on each block with the block's seed; the maps go to npz files, their sums to the records."""
+
     def job(block):
         calls.append(block.index)
-        maps = oise(model, images[block.start:block.stop], n_steps=12, seed=block.seed)
+        maps = oise(model, images[block.start : block.stop], n_steps=12, seed=block.seed)
         distributed.save_arrays(out_dir / f"block{block.index}.npz", maps=maps)
         return [{"sum": float(m.sum()), "target": int(t)} for m, t in zip(maps, maps.target)]
+
     return job
 
 
@@ -77,30 +79,32 @@ def test_world_from_torchrun_environment(monkeypatch):
 
 def test_any_split_and_a_resume_give_the_same_records(planted_model, tmp_path):
     images, calls = _images(5), []
-    single = run_sharded(_oise_job(planted_model, images, tmp_path / "a", calls), 5, tmp_path / "a", "maps",
-                         seed=7, block_size=2)
+    single = run_sharded(
+        _oise_job(planted_model, images, tmp_path / "a", calls), 5, tmp_path / "a", "maps", seed=7, block_size=2
+    )
     assert single.complete and single.n_blocks == 3 and [r["index"] for r in single.records] == [0, 1, 2, 3, 4]
     reference = json.loads((tmp_path / "a" / "maps.json").read_text())["records"]
 
     # Three ranks, played in turn: ranks 1 and 2 leave their files; rank 0 computes block 0 and merges.
     split = tmp_path / "b"
     for rank in (1, 2, 0):
-        run = run_sharded(_oise_job(planted_model, images, split, []), 5, split, "maps", seed=7, block_size=2,
-                          rank_world=(rank, 3))
+        run = run_sharded(
+            _oise_job(planted_model, images, split, []), 5, split, "maps", seed=7, block_size=2, rank_world=(rank, 3)
+        )
     assert run.complete and run.computed == [0] and run.skipped == [1, 2]
     assert json.loads((split / "maps.json").read_text())["records"] == reference
     assert torch.equal(_maps(split, 3), _maps(tmp_path / "a", 3))
 
     # A run stopped after one block, killed while writing the next line, then started again.
     resumed, calls = tmp_path / "c", []
-    first = run_sharded(_oise_job(planted_model, images, resumed, calls), 5, resumed, "maps", seed=7,
-                        block_size=2, max_blocks=1)
+    first = run_sharded(
+        _oise_job(planted_model, images, resumed, calls), 5, resumed, "maps", seed=7, block_size=2, max_blocks=1
+    )
     assert not first.complete and first.missing == [1, 2] and first.records is None
     assert not (resumed / "maps.json").exists()
     with (resumed / "maps.rank0.jsonl").open("a") as file:
         file.write('{"run": {"n_items": 5, "block_size": 2, "se')  # the kill, mid-line
-    second = run_sharded(_oise_job(planted_model, images, resumed, calls), 5, resumed, "maps", seed=7,
-                         block_size=2)
+    second = run_sharded(_oise_job(planted_model, images, resumed, calls), 5, resumed, "maps", seed=7, block_size=2)
     assert calls == [0, 1, 2] and second.skipped == [0] and second.records == reference
     assert torch.equal(_maps(resumed, 3), _maps(tmp_path / "a", 3))
 
@@ -120,8 +124,16 @@ def test_evaluate_sharded_is_evaluate_in_blocks(tmp_path, one_thread):
         whole = evaluate_sharded("planted", "rise", 4, tmp_path, rank_world=(rank, 2), **kwargs)
     assert [b["rank"] for b in json.loads(whole["path"].read_text())["blocks"]] == [0, 1]
     # The evaluation today (every chunk of 2 seeded 3): the same numbers, so adopting the runner changes none.
-    direct = evaluate(data["model"], data["images"][:4], data["targets"][:4], "rise", options,
-                      boxes=data["boxes"][:4], pixels_per_step=256, chunk=2)
+    direct = evaluate(
+        data["model"],
+        data["images"][:4],
+        data["targets"][:4],
+        "rise",
+        options,
+        boxes=data["boxes"][:4],
+        pixels_per_step=256,
+        chunk=2,
+    )
     assert whole["values"].keys() == direct["values"].keys()
     for key, value in direct["values"].items():
         assert torch.equal(whole["values"][key], value), key
@@ -134,8 +146,20 @@ def test_cuda_requested_without_a_gpu_is_one_line(tmp_path, capsys):
         pytest.skip("a GPU is here")
     (tmp_path / "in").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "in" / "x.png")
-    code = cli.main(["explain-folder", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cuda",
-                     "--model", "fashion-cnn", "--steps", "5"])
+    code = cli.main(
+        [
+            "explain-folder",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cuda",
+            "--model",
+            "fashion-cnn",
+            "--steps",
+            "5",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 2 and error.count("\n") == 0 and "no CUDA GPU" in error and "--device cpu" in error
 
@@ -143,8 +167,22 @@ def test_cuda_requested_without_a_gpu_is_one_line(tmp_path, capsys):
 def test_evaluate_on_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")
-    code = cli.main(["evaluate", "--suite", "quick", "--datasets", "planted", "--methods", "random", "--out",
-                     str(tmp_path), "--device", "cuda", "--no-progress"])
+    code = cli.main(
+        [
+            "evaluate",
+            "--suite",
+            "quick",
+            "--datasets",
+            "planted",
+            "--methods",
+            "random",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cuda",
+            "--no-progress",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 1 and error.count("\n") == 0 and "no CUDA GPU" in error and "--device cpu" in error
     assert not list(tmp_path.iterdir())  # nothing written
@@ -174,10 +212,32 @@ def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_th
     assert stopped.missing == [1, 2]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), "-m", "saliency_lib",
-               "explain-folder", str(folder), "--out", str(tmp_path / "two"), "--model", "fashion-cnn",
-               "--steps", "20", "--block-size", "2", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "saliency_lib",
+        "explain-folder",
+        str(folder),
+        "--out",
+        str(tmp_path / "two"),
+        "--model",
+        "fashion-cnn",
+        "--steps",
+        "20",
+        "--block-size",
+        "2",
+        "--no-progress",
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 block(s) computed, 1 found done" in done.stdout  # rank 0: block 0 (found), block 2 (now)
@@ -227,15 +287,28 @@ def test_evaluate_two_torchrun_ranks_resume_a_killed_run_and_equal_one_process(t
             (killed / f"{name}.blocks" / block.name).write_bytes(block.read_bytes())
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-               str(ROOT / "tests" / "evaluate_driver.py"), str(tmp_path / "two")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(ROOT / "tests" / "evaluate_driver.py"),
+        str(tmp_path / "two"),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
     two = json.loads((tmp_path / "two" / "evaluation_tiny.json").read_text())
-    assert _without_timing(two["records"]) == _without_timing(json.loads(
-        (tmp_path / "one" / "evaluation_tiny.json").read_text())["records"])
+    assert _without_timing(two["records"]) == _without_timing(
+        json.loads((tmp_path / "one" / "evaluation_tiny.json").read_text())["records"]
+    )
     oise_blocks = json.loads((killed / "evaluation-planted-oise.json").read_text())["blocks"]
     assert [(b["rank"], b["world_size"]) for b in oise_blocks] == [(0, 1), (1, 2), (0, 2)]  # resumed, then shared
     rise_blocks = json.loads((killed / "evaluation-planted-rise.json").read_text())["blocks"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +43,7 @@ def _environment() -> dict[str, str]:
 def test_environment_yml_parses_and_uses_conda_forge_cpu_pytorch():
     spec = yaml.safe_load((REPO / "environment.yml").read_text())
     assert spec["channels"] == ["conda-forge"]
-    assert any(isinstance(item, str) and item.startswith("pytorch=") and "cpu" in item
-               for item in spec["dependencies"])
+    assert any(isinstance(item, str) and item.startswith("pytorch=") and "cpu" in item for item in spec["dependencies"])
 
 
 def test_environment_yml_names_the_same_packages_and_pins_as_pyproject():
@@ -59,7 +58,7 @@ def test_torch_pins_are_exact():
 def test_every_dependency_says_what_uses_it():
     lines = (REPO / "pyproject.toml").read_text().splitlines()
     start = lines.index("dependencies = [")
-    block = lines[start + 1:lines.index("]", start)]
+    block = lines[start + 1 : lines.index("]", start)]
     for number, line in enumerate(block):
         if line.strip().startswith('"'):
             assert block[number - 1].strip().startswith("#") or block[number - 2].strip().startswith("#"), line
@@ -88,8 +87,15 @@ def test_make_lab_serves_without_a_display_and_opens_notebook_00():
 
     env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
     # -n: print the commands only; -o: treat the install stamp as up to date.
-    plan = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, check=True).stdout
+    plan = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "lab"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "--no-browser" in plan
     # Learners work on a git-ignored copy (work/), so autosave never rewrites the committed notebooks.
     assert "-m saliency_lib.tutorial working-copy work" in plan
@@ -104,16 +110,27 @@ def test_the_first_install_shows_progress_and_can_take_the_cpu_build_of_torch():
     import subprocess
 
     def plan(*extra):
-        return subprocess.run(["make", "-n", "-W", "pyproject.toml", ".venv/.installed", *extra], cwd=REPO,
-                              capture_output=True, text=True, timeout=60, check=True).stdout
+        return subprocess.run(
+            ["make", "-n", "-W", "pyproject.toml", ".venv/.installed", *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
 
     default = plan()
     assert "--quiet" not in default and "--progress-bar on" in default and "echo" in default
     assert "download.pytorch.org/whl/cpu" not in default
     cpu = plan("CPU=1")
     assert "--index-url https://download.pytorch.org/whl/cpu" in cpu
-    pins = subprocess.run(["bash", "-c", "grep -oE '\"torch(vision)?==[^\"]+\"' pyproject.toml | tr -d '\"'"],
-                          cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    pins = subprocess.run(
+        ["bash", "-c", "grep -oE '\"torch(vision)?==[^\"]+\"' pyproject.toml | tr -d '\"'"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert pins == ["torch==2.14.1", "torchvision==0.29.1"]
 
 

@@ -105,6 +105,7 @@ def test_bad_suite_and_dataset_are_refused(capsys):
 
 # ---- the paper's budget (issue 11): the plan, a tiny run of its code path, the budget curve, the settings ------------
 
+
 def test_the_paper_suite_is_the_papers_budget_on_500_images_each():
     plans = {p.name: p for p in Ev.SUITES["paper"]}
     assert set(plans) == {"planted", "clutter", "fashion", "photos"}
@@ -127,8 +128,11 @@ def tiny_paper(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("paper")
     methods = ("oise", "rise", "occlusion", "saliency", "random")
-    tiny = [replace(p, n=3, budget=12, chunk=3, methods=methods) for p in Ev.SUITES["paper"]
-            if p.name in ("planted", "fashion")]
+    tiny = [
+        replace(p, n=3, budget=12, chunk=3, methods=methods)
+        for p in Ev.SUITES["paper"]
+        if p.name in ("planted", "fashion")
+    ]
     suites = {**Ev.SUITES, "paper": tiny}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Ev, "SUITES", suites)
@@ -142,7 +146,7 @@ def test_a_tiny_paper_run_writes_complete_records(tiny_paper):
     for dataset in ("planted", "fashion"):
         rows = records(payload, dataset)
         assert set(rows) == set(methods)
-        for method, row in rows.items():
+        for row in rows.values():
             assert row["n"] == 3 and set(row["metrics"]) >= {"deletion", "insertion"}
             assert row["runtime"]["explanation"] in ("onnx", "torch")
             assert row["machine"]["logical_cores"] >= 1 and "cpu" in row["machine"]
@@ -183,8 +187,9 @@ def test_oise_maps_at_smaller_budgets_are_those_of_separate_runs():
 def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
     result = Ev.budget_curve("clutter", 2, (10, 20), chains=2, chunk=2, out_dir=tmp_path, progress=False)
     rows = result["records"]
-    assert {(r["method"], r["budget"]) for r in rows} == {(m, b) for m in ("oise_1chain", "oise_2chains", "rise")
-                                                          for b in (10, 20)}
+    assert {(r["method"], r["budget"]) for r in rows} == {
+        (m, b) for m in ("oise_1chain", "oise_2chains", "rise") for b in (10, 20)
+    }
     for row in rows:
         assert set(row["metrics"]) == {"deletion", "insertion", "pointing", "iou", "energy"}
         assert ("vs_rise" in row) == (row["method"] != "rise")
@@ -197,8 +202,15 @@ def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
 
 
 def test_the_oise_settings_sweep_on_two_images(tmp_path):
-    result = Ev.oise_settings(n=2, budget=10, agreement_budget=12, agreement_n=2, out_dir=tmp_path, progress=False,
-                              settings={"paper defaults": {}, "grid 4": {"grid_size": 4}})
+    result = Ev.oise_settings(
+        n=2,
+        budget=10,
+        agreement_budget=12,
+        agreement_n=2,
+        out_dir=tmp_path,
+        progress=False,
+        settings={"paper defaults": {}, "grid 4": {"grid_size": 4}},
+    )
     assert [row["setting"] for row in result["settings"]] == ["paper defaults", "grid 4", "RISE (yardstick)"]
     assert "vs_defaults" in result["settings"][1]
     assert -1 <= result["seed_agreement"][0]["rank_corr_other_seed"]["mean"] <= 1

@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from saliency_lib import assets
-from saliency_lib.gan import (DISCRIMINATOR_FILE, GENERATOR_FILE, Discriminator, Generator, generator_report,
-                              load_discriminator, load_generator, sample_latent, train_dcgan)
+from saliency_lib.gan import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    Discriminator,
+    Generator,
+    generator_report,
+    load_discriminator,
+    load_generator,
+    sample_latent,
+    train_dcgan,
+)
 
 
 def test_generator_and_discriminator_shapes_and_ranges():

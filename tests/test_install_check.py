@@ -19,8 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_the_command_on_this_machine_ends_in_one_verdict_line():
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "saliency_lib.install_check"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "saliency_lib.install_check"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = result.stdout.strip().splitlines()
     last = lines[-1]
     assert last == "READY" or last.startswith("NOT READY: "), result.stdout + result.stderr
@@ -68,8 +74,10 @@ def test_a_wrong_version_is_named_with_both_versions(monkeypatch):
 
 def test_the_full_run_turns_not_ready_on_a_missing_package(monkeypatch, tmp_path):
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "x"\nrequires-python = ">=3.10"\n'
-                         'dependencies = ["numpy>=1.24", "saliency-nonexistent-package>=9"]\n')
+    pyproject.write_text(
+        '[project]\nname = "x"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["numpy>=1.24", "saliency-nonexistent-package>=9"]\n'
+    )
     lines = []
     checks = run_checks(map=False, pyproject=pyproject, report=lines.append)
     assert any("FAIL saliency-nonexistent-package" in line for line in lines)
@@ -100,8 +108,9 @@ def test_widgets_without_their_lab_extension_or_in_the_wrong_version(monkeypatch
     check = install_check.check_widgets()
     assert not check.ok and "without jupyterlab_widgets" in check.detail and "pip install" in check.fix
 
-    monkeypatch.setattr(install_check.metadata, "version",
-                        lambda name: "1.1.0" if name == "jupyterlab_widgets" else real(name))
+    monkeypatch.setattr(
+        install_check.metadata, "version", lambda name: "1.1.0" if name == "jupyterlab_widgets" else real(name)
+    )
     check = install_check.check_widgets()
     assert not check.ok and "needs jupyterlab_widgets" in check.detail and "1.1.0 is installed" in check.detail
 
@@ -121,10 +130,15 @@ def test_python_and_browser_checks():
     assert browser.ok and browser.name == "browser"  # no browser is not a failure: a URL is printed
 
 
-@pytest.mark.parametrize("checks, expected", [
-    ([Check("a", True, "fine"), Check("b", True, "slow", "use fast mode")], "READY"),
-    ([Check("a", False, "broken", "fix a"), Check("b", False, "broken", "fix b")],
-     "NOT READY: a: broken -> fix a; b: broken -> fix b"),
-])
+@pytest.mark.parametrize(
+    "checks, expected",
+    [
+        ([Check("a", True, "fine"), Check("b", True, "slow", "use fast mode")], "READY"),
+        (
+            [Check("a", False, "broken", "fix a"), Check("b", False, "broken", "fix b")],
+            "NOT READY: a: broken -> fix a; b: broken -> fix b",
+        ),
+    ],
+)
 def test_verdict(checks, expected):
     assert verdict(checks) == expected

@@ -12,8 +12,13 @@ import nbformat
 import pytest
 
 from saliency_lib import learner_edition
-from saliency_lib.learner_edition import (first_exercise_index, is_exercise_cell, is_solution_cell, learner_notebook,
-                                          write_learner_edition)
+from saliency_lib.learner_edition import (
+    first_exercise_index,
+    is_exercise_cell,
+    is_solution_cell,
+    learner_notebook,
+    write_learner_edition,
+)
 
 NOTEBOOKS = sorted(learner_edition.NOTEBOOKS.glob("*.ipynb"))
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -34,22 +39,26 @@ def code(source: str, tags=(), output: str | None = "42"):
 
 
 def test_solution_cells_are_removed_and_exercises_checks_and_text_kept(tmp_path):
-    path = make_notebook(tmp_path / "07_demo.ipynb", [
-        nbformat.v4.new_markdown_cell("# Demo\n[method](../docs/method.md) · [next](08_next.ipynb)"),
-        code("x = 1"),
-        code("def f(x):\n    # YOUR CODE HERE\n    return None"),
-        code("def f(x):\n    return 2 * x", tags=["solution"]),
-        code("%load solutions/07_f.py"),
-        code("# %load solutions/07_f.py\ndef f(x):\n    return 2 * x\n"),
-        code("candidate = tutorial.exercise_or_solution(f, '07_f.py', 1)\ntutorial.check_exercise('f', f(1), 2)"),
-    ])
+    path = make_notebook(
+        tmp_path / "07_demo.ipynb",
+        [
+            nbformat.v4.new_markdown_cell("# Demo\n[method](../docs/method.md) · [next](08_next.ipynb)"),
+            code("x = 1"),
+            code("def f(x):\n    # YOUR CODE HERE\n    return None"),
+            code("def f(x):\n    return 2 * x", tags=["solution"]),
+            code("%load solutions/07_f.py"),
+            code("# %load solutions/07_f.py\ndef f(x):\n    return 2 * x\n"),
+            code("candidate = tutorial.exercise_or_solution(f, '07_f.py', 1)\ntutorial.check_exercise('f', f(1), 2)"),
+        ],
+    )
     out = tmp_path / "learner"
     notebook = learner_notebook(path, out)
     sources = [cell.source for cell in notebook.cells]
     assert len(notebook.cells) == 4 and "YOUR CODE HERE" in sources[2] and "check_exercise" in sources[3]
     assert not any(is_solution_cell(cell) for cell in notebook.cells)
-    assert all(cell.outputs == [] and cell.execution_count is None
-               for cell in notebook.cells if cell.cell_type == "code")
+    assert all(
+        cell.outputs == [] and cell.execution_count is None for cell in notebook.cells if cell.cell_type == "code"
+    )
     assert "widgets" not in notebook.metadata and notebook.metadata["saliency_tutorial"]["edition"] == "learner"
     # ../docs is rewritten for the new folder (learner/ -> ../../docs from tmp_path/learner), notebook links kept.
     assert "](../docs/method.md)" not in sources[0] and "](08_next.ipynb)" in sources[0]
@@ -59,10 +68,13 @@ def test_solution_cells_are_removed_and_exercises_checks_and_text_kept(tmp_path)
 
 
 def test_an_exercise_left_without_its_check_is_refused(tmp_path):
-    path = make_notebook(tmp_path / "07_bad.ipynb", [
-        code("def f(x):\n    # YOUR CODE HERE\n    return None"),
-        code("assert f(1) == 2", tags=["solution"]),  # the check was tagged as a solution by mistake
-    ])
+    path = make_notebook(
+        tmp_path / "07_bad.ipynb",
+        [
+            code("def f(x):\n    # YOUR CODE HERE\n    return None"),
+            code("assert f(1) == 2", tags=["solution"]),  # the check was tagged as a solution by mistake
+        ],
+    )
     with pytest.raises(ValueError, match="no check cell after it"):
         learner_notebook(path)
     with pytest.raises(FileNotFoundError, match="path: notebook not found"):
@@ -81,10 +93,14 @@ def test_each_tutorial_notebook_keeps_its_exercises_and_checks_and_loses_its_out
     assert len(notebook.cells) == len(original.cells) - len(removed)
     assert sum(map(is_exercise_cell, notebook.cells)) == sum(map(is_exercise_cell, original.cells))
     check_calls = ("check_exercise", "exercise_or_solution")
-    assert sum(any(call in cell.source for call in check_calls) for cell in notebook.cells) == \
-        sum(any(call in cell.source for call in check_calls) for cell in original.cells if not is_solution_cell(cell))
-    assert all(cell.outputs == [] and cell.execution_count is None and "execution" not in cell.metadata
-               for cell in notebook.cells if cell.cell_type == "code")
+    assert sum(any(call in cell.source for call in check_calls) for cell in notebook.cells) == sum(
+        any(call in cell.source for call in check_calls) for cell in original.cells if not is_solution_cell(cell)
+    )
+    assert all(
+        cell.outputs == [] and cell.execution_count is None and "execution" not in cell.metadata
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    )
     # Every relative link points where it pointed from notebooks/.
     for before, after in zip([c for c in original.cells if not is_solution_cell(c)], notebook.cells):
         if before.cell_type != "markdown":
@@ -128,8 +144,9 @@ def test_the_learner_edition_runs_to_its_first_exercise(path, tmp_path):
     notebook.cells = notebook.cells[: index + 1]
     os.environ.setdefault("SALIENCY_FAST", "1")  # the kernel inherits it; pytest's env is restored per process
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     seconds = time.perf_counter() - start
     print(f"{path.name}: {index + 1} cells to the first exercise in {seconds:.0f} s")
     assert notebook.cells[index].outputs == [] or all(o.output_type != "error" for o in notebook.cells[index].outputs)

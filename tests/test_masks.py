@@ -20,6 +20,7 @@ def generator(seed: int = 0) -> torch.Generator:
 
 # ---------------------------------------------------------------------------------------------------- init_grid
 
+
 def test_init_grid_shape_values_and_rate():
     grid = M.init_grid(500, 8, 0.3, generator=generator())
     assert grid.shape == (500, 8, 8) and grid.dtype == torch.float32
@@ -38,13 +39,16 @@ def test_init_grid_is_seeded_and_leaves_the_global_random_state_alone():
     assert torch.equal(state, torch.get_rng_state())
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(batch=2, grid_size=0), ValueError, "grid_size"),
-    (dict(batch=2, grid_size=2.5), TypeError, "grid_size"),
-    (dict(batch=0), ValueError, "batch"),
-    (dict(batch=2, p_init=1.5), ValueError, "p_init"),
-    (dict(batch=2, p_init=True), ValueError, "p_init"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(batch=2, grid_size=0), ValueError, "grid_size"),
+        (dict(batch=2, grid_size=2.5), TypeError, "grid_size"),
+        (dict(batch=0), ValueError, "batch"),
+        (dict(batch=2, p_init=1.5), ValueError, "p_init"),
+        (dict(batch=2, p_init=True), ValueError, "p_init"),
+    ],
+)
 def test_init_grid_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         M.init_grid(**kwargs)
@@ -52,8 +56,11 @@ def test_init_grid_rejects_bad_arguments(kwargs, error, match):
 
 # ------------------------------------------------------------------------------------------- cells and shifts
 
-@pytest.mark.parametrize("size, grid_size, cell", [((28, 28), 8, (4, 4)), ((224, 224), 8, (28, 28)),
-                                                   ((30, 50), 7, (5, 8)), ((5, 5), 1, (5, 5))])
+
+@pytest.mark.parametrize(
+    "size, grid_size, cell",
+    [((28, 28), 8, (4, 4)), ((224, 224), 8, (28, 28)), ((30, 50), 7, (5, 8)), ((5, 5), 1, (5, 5))],
+)
 def test_cell_size_is_ceil_per_axis(size, grid_size, cell):
     assert M.cell_size(size, grid_size) == cell
 
@@ -68,6 +75,7 @@ def test_random_shifts_cover_the_cell_uniformly():
 
 # ------------------------------------------------------------------------------------------------- upsample
 
+
 def test_interpolation_matrix_rows_are_convex_weights():
     weights = M.interpolation_matrix(8, 252)
     assert weights.shape == (252, 8)
@@ -79,9 +87,10 @@ def _skimage_reference(grid: torch.Tensor, size, shift) -> np.ndarray:
     """The authors' (and RISE's) upsampling: skimage resize, order 1, mode 'reflect', then the crop."""
     s = grid.shape[-1]
     cell = M.cell_size(size, s)
-    big = resize(grid.double().numpy(), ((s + 1) * cell[0], (s + 1) * cell[1]), order=1, mode="reflect",
-                 anti_aliasing=False)
-    return big[shift[0]:shift[0] + size[0], shift[1]:shift[1] + size[1]]
+    big = resize(
+        grid.double().numpy(), ((s + 1) * cell[0], (s + 1) * cell[1]), order=1, mode="reflect", anti_aliasing=False
+    )
+    return big[shift[0] : shift[0] + size[0], shift[1] : shift[1] + size[1]]
 
 
 @settings(max_examples=25, deadline=None)
@@ -124,19 +133,23 @@ def test_upsampler_gives_the_same_masks_as_upsample():
     assert torch.allclose(upsampler(grids, shifts), M.upsample(grids, (40, 64), shifts=shifts), atol=1e-7)
 
 
-@pytest.mark.parametrize("grids, kwargs, error, match", [
-    (torch.zeros(2, 8, 7), {}, ValueError, "grids"),
-    (torch.zeros(8, 8), {}, ValueError, "grids"),
-    (torch.zeros(2, 8, 8), {"shifts": torch.zeros(3, 2, dtype=torch.long)}, ValueError, "shifts"),
-    (torch.zeros(2, 8, 8), {"shifts": torch.full((2, 2), 4, dtype=torch.long)}, ValueError, "shifts"),
-    (torch.zeros(2, 8, 8), {"shifts": torch.zeros(2, 2)}, TypeError, "shifts"),
-])
+@pytest.mark.parametrize(
+    "grids, kwargs, error, match",
+    [
+        (torch.zeros(2, 8, 7), {}, ValueError, "grids"),
+        (torch.zeros(8, 8), {}, ValueError, "grids"),
+        (torch.zeros(2, 8, 8), {"shifts": torch.zeros(3, 2, dtype=torch.long)}, ValueError, "shifts"),
+        (torch.zeros(2, 8, 8), {"shifts": torch.full((2, 2), 4, dtype=torch.long)}, ValueError, "shifts"),
+        (torch.zeros(2, 8, 8), {"shifts": torch.zeros(2, 2)}, TypeError, "shifts"),
+    ],
+)
 def test_upsample_rejects_bad_arguments(grids, kwargs, error, match):
     with pytest.raises(error, match=match):
         M.upsample(grids, (28, 28), **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------- apply_mask
+
 
 def test_apply_mask_keeps_ones_and_replaces_zeros_by_the_reference():
     images = torch.rand(2, 3, 8, 8, generator=generator())
@@ -175,6 +188,7 @@ def test_blur_keeps_the_shape_of_small_and_large_images():
 
 
 # ---------------------------------------------------------------------------------------------- update_grid
+
 
 def test_flip_cells_keeps_a_state_with_probability_p():
     was_on = torch.tensor([[[True, True, False, False]]])
@@ -219,17 +233,21 @@ def test_update_rescales_by_the_change_of_values_as_the_authors_do():
 
 def test_update_with_zero_step_size_gives_binary_grids():
     grids = torch.rand(10, 8, 8, generator=generator())
-    new = M.update_grid(grids, torch.rand(10, generator=generator(1)), torch.ones(10), step_size=0.0,
-                        generator=generator(2))
+    new = M.update_grid(
+        grids, torch.rand(10, generator=generator(1)), torch.ones(10), step_size=0.0, generator=generator(2)
+    )
     assert set(new.unique().tolist()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(p=torch.tensor([1.5, 0.5]), delta_p=torch.zeros(2)), "p must be probabilities"),
-    (dict(p=torch.tensor([0.5]), delta_p=torch.zeros(2)), "one value per grid"),
-    (dict(p=torch.tensor([0.5, 0.5]), delta_p=torch.zeros(2), step_size=2.0), "step_size"),
-    (dict(p=torch.tensor([0.5, 0.5]), delta_p=torch.zeros(2), uniform=torch.rand(2, 8, 7)), "uniform"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(p=torch.tensor([1.5, 0.5]), delta_p=torch.zeros(2)), "p must be probabilities"),
+        (dict(p=torch.tensor([0.5]), delta_p=torch.zeros(2)), "one value per grid"),
+        (dict(p=torch.tensor([0.5, 0.5]), delta_p=torch.zeros(2), step_size=2.0), "step_size"),
+        (dict(p=torch.tensor([0.5, 0.5]), delta_p=torch.zeros(2), uniform=torch.rand(2, 8, 7)), "uniform"),
+    ],
+)
 def test_update_grid_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         M.update_grid(torch.ones(2, 8, 8), **kwargs)
@@ -244,6 +262,7 @@ def test_cell_changes_partition_the_cells():
 
 
 # ---------------------------------------------------------------------------------------------- postprocess
+
 
 def test_postprocess_subtracts_the_mean_clips_and_scales():
     sums = torch.tensor([[[1.0, 2.0], [3.0, 6.0]]])  # mean 3

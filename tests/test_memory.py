@@ -29,13 +29,13 @@ CEILING_GB = 0.5
 
 CALLS = {
     # name: the call; the comment says how many photos the old defaults put into one model call.
-    "oise": "S.oise(model, photo, n_steps=16, n_chains=16, seed=0)",                  # 16 (all rows of a step)
-    "rise": "S.rise(model, photo, n_masks=16, seed=0)",                                 # 16 (100 masks x B)
-    "deletion": "metrics.deletion(model, photo, maps, pixels_per_step=224 * 16)",       # 15 (256 per call)
-    "insertion": "metrics.insertion(model, photo, maps, pixels_per_step=224 * 16)",     # 15
-    "occlusion": "baselines.occlusion(model, photo, window=112, stride=56)",            # 9 (64 per call)
+    "oise": "S.oise(model, photo, n_steps=16, n_chains=16, seed=0)",  # 16 (all rows of a step)
+    "rise": "S.rise(model, photo, n_masks=16, seed=0)",  # 16 (100 masks x B)
+    "deletion": "metrics.deletion(model, photo, maps, pixels_per_step=224 * 16)",  # 15 (256 per call)
+    "insertion": "metrics.insertion(model, photo, maps, pixels_per_step=224 * 16)",  # 15
+    "occlusion": "baselines.occlusion(model, photo, window=112, stride=56)",  # 9 (64 per call)
     "integrated_gradients": "baselines.integrated_gradients(model, photo, n_path_points=8)",  # 8 with gradients
-    "lime": "baselines.lime(model, photo, n_samples=16, n_segments=20)",                # 16 (100 per call)
+    "lime": "baselines.lime(model, photo, n_samples=16, n_segments=20)",  # 16 (100 per call)
     "gradcam": "baselines.gradcam(model, photo)",
     "saliency": "baselines.saliency(model, photo)",
     "class_probabilities": "class_probabilities(model, photo.expand(16, -1, -1, -1))",  # 16 (all at once)
@@ -85,24 +85,27 @@ def measured():
     pytest.importorskip("efficientnet_lite_pytorch")
     if sys.platform != "linux":
         pytest.skip("reads /proc/self/status (Linux)")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(CALLS)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(CALLS)], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_default_batch_sizes_bound_memory_on_a_photo(measured, name):
-    increase = measured["calls"][name]["increase"] / 2 ** 30
-    assert increase <= CEILING_GB, (f"{name} raised the peak memory by {increase:.2f} GB over "
-                                    f"{measured['after_imports'] / 2 ** 30:.2f} GB (ceiling {CEILING_GB} GB): "
-                                    f"a default batch size no longer bounds memory")
+    increase = measured["calls"][name]["increase"] / 2**30
+    assert increase <= CEILING_GB, (
+        f"{name} raised the peak memory by {increase:.2f} GB over "
+        f"{measured['after_imports'] / 2**30:.2f} GB (ceiling {CEILING_GB} GB): "
+        f"a default batch size no longer bounds memory"
+    )
 
 
 def test_whole_run_stays_under_the_ceiling_over_the_imports(measured):
     # Memory freed by one call and kept by the allocator counts for the next call's "before": bound the total too.
     peak = max(call["peak"] for call in measured["calls"].values())
-    increase = (peak - measured["after_imports"]) / 2 ** 30
+    increase = (peak - measured["after_imports"]) / 2**30
     assert increase <= CEILING_GB, f"the ten calls raised the peak memory by {increase:.2f} GB (ceiling {CEILING_GB})"
 
 
@@ -112,10 +115,10 @@ def test_default_batch_size_follows_the_input_size():
     from saliency_lib.core import CALL_BUDGET, default_batch_size
 
     assert default_batch_size(torch.zeros(2, 3, 224, 224)) == CALL_BUDGET // (3 * 224 * 224) == 8
-    assert default_batch_size((1, 28, 28)) == 1536          # Fashion-MNIST: the golden runs stay one call
+    assert default_batch_size((1, 28, 28)) == 1536  # Fashion-MNIST: the golden runs stay one call
     assert default_batch_size((1, 28, 28), at_most=256) == 256
     assert default_batch_size((3, 224, 224), gradients=True) == 2
-    assert default_batch_size((3, 2048, 2048)) == 1           # never 0
+    assert default_batch_size((3, 2048, 2048)) == 1  # never 0
     assert default_batch_size((3, 224, 224), budget=3 * 224 * 224 * 3) == 3
 
 
@@ -128,8 +131,9 @@ def test_no_model_call_exceeds_the_default_batch_size():
     from saliency_lib.core import class_probabilities, default_batch_size
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(4, 10)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    ).eval()
     sizes: list[int] = []
     net.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
     photos = torch.rand(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))

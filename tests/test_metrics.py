@@ -85,7 +85,7 @@ def test_pointing_game_hits_misses_tolerance_and_ties():
     outside = torch.zeros(1, 16, 16)
     outside[0, 12, 12] = 1
     near = torch.zeros(1, 16, 16)
-    near[0, 7, 7] = 1   # two pixels past the box's end
+    near[0, 7, 7] = 1  # two pixels past the box's end
     assert Mt.pointing_game(inside, boxes, tolerance=0).item() == 1
     assert Mt.pointing_game(outside, boxes, tolerance=0).item() == 0
     assert Mt.pointing_game(near, boxes, tolerance=0).item() == 0
@@ -101,7 +101,7 @@ def test_iou_and_energy():
     assert torch.allclose(Mt.energy_in_box(exact, boxes), torch.ones(2))
     half = exact.clone()
     half[:, :, :] = 0
-    half[0, :8, :4] = 1   # half of box 0
+    half[0, :8, :4] = 1  # half of box 0
     assert Mt.box_iou(half[:1], boxes[:1]).item() == pytest.approx(0.5)
     assert Mt.energy_in_box(torch.zeros(1, 16, 16), boxes[:1]).item() == pytest.approx(64 / 256)
     assert Mt.energy_in_box(-exact, boxes).tolist() == pytest.approx([0.25, 0.25])  # negative mass is clipped
@@ -145,7 +145,7 @@ def test_sanity_check_separates_model_blind_maps_from_model_dependent_ones():
     model = TinyNet()
     before = [p.clone() for p in model.parameters()]
     images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    blind = Mt.sanity_check(lambda m, x, t: x[:, 0], model, images, seed=0)   # edge-detector-like: ignores m
+    blind = Mt.sanity_check(lambda m, x, t: x[:, 0], model, images, seed=0)  # edge-detector-like: ignores m
     assert blind.layers == ["fc", "conv"]
     assert torch.allclose(blind.correlation, torch.ones_like(blind.correlation))
     grads = Mt.sanity_check(gradient_map, model, images, seed=0)

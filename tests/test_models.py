@@ -88,7 +88,7 @@ def test_planted_model_only_sees_the_checkerboard():
     planted[1, 0, 10:18, 20:28] = models.checkerboard()
     probs = class_probabilities(model, planted)[:, 1]
     assert probs[0] < 0.01 and probs[1] > 0.99
-    assert class_probabilities(model, torch.ones(1, 1, 64, 64))[0, 1] < 0.01   # a flat bright image is not evidence
+    assert class_probabilities(model, torch.ones(1, 1, 64, 64))[0, 1] < 0.01  # a flat bright image is not evidence
 
 
 def test_wrap_gives_our_classifiers_their_conventions():
@@ -102,9 +102,17 @@ def test_the_training_loop_is_seeded():
     images, labels = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
 
     def train(seed, max_shift):
-        return models.train_classifier(models.FashionCNN, lambda epoch: (images, labels), epochs=1,
-                                       examples_per_epoch=64, max_lr=1e-3, seed=seed, batch_size=32,
-                                       max_shift=max_shift, progress=False)
+        return models.train_classifier(
+            models.FashionCNN,
+            lambda epoch: (images, labels),
+            epochs=1,
+            examples_per_epoch=64,
+            max_lr=1e-3,
+            seed=seed,
+            batch_size=32,
+            max_shift=max_shift,
+            progress=False,
+        )
 
     a, b, c = train(0, 2), train(0, 2), train(1, 2)
     weight = lambda net: net.head[-1].weight  # noqa: E731

@@ -41,8 +41,13 @@ def _kernel(path: Path, monkeypatch):
     """
     monkeypatch.setenv("SALIENCY_FAST", "1")  # the kernel inherits the environment
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
 
     def run(index: int) -> list:
         cell = copy.deepcopy(notebook.cells[index])
@@ -78,8 +83,10 @@ def _describe(path: Path, index: int, source: str, error, when: str) -> str:
     traceback = [ANSI.sub("", line) for line in error.traceback]
     lines = "\n".join("\n".join(traceback).splitlines()[-15:])
     first = source.strip().splitlines()[0] if source.strip() else ""
-    return (f"{path.name}, cell {index} ({first[:60]!r}), {when}: {error.ename}: {error.evalue[:300]}\n"
-            f"--- end of the traceback ---\n{lines}")
+    return (
+        f"{path.name}, cell {index} ({first[:60]!r}), {when}: {error.ename}: {error.evalue[:300]}\n"
+        f"--- end of the traceback ---\n{lines}"
+    )
 
 
 def _stdout(outputs: list) -> str:
@@ -96,14 +103,20 @@ def _signature(outputs: list, source: str) -> tuple:
     text = VARIABLE.sub("<variable>", _stdout(outputs))
     if "NBVAL_IGNORE_OUTPUT" in source:
         text = NUMBER.sub("<n>", text)
-    shown = Counter(f"{output.output_type}:{'|'.join(sorted(output.data))}" for output in outputs
-                    if output.output_type in ("display_data", "execute_result"))
+    shown = Counter(
+        f"{output.output_type}:{'|'.join(sorted(output.data))}"
+        for output in outputs
+        if output.output_type in ("display_data", "execute_result")
+    )
     return text, sorted(shown.items())
 
 
 def _widget_ids(outputs: list) -> list[str]:
-    return [output.data[WIDGET]["model_id"] for output in outputs
-            if output.output_type in ("display_data", "execute_result") and WIDGET in output.data]
+    return [
+        output.data[WIDGET]["model_id"]
+        for output in outputs
+        if output.output_type in ("display_data", "execute_result") and WIDGET in output.data
+    ]
 
 
 # ---- every notebook, twice in the same kernel ---------------------------------------------------------------
@@ -133,24 +146,29 @@ def test_the_notebook_runs_twice_in_one_kernel_and_the_second_run_does_the_work_
     assert _stdout(setup_once) == _stdout(first[setup])
     assert "fast mode ON" in _stdout(setup_once), _stdout(setup_once)
 
-    differ = [index for index, source in cells.items()
-              if _signature(first[index], source) != _signature(second[index], source)]
+    differ = [
+        index
+        for index, source in cells.items()
+        if _signature(first[index], source) != _signature(second[index], source)
+    ]
     assert not differ, "\n".join(
         f"{path.name}, cell {index}: the second run showed something else than the first:\n"
         f"  first : {_signature(first[index], cells[index])}\n  second: {_signature(second[index], cells[index])}"
-        for index in differ)
+        for index in differ
+    )
 
     stored = nbformat.read(path, as_version=4).cells
     for index, source in cells.items():  # the cells whose output nbval compares: the committed output, twice
         if "# NBVAL_CHECK_OUTPUT" in source:
-            assert _stdout(first[index]) == _stdout(second[index]) == _stdout(stored[index].outputs), \
+            assert _stdout(first[index]) == _stdout(second[index]) == _stdout(stored[index].outputs), (
                 f"{path.name}, cell {index}: not the committed output"
+            )
 
     _, check = _exercise_cells(path)
     passes = [_stdout(outputs[check]).count("Correct: ") for outputs in runs]
     assert passes[0] >= 1 and passes[1] == passes[0], f"{path.name}: the exercise check printed {passes} passes"
 
-    for index, source in cells.items():
+    for index in cells:
         before, after = _widget_ids(first[index]), _widget_ids(second[index])
         assert len(after) == len(before), f"{path.name}, cell {index}: widgets {len(before)} then {len(after)}"
         assert not set(before) & set(after), f"{path.name}, cell {index}: the second run showed the old widget"
@@ -198,8 +216,9 @@ def test_the_exercise_run_first_after_a_restart_says_which_cells_to_run(path, mo
         error = _error(outputs)
         assert error is not None, f"{path.name}: the check cell ran {when}"
         message = error.evalue
-        assert error.ename == "NameError" and "not defined yet: this cell needs" in message, \
-            _describe(path, check, cells[check], error, when)
+        assert error.ename == "NameError" and "not defined yet: this cell needs" in message, _describe(
+            path, check, cells[check], error, when
+        )
         assert "Setup" in message and "Run those cells first" in message, message
         for name in missing:
             assert re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} not named: {message}"
@@ -213,8 +232,9 @@ def test_the_exercise_run_first_after_a_restart_says_which_cells_to_run(path, mo
             assert error is None, _describe(path, index, cells[index], error, when)
         outputs = run(check)
         if more is None:
-            assert _error(outputs) is None, _describe(path, check, cells[check], _error(outputs),
-                                                      "right after the setup cell and the stub")
+            assert _error(outputs) is None, _describe(
+                path, check, cells[check], _error(outputs), "right after the setup cell and the stub"
+            )
             assert "Correct: " in _stdout(outputs)
         else:
             refused(outputs, missing=[more], present=[function], when="right after the setup cell and the stub")
@@ -223,8 +243,11 @@ def test_the_exercise_run_first_after_a_restart_says_which_cells_to_run(path, mo
 def test_require_names_what_is_missing_and_where_it_comes_from():
     scope = {"model": object(), "image": None}
     tutorial.require("model", "image", scope=scope, run="section 1 (Setup)")  # all there: silent
-    with pytest.raises(NameError, match=r"^target is not defined yet: this cell needs section 1 \(Setup\)\. Run "
-                                        r"those cells first \(JupyterLab: Run > Run All Above Selected Cell\)"):
+    with pytest.raises(
+        NameError,
+        match=r"^target is not defined yet: this cell needs section 1 \(Setup\)\. Run "
+        r"those cells first \(JupyterLab: Run > Run All Above Selected Cell\)",
+    ):
         tutorial.require("model", "target", scope=scope, run="section 1 (Setup)")
     with pytest.raises(NameError, match=r"^my_f, target are not defined yet: this cell needs section 3"):
         tutorial.require("my_f", "image", "target", scope=scope, run="section 3")

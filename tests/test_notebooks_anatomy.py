@@ -53,15 +53,16 @@ def test_navigation_links_previous_index_and_next_in_order():
     files = [entry.file for entry in tutorial.NOTEBOOKS]
     for position, entry in enumerate(tutorial.NOTEBOOKS):
         links = _relative_links(tutorial.navigation(entry.file))
-        expected = files[max(0, position - 1):position] + [tutorial.INDEX] + files[position + 1:position + 2]
+        expected = files[max(0, position - 1) : position] + [tutorial.INDEX] + files[position + 1 : position + 2]
         assert links == expected
 
 
 def test_the_map_in_notebook_00_and_the_index_are_the_table_of_tutorial_notebooks():
     map_cell = next(c.source for c in _cells(NOTEBOOKS[0]) if c.source.startswith("## 6 · The map of the tutorial"))
     assert tutorial.index_table() in map_cell
-    assert INDEX.read_text(encoding="utf-8") == tutorial.index_markdown(), \
+    assert INDEX.read_text(encoding="utf-8") == tutorial.index_markdown(), (
         "notebooks/README.md drifted: run python -m saliency_lib.tutorial index"
+    )
     minutes = [int(m) for m in re.findall(r"\| (\d+) min \|", tutorial.index_table())]
     assert minutes == [entry.minutes for entry in tutorial.NOTEBOOKS]
     assert f"**{tutorial.total_minutes()} min**" in tutorial.index_table()
@@ -69,8 +70,11 @@ def test_the_map_in_notebook_00_and_the_index_are_the_table_of_tutorial_notebook
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, INDEX], ids=lambda p: p.name)
 def test_every_relative_link_resolves(path):
-    text = "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown") if path.suffix == ".ipynb" \
+    text = (
+        "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
+        if path.suffix == ".ipynb"
         else path.read_text(encoding="utf-8")
+    )
     links = _relative_links(text)
     assert links, f"{path.name} has no relative links"
     missing = [link for link in links if not (path.parent / link.split("#")[0]).exists()]
@@ -87,8 +91,9 @@ def test_working_copy_copies_notebooks_and_solutions_and_never_overwrites(tmp_pa
     destination = tmp_path / "work"
     written = tutorial.working_copy(destination, report=None)
     assert (destination / "00_start_here.ipynb").exists() and (destination / tutorial.INDEX).exists()
-    assert sorted(p.name for p in (destination / "solutions").glob("*.py")) == \
-        sorted(p.name for p in tutorial.SOLUTIONS.glob("*.py"))
+    assert sorted(p.name for p in (destination / "solutions").glob("*.py")) == sorted(
+        p.name for p in tutorial.SOLUTIONS.glob("*.py")
+    )
     assert written
     mine = destination / "00_start_here.ipynb"
     mine.write_text("my edits")
@@ -120,13 +125,14 @@ def test_setup_cell(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_ending_and_section_numbers(path):
     cells = _cells(path)
-    headings = [line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines()
-                if line.startswith("## ")]
+    headings = [
+        line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")
+    ]
     numbers = [int(re.match(r"## (\d+) · ", h).group(1)) for h in headings]
     assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: sections {numbers}"
     last = [h.split(" · ", 1)[1] for h in headings[-4:]]
     assert [next((e for e in ENDING if t.startswith(e)), t) for t in last] == list(ENDING), last
-    contents = cells[0].source[cells[0].source.index("**Contents:**"):]
+    contents = cells[0].source[cells[0].source.index("**Contents:**") :]
     assert f"{numbers[-1]} References" in contents.replace("\n", " ")
 
 
@@ -134,7 +140,7 @@ def test_ending_and_section_numbers(path):
 def test_exercise_uses_the_shared_check_and_a_loadable_solution(path):
     code = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
     assert "tutorial.exercise_or_solution(" in code and "tutorial.check_exercise(" in code
-    solution = re.search(r'exercise_or_solution\(\w+, "([^"]+)"', code).group(1)
+    solution = re.search(r'exercise_or_solution\(\s*\w+,\s*"([^"]+)"', code).group(1)
     assert (tutorial.SOLUTIONS / solution).exists()
     assert f"%load solutions/{solution}" in "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
 
@@ -184,8 +190,8 @@ GUIDE = tutorial.REPO_ROOT / "docs" / "instructor.md"
 
 
 def _schedule(text, heading):
-    section = text[text.index(heading):]
-    section = section[:section.index("\n## ", 1)]
+    section = text[text.index(heading) :]
+    section = section[: section.index("\n## ", 1)]
     rows = [line.split("|") for line in section.splitlines() if re.match(r"\| \d:\d\d \|", line)]
     return [(row[1].strip(), row[2].strip()) for row in rows]
 
@@ -202,14 +208,24 @@ def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
             hours, mins = start.split(":")
             assert int(hours) * 60 + int(mins) == clock, (heading, start)
             clock += int(duration) if duration.isdigit() else 0
-    for part in ("make check", "READY", "SALIENCY_FAST=1", "make learner-edition", "--no-index --find-links",
-                 "benchmarks/results/notebooks.md", "common mistakes"):
+    for part in (
+        "make check",
+        "READY",
+        "SALIENCY_FAST=1",
+        "make learner-edition",
+        "--no-index --find-links",
+        "benchmarks/results/notebooks.md",
+        "common mistakes",
+    ):
         assert part in text, part
     for entry in tutorial.NOTEBOOKS:  # every exercise has its row of common mistakes
         assert re.search(rf"^\| {entry.number} \| `\w+\(", text, re.M), f"no exercise row for {entry.number}"
 
 
 def test_every_relative_link_of_the_instructor_guide_resolves():
-    missing = [link for link in _relative_links(GUIDE.read_text(encoding="utf-8"))
-               if not (GUIDE.parent / link.split("#")[0]).exists()]
+    missing = [
+        link
+        for link in _relative_links(GUIDE.read_text(encoding="utf-8"))
+        if not (GUIDE.parent / link.split("#")[0]).exists()
+    ]
     assert not missing, missing

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_lib import Recorder, masks as M, oise
+from saliency_lib import Recorder, oise
+from saliency_lib import masks as M
 from saliency_lib.oise_method import OISEStep
 
 
@@ -53,8 +54,9 @@ class SoftmaxModel(nn.Module):
     def __init__(self, n_classes: int = 5, channels: int = 1, size=(12, 10)):
         super().__init__()
         gen = torch.Generator().manual_seed(0)
-        self.weight = nn.Parameter(torch.randn(n_classes, channels * size[0] * size[1], generator=gen),
-                                   requires_grad=False)
+        self.weight = nn.Parameter(
+            torch.randn(n_classes, channels * size[0] * size[1], generator=gen), requires_grad=False
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return 3 * images.flatten(1) @ self.weight.T / math.sqrt(self.weight.shape[1])
@@ -69,6 +71,7 @@ def gray():
 
 
 # ------------------------------------------------------------------------------------------ shape and range
+
 
 def test_output_shape_range_and_attributes(gray):
     model, images = gray
@@ -104,7 +107,7 @@ def test_batch_size_splits_calls_without_changing_the_result(gray):
         hook.remove()
     assert torch.equal(whole, split)
     assert n_whole == 5 and set(calls[:n_whole]) == {6}  # one call of B*K = 6 images per step
-    assert max(calls[n_whole:]) == 4                       # bounded by batch_size
+    assert max(calls[n_whole:]) == 4  # bounded by batch_size
 
 
 def test_a_short_run_is_the_start_of_a_longer_one(gray):
@@ -117,6 +120,7 @@ def test_a_short_run_is_the_start_of_a_longer_one(gray):
 
 
 # --------------------------------------------------------------- faithful: the loop is the pieces composed
+
 
 def _reference_oise(model, images, target, n_steps, seed, reference, step_size=0.02, grid_size=8, p_init=0.3):
     """OISE written plainly from the public pieces (method.md, step by step), one step at a time.
@@ -139,7 +143,7 @@ def _reference_oise(model, images, target, n_steps, seed, reference, step_size=0
                 p = model(M.apply_mask(images, mask, reference)).softmax(1)[torch.arange(batch), target]
             grid = M.update_grid(grid, p, p - p_previous, step_size=step_size, uniform=uniforms[t])
             mask = M.upsample(grid, (height, width), shifts=torch.stack([dys[t], dxs[t]], 1))
-            total += mask                       # accumulate after the update, unweighted (the authors)
+            total += mask  # accumulate after the update, unweighted (the authors)
             p_previous = p
     return M.postprocess(total)
 
@@ -189,13 +193,14 @@ def test_first_delta_p_is_p_and_steps_chain_p(gray):
     model, images = gray
     recorder = Recorder(every=1)
     oise(model, images, n_steps=5, seed=0, callback=recorder)
-    assert torch.equal(recorder.delta_p[0], recorder.p[0])           # p_previous = 0 at the first step
+    assert torch.equal(recorder.delta_p[0], recorder.p[0])  # p_previous = 0 at the first step
     assert torch.allclose(recorder.delta_p[3], recorder.p[3] - recorder.p[2])
     # The grid after step t is the grid evaluated at step t + 1.
     assert len(recorder) == 5
 
 
 # -------------------------------------------------------------------------------- history, chains, options
+
 
 def test_record_every_returns_a_history(gray):
     model, images = gray
@@ -265,34 +270,38 @@ def test_keyboard_interrupt_returns_the_partial_map(gray):
 
 # ------------------------------------------------------------------------------------------ bad input
 
-@pytest.mark.parametrize("change, error, match", [
-    (dict(images=torch.rand(28, 28)), ValueError, "images"),
-    (dict(images=torch.rand(1, 1, 1, 28, 28)), ValueError, "images"),
-    (dict(images=torch.randint(0, 255, (1, 1, 28, 28))), TypeError, "images"),
-    (dict(images=torch.full((1, 1, 28, 28), float("nan"))), ValueError, "images"),
-    (dict(images=[[0.0]]), TypeError, "images"),
-    (dict(target=2), ValueError, "target"),
-    (dict(target=-1), ValueError, "target"),
-    (dict(target=[0, 1]), ValueError, "target"),
-    (dict(target=1.0), TypeError, "target"),
-    (dict(target=torch.tensor([0.5, 1.0, 0.0])), TypeError, "target"),
-    (dict(grid_size=0), ValueError, "grid_size"),
-    (dict(grid_size=29), ValueError, "grid_size"),
-    (dict(grid_size=8.0), TypeError, "grid_size"),
-    (dict(n_steps=0), ValueError, "n_steps"),
-    (dict(p_init=1.5), ValueError, "p_init"),
-    (dict(p_init=-0.1), ValueError, "p_init"),
-    (dict(n_chains=0), ValueError, "n_chains"),
-    (dict(n_chains=50, n_steps=10), ValueError, "n_chains"),
-    (dict(step_size=-0.1), ValueError, "step_size"),
-    (dict(step_size=float("nan")), ValueError, "step_size"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-    (dict(output="softmax"), ValueError, "output"),
-    (dict(seed="zero"), TypeError, "seed"),
-    (dict(record_every=0), ValueError, "record_every"),
-    (dict(callback=3), TypeError, "callback"),
-    (dict(reference="gray"), ValueError, "reference"),
-])
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(images=torch.rand(28, 28)), ValueError, "images"),
+        (dict(images=torch.rand(1, 1, 1, 28, 28)), ValueError, "images"),
+        (dict(images=torch.randint(0, 255, (1, 1, 28, 28))), TypeError, "images"),
+        (dict(images=torch.full((1, 1, 28, 28), float("nan"))), ValueError, "images"),
+        (dict(images=[[0.0]]), TypeError, "images"),
+        (dict(target=2), ValueError, "target"),
+        (dict(target=-1), ValueError, "target"),
+        (dict(target=[0, 1]), ValueError, "target"),
+        (dict(target=1.0), TypeError, "target"),
+        (dict(target=torch.tensor([0.5, 1.0, 0.0])), TypeError, "target"),
+        (dict(grid_size=0), ValueError, "grid_size"),
+        (dict(grid_size=29), ValueError, "grid_size"),
+        (dict(grid_size=8.0), TypeError, "grid_size"),
+        (dict(n_steps=0), ValueError, "n_steps"),
+        (dict(p_init=1.5), ValueError, "p_init"),
+        (dict(p_init=-0.1), ValueError, "p_init"),
+        (dict(n_chains=0), ValueError, "n_chains"),
+        (dict(n_chains=50, n_steps=10), ValueError, "n_chains"),
+        (dict(step_size=-0.1), ValueError, "step_size"),
+        (dict(step_size=float("nan")), ValueError, "step_size"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(output="softmax"), ValueError, "output"),
+        (dict(seed="zero"), TypeError, "seed"),
+        (dict(record_every=0), ValueError, "record_every"),
+        (dict(callback=3), TypeError, "callback"),
+        (dict(reference="gray"), ValueError, "reference"),
+    ],
+)
 def test_bad_input_names_the_argument(gray, change, error, match):
     model, images = gray
     kwargs = dict(images=images, target=None, n_steps=10)
@@ -339,11 +348,15 @@ def test_a_model_that_turns_masked_images_into_nan_is_reported():
 
 # ------------------------------------------------------------------------------------- planted evidence
 
-@pytest.mark.parametrize("channels, size, region", [
-    (1, (28, 28), GRAY_REGION),
-    (3, (40, 64), (20, 36, 6, 22)),    # RGB, non-square, region in the lower left
-    (3, (64, 36), (8, 24, 18, 34)),    # tall image
-])
+
+@pytest.mark.parametrize(
+    "channels, size, region",
+    [
+        (1, (28, 28), GRAY_REGION),
+        (3, (40, 64), (20, 36, 6, 22)),  # RGB, non-square, region in the lower left
+        (3, (64, 36), (8, 24, 18, 34)),  # tall image
+    ],
+)
 def test_oise_points_into_and_covers_a_planted_region(channels, size, region):
     model = PlantedModel(region)
     images = planted_images(2, channels, *size, region, seed=1)
@@ -360,6 +373,7 @@ def test_oise_points_into_and_covers_a_planted_region(channels, size, region):
 
 
 # ----------------------------------------------------------------------------------------- trained model
+
 
 def _fashion_or_skip():
     from saliency_lib import assets, models
@@ -382,8 +396,8 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
     from saliency_lib import data
 
     model = _fashion_or_skip()
-    images, _ = data.fashion_sample(n_per_class=3)                    # 30 test images, 3 per class
-    saliency = oise(model, images, n_steps=1000, seed=0)              # one batched call: 30 images per step
+    images, _ = data.fashion_sample(n_per_class=3)  # 30 test images, 3 per class
+    saliency = oise(model, images, n_steps=1000, seed=0)  # one batched call: 30 images per step
     target = saliency.target
     count = len(images)
     k = int(0.1 * 28 * 28)
@@ -397,10 +411,13 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
         return probs.gather(1, target.view(-1, 1))[:, 0]
 
     p_top = probability_after_deleting(saliency)
-    p_bottom = probability_after_deleting(-saliency)                  # the 10% OISE finds least salient
+    p_bottom = probability_after_deleting(-saliency)  # the 10% OISE finds least salient
     gen = torch.Generator().manual_seed(0)
-    p_random = torch.stack([probability_after_deleting(torch.rand(count, 28, 28, generator=gen))
-                            for _ in range(4)]).mean(0)
-    print(f"fashion-cnn, {count} images, OISE 1000 steps: p(target) after deleting the top 10% "
-          f"{p_top.mean():.3f}, a random 10% {p_random.mean():.3f}, the bottom 10% {p_bottom.mean():.3f}")
+    p_random = torch.stack(
+        [probability_after_deleting(torch.rand(count, 28, 28, generator=gen)) for _ in range(4)]
+    ).mean(0)
+    print(
+        f"fashion-cnn, {count} images, OISE 1000 steps: p(target) after deleting the top 10% "
+        f"{p_top.mean():.3f}, a random 10% {p_random.mean():.3f}, the bottom 10% {p_bottom.mean():.3f}"
+    )
     assert p_top.mean() < p_random.mean() < p_bottom.mean()

@@ -21,8 +21,10 @@ def ax():
     plt.close(figure)
 
 
-@pytest.mark.parametrize("shape, expected", [((5, 6), (5, 6)), ((1, 5, 6), (5, 6)), ((1, 1, 5, 6), (5, 6)),
-                                             ((3, 5, 6), (5, 6, 3)), ((1, 3, 5, 6), (5, 6, 3))])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [((5, 6), (5, 6)), ((1, 5, 6), (5, 6)), ((1, 1, 5, 6), (5, 6)), ((3, 5, 6), (5, 6, 3)), ((1, 3, 5, 6), (5, 6, 3))],
+)
 def test_as_array_shapes(shape, expected):
     values = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
     array = plots.as_array(values)
@@ -117,8 +119,19 @@ def test_compare_maps_colours_each_map_from_its_own_minimum_to_its_maximum_and_s
     plt.close("all")
 
 
-@pytest.mark.parametrize("value, text", [(0.25, ".250"), (0.9996, ".9996"), (0.0004, ".0004"), (0.5, ".500"),
-                                         (1.0, "1"), (0.0, "0"), (0.99999999, ">.999999"), (1e-9, "<.000001")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.25, ".250"),
+        (0.9996, ".9996"),
+        (0.0004, ".0004"),
+        (0.5, ".500"),
+        (1.0, "1"),
+        (0.0, "0"),
+        (0.99999999, ">.999999"),
+        (1e-9, "<.000001"),
+    ],
+)
 def test_cell_value_text_never_rounds_a_value_to_0_or_1(value, text):
     assert plots.cell_value_text(value) == text
 
@@ -128,8 +141,9 @@ def _extent(artist, figure):
 
 
 def test_variation_titles_stay_clear_of_the_row_above():
-    figure = plots.plot_variations(torch.rand(1, 28, 28), torch.rand(12, 1, 28, 28), [1] * 6 + [2] * 6,
-                                   [f"class {k}" for k in range(10)], 1)
+    figure = plots.plot_variations(
+        torch.rand(1, 28, 28), torch.rand(12, 1, 28, 28), [1] * 6 + [2] * 6, [f"class {k}" for k in range(10)], 1
+    )
     figure.canvas.draw()
     axes = figure.axes
     for column in range(5):  # row 2's two-line titles end below row 1's images
@@ -142,10 +156,15 @@ def test_variation_titles_stay_clear_of_the_row_above():
 
 def test_agreement_legend_sits_outside_both_panels():
     summary = {"mean": 0.8, "ci95": [0.7, 0.85], "std": 0.1, "n": 20}
-    result = {"fractions": [0.5, 0.9], "images": 20, "paper_lynx_theirs": {"0.5": 0.89, "0.9": 0.65},
-              "conditions": {name: {"0.5": {"agreement": summary, "loss": 1.0},
-                                    "0.9": {"agreement": summary, "loss": 2.0}}
-                             for name in ("oise_generated", "rise_generated", "random_generated")}}
+    result = {
+        "fractions": [0.5, 0.9],
+        "images": 20,
+        "paper_lynx_theirs": {"0.5": 0.89, "0.9": 0.65},
+        "conditions": {
+            name: {"0.5": {"agreement": summary, "loss": 1.0}, "0.9": {"agreement": summary, "loss": 2.0}}
+            for name in ("oise_generated", "rise_generated", "random_generated")
+        },
+    }
     figure = plots.plot_agreement_curves(result)
     figure.canvas.draw()
     assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
@@ -159,9 +178,13 @@ def test_agreement_legend_sits_outside_both_panels():
 def test_agreement_curves_read_ci95_as_low_high():
     # reports.summarise stores ci95 = [low, high]; the error bars must run from low to high around the mean.
     summary = {"mean": 0.8, "ci95": [0.7, 0.85], "std": 0.1, "n": 20}
-    result = {"fractions": [0.5, 0.9], "images": 20,
-              "conditions": {"oise_generated": {"0.5": {"agreement": summary, "loss": 1.0},
-                                                "0.9": {"agreement": summary, "loss": 2.0}}}}
+    result = {
+        "fractions": [0.5, 0.9],
+        "images": 20,
+        "conditions": {
+            "oise_generated": {"0.5": {"agreement": summary, "loss": 1.0}, "0.9": {"agreement": summary, "loss": 2.0}}
+        },
+    }
     figure = plots.plot_agreement_curves(result)
     segments = figure.axes[0].collections[0].get_segments()
     low, high = sorted(segments[0][:, 1])

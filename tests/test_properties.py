@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -19,9 +18,8 @@ from torch import nn
 
 import saliency_lib
 from saliency_lib import _checks as C
-from saliency_lib import core
+from saliency_lib import core, metrics
 from saliency_lib import masks as M
-from saliency_lib import metrics
 
 FEW = settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 SOME = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,7 +47,7 @@ def image_batches(draw, max_batch: int = 3, max_side: int = 12, min_side: int = 
     batch = draw(st.integers(1, max_batch))
     channels = draw(st.sampled_from([1, 3]))
     height, width = draw(st.integers(min_side, max_side)), draw(st.integers(min_side, max_side))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     kind = draw(st.sampled_from(["uniform", "binary", "constant"]))
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, channels, height, width, generator=generator)
@@ -70,8 +68,9 @@ def assert_names_argument(error: Exception, names: tuple[str, ...]) -> None:
 
 # ---- masks ------------------------------------------------------------------------------------------------------
 
+
 @SOME
-@given(batch=st.integers(1, 4), grid=st.integers(1, 6), p=st.floats(0, 1), seed=st.integers(0, 2 ** 31))
+@given(batch=st.integers(1, 4), grid=st.integers(1, 6), p=st.floats(0, 1), seed=st.integers(0, 2**31))
 def test_init_grid_is_binary_shaped_and_seeded(batch, grid, p, seed):
     a = M.init_grid(batch, grid, p, generator=core.seeded_generator(seed))
     assert a.shape == (batch, grid, grid) and a.dtype == torch.float32
@@ -91,8 +90,14 @@ def test_init_grid_names_a_bad_probability(p):
 
 
 @SOME
-@given(data=st.data(), batch=st.integers(1, 3), grid=st.integers(1, 6), height=st.integers(1, 13),
-       width=st.integers(1, 13), dtype=st.sampled_from([torch.float32, torch.float64, torch.int64]))
+@given(
+    data=st.data(),
+    batch=st.integers(1, 3),
+    grid=st.integers(1, 6),
+    height=st.integers(1, 13),
+    width=st.integers(1, 13),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.int64]),
+)
 def test_upsample_keeps_grids_in_unit_range(data, batch, grid, height, width, dtype):
     seed = data.draw(st.integers(0, 1000))
     grids = torch.rand(batch, grid, grid, generator=torch.Generator().manual_seed(seed))
@@ -111,8 +116,7 @@ def test_apply_mask_stays_between_image_and_reference(images, data):
     seed = data.draw(st.integers(0, 1000))
     masks = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(seed))
     reference = data.draw(st.sampled_from(["number", "channel", "images"]))
-    ref = {"number": 0.5, "channel": torch.rand(images.shape[1], 1, 1),
-           "images": torch.rand(images.shape)}[reference]
+    ref = {"number": 0.5, "channel": torch.rand(images.shape[1], 1, 1), "images": torch.rand(images.shape)}[reference]
     kept = images.clone(), masks.clone()
     out = M.apply_mask(images, masks, ref)
     ref_t = M.reference_tensor(ref, images).expand_as(images)
@@ -123,12 +127,19 @@ def test_apply_mask_stays_between_image_and_reference(images, data):
 
 
 @SOME
-@given(batch=st.integers(1, 4), grid=st.integers(1, 5), seed=st.integers(0, 1000), step=st.floats(0, 1),
-       p=st.floats(0, 1), previous=st.floats(0, 1))
+@given(
+    batch=st.integers(1, 4),
+    grid=st.integers(1, 5),
+    seed=st.integers(0, 1000),
+    step=st.floats(0, 1),
+    p=st.floats(0, 1),
+    previous=st.floats(0, 1),
+)
 def test_update_grid_values_are_zero_one_or_the_shrink(batch, grid, seed, step, p, previous):
     generator = torch.Generator().manual_seed(seed)
     grids = M.init_grid(batch, grid, 0.5, generator=generator) * torch.where(
-        torch.rand(batch, grid, grid, generator=generator) < 0.3, 0.9, 1.0)
+        torch.rand(batch, grid, grid, generator=generator) < 0.3, 0.9, 1.0
+    )
     before = grids.clone()
     p_t, dp = torch.full((batch,), p), torch.full((batch,), p - previous)
     new = M.update_grid(grids, p_t, dp, step_size=step, generator=core.seeded_generator(seed))
@@ -141,8 +152,14 @@ def test_update_grid_values_are_zero_one_or_the_shrink(batch, grid, seed, step, 
 
 
 @SOME
-@given(batch=st.integers(1, 3), height=st.integers(1, 9), width=st.integers(1, 9), seed=st.integers(0, 1000),
-       scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 1e30]), offset=st.floats(-1e6, 1e6))
+@given(
+    batch=st.integers(1, 3),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    seed=st.integers(0, 1000),
+    scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e6, 1e30]),
+    offset=st.floats(-1e6, 1e6),
+)
 def test_postprocess_gives_unit_range_maps(batch, height, width, seed, scale, offset):
     total = torch.randn(batch, height, width, generator=torch.Generator().manual_seed(seed)) * scale + offset
     before = total.clone()
@@ -155,6 +172,7 @@ def test_postprocess_gives_unit_range_maps(batch, height, width, seed, scale, of
 
 
 # ---- core -------------------------------------------------------------------------------------------------------
+
 
 @SOME
 @given(images=image_batches(max_batch=7), batch_size=st.integers(1, 8))
@@ -169,15 +187,21 @@ def test_class_probabilities_are_rows_of_probabilities_whatever_the_batch_size(i
 
 
 TARGETS = st.one_of(
-    st.none(), st.integers(-3, 4), st.booleans(), st.floats(-2, 3), st.text(max_size=3),
-    st.lists(st.integers(-1, 3), max_size=4), st.lists(st.text(min_size=1, max_size=2), min_size=1, max_size=3),
+    st.none(),
+    st.integers(-3, 4),
+    st.booleans(),
+    st.floats(-2, 3),
+    st.text(max_size=3),
+    st.lists(st.integers(-1, 3), max_size=4),
+    st.lists(st.text(min_size=1, max_size=2), min_size=1, max_size=3),
     st.lists(st.floats(0, 2), min_size=1, max_size=3),
     st.builds(lambda v: torch.tensor(v), st.lists(st.integers(-1, 3), max_size=4)),
     st.builds(lambda v: torch.tensor(v), st.lists(st.floats(0, 2), max_size=3)),
     st.builds(lambda v: torch.tensor(v), st.lists(st.booleans(), min_size=1, max_size=3)),
     st.builds(lambda v: torch.tensor(v), st.integers(-1, 3)),
     st.builds(lambda v: np.array(v), st.lists(st.integers(-1, 3), max_size=4)),
-    st.builds(np.int64, st.integers(-1, 3)), st.builds(np.float64, st.floats(0, 2)),
+    st.builds(np.int64, st.integers(-1, 3)),
+    st.builds(np.float64, st.floats(0, 2)),
     st.builds(lambda v: np.array(v), st.integers(-1, 3)),
     st.builds(lambda v: np.array(v), st.floats(0, 2)),
 )
@@ -200,12 +224,23 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uin
 
 
 @SOME
-@given(dims=st.lists(st.integers(0, 6), min_size=0, max_size=5), dtype=st.sampled_from(DTYPES),
-       fill=st.sampled_from(["rand", "nan", "inf", "big"]))
+@given(
+    dims=st.lists(st.integers(0, 6), min_size=0, max_size=5),
+    dtype=st.sampled_from(DTYPES),
+    fill=st.sampled_from(["rand", "nan", "inf", "big"]),
+)
 def test_check_images_accepts_or_names_images(dims, dtype, fill):
     x = torch.rand(*dims) if dims else torch.rand(())
-    x = {"rand": x, "nan": x.masked_fill(x > 0.7, float("nan")), "inf": x.masked_fill(x > 0.7, float("inf")),
-         "big": x * 255}[fill].to(dtype) if dtype.is_floating_point else (x * 255).to(dtype)
+    x = (
+        {
+            "rand": x,
+            "nan": x.masked_fill(x > 0.7, float("nan")),
+            "inf": x.masked_fill(x > 0.7, float("inf")),
+            "big": x * 255,
+        }[fill].to(dtype)
+        if dtype.is_floating_point
+        else (x * 255).to(dtype)
+    )
     before = x.clone()
     try:
         with warnings.catch_warnings():
@@ -221,6 +256,7 @@ def test_check_images_accepts_or_names_images(dims, dtype, fill):
 
 # ---- oise -------------------------------------------------------------------------------------------------------
 
+
 def references(images) -> list:
     return ["mean", "blur", 0.5]
 
@@ -228,10 +264,15 @@ def references(images) -> list:
 @st.composite
 def oise_cases(draw):
     images = draw(image_batches())
-    return images, dict(grid_size=grid_for(draw, images), n_chains=draw(st.integers(1, 3)),
-                        p_init=draw(st.sampled_from([0.0, 0.3, 1.0])), step_size=draw(st.sampled_from([0.0, 0.02, 1.0])),
-                        reference=draw(st.sampled_from(references(images))),
-                        weight_by_score=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
+    return images, dict(
+        grid_size=grid_for(draw, images),
+        n_chains=draw(st.integers(1, 3)),
+        p_init=draw(st.sampled_from([0.0, 0.3, 1.0])),
+        step_size=draw(st.sampled_from([0.0, 0.02, 1.0])),
+        reference=draw(st.sampled_from(references(images))),
+        weight_by_score=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @FEW
@@ -273,12 +314,17 @@ def test_oise_target_shapes(case):
 
 # ---- rise -------------------------------------------------------------------------------------------------------
 
+
 @FEW
 @given(images=image_batches(), data=st.data(), n_masks=st.integers(1, 230), batch_size=st.integers(1, 300))
 def test_rise_maps_are_finite_seeded_and_batch_size_free(images, data, n_masks, batch_size):
     grid = grid_for(data.draw, images)
-    options = dict(grid_size=grid, p_keep=data.draw(st.sampled_from([0.1, 0.5, 1.0])),
-                   reference=data.draw(st.sampled_from(references(images))), seed=data.draw(st.integers(0, 99)))
+    options = dict(
+        grid_size=grid,
+        p_keep=data.draw(st.sampled_from([0.1, 0.5, 1.0])),
+        reference=data.draw(st.sampled_from(references(images))),
+        seed=data.draw(st.integers(0, 99)),
+    )
     before = images.clone()
     maps = saliency_lib.rise(MODEL, images, n_masks=n_masks, **options)
     assert maps.shape == (images.shape[0], *images.shape[-2:]) and maps.dtype == torch.float32
@@ -293,14 +339,20 @@ def test_rise_maps_are_finite_seeded_and_batch_size_free(images, data, n_masks, 
 
 # ---- metrics ----------------------------------------------------------------------------------------------------
 
+
 @st.composite
 def images_and_maps(draw, max_batch: int = 3):
     images = draw(image_batches(max_batch=max_batch, max_side=9))
     kind = draw(st.sampled_from(["rand", "flat", "ties", "bool", "double"]))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 999)))
     maps = torch.rand(images.shape[0], *images.shape[-2:], generator=generator)
-    maps = {"rand": maps, "flat": torch.zeros_like(maps), "ties": (maps * 3).round(),
-            "bool": maps > 0.5, "double": maps.double() * 1e3 - 500}[kind]
+    maps = {
+        "rand": maps,
+        "flat": torch.zeros_like(maps),
+        "ties": (maps * 3).round(),
+        "bool": maps > 0.5,
+        "double": maps.double() * 1e3 - 500,
+    }[kind]
     return images, maps
 
 
@@ -312,7 +364,7 @@ def test_causal_curves_are_probabilities_and_chunking_free(case, mode, data):
     pixels = data.draw(st.one_of(st.none(), st.integers(1, n_pixels)))
     batch_size = data.draw(st.integers(1, 40))
     kept = images.clone(), maps.clone()
-    whole = metrics.causal_curves(MODEL, images, maps, mode, pixels_per_step=pixels, batch_size=10 ** 6)
+    whole = metrics.causal_curves(MODEL, images, maps, mode, pixels_per_step=pixels, batch_size=10**6)
     chunked = metrics.causal_curves(MODEL, images, maps, mode, pixels_per_step=pixels, batch_size=batch_size)
     n_points = -(-n_pixels // (pixels or images.shape[-1])) + 1
     assert whole.curve.shape == (images.shape[0], n_points) and whole.model_calls == n_points
@@ -359,8 +411,11 @@ def test_pixel_ranks_are_permutations_and_spearman_is_a_correlation(case):
 
 
 @SOME
-@given(curve=st.lists(st.lists(st.floats(0, 1), min_size=2, max_size=9), min_size=1, max_size=3)
-       .filter(lambda rows: len({len(r) for r in rows}) == 1))
+@given(
+    curve=st.lists(st.lists(st.floats(0, 1), min_size=2, max_size=9), min_size=1, max_size=3).filter(
+        lambda rows: len({len(r) for r in rows}) == 1
+    )
+)
 def test_auc_of_probability_curves_is_in_unit_range(curve):
     area = metrics.auc(torch.tensor(curve))
     assert area.shape == (len(curve),) and (area >= 0).all() and (area <= 1 + 1e-6).all()
@@ -382,6 +437,7 @@ def test_spearman_of_one_pixel_maps_is_flat_and_quiet():
 
 # ---- numbers: 1 thread or 2 -------------------------------------------------------------------------------------
 
+
 def test_one_and_two_threads_agree():
     """The tolerance docs/troubleshooting.md states: seeded maps and curves agree to 1e-5 with 1 and 2 threads."""
     from saliency_lib.models import FashionCNN
@@ -395,8 +451,11 @@ def test_one_and_two_threads_agree():
         for n in (1, 2):
             torch.set_num_threads(n)
             maps = saliency_lib.oise(model, images, n_steps=60, n_chains=2, seed=0)
-            out[n] = (maps, saliency_lib.rise(model, images, n_masks=60, seed=0),
-                      metrics.deletion(model, images, maps).auc)
+            out[n] = (
+                maps,
+                saliency_lib.rise(model, images, n_masks=60, seed=0),
+                metrics.deletion(model, images, maps).auc,
+            )
     finally:
         torch.set_num_threads(threads)
     for one, two in zip(out[1], out[2]):

@@ -7,8 +7,16 @@ import torch
 from torch import nn
 
 from saliency_lib.gan import Discriminator, Generator
-from saliency_lib.reconstruct import (agreement, box_region, context_weights, fill_region, inpaint, predictions,
-                                      random_region, salient_region)
+from saliency_lib.reconstruct import (
+    agreement,
+    box_region,
+    context_weights,
+    fill_region,
+    inpaint,
+    predictions,
+    random_region,
+    salient_region,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +35,7 @@ class MeanBrightness(nn.Module):
 
 
 # ---- region selection --------------------------------------------------------------------------------------------
+
 
 def test_salient_region_takes_exactly_the_top_pixels():
     saliency = torch.arange(16.0).view(1, 4, 4)  # pixel 15 is the most salient
@@ -97,6 +106,7 @@ def test_random_region_refuses_a_float_seed():
 
 # ---- context weights ---------------------------------------------------------------------------------------------
 
+
 def test_context_weights_by_hand():
     hole = torch.zeros(1, 9, 9)
     hole[0, 4, 4] = 1
@@ -120,6 +130,7 @@ def test_context_weights_rejects_even_kernel():
 
 
 # ---- latent search -----------------------------------------------------------------------------------------------
+
 
 def _problem(n_images=3, seed=0):
     generator = torch.Generator().manual_seed(seed)
@@ -196,6 +207,7 @@ def test_latent_search_errors(toy_gan):
 
 # ---- agreement and the controls ----------------------------------------------------------------------------------
 
+
 def test_agreement_with_a_planted_classifier():
     model = MeanBrightness()
     images = torch.cat([torch.ones(1, 1, 28, 28), torch.zeros(1, 1, 28, 28)])  # classes 1 and 0
@@ -220,8 +232,9 @@ def test_fill_region_controls():
     assert torch.equal(filled[~region[:, None]], images[~region[:, None]])
     other = torch.zeros_like(images)
     assert (fill_region(images, region, other)[region[:, None]] == 0).all()
-    assert torch.allclose(fill_region(images, region, torch.tensor([0.5]).view(1, 1, 1))[region[:, None]],
-                          torch.tensor(0.5))
+    assert torch.allclose(
+        fill_region(images, region, torch.tensor([0.5]).view(1, 1, 1))[region[:, None]], torch.tensor(0.5)
+    )
     with pytest.raises(ValueError, match="region"):
         fill_region(images, region[:1], 0.0)
 
@@ -247,6 +260,7 @@ def test_inpainting_recovers_a_planted_region_the_classifier_needs(toy_gan):
 
 # ---- the experiment (quick suite through the command, shipped weights) ----------------------------------------------
 
+
 def test_quick_experiment_writes_consistent_results(tmp_path):
     import json
 
@@ -260,8 +274,15 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
     assert "paper (theirs)" in table and "88.9%" in table
     assert result["images"] == 10 and result["fractions"] == list(FRACTIONS)
     assert result["paper_lynx_theirs"] == {str(k): v for k, v in PAPER_LYNX.items()}
-    expected = {"oise_generated", "rise_generated", "random_generated", "oise_mean", "oise_blur", "rise_mean",
-                "rise_blur"}
+    expected = {
+        "oise_generated",
+        "rise_generated",
+        "random_generated",
+        "oise_mean",
+        "oise_blur",
+        "rise_mean",
+        "rise_blur",
+    }
     assert set(result["conditions"]) == expected
     for name in expected:
         sizes = []
@@ -291,13 +312,24 @@ def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tm
     from saliency_lib.reports import summarise
 
     per_image = {"oise_generated": {"0.5": [1.0, 0.875, 0.5, 1.0], "0.9": [0.25, 1.0, 0.75, 0.0]}}
-    old = {"suite": "old", "images": 4, "clean_accuracy": 1.0, "fractions": [0.5, 0.9],
-           "settings": {"n_codes": 8, "n_steps": 25}, "choices": {"ours": ["ours"]},
-           "paper_lynx_theirs": {"0.5": 0.889, "0.9": 0.647},
-           "conditions": {"oise_generated": {f: {"agreement": {"mean": round(sum(v) / 4, 4), "std": 0.0,
-                                                               "ci95": 0.1, "n_images": 4}, "loss": 1.0}
-                                             for f, v in per_image["oise_generated"].items()}},
-           "per_image_agreement": per_image, "timings": {"total_seconds": 1.0}, "environment": {"threads": 1}}
+    old = {
+        "suite": "old",
+        "images": 4,
+        "clean_accuracy": 1.0,
+        "fractions": [0.5, 0.9],
+        "settings": {"n_codes": 8, "n_steps": 25},
+        "choices": {"ours": ["ours"]},
+        "paper_lynx_theirs": {"0.5": 0.889, "0.9": 0.647},
+        "conditions": {
+            "oise_generated": {
+                f: {"agreement": {"mean": round(sum(v) / 4, 4), "std": 0.0, "ci95": 0.1, "n_images": 4}, "loss": 1.0}
+                for f, v in per_image["oise_generated"].items()
+            }
+        },
+        "per_image_agreement": per_image,
+        "timings": {"total_seconds": 1.0},
+        "environment": {"threads": 1},
+    }
     path = tmp_path / "reconstruction_old.json"
     path.write_text(json.dumps(old))
     result = resummarise(path)
@@ -313,6 +345,7 @@ def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tm
 
 
 # ---- the paper's budget (issue 11): suite and the classical inpainting control --------------------------------------
+
 
 def test_the_paper_suite_makes_its_maps_at_5000_calls_and_adds_the_classical_control():
     from saliency_lib.reconstruction_experiment import SUITES
@@ -341,8 +374,11 @@ def test_biharmonic_fill_replaces_only_the_region_on_two_images():
 def test_the_paired_table_compares_the_gan_with_the_classical_fills():
     from saliency_lib.reconstruction_experiment import paired_table
 
-    per_image = {"oise_generated": {"0.5": [1.0, 0.75]}, "oise_biharmonic": {"0.5": [0.0, 1.0]},
-                 "oise_mean": {"0.5": [0.0, 0.0]}}
+    per_image = {
+        "oise_generated": {"0.5": [1.0, 0.75]},
+        "oise_biharmonic": {"0.5": [0.0, 1.0]},
+        "oise_mean": {"0.5": [0.0, 0.0]},
+    }
     lines = paired_table({"per_image_agreement": per_image, "fractions": [0.5]})
     assert any(line.startswith("| OISE region: GAN - biharmonic | +37.5%") for line in lines)
     assert any(line.startswith("| OISE region: GAN - mean | +87.5%") for line in lines)

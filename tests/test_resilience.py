@@ -15,8 +15,8 @@ import torch
 
 from saliency_lib import assets, cli, evaluation, reconstruction_experiment
 
-
 # --- Weights from outside data/ -------------------------------------------------------------------------------------
+
 
 class _Payload:
     """Unpickling this would create a file: the safe load must refuse it without running it."""
@@ -31,8 +31,11 @@ class _Payload:
 def test_a_learners_weights_load_and_warn_that_their_origin_was_not_checked(tmp_path):
     path = tmp_path / "mine.pt"
     torch.save({"weight": torch.ones(2, 3)}, path)
-    with pytest.warns(UserWarning, match=r"mine\.pt is not in data/MANIFEST\.json: its origin was not checked; "
-                                         r"pass sha256=\.\.\. to check it"):
+    with pytest.warns(
+        UserWarning,
+        match=r"mine\.pt is not in data/MANIFEST\.json: its origin was not checked; "
+        r"pass sha256=\.\.\. to check it",
+    ):
         state = assets.load_user_weights(path)
     assert torch.equal(state["weight"], torch.ones(2, 3))
 
@@ -66,7 +69,9 @@ def test_a_learners_pickle_with_code_is_refused_and_the_code_does_not_run(tmp_pa
     assert not str(evil).startswith(str(assets.DATA_DIR))
     with pytest.raises(assets.AssetError, match=r"evil\.pt could not be read as weights.*would run code is refused"):
         assets.load_user_weights(evil)
-    with pytest.raises(assets.AssetError, match=r"evil\.pt could not be read as weights"):  # a right hash: still refused
+    with pytest.raises(
+        assets.AssetError, match=r"evil\.pt could not be read as weights"
+    ):  # a right hash: still refused
         assets.load_user_weights(evil, sha256=assets.sha256_file(evil))
     assert not marker.exists()
 
@@ -116,13 +121,26 @@ def test_ctrl_c_in_evaluate_keeps_the_finished_datasets_and_says_how_to_resume(t
 
 
 def test_ctrl_c_before_any_dataset_finished_keeps_the_old_file_and_resumes_with_the_same_run(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     old = tmp_path / "evaluation_quick.json"
     old.write_text(json.dumps({"records": [{"dataset": name, "method": "rise"} for name in QUICK]}))
     before = old.read_bytes()
     monkeypatch.setattr(evaluation, "run_suite", _interrupt_evaluation_after([]))
-    code = cli.main(["evaluate", "--suite", "quick", "--out", str(tmp_path), "--datasets", "clutter", "planted",
-                     "--methods", "rise"])
+    code = cli.main(
+        [
+            "evaluate",
+            "--suite",
+            "quick",
+            "--out",
+            str(tmp_path),
+            "--datasets",
+            "clutter",
+            "planted",
+            "--methods",
+            "rise",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 130 and old.read_bytes() == before
     assert "no dataset had finished" in err
@@ -140,6 +158,7 @@ def test_ctrl_c_in_a_restricted_evaluate_run_resumes_only_the_rest(tmp_path, mon
 
 
 # --- Ctrl+C in `python -m saliency_lib reconstruct` -------------------------------------------------------------------
+
 
 def _interrupt_reconstruction(write_cache: bool):
     def fake(suite, out=None, maps_cache=None, maps_only=False, progress=True):
@@ -172,6 +191,7 @@ def test_ctrl_c_in_reconstruct_without_a_cache_says_nothing_was_kept(tmp_path, m
 
 # --- Fast repeated clicks and slider drags on a panel -----------------------------------------------------------------
 
+
 def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result(planted_model, planted_images):
     from saliency_lib import widgets
 
@@ -195,10 +215,14 @@ def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result
     assert panel.counts["model_calls"] - start["model_calls"] <= panel.counts["masked"] - start["masked"] + 3
     # Nothing was rendered while nobody looked; reading the image renders the latest state once.
     assert panel.view.renders == 0
-    fresh = widgets.mask_panel(planted_model, planted_images, grid_size=panel.grid_size.value,
-                               p_init=panel.p_init.value, seed=panel.seed.value)
-    fresh.shift_y.value, fresh.shift_x.value, fresh.image.value = (panel.shift_y.value, panel.shift_x.value,
-                                                                   panel.image.value)
+    fresh = widgets.mask_panel(
+        planted_model, planted_images, grid_size=panel.grid_size.value, p_init=panel.p_init.value, seed=panel.seed.value
+    )
+    fresh.shift_y.value, fresh.shift_x.value, fresh.image.value = (
+        panel.shift_y.value,
+        panel.shift_x.value,
+        panel.image.value,
+    )
     assert torch.equal(panel.grid, fresh.grid) and torch.equal(panel.mask, fresh.mask)
     assert panel.probability == fresh.probability and panel.readout.value == fresh.readout.value
     assert panel.view.png == fresh.view.png and panel.view.renders == 1

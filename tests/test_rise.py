@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_lib import masks as M, rise
+from saliency_lib import masks as M
+from saliency_lib import rise
 
 
 class PlantedModel(nn.Module):
@@ -48,7 +49,7 @@ def test_rise_is_the_score_weighted_mean_of_its_masks():
         masks = upsampler(grids, M.random_shifts(count, upsampler.cell, generator=gen))
         for b in range(2):
             with torch.no_grad():
-                p = model(M.apply_mask(images[b:b + 1].expand(count, -1, -1, -1), masks, 0.0)).softmax(1)[:, 1]
+                p = model(M.apply_mask(images[b : b + 1].expand(count, -1, -1, -1), masks, 0.0)).softmax(1)[:, 1]
             total[b] += (p[:, None, None] * masks).sum(0)
     assert torch.allclose(saliency, total / (250 * 0.4), atol=1e-5)
     assert saliency.model_calls == 250 and saliency.partial is False and saliency.target.tolist() == [1, 1]
@@ -67,11 +68,14 @@ def test_rise_shapes_seed_and_batch_size():
     assert rise(model, images[0], n_masks=10, seed=0).shape == (1, 28, 28)
 
 
-@pytest.mark.parametrize("channels, size, region", [
-    (1, (28, 28), REGION),
-    (3, (40, 64), (20, 36, 6, 22)),
-    (3, (64, 36), (8, 24, 18, 34)),
-])
+@pytest.mark.parametrize(
+    "channels, size, region",
+    [
+        (1, (28, 28), REGION),
+        (3, (40, 64), (20, 36, 6, 22)),
+        (3, (64, 36), (8, 24, 18, 34)),
+    ],
+)
 def test_rise_points_into_and_covers_a_planted_region(channels, size, region):
     model = PlantedModel(region)
     images = planted_images(2, channels, *size, region, seed=1)
@@ -104,16 +108,19 @@ def test_rise_stops_cleanly_on_keyboard_interrupt():
     assert saliency.partial is True and saliency.model_calls == 200 and torch.isfinite(saliency).all()
 
 
-@pytest.mark.parametrize("change, error, match", [
-    (dict(n_masks=0), ValueError, "n_masks"),
-    (dict(p_keep=0.0), ValueError, "p_keep"),
-    (dict(p_keep=1.2), ValueError, "p_keep"),
-    (dict(grid_size=40), ValueError, "grid_size"),
-    (dict(batch_size=-1), ValueError, "batch_size"),
-    (dict(target=5), ValueError, "target"),
-    (dict(target=[1, 1, 1]), ValueError, "target"),
-    (dict(images=torch.zeros(1, 1, 28, 28, dtype=torch.uint8)), TypeError, "images"),
-])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(n_masks=0), ValueError, "n_masks"),
+        (dict(p_keep=0.0), ValueError, "p_keep"),
+        (dict(p_keep=1.2), ValueError, "p_keep"),
+        (dict(grid_size=40), ValueError, "grid_size"),
+        (dict(batch_size=-1), ValueError, "batch_size"),
+        (dict(target=5), ValueError, "target"),
+        (dict(target=[1, 1, 1]), ValueError, "target"),
+        (dict(images=torch.zeros(1, 1, 28, 28, dtype=torch.uint8)), TypeError, "images"),
+    ],
+)
 def test_rise_bad_input_names_the_argument(change, error, match):
     kwargs = dict(images=planted_images(2, 1, 28, 28, REGION), target=None, n_masks=10)
     kwargs.update(change)

@@ -107,8 +107,8 @@ def test_a_huge_photo_is_shrunk_before_the_float_copy():
 
 def test_rgba_is_composited_on_the_background():
     array = np.zeros((10, 20, 4), dtype=np.uint8)
-    array[:, :10] = (255, 0, 0, 255)   # opaque red on the left
-    array[:, 10:] = (0, 0, 255, 0)     # fully transparent (blue underneath) on the right
+    array[:, :10] = (255, 0, 0, 255)  # opaque red on the left
+    array[:, 10:] = (0, 0, 255, 0)  # fully transparent (blue underneath) on the right
     data = encode(Image.fromarray(array, mode="RGBA"), "PNG")
     assert uploads.check_image(data).mode == "RGBA"
     image = uploads.image_tensor(data)[0]
@@ -198,17 +198,20 @@ def test_too_large_bytes_and_files_are_refused_before_decoding(tmp_path):
         uploads.check_image(path)
 
 
-@pytest.mark.parametrize("content, named", [
-    (b"hello, this is not a picture\n", "a text file"),
-    (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', "SVG"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="5" height="5"/></svg>', "SVG"),
-    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "PDF"),
-    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
-    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "ZIP"),
-    (b"<!DOCTYPE html><html><body>", "HTML"),
-    (b"\x00\x01\x02\x03\x04\x05\xfe\xfd", "unknown type"),
-    (b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "content, named",
+    [
+        (b"hello, this is not a picture\n", "a text file"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', "SVG"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="5" height="5"/></svg>', "SVG"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "PDF"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "ZIP"),
+        (b"<!DOCTYPE html><html><body>", "HTML"),
+        (b"\x00\x01\x02\x03\x04\x05\xfe\xfd", "unknown type"),
+        (b"", "empty"),
+    ],
+)
 def test_files_that_are_not_pixel_images_are_refused_by_name(tmp_path, content, named):
     message = refused(content, named)
     assert "PNG or JPEG" in message or "choose the file again" in message
@@ -238,8 +241,7 @@ def test_decompression_bombs_are_refused_unread():
     # Pillow's own limit is enforced even when ours is raised above it.
     refused(bomb_png(100_000, 100_000), "decompression bomb", max_pixels=10**12)
     # Our limit, lowered for the test: a normal header over it.
-    refused(encode(noise(100, 100), "PNG"), "100 x 100 = 10,000 pixels, over the 5,000 limit",
-            max_pixels=5000)
+    refused(encode(noise(100, 100), "PNG"), "100 x 100 = 10,000 pixels, over the 5,000 limit", max_pixels=5000)
     assert uploads.check_image(bomb_png(2000, 1000)).width == 2000  # only the header is read
 
 

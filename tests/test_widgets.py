@@ -11,8 +11,8 @@ import torch
 from saliency_lib import masks, oise, widgets
 from saliency_lib.core import class_probabilities
 
-
 # ---- notebook 01: mask panel -------------------------------------------------------------------------------------
+
 
 def test_mask_panel_builds_the_mask_as_the_library_does(planted_model, planted_images):
     panel = widgets.mask_panel(planted_model, planted_images, ["a", "b", "c"], grid_size=7, p_init=0.4, seed=3)
@@ -72,6 +72,7 @@ def test_mask_panel_p_init_extremes(planted_model, planted_images):
 
 
 # ---- notebook 02: update panel -----------------------------------------------------------------------------------
+
 
 def test_update_panel_steps_with_the_library_rule(planted_model, planted_images):
     panel = widgets.update_panel(planted_model, planted_images[0], seed=11)
@@ -149,13 +150,19 @@ def test_update_panel_controls(planted_model, planted_images):
     panel.grid_size.value = 4
     assert panel.grid.shape == (1, 4, 4)
     panel.step_button.click()
-    assert panel.history[-1]["kept"] + panel.history[-1]["dropped"] + panel.history[-1]["turned_on"] \
-        + panel.history[-1]["stayed_off"] == 16
+    assert (
+        panel.history[-1]["kept"]
+        + panel.history[-1]["dropped"]
+        + panel.history[-1]["turned_on"]
+        + panel.history[-1]["stayed_off"]
+        == 16
+    )
     panel.reset_button.click()
     assert panel.step == 0 and panel.saliency_sum.sum() == 0
 
 
 # ---- notebook 03: loop panel -------------------------------------------------------------------------------------
+
 
 def test_loop_panel_run_equals_oise_and_scrubbing_does_not_recompute(planted_model, planted_images):
     panel = widgets.loop_panel(planted_model, planted_images[0], n_steps=120, n_chains=2, seed=5, max_frames=10)

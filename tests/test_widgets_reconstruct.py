@@ -29,8 +29,17 @@ def panel():
     generator, discriminator = Generator().eval(), Discriminator().eval()
     images = torch.rand(2, 1, 28, 28) * 0.3
     images[0, :, :14, :14] += 0.6
-    return reconstruct_panel(Planted(), generator, discriminator, images, ["bright", "plain"],
-                             n_variations=4, n_iterations=3, saliency_calls=40, n_candidates=64)
+    return reconstruct_panel(
+        Planted(),
+        generator,
+        discriminator,
+        images,
+        ["bright", "plain"],
+        n_variations=4,
+        n_iterations=3,
+        saliency_calls=40,
+        n_candidates=64,
+    )
 
 
 def test_run_shows_variations_with_their_classes(panel):
@@ -99,8 +108,16 @@ def _wait_for(condition, seconds: float = 30.0) -> None:
 
 def test_stop_during_the_search_shows_the_variations_so_far_and_the_panel_stays_usable():
     torch.manual_seed(0)
-    panel = reconstruct_panel(Slow(), Generator().eval(), SlowDiscriminator().eval(), torch.rand(1, 1, 28, 28),
-                              n_variations=3, n_iterations=400, saliency_calls=16, n_candidates=16)
+    panel = reconstruct_panel(
+        Slow(),
+        Generator().eval(),
+        SlowDiscriminator().eval(),
+        torch.rand(1, 1, 28, 28),
+        n_variations=3,
+        n_iterations=400,
+        saliency_calls=16,
+        n_candidates=16,
+    )
     panel.run_button.click()
     _wait_for(lambda: panel.progress.value >= 2)
     assert panel.running and panel.run_button.disabled and not panel.stop_button.disabled
@@ -120,8 +137,16 @@ def test_stop_during_the_search_shows_the_variations_so_far_and_the_panel_stays_
 
 
 def test_stop_while_the_map_is_computed_caches_nothing_and_the_next_run_works():
-    panel = reconstruct_panel(Slow(), Generator().eval(), Discriminator().eval(), torch.rand(1, 1, 28, 28),
-                              n_variations=2, n_iterations=1, saliency_calls=4000, n_candidates=8)
+    panel = reconstruct_panel(
+        Slow(),
+        Generator().eval(),
+        Discriminator().eval(),
+        torch.rand(1, 1, 28, 28),
+        n_variations=2,
+        n_iterations=1,
+        saliency_calls=4000,
+        n_candidates=8,
+    )
     panel.run_button.click()
     _wait_for(lambda: "computing the OISE map" in panel.status.value)
     time.sleep(0.1)

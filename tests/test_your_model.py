@@ -28,8 +28,9 @@ class SmallNet(nn.Module):
 
     def __init__(self, delay: float = 0.0):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU()
+        )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
         self.delay = delay
 
@@ -67,15 +68,22 @@ def bomb_png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1024))) \
-        + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1024))) + chunk(b"IEND", b"")
+    )
 
 
 def upload_value(name: str, content: bytes) -> tuple:
     """What ``FileUpload.value`` holds after a browser upload (ipywidgets 8)."""
-    return ({"name": name, "type": "image/png", "size": len(content),
-             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
-             "content": memoryview(content)},)
+    return (
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(content),
+            "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+            "content": memoryview(content),
+        },
+    )
 
 
 OFFLINE = "resnet50 downloads its ImageNet weights from download.pytorch.org once, and this machine is offline."
@@ -97,12 +105,19 @@ def loader():
 
 
 def make_panel(loader, tmp_path, **options) -> YourModelPanel:
-    options = {"model_choices": {"small": "small", "ResNet50 (downloads once)": "resnet50"}, "loader": loader,
-               "runtime": "torch", "budget": 30, "out_dir": tmp_path, **options}
+    options = {
+        "model_choices": {"small": "small", "ResNet50 (downloads once)": "resnet50"},
+        "loader": loader,
+        "runtime": "torch",
+        "budget": 30,
+        "out_dir": tmp_path,
+        **options,
+    }
     return your_model_panel(photos(), **options)
 
 
 # ---- choosing a model -------------------------------------------------------------------------------------------
+
 
 def test_choose_model_and_an_unavailable_one_says_why(loader, tmp_path):
     panel = make_panel(loader, tmp_path)
@@ -126,10 +141,13 @@ def test_the_real_loader_refuses_offline_with_a_message(monkeypatch, tmp_path):
     # models.load("resnet50") without the weights in the cache and without internet: the panel shows the message.
     monkeypatch.setattr(models, "_online", lambda *args, **kwargs: False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    panel = your_model_panel(photos(), model_choices={"small": small_classifier(), "ResNet50": "resnet50"},
-                             runtime="torch")
+    panel = your_model_panel(
+        photos(), model_choices={"small": small_classifier(), "ResNet50": "resnet50"}, runtime="torch"
+    )
     panel.model_choice.value = "ResNet50"
-    assert panel.model is None and "offline" in panel.model_info.value and "efficientnet-lite0" in panel.model_info.value
+    assert (
+        panel.model is None and "offline" in panel.model_info.value and "efficientnet-lite0" in panel.model_info.value
+    )
 
 
 def test_your_own_model_added_in_a_cell_and_a_plain_function(loader, tmp_path):
@@ -154,6 +172,7 @@ def test_your_own_model_added_in_a_cell_and_a_plain_function(loader, tmp_path):
 
 # ---- uploads ------------------------------------------------------------------------------------------------------
 
+
 def test_upload_good_bytes_are_decoded_by_uploads(loader, tmp_path):
     panel = make_panel(loader, tmp_path)
     rgba = np.zeros((40, 60, 4), dtype=np.uint8)
@@ -164,20 +183,23 @@ def test_upload_good_bytes_are_decoded_by_uploads(loader, tmp_path):
     assert panel.image.shape == (1, 3, SIZE, SIZE)
     assert torch.allclose(panel.image[0, :, :, 0], torch.ones(3, SIZE), atol=0.02)  # white where transparent
     assert panel.image[0, 1, :, -1].max() < 0.05  # red where opaque
-    grey16 = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)
+    grey16 = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16
     assert panel.upload_bytes(png(grey16, "I;16"), "grey16.png")
     assert panel.image.shape == (1, 3, SIZE, SIZE) and 0.4 < float(panel.image.mean()) < 0.6  # scaled, not clipped
     panel.image_choice.value = "stripes"  # back to a shipped photograph
     assert panel.source[0] == "stripes" and panel.image.shape == (1, 3, SIZE, SIZE)
 
 
-@pytest.mark.parametrize("name, content, says", [
-    ("scan.pdf", b"%PDF-1.7\n1 0 obj", "PDF document"),
-    ("notes.png", b"just some text, not a picture\n", "text file"),
-    ("bomb.png", bomb_png(), "decompression bomb"),
-    ("cut.png", None, "Pillow cannot read it"),
-    ("empty.png", b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("scan.pdf", b"%PDF-1.7\n1 0 obj", "PDF document"),
+        ("notes.png", b"just some text, not a picture\n", "text file"),
+        ("bomb.png", bomb_png(), "decompression bomb"),
+        ("cut.png", None, "Pillow cannot read it"),
+        ("empty.png", b"", "empty"),
+    ],
+)
 def test_upload_bad_bytes_are_refused_with_the_uploads_message(loader, tmp_path, name, content, says):
     if content is None:  # a real PNG cut short in its header
         content = png(np.zeros((20, 20, 3), dtype=np.uint8), "RGB")[:30]
@@ -242,8 +264,14 @@ def _run_and_stop(panel, when_calls: int) -> None:
 
 def test_stop_during_oise_keeps_the_partial_map_and_skips_the_rest(tmp_path):
     slow = small_classifier(delay=0.01)
-    panel = your_model_panel(photos(), model_choices={"slow": slow}, runtime="torch", budget=2000,
-                             methods=("oise", "rise", "gradcam"), out_dir=tmp_path)
+    panel = your_model_panel(
+        photos(),
+        model_choices={"slow": slow},
+        runtime="torch",
+        budget=2000,
+        methods=("oise", "rise", "gradcam"),
+        out_dir=tmp_path,
+    )
     _run_and_stop(panel, 5)
     assert panel.outcome == {"oise": "stopped", "rise": "skipped", "gradcam": "skipped"}
     assert 0 < panel.calls["oise"] < 2000 and panel.maps["oise"].shape == (SIZE, SIZE)
@@ -254,8 +282,9 @@ def test_stop_during_oise_keeps_the_partial_map_and_skips_the_rest(tmp_path):
 
 def test_stop_during_rise_and_during_a_baseline(tmp_path):
     slow = small_classifier(delay=0.01)
-    panel = your_model_panel(photos(), model_choices={"slow": slow}, runtime="torch", budget=5000,
-                             methods=("rise", "oise"), out_dir=tmp_path)
+    panel = your_model_panel(
+        photos(), model_choices={"slow": slow}, runtime="torch", budget=5000, methods=("rise", "oise"), out_dir=tmp_path
+    )
     _run_and_stop(panel, 50)  # two batches of 25 masks
     assert panel.outcome["rise"] == "stopped" and panel.outcome["oise"] == "skipped"
     assert panel.calls["rise"] < 5000 and torch.isfinite(panel.maps["rise"]).all()
@@ -272,6 +301,7 @@ def test_stop_during_rise_and_during_a_baseline(tmp_path):
 
 
 # ---- saving ------------------------------------------------------------------------------------------------------
+
 
 def test_save_writes_the_png_and_the_maps_with_links(loader, tmp_path):
     panel = make_panel(loader, tmp_path, methods=("oise", "rise", "saliency"), budget=20)
@@ -296,10 +326,13 @@ def test_save_writes_the_png_and_the_maps_with_links(loader, tmp_path):
 
 # ---- the figure ---------------------------------------------------------------------------------------------------
 
+
 def test_every_map_gets_its_own_scale_and_colour_bar():
     rise_like = 0.3 + 0.28 * torch.rand(16, 16)  # RISE's values sit near the mean probability
     scale = map_scale("rise", rise_like)
-    assert scale["vmin"] == pytest.approx(float(rise_like.min())) and scale["vmax"] == pytest.approx(float(rise_like.max()))
+    assert scale["vmin"] == pytest.approx(float(rise_like.min())) and scale["vmax"] == pytest.approx(
+        float(rise_like.max())
+    )
     signed = torch.linspace(-0.2, 0.5, 256).view(16, 16)
     scale = map_scale("integrated_gradients", signed)
     assert scale["vmin"] == pytest.approx(-0.5) and scale["vmax"] == pytest.approx(0.5) and scale["cmap"] == "RdBu_r"

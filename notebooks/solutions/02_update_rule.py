@@ -2,8 +2,9 @@
 import torch
 
 
-def my_update_grid(grid: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, step_size: float,
-                   uniform: torch.Tensor) -> torch.Tensor:
+def my_update_grid(
+    grid: torch.Tensor, p: torch.Tensor, delta_p: torch.Tensor, step_size: float, uniform: torch.Tensor
+) -> torch.Tensor:
     """Grids ``(B, s, s)``, ``p`` and ``delta_p`` ``(B,)``, ``uniform`` ``(B, s, s)`` -> new grids ``(B, s, s)``."""
     p = p.view(-1, 1, 1)
     was_on = grid > 0

@@ -17,6 +17,6 @@ def my_oise(model, image, target, n_steps, seed, reference=0.0, grid_size=8, p_i
         p = class_probabilities(model, apply_mask(image, mask, reference))[:, target]  # one model call
         grid = update_grid(grid, p, p - p_previous, step_size=step_size, generator=generator)
         mask = upsample(grid, size, generator=generator)  # a fresh random shift
-        total += mask                                      # the authors' unweighted sum
+        total += mask  # the authors' unweighted sum
         p_previous = p
     return postprocess(total)[0]

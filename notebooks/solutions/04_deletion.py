@@ -10,13 +10,13 @@ def my_deletion_auc(model, image, saliency_map, target, pixels_per_step):
     """``image`` ``(1, C, H, W)``, ``saliency_map`` ``(H, W)`` -> the normalised area under the deletion curve."""
     height, width = saliency_map.shape
     n_pixels = height * width
-    order = torch.argsort(-saliency_map.flatten(), stable=True)   # most salient first (ties: pixel order)
-    reference = model.spec.reference()                             # the dataset mean: 0 after normalisation
+    order = torch.argsort(-saliency_map.flatten(), stable=True)  # most salient first (ties: pixel order)
+    reference = model.spec.reference()  # the dataset mean: 0 after normalisation
     n_steps = math.ceil(n_pixels / pixels_per_step)
     curve = []
     for step in range(n_steps + 1):
         keep = torch.ones(n_pixels)
-        keep[order[:step * pixels_per_step]] = 0                   # delete the most salient pixels so far
+        keep[order[: step * pixels_per_step]] = 0  # delete the most salient pixels so far
         keep = keep.view(1, 1, height, width)
         deleted = image * keep + reference * (1 - keep)
         curve.append(class_probabilities(model, deleted)[0, target].item())

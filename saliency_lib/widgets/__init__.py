@@ -25,6 +25,18 @@ from .update_panel import UpdatePanel, update_panel
 from .view import FigureView
 from .your_model_panel import YourModelPanel, your_model_panel
 
-__all__ = ["FigureView", "MaskPanel", "UpdatePanel", "LoopPanel", "mask_panel", "update_panel", "loop_panel",
-           "EvaluationPanel", "evaluation_panel", "ReconstructPanel", "reconstruct_panel",
-           "YourModelPanel", "your_model_panel"]
+__all__ = [
+    "FigureView",
+    "MaskPanel",
+    "UpdatePanel",
+    "LoopPanel",
+    "mask_panel",
+    "update_panel",
+    "loop_panel",
+    "EvaluationPanel",
+    "evaluation_panel",
+    "ReconstructPanel",
+    "reconstruct_panel",
+    "YourModelPanel",
+    "your_model_panel",
+]

@@ -26,30 +26,52 @@ class EvaluationPanel(ipywidgets.VBox):
     ``perturbed`` (the image drawn at ``step``), ``view`` (the figure).
     """
 
-    def __init__(self, model, images, targets=None, *, names=None, methods=("oise", "rise", "gradcam"),
-                 options: dict | None = None, pixels_per_step: int | None = None, boxes=None, dpi: int = 72):
+    def __init__(
+        self,
+        model,
+        images,
+        targets=None,
+        *,
+        names=None,
+        methods=("oise", "rise", "gradcam"),
+        options: dict | None = None,
+        pixels_per_step: int | None = None,
+        boxes=None,
+        dpi: int = 72,
+    ):
         images, _ = check_images(images, model)
         super().__init__()
         self.model, self.images, self.boxes = model, images, boxes
         self.targets = targets
-        self.options = {"oise": {"n_steps": 500}, "rise": {"n_masks": 500}, "lime": {"n_samples": 100},
-                        **(options or {})}
+        self.options = {
+            "oise": {"n_steps": 500},
+            "rise": {"n_masks": 500},
+            "lime": {"n_samples": 100},
+            **(options or {}),
+        }
         height, width = images.shape[-2:]
         self.pixels_per_step = pixels_per_step or width
         n_curve_steps = -(-height * width // self.pixels_per_step)
         labels = names if names is not None else [f"image {i}" for i in range(len(images))]
-        self.image = ipywidgets.Dropdown(options=[(str(n), i) for i, n in enumerate(labels)], value=0,
-                                         description="image")
+        self.image = ipywidgets.Dropdown(
+            options=[(str(n), i) for i, n in enumerate(labels)], value=0, description="image"
+        )
         unknown = [m for m in methods if m not in baselines.METHODS]
         if unknown:
             raise ValueError(f"methods: unknown {unknown}; choose from {sorted(baselines.METHODS)}")
-        self.methods = ipywidgets.SelectMultiple(options=list(baselines.METHODS), value=tuple(methods),
-                                                 description="methods", rows=min(8, len(baselines.METHODS)))
+        self.methods = ipywidgets.SelectMultiple(
+            options=list(baselines.METHODS),
+            value=tuple(methods),
+            description="methods",
+            rows=min(8, len(baselines.METHODS)),
+        )
         self.mode = ipywidgets.ToggleButtons(options=["deletion", "insertion"], value="deletion", description="curve")
-        self.step = ipywidgets.IntSlider(value=n_curve_steps, min=0, max=n_curve_steps, description="steps gone",
-                                         continuous_update=False)
-        self.shown = ipywidgets.Dropdown(options=list(methods), value=methods[0] if methods else None,
-                                         description="show")
+        self.step = ipywidgets.IntSlider(
+            value=n_curve_steps, min=0, max=n_curve_steps, description="steps gone", continuous_update=False
+        )
+        self.shown = ipywidgets.Dropdown(
+            options=list(methods), value=methods[0] if methods else None, description="show"
+        )
         self.run = ipywidgets.Button(description="Explain and score", button_style="primary", icon="play")
         self.status = ipywidgets.HTML("Pick an image and methods, then press <b>Explain and score</b>.")
         self.view = FigureView(figsize=(10.5, 5.2), dpi=dpi)
@@ -64,9 +86,11 @@ class EvaluationPanel(ipywidgets.VBox):
             control.observe(lambda _: self.redraw(), names="value")
         self.image.observe(lambda _: self._stale(), names="value")
         self.methods.observe(lambda _: self._stale(), names="value")
-        self.children = [ipywidgets.HBox([self.image, self.methods, ipywidgets.VBox([self.mode, self.step, self.shown,
-                                                                              self.run])]),
-                         self.status, self.view.widget]
+        self.children = [
+            ipywidgets.HBox([self.image, self.methods, ipywidgets.VBox([self.mode, self.step, self.shown, self.run])]),
+            self.status,
+            self.view.widget,
+        ]
 
     def _stale(self) -> None:
         self._quiet = True
@@ -84,7 +108,7 @@ class EvaluationPanel(ipywidgets.VBox):
     def compute(self) -> None:
         """Explain the chosen image with every chosen method, then compute both curves (one batched call each)."""
         index = self.image.value
-        image = self.images[index:index + 1]
+        image = self.images[index : index + 1]
         chosen = list(self.methods.value)
         if not chosen:
             self.status.value = "Choose at least one method."
@@ -100,8 +124,9 @@ class EvaluationPanel(ipywidgets.VBox):
         target = self._target()
         targets = None if target is None else target * len(chosen)
         for mode in ("deletion", "insertion"):
-            result = metrics.causal_curves(self.model, repeated, stacked, mode, targets,
-                                           pixels_per_step=self.pixels_per_step)
+            result = metrics.causal_curves(
+                self.model, repeated, stacked, mode, targets, pixels_per_step=self.pixels_per_step
+            )
             for row, name in enumerate(chosen):
                 self.curves[mode][name] = result.curve[row].cpu()
                 self.auc[mode][name] = float(result.auc[row])
@@ -112,15 +137,18 @@ class EvaluationPanel(ipywidgets.VBox):
             self.shown.value = chosen[0]
         finally:
             self._quiet = False
-        self.status.value = (f"Done in {time.perf_counter() - began:.1f} s. Deletion AUC (lower is better): "
-                             + ", ".join(f"{k} {v:.3f}" for k, v in self.auc["deletion"].items())
-                             + ". Insertion AUC (higher is better): "
-                             + ", ".join(f"{k} {v:.3f}" for k, v in self.auc["insertion"].items()) + ".")
+        self.status.value = (
+            f"Done in {time.perf_counter() - began:.1f} s. Deletion AUC (lower is better): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in self.auc["deletion"].items())
+            + ". Insertion AUC (higher is better): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in self.auc["insertion"].items())
+            + "."
+        )
         self.redraw()
 
     def _perturbed(self, name: str) -> torch.Tensor:
         """The chosen image after ``step`` steps of the current curve for method ``name``."""
-        image = self.images[self.image.value:self.image.value + 1]
+        image = self.images[self.image.value : self.image.value + 1]
         height, width = image.shape[-2:]
         ranks = metrics.pixel_ranks(self.maps[name].unsqueeze(0))[0].view(height, width)
         changed = ranks < min(self.step.value * self.pixels_per_step, height * width)
@@ -151,8 +179,9 @@ class EvaluationPanel(ipywidgets.VBox):
             drawn = ax.imshow(plots.scaled_map(self.maps[name]), cmap="jet", vmin=0, vmax=1, alpha=0.5)
             if self.boxes is not None:
                 plots.draw_box(ax, self.boxes[index])
-            ax.set_title(f"{name}\ndel {self.auc['deletion'][name]:.2f} / ins {self.auc['insertion'][name]:.2f}",
-                         fontsize=8)
+            ax.set_title(
+                f"{name}\ndel {self.auc['deletion'][name]:.2f} / ins {self.auc['insertion'][name]:.2f}", fontsize=8
+            )
         figure.colorbar(drawn, ax=figure.axes[1:], fraction=0.03, label="saliency (scaled)")
         shown = self.shown.value if self.shown.value in self.maps else names[0]
         self.perturbed = self._perturbed(shown)

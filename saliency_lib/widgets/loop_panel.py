@@ -31,9 +31,21 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
     ``p_trace`` (mean p over chains at every step), ``error`` (an exception raised by the run, else None).
     """
 
-    def __init__(self, model, image, target: int | None = None, *, n_steps: int = 5000, n_chains: int = 1,
-                 seed: int = 0, max_frames: int = 60, grid_size: int = 8, live_seconds: float = 1.5, dpi: int = 72,
-                 **oise_options):
+    def __init__(
+        self,
+        model,
+        image,
+        target: int | None = None,
+        *,
+        n_steps: int = 5000,
+        n_chains: int = 1,
+        seed: int = 0,
+        max_frames: int = 60,
+        grid_size: int = 8,
+        live_seconds: float = 1.5,
+        dpi: int = 72,
+        **oise_options,
+    ):
         images, _ = check_images(image, model)
         if len(images) != 1:
             raise ValueError(f"image must be one image (C, H, W) or (1, C, H, W), got a batch of {len(images)}")
@@ -54,22 +66,48 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
         self._thread = None
 
         style = {"description_width": "60px"}
-        self.n_steps = ipywidgets.BoundedIntText(value=n_steps, min=1, max=100_000, step=100, description="n_steps",
-                                                 style=style, layout=ipywidgets.Layout(width="170px"))
-        self.n_chains = ipywidgets.Dropdown(options=[1, 2, 4, 8, 16], value=n_chains, description="chains",
-                                            style=style, layout=ipywidgets.Layout(width="140px"))
-        self.seed = ipywidgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=style,
-                                              layout=ipywidgets.Layout(width="150px"))
+        self.n_steps = ipywidgets.BoundedIntText(
+            value=n_steps,
+            min=1,
+            max=100_000,
+            step=100,
+            description="n_steps",
+            style=style,
+            layout=ipywidgets.Layout(width="170px"),
+        )
+        self.n_chains = ipywidgets.Dropdown(
+            options=[1, 2, 4, 8, 16],
+            value=n_chains,
+            description="chains",
+            style=style,
+            layout=ipywidgets.Layout(width="140px"),
+        )
+        self.seed = ipywidgets.BoundedIntText(
+            value=seed, min=0, max=2**31 - 1, description="seed", style=style, layout=ipywidgets.Layout(width="150px")
+        )
         self.run_button = ipywidgets.Button(description="Run", button_style="success", icon="play")
         self.stop_button = ipywidgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.run_button.add_class("saliency-run")
         self.stop_button.add_class("saliency-stop")
-        self.progress = ipywidgets.IntProgress(value=0, min=0, max=n_steps, description="steps",
-                                               style={"description_width": "40px", "bar_color": "#2ca02c"})
+        self.progress = ipywidgets.IntProgress(
+            value=0,
+            min=0,
+            max=n_steps,
+            description="steps",
+            style={"description_width": "40px", "bar_color": "#2ca02c"},
+        )
         self.status = ipywidgets.Label("Press Run.")
         self.status.add_class("saliency-status")
-        self.scrub = ipywidgets.IntSlider(value=0, min=0, max=0, description="frame", disabled=True,
-                                          continuous_update=False, style=style, layout=ipywidgets.Layout(width="420px"))
+        self.scrub = ipywidgets.IntSlider(
+            value=0,
+            min=0,
+            max=0,
+            description="frame",
+            disabled=True,
+            continuous_update=False,
+            style=style,
+            layout=ipywidgets.Layout(width="420px"),
+        )
         self.scrub.add_class("saliency-scrub")
         self.scrub_label = ipywidgets.Label("")
         self.view = FigureView((12.5, 3.3), dpi, count_views=True)  # live frames only while watched
@@ -98,8 +136,7 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
         self.progress.max, self.progress.value = steps_per_chain, 0
         self.progress.bar_style = ""
         self.run_button.disabled, self.stop_button.disabled, self.scrub.disabled = True, False, True
-        self.status.value = (f"run {self.counts['runs'] + 1}: running {steps_per_chain} steps x {n_chains} "
-                             f"chain(s)...")
+        self.status.value = f"run {self.counts['runs'] + 1}: running {steps_per_chain} steps x {n_chains} chain(s)..."
         self.counts["runs"] += 1
         self._last_live = time.monotonic()
         self.start_work(self._work, (n_steps, n_chains, int(self.seed.value)), block=block, name="oise-run")
@@ -121,20 +158,36 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
         now = time.monotonic()
         # Live frames only while a front end shows the panel (the widget's view count): a run executed headless
         # (nbconvert, nbval) skips them; the final frame is always drawn.
-        if self.view.watched and now - self._last_live >= self.live_seconds and state.step != state.n_steps \
-                and self.frames.steps:
+        if (
+            self.view.watched
+            and now - self._last_live >= self.live_seconds
+            and state.step != state.n_steps
+            and self.frames.steps
+        ):
             self._draw_frame(len(self.frames) - 1)  # a live frame about once per live_seconds
             self._last_live = time.monotonic()
 
     def _work(self, n_steps: int, n_chains: int, seed: int) -> None:
         message = ""
         try:
-            result = oise(self.model, self.image_tensor, self.target, n_steps=n_steps, n_chains=n_chains,
-                          seed=seed, grid_size=self.grid_size_value, callback=self._callback,
-                          **self.oise_options)
+            result = oise(
+                self.model,
+                self.image_tensor,
+                self.target,
+                n_steps=n_steps,
+                n_chains=n_chains,
+                seed=seed,
+                grid_size=self.grid_size_value,
+                callback=self._callback,
+                **self.oise_options,
+            )
             self.result = result[0]
-            self.result_info = {"partial": result.partial, "steps_done": result.steps_done,
-                                "model_calls": result.model_calls, "target": int(result.target[0])}
+            self.result_info = {
+                "partial": result.partial,
+                "steps_done": result.steps_done,
+                "model_calls": result.model_calls,
+                "target": int(result.target[0]),
+            }
             self.counts["model_calls"] += int(result.model_calls) + 1  # + the clean image
             self.progress.value = result.steps_done
             self.progress.bar_style = "warning" if result.partial else "success"
@@ -146,8 +199,10 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
                     self.scrub.value = self.scrub.max  # the observer draws it
             name = class_name(self.model, int(result.target[0]))
             verb = "stopped after" if result.partial else "done:"
-            message = (f"run {self.counts['runs']}: {verb} {result.steps_done} steps x {n_chains} chain(s) = "
-                       f"{result.model_calls} model calls; target {name}")
+            message = (
+                f"run {self.counts['runs']}: {verb} {result.steps_done} steps x {n_chains} chain(s) = "
+                f"{result.model_calls} model calls; target {name}"
+            )
         except Exception as error:  # shown in the panel; the thread must not die silently
             self.error = error
             message = f"error: {type(error).__name__}: {error}"
@@ -162,10 +217,10 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
         axes = self.view.figure.subplots(1, 3, width_ratios=[1, 1, 1.3])
         self.axes = axes
         size = tuple(self.image_tensor.shape[-2:])
-        self._mask_art = plots.show_map(axes[0], torch.zeros(size), "mask at this step", cmap="gray",
-                                        label="mask value")
-        self._saliency_art = plots.overlay(axes[1], self.image_tensor[0], torch.zeros(size),
-                                           title="running saliency")
+        self._mask_art = plots.show_map(
+            axes[0], torch.zeros(size), "mask at this step", cmap="gray", label="mask value"
+        )
+        self._saliency_art = plots.overlay(axes[1], self.image_tensor[0], torch.zeros(size), title="running saliency")
         (self._p_line,) = axes[2].plot([], [], color="tab:blue", linewidth=0.8, label="p (mean over chains)")
         self._step_marker = axes[2].axvline(0, color="tab:red", linestyle="--", label="this frame")
         axes[2].set_xlabel("step (per chain)")

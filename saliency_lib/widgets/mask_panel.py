@@ -31,8 +31,19 @@ class MaskPanel(ipywidgets.VBox):
     and the model call when the mask or image change.
     """
 
-    def __init__(self, model, images, names=None, *, grid_size: int = 8, p_init: float = 0.3, seed: int = 0,
-                 target: int | None = None, reference="mean", dpi: int = 72):
+    def __init__(
+        self,
+        model,
+        images,
+        names=None,
+        *,
+        grid_size: int = 8,
+        p_init: float = 0.3,
+        seed: int = 0,
+        target: int | None = None,
+        reference="mean",
+        dpi: int = 72,
+    ):
         images, _ = check_images(images, model)
         self.model = model
         self.images = images.detach().cpu()
@@ -50,12 +61,15 @@ class MaskPanel(ipywidgets.VBox):
         self._holding = False
 
         style = {"description_width": "70px"}
-        self.image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=0,
-                                         description="image", style=style)
-        self.grid_size = ipywidgets.IntSlider(value=grid_size, min=2, max=min(16, min(self.size)),
-                                              description="grid size", style=style)
-        self.p_init = ipywidgets.FloatSlider(value=p_init, min=0.0, max=1.0, step=0.05, description="p_init",
-                                             style=style)
+        self.image = ipywidgets.Dropdown(
+            options=[(name, i) for i, name in enumerate(self.names)], value=0, description="image", style=style
+        )
+        self.grid_size = ipywidgets.IntSlider(
+            value=grid_size, min=2, max=min(16, min(self.size)), description="grid size", style=style
+        )
+        self.p_init = ipywidgets.FloatSlider(
+            value=p_init, min=0.0, max=1.0, step=0.05, description="p_init", style=style
+        )
         self.seed = ipywidgets.IntSlider(value=seed, min=0, max=99, description="seed", style=style)
         cell = masks.cell_size(self.size, grid_size)
         self.shift_y = ipywidgets.IntSlider(value=0, min=0, max=cell[0] - 1, description="shift dy", style=style)
@@ -66,8 +80,12 @@ class MaskPanel(ipywidgets.VBox):
 
         for control in (self.image, self.grid_size, self.p_init, self.seed, self.shift_y, self.shift_x):
             control.observe(self._on_change, names="value")
-        controls = ipywidgets.HBox([ipywidgets.VBox([self.image, self.grid_size, self.p_init]),
-                                    ipywidgets.VBox([self.seed, self.shift_y, self.shift_x])])
+        controls = ipywidgets.HBox(
+            [
+                ipywidgets.VBox([self.image, self.grid_size, self.p_init]),
+                ipywidgets.VBox([self.seed, self.shift_y, self.shift_x]),
+            ]
+        )
         super().__init__([controls, self.view.widget, self.readout])
         self.refresh()
 
@@ -81,7 +99,7 @@ class MaskPanel(ipywidgets.VBox):
 
     def _clean_probabilities(self, index: int) -> torch.Tensor:
         if index not in self._clean:
-            self._clean[index] = core.class_probabilities(self.model, self.images[index:index + 1])[0]
+            self._clean[index] = core.class_probabilities(self.model, self.images[index : index + 1])[0]
             self.counts["model_calls"] += 1
         return self._clean[index]
 
@@ -106,7 +124,7 @@ class MaskPanel(ipywidgets.VBox):
             changed.add("mask")
         index = self.image.value
         if self._stage("masked", (mask_key, index)):
-            self.masked = masks.apply_mask(self.images[index:index + 1], self.mask[None], self.reference)[0]
+            self.masked = masks.apply_mask(self.images[index : index + 1], self.mask[None], self.reference)[0]
             clean = self._clean_probabilities(index)
             self.target = int(clean.argmax()) if self.fixed_target is None else int(self.fixed_target)
             self.probabilities = core.class_probabilities(self.model, self.masked[None])[0]
@@ -141,14 +159,15 @@ class MaskPanel(ipywidgets.VBox):
         self.axes = axes
         size = self.grid_size.value
         self._grid_art = plots.show_grid(axes[0], torch.zeros(size, size), "1. random grid")
-        self._big_art = plots.show_map(axes[1], torch.zeros(2, 2), "2. bilinear upsampling", cmap="gray",
-                                       label="mask value")
-        self._window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="tab:orange", linewidth=2,
-                                 label="crop window")
+        self._big_art = plots.show_map(
+            axes[1], torch.zeros(2, 2), "2. bilinear upsampling", cmap="gray", label="mask value"
+        )
+        self._window = Rectangle((0, 0), 1, 1, fill=False, edgecolor="tab:orange", linewidth=2, label="crop window")
         axes[1].add_patch(self._window)
         axes[1].legend(loc="lower left", fontsize=7, framealpha=0.8)
-        self._mask_art = plots.show_map(axes[2], torch.zeros(self.size), "3. shifted crop = mask", cmap="gray",
-                                        label="mask value")
+        self._mask_art = plots.show_map(
+            axes[2], torch.zeros(self.size), "3. shifted crop = mask", cmap="gray", label="mask value"
+        )
         self._masked_art = plots.show_image(axes[3], self.images[0], "4. what the model sees")
 
     def _draw(self, changed: set) -> None:
@@ -164,8 +183,10 @@ class MaskPanel(ipywidgets.VBox):
             self._window.set_xy((self.shift_x.value - 0.5, self.shift_y.value - 0.5))
             self._window.set_width(self.size[1])
             self._window.set_height(self.size[0])
-            axes[1].set_title(f"2. upsampled to {self.big_mask.shape[0]} px, crop at ({self.shift_y.value}, "
-                              f"{self.shift_x.value})", fontsize=9)
+            axes[1].set_title(
+                f"2. upsampled to {self.big_mask.shape[0]} px, crop at ({self.shift_y.value}, {self.shift_x.value})",
+                fontsize=9,
+            )
             set_image(self._mask_art, self.mask)
             axes[2].set_title(f"3. mask (mean {float(self.mask.mean()):.2f})")
         if "masked" in changed:
@@ -176,7 +197,8 @@ class MaskPanel(ipywidgets.VBox):
                 f"<b>{self.names[self.image.value]}</b>: target class <b>{name}</b> &mdash; probability "
                 f"{self.clean_probability:.3f} on the clean image, <b>{self.probability:.3f}</b> on the masked "
                 f"image. {int(self.grid.sum())} of {self.grid.numel()} cells on; {float(self.mask.mean()):.0%} "
-                f"of the image kept on average.")
+                f"of the image kept on average."
+            )
 
     def _draw_probabilities(self, ax) -> None:
         ax.clear()
@@ -187,8 +209,7 @@ class MaskPanel(ipywidgets.VBox):
         names = [class_name(self.model, k)[:16] for k in top]
         colours = ["tab:red" if k == self.target else "tab:gray" for k in top]
         ax.barh(range(len(top)), [float(probs[k]) for k in top], color=colours)
-        ax.axvline(self.clean_probability, color="tab:red", linestyle="--", linewidth=1,
-                   label="target, clean image")
+        ax.axvline(self.clean_probability, color="tab:red", linestyle="--", linewidth=1, label="target, clean image")
         ax.set_yticks(range(len(top)), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)

@@ -36,9 +36,23 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
     waits for it.
     """
 
-    def __init__(self, model, generator, discriminator, images, names=None, *, fraction: float = 0.5,
-                 n_variations: int = 16, n_iterations: int = 40, saliency_calls: int = 1000,
-                 region_share: float = 0.3, n_candidates: int = 1024, seed: int = 0, dpi: int = 72):
+    def __init__(
+        self,
+        model,
+        generator,
+        discriminator,
+        images,
+        names=None,
+        *,
+        fraction: float = 0.5,
+        n_variations: int = 16,
+        n_iterations: int = 40,
+        saliency_calls: int = 1000,
+        region_share: float = 0.3,
+        n_candidates: int = 1024,
+        seed: int = 0,
+        dpi: int = 72,
+    ):
         images, _ = check_images(images, model)
         self.model, self.generator, self.discriminator = model, generator, discriminator
         self.images = images.detach().cpu()
@@ -53,16 +67,24 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
         self._stop, self._thread = threading.Event(), None
 
         style = {"description_width": "90px"}
-        self.image = ipywidgets.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=0,
-                                         description="image", style=style)
-        self.source = ipywidgets.Dropdown(options=[("OISE (the paper's map)", "oise"), ("RISE", "rise")],
-                                          value="oise", description="salient map", style=style)
-        self.fraction = ipywidgets.FloatSlider(value=fraction, min=0.1, max=1.0, step=0.1, readout_format=".0%",
-                                               description="regenerate", style=style)
-        self.n_variations = ipywidgets.IntSlider(value=n_variations, min=1, max=64, description="variations",
-                                                 style=style)
-        self.n_iterations = ipywidgets.IntSlider(value=n_iterations, min=0, max=500, step=10,
-                                                 description="search steps", style=style)
+        self.image = ipywidgets.Dropdown(
+            options=[(name, i) for i, name in enumerate(self.names)], value=0, description="image", style=style
+        )
+        self.source = ipywidgets.Dropdown(
+            options=[("OISE (the paper's map)", "oise"), ("RISE", "rise")],
+            value="oise",
+            description="salient map",
+            style=style,
+        )
+        self.fraction = ipywidgets.FloatSlider(
+            value=fraction, min=0.1, max=1.0, step=0.1, readout_format=".0%", description="regenerate", style=style
+        )
+        self.n_variations = ipywidgets.IntSlider(
+            value=n_variations, min=1, max=64, description="variations", style=style
+        )
+        self.n_iterations = ipywidgets.IntSlider(
+            value=n_iterations, min=0, max=500, step=10, description="search steps", style=style
+        )
         self.run_button = ipywidgets.Button(description="Run", button_style="success", icon="play")
         self.stop_button = ipywidgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.stop_button.add_class("saliency-stop")
@@ -72,8 +94,12 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
         self.run_button.on_click(lambda _button: self.run())
         self.stop_button.on_click(lambda _button: self.stop())
         buttons = ipywidgets.HBox([self.run_button, self.stop_button])
-        controls = ipywidgets.HBox([ipywidgets.VBox([self.image, self.source, self.fraction]),
-                                    ipywidgets.VBox([self.n_variations, self.n_iterations, buttons])])
+        controls = ipywidgets.HBox(
+            [
+                ipywidgets.VBox([self.image, self.source, self.fraction]),
+                ipywidgets.VBox([self.n_variations, self.n_iterations, buttons]),
+            ]
+        )
         super().__init__([controls, ipywidgets.HBox([self.progress, self.status]), self.view.widget])
 
     def saliency(self, index: int, source: str) -> torch.Tensor | None:
@@ -81,7 +107,7 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
         its computation (nothing cached)."""
         key = (index, source)
         if key not in self.maps:
-            image = self.images[index:index + 1]
+            image = self.images[index : index + 1]
             self.status.value = f"computing the {source.upper()} map ({self.saliency_calls} model calls)..."
             model = StoppableModel(self.model, self._stop)  # Stop ends oise/rise at their next model call
             try:
@@ -113,13 +139,14 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
 
     def _work(self, index: int, source: str) -> None:
         try:
-            image = self.images[index:index + 1]
+            image = self.images[index : index + 1]
             share = self.region_share * self.fraction.value
             saliency = self.saliency(index, source)
             if saliency is None:
                 self.progress.bar_style = "warning"
-                self.status.value = (f"stopped while computing the {source.upper()} map: nothing to show; "
-                                     "press Run to start again.")
+                self.status.value = (
+                    f"stopped while computing the {source.upper()} map: nothing to show; press Run to start again."
+                )
                 return
             self.region = reconstruct.salient_region(saliency, share)[0]
             codes, steps = self.n_variations.value, self.n_iterations.value
@@ -131,8 +158,16 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
                 self._check_stop()
 
             self.result = reconstruct.inpaint(
-                self.generator, self.discriminator, image, self.region[None], n_codes=codes, n_iterations=steps,
-                n_candidates=max(self.n_candidates, codes), seed=self.seed, callback=on_step)
+                self.generator,
+                self.discriminator,
+                image,
+                self.region[None],
+                n_codes=codes,
+                n_iterations=steps,
+                n_candidates=max(self.n_candidates, codes),
+                seed=self.seed,
+                callback=on_step,
+            )
             self.original_class = int(reconstruct.predictions(self.model, image)[0])
             self.predicted = reconstruct.predictions(self.model, self.result.reconstructions[0])
             self.agreement = float((self.predicted == self.original_class).float().mean())
@@ -141,12 +176,13 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
             if not stopped:
                 self.progress.value = self.progress.max
             self.runs += 1
-            searched = (f"stopped after {self.result.steps_done} of {steps} search steps: "
-                        if stopped else "")
-            self.status.value = (f"{searched}<b>{self.agreement:.0%}</b> of {codes} variations keep the class "
-                                 f"'{class_name(self.model, self.original_class)}' "
-                                 f"({int(self.region.sum())} pixels regenerated; final loss "
-                                 f"{self.result.loss.mean():.2f}, start {self.result.initial_loss.mean():.2f}).")
+            searched = f"stopped after {self.result.steps_done} of {steps} search steps: " if stopped else ""
+            self.status.value = (
+                f"{searched}<b>{self.agreement:.0%}</b> of {codes} variations keep the class "
+                f"'{class_name(self.model, self.original_class)}' "
+                f"({int(self.region.sum())} pixels regenerated; final loss "
+                f"{self.result.loss.mean():.2f}, start {self.result.initial_loss.mean():.2f})."
+            )
             self._draw(image[0])
         except Exception as error:  # shown in the panel; a background thread must not die silently
             self.error = error
@@ -173,8 +209,11 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
         for k, (variation, cls) in enumerate(zip(variations, self.predicted.tolist()), start=1):
             ax = axes.flat[k]
             plots.show_image(ax, variation, axis_labels=False)
-            ax.set_title(f"#{k}\n{class_name(self.model, cls)}", fontsize=8,
-                         color="#2ca02c" if cls == self.original_class else "#d62728")
+            ax.set_title(
+                f"#{k}\n{class_name(self.model, cls)}",
+                fontsize=8,
+                color="#2ca02c" if cls == self.original_class else "#d62728",
+            )
         self.view.render()
 
 

@@ -34,8 +34,19 @@ class UpdatePanel(ipywidgets.VBox):
     random numbers in blocks, so the same seed gives a different (equally valid) chain.
     """
 
-    def __init__(self, model, image, target: int | None = None, *, grid_size: int = 8, p_init: float = 0.3,
-                 step_size: float = 0.02, seed: int = 0, reference="mean", dpi: int = 72):
+    def __init__(
+        self,
+        model,
+        image,
+        target: int | None = None,
+        *,
+        grid_size: int = 8,
+        p_init: float = 0.3,
+        step_size: float = 0.02,
+        seed: int = 0,
+        reference="mean",
+        dpi: int = 72,
+    ):
         images, _ = check_images(image, model)
         if len(images) != 1:
             raise ValueError(f"image must be one image (C, H, W) or (1, C, H, W), got a batch of {len(images)}")
@@ -49,17 +60,24 @@ class UpdatePanel(ipywidgets.VBox):
         self.counts = Counter({"model_calls": 1})
 
         style = {"description_width": "70px"}
-        self.step_button = ipywidgets.Button(description="Step", button_style="primary", icon="step-forward",
-                                             tooltip="evaluate the mask, apply the update rule once")
+        self.step_button = ipywidgets.Button(
+            description="Step",
+            button_style="primary",
+            icon="step-forward",
+            tooltip="evaluate the mask, apply the update rule once",
+        )
         self.ten_button = ipywidgets.Button(description="10 steps", icon="fast-forward")
         self.reset_button = ipywidgets.Button(description="Reset", icon="undo")
         self.seed = ipywidgets.IntSlider(value=seed, min=0, max=99, description="seed", style=style)
-        self.p_init = ipywidgets.FloatSlider(value=p_init, min=0.05, max=0.95, step=0.05, description="p_init",
-                                             style=style)
-        self.grid_size = ipywidgets.IntSlider(value=grid_size, min=2, max=min(16, min(self.size)),
-                                              description="grid size", style=style)
-        self.step_size = ipywidgets.FloatSlider(value=step_size, min=0.0, max=0.5, step=0.01, description="lr",
-                                                style=style, readout_format=".2f")
+        self.p_init = ipywidgets.FloatSlider(
+            value=p_init, min=0.05, max=0.95, step=0.05, description="p_init", style=style
+        )
+        self.grid_size = ipywidgets.IntSlider(
+            value=grid_size, min=2, max=min(16, min(self.size)), description="grid size", style=style
+        )
+        self.step_size = ipywidgets.FloatSlider(
+            value=step_size, min=0.0, max=0.5, step=0.01, description="lr", style=style, readout_format=".2f"
+        )
         self.readout = ipywidgets.HTML()
         self.view = FigureView((13, 6.4), dpi)
         self._build_figure()
@@ -70,8 +88,9 @@ class UpdatePanel(ipywidgets.VBox):
         for control in (self.seed, self.p_init, self.grid_size):
             control.observe(lambda _: self.reset(), names="value")
         buttons = ipywidgets.HBox([self.step_button, self.ten_button, self.reset_button])
-        controls = ipywidgets.HBox([ipywidgets.VBox([self.seed, self.p_init]), ipywidgets.VBox([self.grid_size,
-                                                                                      self.step_size])])
+        controls = ipywidgets.HBox(
+            [ipywidgets.VBox([self.seed, self.p_init]), ipywidgets.VBox([self.grid_size, self.step_size])]
+        )
         super().__init__([buttons, controls, self.view.widget, self.readout])
         self.reset()
 
@@ -102,12 +121,19 @@ class UpdatePanel(ipywidgets.VBox):
             self.saliency_sum += new_mask[0]
             self.step += 1
             rate = lr * abs(float(delta_p))
-            self.history.append({
-                "step": self.step, "p": float(p), "delta_p": float(delta_p),
-                "kept": int(changes.kept.sum()), "dropped": int(changes.dropped.sum()),
-                "turned_on": int(changes.turned_on.sum()), "stayed_off": int(changes.stayed_off.sum()),
-                "on_scale": 1 - rate, "off_scale": 1 + rate,
-            })
+            self.history.append(
+                {
+                    "step": self.step,
+                    "p": float(p),
+                    "delta_p": float(delta_p),
+                    "kept": int(changes.kept.sum()),
+                    "dropped": int(changes.dropped.sum()),
+                    "turned_on": int(changes.turned_on.sum()),
+                    "stayed_off": int(changes.stayed_off.sum()),
+                    "on_scale": 1 - rate,
+                    "off_scale": 1 + rate,
+                }
+            )
             self.last = {"grid": self.grid[0], "mask": self.mask[0], "masked": masked[0], "new_grid": new_grid[0]}
             self.grid, self.mask, self.p_previous = new_grid, new_mask, p
         self._draw()
@@ -134,10 +160,12 @@ class UpdatePanel(ipywidgets.VBox):
         axes[1, 1].set_ylabel("probability / change")
         axes[1, 1].set_title("p and Δp so far")
         axes[1, 1].legend(fontsize=8, loc="lower left")
-        self._kept_dots = axes[1, 2].scatter([], [], s=12, label="share of on cells kept",
-                                             color=plots.CHANGE_COLOURS["kept"])
-        self._on_dots = axes[1, 2].scatter([], [], s=12, label="share of off cells turned on",
-                                           color=plots.CHANGE_COLOURS["turned on"])
+        self._kept_dots = axes[1, 2].scatter(
+            [], [], s=12, label="share of on cells kept", color=plots.CHANGE_COLOURS["kept"]
+        )
+        self._on_dots = axes[1, 2].scatter(
+            [], [], s=12, label="share of off cells turned on", color=plots.CHANGE_COLOURS["turned on"]
+        )
         axes[1, 2].plot([0, 1], [0, 1], color=plots.CHANGE_COLOURS["kept"], linewidth=0.6, linestyle=":")
         axes[1, 2].plot([0, 1], [1, 0], color=plots.CHANGE_COLOURS["turned on"], linewidth=0.6, linestyle=":")
         axes[1, 2].set_xlim(0, 1)
@@ -146,8 +174,9 @@ class UpdatePanel(ipywidgets.VBox):
         axes[1, 2].set_ylabel("share of cells")
         axes[1, 2].set_title("observed, one dot per step")
         axes[1, 2].legend(fontsize=7, loc="upper center")
-        self._saliency_art = plots.overlay(axes[1, 3], self.image_tensor[0], torch.zeros(self.size),
-                                           title="saliency so far")
+        self._saliency_art = plots.overlay(
+            axes[1, 3], self.image_tensor[0], torch.zeros(self.size), title="saliency so far"
+        )
 
     def _draw(self) -> None:
         axes = self.axes
@@ -161,8 +190,10 @@ class UpdatePanel(ipywidgets.VBox):
             set_image(self._masked_art, masked.clamp(0, 1))
             axes[0, 0].set_title("next masked image (step 0)")
             record = None
-            self.readout.value = (f"Target class <b>{name}</b> (p = {self.clean_probability:.3f} on the clean "
-                                  f"image). Step 0: nothing evaluated yet &mdash; press Step.")
+            self.readout.value = (
+                f"Target class <b>{name}</b> (p = {self.clean_probability:.3f} on the clean "
+                f"image). Step 0: nothing evaluated yet &mdash; press Step."
+            )
         else:
             last, record = self.last, self.history[-1]
             old, new = last["grid"], last["new_grid"]
@@ -174,7 +205,8 @@ class UpdatePanel(ipywidgets.VBox):
                 f"off cells turned on {record['turned_on']}, stayed off {record['stayed_off']}. "
                 f"Rescaling: cells whose value went up (D &gt; 0: those turned on) &times; (1 &minus; "
                 f"lr&middot;|Δp|) = {record['on_scale']:.4f}; dropped cells &times; (1 + lr&middot;|Δp|) = "
-                f"{record['off_scale']:.4f} (they are 0, so stay 0).")
+                f"{record['off_scale']:.4f} (they are 0, so stay 0)."
+            )
         for art, ax, grid in ((self._old_art, axes[0, 1], old), (self._new_art, axes[0, 3], new)):
             set_image(art, grid)
             set_cell_lines(ax, size)
@@ -190,8 +222,9 @@ class UpdatePanel(ipywidgets.VBox):
                 axes[0, 3].text(col, row, plots.cell_value_text(values[row, col]), ha="center", va="center", fontsize=6)
         axes[0, 3].set_title(f"new grid after step {self.step}" if record else "new grid (values)")
         self._rule_marker.set_xdata([record["p"]] * 2 if record else [0.0, 0.0])
-        self.axes[1, 0].get_legend().get_texts()[-1].set_text(f"this step: p = {record['p']:.2f}" if record
-                                                              else "this step: p = ?")
+        self.axes[1, 0].get_legend().get_texts()[-1].set_text(
+            f"this step: p = {record['p']:.2f}" if record else "this step: p = ?"
+        )
         self._rule_marker.set_visible(record is not None)
         steps = [h["step"] for h in self.history]
         self._p_line.set_data(steps, [h["p"] for h in self.history])

@@ -37,8 +37,9 @@ class FigureView:
     of the image, and ``watched`` says whether one shows it now.
     """
 
-    def __init__(self, figsize: tuple[float, float], dpi: int = 72, eager: bool | None = None, *,
-                 count_views: bool = False):
+    def __init__(
+        self, figsize: tuple[float, float], dpi: int = 72, eager: bool | None = None, *, count_views: bool = False
+    ):
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(self.figure)
         self.dpi = dpi
@@ -100,8 +101,11 @@ def set_image(artist, array) -> None:
 
 def set_cell_lines(ax, size: int) -> None:
     """Redraw the lines between the cells of a ``size x size`` grid on ``ax``, keeping their colour."""
-    colour = "white" if any(c.get_gid() == "cell-lines" and tuple(c.get_colors()[0][:3]) == (1.0, 1.0, 1.0)
-                            for c in ax.collections) else "tab:orange"
+    colour = (
+        "white"
+        if any(c.get_gid() == "cell-lines" and tuple(c.get_colors()[0][:3]) == (1.0, 1.0, 1.0) for c in ax.collections)
+        else "tab:orange"
+    )
     plots.draw_cell_lines(ax, size, colour)
 
 

@@ -88,8 +88,7 @@ def map_scale(method: str, values) -> dict:
     return {"vmin": low, "vmax": high, "cmap": "jet", "label": label + "\n(its min to its max)"}
 
 
-def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dict | None = None,
-              alpha: float = 0.5):
+def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dict | None = None, alpha: float = 0.5):
     """One row on ``figure``: the image, then each map (method -> ``(H, W)``) over it with its own colour bar.
 
     Args:
@@ -114,8 +113,9 @@ def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dic
     for ax, (method, values) in zip(axes[1:], maps.items()):
         scale = map_scale(method, values)
         plots.show_image(ax, image, axis_labels=False)
-        drawn = ax.imshow(plots.as_array(values), cmap=scale["cmap"], vmin=scale["vmin"], vmax=scale["vmax"],
-                          alpha=alpha)
+        drawn = ax.imshow(
+            plots.as_array(values), cmap=scale["cmap"], vmin=scale["vmin"], vmax=scale["vmax"], alpha=alpha
+        )
         heading = METHOD_LABELS.get(method, method)
         if notes and notes.get(method):
             heading += f"\n{notes[method]}"
@@ -144,10 +144,21 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
     shown to the learner, e.g. a refused upload).
     """
 
-    def __init__(self, photographs: dict | None = None, model_choices: dict | None = None, *,
-                 methods=("oise", "rise", "gradcam"), budget: int = 500, seed: int = 0,
-                 runtime: str = "auto", out_dir: str | Path = ".", default_size: int = 224, loader=None,
-                 dpi: int = 72, extra_models: dict | None = None):
+    def __init__(
+        self,
+        photographs: dict | None = None,
+        model_choices: dict | None = None,
+        *,
+        methods=("oise", "rise", "gradcam"),
+        budget: int = 500,
+        seed: int = 0,
+        runtime: str = "auto",
+        out_dir: str | Path = ".",
+        default_size: int = 224,
+        loader=None,
+        dpi: int = 72,
+        extra_models: dict | None = None,
+    ):
         if photographs is None:
             from ..data import photographs as load_photographs
 
@@ -160,9 +171,9 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.default_size = default_size
         self.loader = loader if loader is not None else models.load
         self.dpi = dpi
-        self._loaded: dict = {}         # label -> model (a name loaded once)
-        self._fast: dict = {}           # label -> the model in the fast runtime (OISE, RISE)
-        self._unavailable: dict = {}    # label -> why
+        self._loaded: dict = {}  # label -> model (a name loaded once)
+        self._fast: dict = {}  # label -> the model in the fast runtime (OISE, RISE)
+        self._unavailable: dict = {}  # label -> why
         self.model = None
         self.source: tuple[str, bytes] | None = None
         self.uploaded: tuple[str, bytes] | None = None
@@ -181,33 +192,47 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self._thread = None
 
         wide = {"description_width": "70px"}
-        self.image_choice = ipywidgets.Dropdown(options=list(self.photographs), description="image",
-                                                style=wide, layout=ipywidgets.Layout(width="300px"))
-        self.upload = ipywidgets.FileUpload(accept=",".join(
-            f".{e}" for e in ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff")), multiple=False,
-            description="Upload image")
-        self.model_choice = ipywidgets.Dropdown(options=list(self.model_choices), description="model",
-                                                style=wide, layout=ipywidgets.Layout(width="430px"))
+        self.image_choice = ipywidgets.Dropdown(
+            options=list(self.photographs), description="image", style=wide, layout=ipywidgets.Layout(width="300px")
+        )
+        self.upload = ipywidgets.FileUpload(
+            accept=",".join(f".{e}" for e in ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff")),
+            multiple=False,
+            description="Upload image",
+        )
+        self.model_choice = ipywidgets.Dropdown(
+            options=list(self.model_choices), description="model", style=wide, layout=ipywidgets.Layout(width="430px")
+        )
         self.model_choice.add_class("saliency-model")
         self.model_info = ipywidgets.HTML("")
-        self.methods = ipywidgets.SelectMultiple(options=[(label, key) for key, label in METHOD_LABELS.items()],
-                                                 value=tuple(methods), rows=len(METHOD_LABELS),
-                                                 description="methods", style=wide,
-                                                 layout=ipywidgets.Layout(width="300px"))
-        self.budget = ipywidgets.BoundedIntText(value=budget, min=1, max=100_000, step=100,
-                                                description="budget", style=wide,
-                                                layout=ipywidgets.Layout(width="190px"),
-                                                tooltip="model calls per image for OISE, RISE and LIME")
-        self.seed = ipywidgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=wide,
-                                              layout=ipywidgets.Layout(width="190px"))
+        self.methods = ipywidgets.SelectMultiple(
+            options=[(label, key) for key, label in METHOD_LABELS.items()],
+            value=tuple(methods),
+            rows=len(METHOD_LABELS),
+            description="methods",
+            style=wide,
+            layout=ipywidgets.Layout(width="300px"),
+        )
+        self.budget = ipywidgets.BoundedIntText(
+            value=budget,
+            min=1,
+            max=100_000,
+            step=100,
+            description="budget",
+            style=wide,
+            layout=ipywidgets.Layout(width="190px"),
+            tooltip="model calls per image for OISE, RISE and LIME",
+        )
+        self.seed = ipywidgets.BoundedIntText(
+            value=seed, min=0, max=2**31 - 1, description="seed", style=wide, layout=ipywidgets.Layout(width="190px")
+        )
         self.run_button = ipywidgets.Button(description="Run", button_style="success", icon="play")
         self.stop_button = ipywidgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.save_button = ipywidgets.Button(description="Save PNG + maps", icon="download", disabled=True)
         self.run_button.add_class("saliency-run")
         self.stop_button.add_class("saliency-stop")
         self.save_button.add_class("saliency-save")
-        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1, description="",
-                                               style={"bar_color": "#2ca02c"})
+        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1, description="", style={"bar_color": "#2ca02c"})
         self.status = ipywidgets.HTML("Choose an image and a model, then press Run.")
         self.status.add_class("saliency-status")
         self.table = ipywidgets.HTML("")
@@ -221,10 +246,19 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self.save_button.on_click(lambda _: self.save())
 
-        note = ipywidgets.HTML("<small>budget = model calls per image for OISE, RISE and LIME; the other methods "
-                               "state their own calls.</small>")
-        left = ipywidgets.VBox([ipywidgets.HBox([self.image_choice, self.upload]), self.model_choice,
-                                self.model_info, ipywidgets.HBox([self.budget, self.seed]), note])
+        note = ipywidgets.HTML(
+            "<small>budget = model calls per image for OISE, RISE and LIME; the other methods "
+            "state their own calls.</small>"
+        )
+        left = ipywidgets.VBox(
+            [
+                ipywidgets.HBox([self.image_choice, self.upload]),
+                self.model_choice,
+                self.model_info,
+                ipywidgets.HBox([self.budget, self.seed]),
+                note,
+            ]
+        )
         controls = ipywidgets.HBox([left, self.methods])
         buttons = ipywidgets.HBox([self.run_button, self.stop_button, self.save_button, self.progress])
         super().__init__([controls, buttons, self.status, self.table, self.view.widget, self.saved_links])
@@ -276,8 +310,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
             self.image = None
             return
         spec = getattr(self.model, "spec", None)
-        shape = (f"{spec.channels} x {spec.size[0]} x {spec.size[1]}, normalised with mean {spec.mean}"
-                 if spec is not None else f"no .spec: RGB at {self.default_size} px, masked pixels 0")
+        shape = (
+            f"{spec.channels} x {spec.size[0]} x {spec.size[1]}, normalised with mean {spec.mean}"
+            if spec is not None
+            else f"no .spec: RGB at {self.default_size} px, masked pixels 0"
+        )
         names = getattr(self.model, "class_names", None)
         classes = f"{len(names)} classes" if names is not None else "no class names"
         self.model_info.value = f"<small>input {html.escape(shape)}; {classes}</small>"
@@ -326,8 +363,9 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         spec = getattr(self.model, "spec", None)
         if spec is not None:
             return spec
-        return models.InputSpec(channels=3, size=(self.default_size, self.default_size), mean=(0.0,) * 3,
-                                std=(1.0,) * 3)
+        return models.InputSpec(
+            channels=3, size=(self.default_size, self.default_size), mean=(0.0,) * 3, std=(1.0,) * 3
+        )
 
     def _prepare_image(self) -> None:
         if self.source is None:
@@ -368,8 +406,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
     def _black_box(self):
         """The model OISE and RISE call: the fast runtime for a model with ``.spec`` when asked for, else itself."""
         label = self.model_choice.value
-        if self.runtime == "torch" or not isinstance(self.model, nn.Module) \
-                or getattr(self.model, "spec", None) is None:
+        if (
+            self.runtime == "torch"
+            or not isinstance(self.model, nn.Module)
+            or getattr(self.model, "spec", None) is None
+        ):
             return self.model
         if label not in self._fast:
             from ..runtime import fast_model
@@ -399,19 +440,25 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                 if self._stop.is_set():
                     self.outcome[method] = "skipped"
                     continue
-                self._say(f"run {self.runs}: {METHOD_LABELS.get(method, method)} ({index + 1} of {len(methods)}) "
-                          f"for {target_name} ...")
+                self._say(
+                    f"run {self.runs}: {METHOD_LABELS.get(method, method)} ({index + 1} of {len(methods)}) "
+                    f"for {target_name} ..."
+                )
                 self._run_method(method, image, budget, seed)
                 self._show_table()
             done = [m for m in methods if m in self.maps]
-            notes = {m: f"{self.calls[m]} calls, {self.seconds[m]:.1f} s"
-                     + (" (stopped)" if self.outcome[m] == "stopped" else "") for m in done}
+            notes = {
+                m: f"{self.calls[m]} calls, {self.seconds[m]:.1f} s"
+                + (" (stopped)" if self.outcome[m] == "stopped" else "")
+                for m in done
+            }
             with self.view.lock:
                 draw_maps(self.view.figure, image[0], {m: self.maps[m] for m in done}, title=head, notes=notes)
                 self.view.update()
             stopped = any(v in ("stopped", "skipped") for v in self.outcome.values())
             summary = f"run {self.runs}: {'stopped' if stopped else 'done'}: {' '.join(head.split())}; " + ", ".join(
-                f"{METHOD_LABELS.get(m, m)} {self.seconds[m]:.1f} s" for m in done)
+                f"{METHOD_LABELS.get(m, m)} {self.seconds[m]:.1f} s" for m in done
+            )
             self.save_button.disabled = not done
             self.progress.bar_style = "warning" if stopped else "success"
         except Exception as error:  # shown in the panel; the thread must not die silently
@@ -429,6 +476,7 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         start = time.perf_counter()
         try:
             if method == "oise":
+
                 def watch(state: OISEStep) -> None:
                     if state.step % max(1, state.n_steps // 50) == 0 or state.step == state.n_steps:
                         self.progress.value = state.step
@@ -445,9 +493,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                     partial = bool(maps.partial)
                 else:
                     wrapped = StoppableModel(self.model, self._stop, self._progress)
-                    options = {"lime": {"n_samples": max(2, budget), "seed": seed, "batch_size": 25},
-                               "occlusion": {"batch_size": 16},
-                               "integrated_gradients": {"batch_size": 8}}.get(method, {})
+                    options = {
+                        "lime": {"n_samples": max(2, budget), "seed": seed, "batch_size": 25},
+                        "occlusion": {"batch_size": 16},
+                        "integrated_gradients": {"batch_size": 8},
+                    }.get(method, {})
                     maps = baselines.attribute(method, wrapped, image, self.target, **options)
                     partial = False
                 calls = wrapped.calls
@@ -468,12 +518,18 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
     def _show_table(self) -> None:
         cell = "<td style='padding:0 12px; text-align:{}'>{}</td>"
         rows = "".join(
-            "<tr>" + cell.format("left", METHOD_LABELS.get(m, m)) + cell.format("right", self.calls.get(m, ""))
+            "<tr>"
+            + cell.format("left", METHOD_LABELS.get(m, m))
+            + cell.format("right", self.calls.get(m, ""))
             + cell.format("right", f"{self.seconds[m]:.1f}" if m in self.seconds else "")
-            + cell.format("left", html.escape(outcome)) + "</tr>"
-            for m, outcome in self.outcome.items())
-        head = "".join(cell.format(align, f"<b>{name}</b>") for name, align in
-                       (("method", "left"), ("model calls", "right"), ("seconds", "right"), ("outcome", "left")))
+            + cell.format("left", html.escape(outcome))
+            + "</tr>"
+            for m, outcome in self.outcome.items()
+        )
+        head = "".join(
+            cell.format(align, f"<b>{name}</b>")
+            for name, align in (("method", "left"), ("model calls", "right"), ("seconds", "right"), ("outcome", "left"))
+        )
         self.table.value = f"<table><tr>{head}</tr>{rows}</table>" if rows else ""
 
     # -- saving ----------------------------------------------------------------------------------------------
@@ -490,29 +546,38 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         directory = Path(directory) if directory is not None else self.out_dir
         directory.mkdir(parents=True, exist_ok=True)
         model = str(getattr(self.model, "name", self.model_choice.value))
-        stem = "saliency-" + "-".join(_slug(part) for part in (model, self.source[0])) \
-            + time.strftime("-%Y%m%d-%H%M%S")
+        stem = "saliency-" + "-".join(_slug(part) for part in (model, self.source[0])) + time.strftime("-%Y%m%d-%H%M%S")
         png, npz = directory / f"{stem}.png", directory / f"{stem}.npz"
         with self.view.lock:
             self.view.figure.savefig(png, dpi=max(self.dpi, 110))
         methods = list(self.maps)
         np.savez_compressed(
-            npz, image=self.image[0].numpy().astype(np.float32),
+            npz,
+            image=self.image[0].numpy().astype(np.float32),
             **{f"map_{m}": self.maps[m].numpy().astype(np.float32) for m in methods},
-            methods=np.array(methods), seconds=np.array([self.seconds[m] for m in methods]),
-            model_calls=np.array([self.calls[m] for m in methods]), target=np.array(self.target),
-            target_name=np.array(class_name(self.model, self.target)), model=np.array(model),
-            image_name=np.array(self.source[0]), budget=np.array(int(self.budget.value)),
-            seed=np.array(int(self.seed.value)))
+            methods=np.array(methods),
+            seconds=np.array([self.seconds[m] for m in methods]),
+            model_calls=np.array([self.calls[m] for m in methods]),
+            target=np.array(self.target),
+            target_name=np.array(class_name(self.model, self.target)),
+            model=np.array(model),
+            image_name=np.array(self.source[0]),
+            budget=np.array(int(self.budget.value)),
+            seed=np.array(int(self.seed.value)),
+        )
         self.saved = (png, npz)
         links = []
         embed = png.stat().st_size + npz.stat().st_size <= embed_limit
         for path, kind in ((png, "image/png"), (npz, "application/octet-stream")):
-            href = (f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}" if embed
-                    else html.escape(path.name))
-            links.append(f"<a href='{href}' download='{html.escape(path.name)}' target='_blank'>"
-                         f"{html.escape(path.name)}</a>")
-        self.saved_links.value = (f"Saved in {html.escape(str(directory.resolve()))}: " + " · ".join(links))
+            href = (
+                f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+                if embed
+                else html.escape(path.name)
+            )
+            links.append(
+                f"<a href='{href}' download='{html.escape(path.name)}' target='_blank'>{html.escape(path.name)}</a>"
+            )
+        self.saved_links.value = f"Saved in {html.escape(str(directory.resolve()))}: " + " · ".join(links)
         return png, npz
 
 
