@@ -18,6 +18,7 @@ help:
 	@echo "               (CPU=1: install PyTorch's CPU-only build, for laptops)"
 	@echo "make test    - install what is missing, lint (ruff), run every test (library, notebooks, browser)"
 	@echo "make lint    - ruff check and ruff format --check on everything"
+	@echo "make test-fast - the library tests without the slow ones (no notebooks, browser, wheel or portability runs)"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
 	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
@@ -64,11 +65,11 @@ lint: $(STAMP)
 
 test: $(STAMP) browser-deps lint
 	$(PY) -m saliency_lib assets verify
-	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax \
+	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --nbval-lax \
 	  --nbval-current-env -p no:cacheprovider --durations=15 tests notebooks
 
 test-fast: $(STAMP)
-	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not browser" tests
+	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m "not slow" tests
 
 assets: $(STAMP)
 	$(PY) -m saliency_lib assets build

@@ -177,7 +177,7 @@ def _browser_page(notebook: Path, unchanged: str):
     assert notebook.read_bytes() == saved, unchanged
 
 
-def test_notebook_03_in_a_real_browser(lab_server):
+def _notebook_03_in_a_real_browser(lab_server):
     base, token = lab_server
     with _browser_page(REPO / NOTEBOOK, "the browser run must not save over the notebook") as page:
         page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=EVENT_LIMIT * 1000)
@@ -315,7 +315,7 @@ def voila_server(tmp_path):
         stop_server(server, log)
 
 
-def test_notebook_06_as_a_standalone_page(voila_server):
+def _notebook_06_as_a_standalone_page(voila_server):
     url, log = voila_server
     with _browser_page(REPO / PAGE_NOTEBOOK, "serving the page must not change the notebook") as page:
         page.goto(url, timeout=EVENT_LIMIT * 1000)
@@ -357,3 +357,14 @@ def test_notebook_06_as_a_standalone_page(voila_server):
         assert "OISE" in status.inner_text() and "RISE" in status.inner_text()
         figure.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
+
+
+# A class each, so that `--dist loadscope` (make test) can run the two browser tests on both workers at once.
+class TestJupyterLab:
+    def test_notebook_03_in_a_real_browser(self, lab_server):
+        _notebook_03_in_a_real_browser(lab_server)
+
+
+class TestVoila:
+    def test_notebook_06_as_a_standalone_page(self, voila_server):
+        _notebook_06_as_a_standalone_page(voila_server)

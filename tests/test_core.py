@@ -101,10 +101,12 @@ def test_class_probabilities_softmaxes_chunks_and_checks_the_output():
     images = torch.rand(5, 1, 6, 6)
     probs = V.class_probabilities(model, images)
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5))
+    # Tolerance: softmax of the same logits in batches of 2 vs 5: float32 rounding (~1e-7) only.
     assert torch.allclose(V.class_probabilities(model, images, batch_size=2), probs, atol=1e-6)
     assert torch.equal(
         V.call_model(model, images, batch_size=2), torch.cat([model(images[:2]), model(images[2:4]), model(images[4:])])
     )
+    # Tolerance: the same softmax by two paths; probabilities in [0, 1], float32 eps 6e-8.
     assert torch.allclose(V.to_probabilities(V.call_model(model, images)), probs, atol=1e-6)
     assert torch.equal(V.to_probabilities(probs, "probabilities"), probs)
     with pytest.raises(ValueError, match=r"\(B, n_classes\)"):

@@ -79,6 +79,7 @@ def test_random_shifts_cover_the_cell_uniformly():
 def test_interpolation_matrix_rows_are_convex_weights():
     weights = M.interpolation_matrix(8, 252)
     assert weights.shape == (252, 8)
+    # Tolerance: 8 float32 weights summed: a few eps (6e-8) each.
     assert torch.allclose(weights.sum(1), torch.ones(252), atol=1e-6)
     assert (weights >= 0).all()
 
@@ -104,6 +105,7 @@ def test_upsample_matches_the_authors_skimage_resize_and_crop(height, width, gri
     assert out.shape == (3, height, width)
     for b in range(3):
         expected = _skimage_reference(grids[b], (height, width), shifts[b].tolist())
+        # Tolerance: skimage (float64) vs our float32 interpolation of values in [0, 1]: rounding of 2 products + a sum.
         np.testing.assert_allclose(out[b].numpy(), expected, atol=2e-6)
 
 
@@ -130,6 +132,7 @@ def test_upsampler_gives_the_same_masks_as_upsample():
     assert upsampler.cell == (5, 8) and upsampler.rows.shape == (5, 40, 8) and upsampler.cols.shape == (8, 64, 8)
     grids = torch.rand(5, 8, 8, generator=generator())
     shifts = M.random_shifts(5, upsampler.cell, generator=generator(2))
+    # Tolerance: the same two matrix products in another order: float32 rounding of values in [0, 1].
     assert torch.allclose(upsampler(grids, shifts), M.upsample(grids, (40, 64), shifts=shifts), atol=1e-7)
 
 
@@ -171,6 +174,7 @@ def test_apply_mask_with_the_mean_is_the_authors_product_in_normalised_space():
     images = torch.rand(2, 1, 28, 28, generator=generator())
     masks = torch.rand(2, 28, 28, generator=generator(1))
     out = M.apply_mask(images, masks, mean)
+    # Tolerance: (x*m + r*(1-m) - r)/s vs (x - r)/s*m: float32 rounding, values within ~3.
     assert torch.allclose((out - mean) / std, (images - mean) / std * masks.unsqueeze(1), atol=1e-6)
 
 
@@ -184,6 +188,7 @@ def test_apply_mask_rejects_mismatched_shapes():
 def test_blur_keeps_the_shape_of_small_and_large_images():
     assert M.blur(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     flat = torch.full((1, 3, 32, 32), 0.4)
+    # Tolerance: a 2-D Gaussian (weights sum to 1 in float32) of a constant image.
     assert torch.allclose(M.blur(flat), flat, atol=1e-6)
 
 

@@ -119,22 +119,72 @@ def _widget_ids(outputs: list) -> list[str]:
     ]
 
 
-# ---- every notebook, twice in the same kernel ---------------------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_the_notebook_runs_twice_in_one_kernel_and_the_second_run_does_the_work_again(path, monkeypatch):
-    """After a restart: the setup cell twice, every code cell in order, then every code cell again.
+# ---- out of order after a restart, then every notebook twice in the same kernel -----------------------------
+# What the check cell of each exercise needs besides the setup cell and the stub: None when it needs nothing else
+# (then it passes right after them), else a name that only a later section defines.
+NEEDS_MORE = {"00": "fashion", "01": None, "02": None, "03": "model", "04": "panel", "05": "hole", "06": "tiny"}
 
-    Nothing may raise, and the second run must show what the first showed: the same printed results (the
-    exercise's ``Correct: ...`` lines among them), the same figures, and new widgets (each panel built again,
-    not the old one shown again).
+
+def test_needs_more_lists_every_notebook():
+    assert sorted(NEEDS_MORE) == [path.name[:2] for path in NOTEBOOKS]
+
+
+def _out_of_order(path: Path, run) -> list:
+    """After a restart: the check cell first, then the stub, then the setup cell twice, then the check cell again.
+
+    The check cell must stop with ``tutorial.require``'s message (which names are missing, which sections to
+    run), not a bare ``NameError: name 'x' is not defined``; the stub and the setup cell must run in any order;
+    where the check needs only those two, it must then pass. Returns the second setup run's outputs.
+    """
+    cells = _code_cells(path)
+    setup = next(iter(cells))
+    stub, check = _exercise_cells(path)
+    function = re.search(r"def (\w+)\(", cells[stub]).group(1)
+    more = NEEDS_MORE[path.name[:2]]
+
+    def refused(outputs, *, missing: list[str], present: list[str], when: str):
+        error = _error(outputs)
+        assert error is not None, f"{path.name}: the check cell ran {when}"
+        message = error.evalue
+        assert error.ename == "NameError" and "not defined yet: this cell needs" in message, _describe(
+            path, check, cells[check], error, when
+        )
+        assert "Setup" in message and "Run those cells first" in message, message
+        for name in missing:
+            assert re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} not named: {message}"
+        for name in present:
+            assert not re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} named: {message}"
+
+    refused(run(check), missing=[function], present=[], when="first, in a fresh kernel")
+    setup_outputs = []
+    for index, when in ((stub, "before the setup cell"), (setup, "after the stub"), (setup, "a second time")):
+        outputs = run(index)
+        assert _error(outputs) is None, _describe(path, index, cells[index], _error(outputs), when)
+        setup_outputs.append(outputs)
+    outputs = run(check)
+    if more is None:
+        assert _error(outputs) is None, _describe(
+            path, check, cells[check], _error(outputs), "right after the setup cell and the stub"
+        )
+        assert "Correct: " in _stdout(outputs)
+    else:
+        refused(outputs, missing=[more], present=[function], when="right after the setup cell and the stub")
+    return setup_outputs[-1]
+
+
+def _out_of_order_then_twice(path: Path, monkeypatch) -> None:
+    """One fresh kernel per notebook (nbval runs each notebook once more, in order, in a kernel of its own).
+
+    First out of order (:func:`_out_of_order`: the exercise's check before anything, the setup cell twice), then
+    every code cell in order, then every code cell again. Nothing may raise, and the second run must show what
+    the first showed: the same printed results (the exercise's ``Correct: ...`` lines among them), the same
+    figures, and new widgets (each panel built again, not the old one shown again).
     """
     cells = _code_cells(path)
     setup = next(iter(cells))
     runs: list[dict[int, list]] = [{}, {}]
     with _kernel(path, monkeypatch) as run:
-        setup_once = run(setup)  # the setup cell twice in a row, as after a double click, then the whole notebook
-        assert _error(setup_once) is None, _describe(path, setup, cells[setup], _error(setup_once), "first")
+        setup_once = _out_of_order(path, run)
         for number, outputs in enumerate(runs):
             for index, source in cells.items():
                 outputs[index] = run(index)
@@ -142,7 +192,7 @@ def test_the_notebook_runs_twice_in_one_kernel_and_the_second_run_does_the_work_
                 assert error is None, _describe(path, index, source, error, f"run {number + 1} of 2")
     first, second = runs
 
-    # The setup cell printed the same line both times in a row, and the kernel got fast mode.
+    # The setup cell printed the same line out of order and in order, and the kernel got fast mode.
     assert _stdout(setup_once) == _stdout(first[setup])
     assert "fast mode ON" in _stdout(setup_once), _stdout(setup_once)
 
@@ -175,6 +225,21 @@ def test_the_notebook_runs_twice_in_one_kernel_and_the_second_run_does_the_work_
     assert any(_widget_ids(outputs) for outputs in second.values()), f"{path.name}: no widget on the second run"
 
 
+# One class per notebook, so that `--dist loadscope` (make test) spreads these long runs over both workers.
+def _rerun_class(path: Path) -> type:
+    @pytest.mark.slow
+    class Rerun:
+        def test_out_of_order_after_a_restart_then_the_whole_notebook_twice(self, monkeypatch):
+            _out_of_order_then_twice(path, monkeypatch)
+
+    Rerun.__name__ = Rerun.__qualname__ = f"TestRerun_{path.stem}"
+    return Rerun
+
+
+for _path in NOTEBOOKS:
+    globals()[f"TestRerun_{_path.stem}"] = _rerun_class(_path)
+
+
 @pytest.mark.parametrize("name", ["01_mask_initialization.ipynb"])
 def test_every_cell_run_twice_in_a_row_works(name, monkeypatch):
     """Shift+Enter twice on every cell (a cheap notebook only, for time): a cell that drives a panel from code
@@ -186,58 +251,6 @@ def test_every_cell_run_twice_in_a_row_works(name, monkeypatch):
             for number in (1, 2):
                 error = _error(run(index))
                 assert error is None, _describe(path, index, source, error, f"run {number} of 2 in a row")
-
-
-# ---- out of order after a restart -------------------------------------------------------------------------
-# What the check cell of each exercise needs besides the setup cell and the stub: None when it needs nothing else
-# (then it passes right after them), else a name that only a later section defines.
-NEEDS_MORE = {"00": "fashion", "01": None, "02": None, "03": "model", "04": "panel", "05": "hole", "06": "tiny"}
-
-
-def test_needs_more_lists_every_notebook():
-    assert sorted(NEEDS_MORE) == [path.name[:2] for path in NOTEBOOKS]
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_the_exercise_run_first_after_a_restart_says_which_cells_to_run(path, monkeypatch):
-    """Fresh kernel: the check cell first, then the stub, then the setup cell twice, then the check cell again.
-
-    The check cell must stop with ``tutorial.require``'s message (which names are missing, which sections to
-    run), not a bare ``NameError: name 'x' is not defined``; the stub and the setup cell must run in any order;
-    where the check needs only those two, it must then pass.
-    """
-    cells = _code_cells(path)
-    setup = next(iter(cells))
-    stub, check = _exercise_cells(path)
-    function = re.search(r"def (\w+)\(", cells[stub]).group(1)
-    more = NEEDS_MORE[path.name[:2]]
-
-    def refused(outputs, *, missing: list[str], present: list[str], when: str):
-        error = _error(outputs)
-        assert error is not None, f"{path.name}: the check cell ran {when}"
-        message = error.evalue
-        assert error.ename == "NameError" and "not defined yet: this cell needs" in message, _describe(
-            path, check, cells[check], error, when
-        )
-        assert "Setup" in message and "Run those cells first" in message, message
-        for name in missing:
-            assert re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} not named: {message}"
-        for name in present:
-            assert not re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} named: {message}"
-
-    with _kernel(path, monkeypatch) as run:
-        refused(run(check), missing=[function], present=[], when="first, in a fresh kernel")
-        for index, when in ((stub, "before the setup cell"), (setup, "after the stub"), (setup, "a second time")):
-            error = _error(run(index))
-            assert error is None, _describe(path, index, cells[index], error, when)
-        outputs = run(check)
-        if more is None:
-            assert _error(outputs) is None, _describe(
-                path, check, cells[check], _error(outputs), "right after the setup cell and the stub"
-            )
-            assert "Correct: " in _stdout(outputs)
-        else:
-            refused(outputs, missing=[more], present=[function], when="right after the setup cell and the stub")
 
 
 def test_require_names_what_is_missing_and_where_it_comes_from():

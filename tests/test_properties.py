@@ -371,9 +371,11 @@ def test_causal_curves_are_probabilities_and_chunking_free(case, mode, data):
     assert torch.isfinite(whole.curve).all() and whole.curve.min() >= 0 and whole.curve.max() <= 1
     assert (whole.auc >= 0).all() and (whole.auc <= 1).all()
     assert whole.fraction[0] == 0 and whole.fraction[-1] == 1 and (whole.fraction.diff() > 0).all()
+    # Tolerance: probabilities of the same images in other chunk sizes: float32 rounding only.
     assert torch.allclose(chunked.curve, whole.curve, atol=1e-6, rtol=0)
     clean = core.class_probabilities(MODEL, images).gather(1, whole.target.view(-1, 1))[:, 0]
     end = 0 if mode == "deletion" else -1  # nothing deleted yet / everything inserted: the image itself
+    # Tolerance: the clean image's probability by two call paths: float32 rounding only.
     assert torch.allclose(whole.curve[:, end], clean, atol=1e-6)
     assert torch.equal(images, kept[0]) and torch.equal(maps, kept[1])
 
@@ -407,6 +409,7 @@ def test_pixel_ranks_are_permutations_and_spearman_is_a_correlation(case):
     assert rho.shape == (len(maps),) and torch.isfinite(rho).all() and (rho.abs() <= 1 + 1e-6).all()
     self_rho = metrics.spearman(maps.float(), maps.float())
     flat = flat_maps.amax(1) == flat_maps.amin(1)
+    # Tolerance: a Pearson correlation of float32 ranks (up to 4,096 pixels) with itself.
     assert torch.allclose(self_rho[~flat], torch.ones(int((~flat).sum())), atol=1e-5)
 
 
@@ -459,4 +462,5 @@ def test_one_and_two_threads_agree():
     finally:
         torch.set_num_threads(threads)
     for one, two in zip(out[1], out[2]):
+        # Tolerance: 1 vs 2 threads split the same float32 sums; measured 3e-7 on EfficientNet OISE maps.
         assert torch.allclose(one, two, atol=1e-5, rtol=0)

@@ -28,6 +28,7 @@ def test_mask_panel_builds_the_mask_as_the_library_does(planted_model, planted_i
     panel.image.value = 2
     masked = masks.apply_mask(planted_images[2:3], expected_mask[None], 0.0)
     assert torch.allclose(panel.masked, masked[0])
+    # Tolerance: the panel's probability vs the library's: float32 rounding of one softmax.
     assert panel.probability == pytest.approx(float(class_probabilities(planted_model, masked)[0, 0]), abs=1e-6)
     assert panel.target == 0
     assert panel.clean_probability > panel.probability or panel.mask[4:14, 4:14].min() > 0.99
@@ -67,7 +68,9 @@ def test_mask_panel_p_init_extremes(planted_model, planted_images):
     assert panel.grid.sum() == 0 and torch.all(panel.masked == 0)  # everything replaced by the reference (0)
     panel.p_init.value = 1.0
     assert torch.all(panel.grid == 1)
+    # Tolerance: an all-on mask applied in float32 (x*1 + r*0).
     assert torch.allclose(panel.masked, planted_images[0], atol=1e-6)
+    # Tolerance: the model on the masked vs the clean image, equal up to the rounding above.
     assert panel.probability == pytest.approx(panel.clean_probability, abs=1e-5)
 
 
@@ -89,6 +92,7 @@ def test_update_panel_steps_with_the_library_rule(planted_model, planted_images)
         new_grid = masks.update_grid(grid, p, p - p_previous, step_size=0.02, generator=generator)
         new_mask = masks.upsample(new_grid, (28, 28), generator=generator)
         assert torch.equal(panel.grid, new_grid) and torch.allclose(panel.mask, new_mask)
+        # Tolerance: the panel's step vs the pieces composed here: float32 rounding only.
         assert panel.history[-1]["p"] == pytest.approx(float(p), abs=1e-6)
         assert panel.history[-1]["delta_p"] == pytest.approx(float(p - p_previous), abs=1e-6)
         assert torch.equal(panel.last["masked"], masked[0])
@@ -170,6 +174,7 @@ def test_loop_panel_run_equals_oise_and_scrubbing_does_not_recompute(planted_mod
     assert panel.error is None
     assert panel.counts["renders"] == 2  # the empty figure and the final frame: nobody watched, no live frames
     expected = oise(planted_model, planted_images[:1], n_steps=120, n_chains=2, seed=5)
+    # Tolerance: the panel's run vs oise() with the same seed: same draws, float32 sums.
     assert torch.allclose(panel.result, expected[0], atol=1e-6)
     assert panel.result_info == {"partial": False, "steps_done": 60, "model_calls": 120, "target": 0}
     assert panel.progress.value == panel.progress.max == 60

@@ -1,0 +1,16 @@
+"""Test order for `make test` (pytest -n 2 --dist loadscope): here, at the root, so it also sees notebooks/.
+
+Shared fixtures live in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+# ---- which worker runs what (`make test`: pytest -n 2 --dist loadscope) -----------------------------------------
+# loadscope keeps a module's tests (and so its module-scoped fixtures: the quick suite, the golden outputs) and each
+# notebook's nbval cells on one worker; the long notebook reruns and browser tests are one class each, so they
+# spread. The long ones go first: a long one queued last would leave the other worker idle at the end.
+LONG_FIRST = ("notebooks/", "test_notebook_reruns.py", "test_browser.py", "test_portability.py", "test_wheel.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: not any(part in item.nodeid for part in LONG_FIRST))  # stable within each half
