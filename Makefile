@@ -60,8 +60,8 @@ lab: $(STAMP)
 
 # ruff reads the library, tests, benchmarks and notebooks (.ipynb); settings in pyproject.toml.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --no-cache --check .
 
 test: $(STAMP) browser-deps lint
 	$(PY) -m saliency_lib assets verify

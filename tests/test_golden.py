@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import PlantedModel
 
 GOLDEN = Path(__file__).parent / "golden" / "golden.pt"
