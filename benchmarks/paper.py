@@ -6,6 +6,10 @@
     python benchmarks/paper.py render                                     # budget_curve.md/.png again from .json
     python benchmarks/paper.py compare                                    # -> benchmarks/results/paper_vs_full.md
 
+Every command takes ``--reference mean|black|blur``: the masked-pixel value of the maps and of deletion forced on
+every dataset (default: each dataset's own, ``saliency_lib.datasets.DATASET_REFERENCES``); its results go to
+``<stem>_<reference>.*`` (e.g. ``budget_curve_mean.md``: the authors' dataset mean), never into the default files.
+
 The 5,000-call evaluation itself is ``python -m saliency_lib evaluate --suite paper`` (or
 ``saliency_lib.evaluation.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
 at that budget is ``python -m saliency_lib reconstruct --suite paper``. Single-thread runs:
@@ -46,19 +50,34 @@ def main(argv=None) -> int:
         help="OISE and RISE in the full suite (300 calls) against the paper suite (5000 calls): paper_vs_full.md",
     )
     compare.add_argument("--out", type=Path, default=None)
+    for command in (curve, sweep, render, compare):
+        command.add_argument(
+            "--reference",
+            default=None,
+            help="mean, black or blur on every dataset (default: each dataset's own); writes <stem>_<reference>.*",
+        )
     args = parser.parse_args(argv)
     if args.command == "compare":
         from saliency_lib import reports
 
         out = args.out or reports.RESULTS_DIR
-        text = reports.budget_comparison_markdown(reports.load_results("full", out), reports.load_results("paper", out))
-        (out / "paper_vs_full.md").write_text(text)
+        suffix = f"_{args.reference}" if args.reference else ""
+        text = reports.budget_comparison_markdown(
+            reports.load_results(f"full{suffix}", out), reports.load_results(f"paper{suffix}", out)
+        )
+        (out / f"paper_vs_full{suffix}.md").write_text(text)
         print(text)
     elif args.command == "render":
-        Ev.render_budget_curve(args.out)
+        Ev.render_budget_curve(args.out, args.reference)
     elif args.command == "budget-curve":
         Ev.budget_curve(
-            args.dataset, args.n, tuple(args.budgets), chains=args.chains, chunk=args.chunk, out_dir=args.out
+            args.dataset,
+            args.n,
+            tuple(args.budgets),
+            chains=args.chains,
+            chunk=args.chunk,
+            out_dir=args.out,
+            reference=args.reference,
         )
     else:
         Ev.oise_settings(
@@ -67,6 +86,7 @@ def main(argv=None) -> int:
             agreement_budget=args.agreement_budget,
             agreement_n=args.agreement_n,
             out_dir=args.out,
+            reference=args.reference,
         )
     return 0
 

@@ -22,8 +22,10 @@ name                        Captum class / library function      map (B, H, W)
 ``"random"``                :func:`saliency_lib.metrics.random_maps`  uniform noise: the floor to beat
 ==========================  ===================================  ==============================================
 
-Perturbation baselines (Occlusion, IG, LIME) replace pixels by the same reference as OISE, RISE and the
-deletion metric: the dataset mean (``model.spec.reference()``, 0 after normalisation).
+Perturbation baselines (Occlusion, IG, LIME) replace pixels by a ``reference``
+(:func:`saliency_lib.core.resolve_reference`), by default the dataset mean (``model.spec.reference()``, 0 after
+normalisation) as OISE, RISE and the deletion metric; the evaluation gives all of them each dataset's own
+(:data:`saliency_lib.datasets.DATASET_REFERENCES`, e.g. ``"black"``).
 
 Memory: every ``batch_size`` defaults to :func:`saliency_lib.core.default_batch_size` (capped at the method's
 former default, so small images keep their batches); Grad-CAM and plain gradients go through the images in

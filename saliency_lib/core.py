@@ -39,6 +39,7 @@ __all__ = [
     "to_probabilities",
     "class_probabilities",
     "resolve_target",
+    "REFERENCES",
     "resolve_reference",
     "broadcast_reference",
     "seeded_generator",
@@ -46,6 +47,10 @@ __all__ = [
 
 # What a model returns: logits (softmax applied by the library) or probabilities (used as they are).
 OUTPUTS = ("logits", "probabilities")
+
+# The named masked-pixel values of resolve_reference: the dataset mean (the authors'), black (the data's own
+# "absent" value on black-background data), a blurred copy (RISE's insertion start).
+REFERENCES = ("mean", "black", "blur")
 
 # Input values (channels x height x width, summed over the images) per model call when a function chooses its own
 # batch size: 8 photographs of 3 x 224 x 224 (EfficientNet-Lite0 needs about 0.15 GB for them) or 1,536
@@ -269,29 +274,50 @@ def resolve_target(target, clean_probs: torch.Tensor) -> torch.Tensor:
     return values.to(clean_probs.device)
 
 
-def resolve_reference(reference, model: nn.Module, images: torch.Tensor):
+def resolve_reference(reference, model: nn.Module, images: torch.Tensor, *, name: str = "reference"):
     """The masked-pixel value: a number, a ``(C, 1, 1)`` tensor or a ``(B, C, H, W)`` batch.
+
+    Images are in the model's pixel space (``InputSpec.value_range``, [0, 1]); the model normalises them itself.
 
     ``"mean"`` (the authors' choice): the dataset mean of the model's convention, i.e. 0 after normalisation
     (0 when the model declares no convention: the authors multiply the model's input by the mask).
+    ``"black"`` (ours: the data's own "absent" value where its background is black, e.g. Fashion-MNIST and the
+    cluttered canvases): the lowest pixel value of the model's ``InputSpec.value_range`` (0 in [0, 1] space,
+    ``-mean / std`` after normalisation); 0 when the model declares no convention.
     ``"blur"`` (ours, RISE's insertion start): a Gaussian-blurred copy. A number is a pixel value.
+    ``name``: the caller's argument, as the error messages call it (e.g. ``"start"`` for insertion's).
+
+    Raises:
+        ValueError: an unknown name (the message lists :data:`REFERENCES`) or a non-finite number.
+        TypeError: neither a name, a number nor a tensor.
     """
     if isinstance(reference, str):
+        spec = getattr(model, "spec", None)
         if reference == "mean":
-            spec = getattr(model, "spec", None)
             return spec.reference().to(images.device) if spec is not None else 0.0
+        if reference == "black":
+            if spec is None:
+                return 0.0
+            return torch.full((spec.channels, 1, 1), float(spec.value_range[0]), device=images.device)
         if reference == "blur":
             return M.blur(images)
-        raise ValueError(f"reference must be 'mean', 'blur', a number or a tensor, got {reference!r}")
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, REFERENCES))}, a number or a tensor, got {reference!r}; "
+            "use 'black' for data on a black background (Fashion-MNIST, the cluttered canvases), 'mean' for the "
+            "authors' dataset mean"
+        )
     if isinstance(reference, (int, float)) and not isinstance(reference, bool):
         if not math.isfinite(reference):
-            raise ValueError(f"reference must be finite, got {reference}")
+            raise ValueError(f"{name} must be finite, got {reference}")
         return float(reference)
     if isinstance(reference, torch.Tensor):
         if reference.dim() == 4 and reference.shape != images.shape:
-            raise ValueError(f"reference images must match images {tuple(images.shape)}, got {tuple(reference.shape)}")
+            raise ValueError(f"{name} images must match images {tuple(images.shape)}, got {tuple(reference.shape)}")
         return reference.to(images.device, images.dtype)
-    raise TypeError(f"reference must be 'mean', 'blur', a number or a tensor, got {type(reference).__name__}")
+    raise TypeError(
+        f"{name} must be one of {', '.join(map(repr, REFERENCES))}, a number or a tensor, "
+        f"got {type(reference).__name__}"
+    )
 
 
 def broadcast_reference(reference, images: torch.Tensor, *, repeats: int = 1) -> torch.Tensor:

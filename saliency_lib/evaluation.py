@@ -19,6 +19,16 @@ agreement (``paper_oise_settings.*``); ``benchmarks/paper.py`` is their command 
 OISE and RISE get exactly the same number of model calls (``n_steps == n_masks``). Nothing here is tuned toward
 any method: the budgets are set by time, and every method uses its library's defaults except where stated in the
 suite (:data:`SUITES`).
+
+The reference (issue 19): the value masked pixels take is one setting per dataset, used by every method that
+masks (OISE, RISE, Occlusion, LIME, Integrated Gradients' baseline) *and* by the deletion metric, because a
+black-box method's maps and the metric's substrate must agree. By default it is the dataset's own "absent" value
+(:data:`saliency_lib.datasets.DATASET_REFERENCES`: black on the black-background data, the dataset mean on
+photographs); ``run_suite(..., reference="mean")`` (``evaluate --reference mean``) runs the authors' dataset
+mean everywhere and writes ``evaluation_<suite>_mean.*`` instead, so the two never share a file. Every record
+says its ``reference`` and its insertion start (``insertion_start``, RISE's blur throughout), and the
+``seed_agreement`` of each seeded method (:data:`AGREEMENT_METHODS`): the Spearman rank correlation of its maps
+under seeds ``seed`` and ``seed + 1``; a method whose maps do not agree is flagged in the markdown.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import platform
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +50,24 @@ from tqdm.auto import tqdm
 from . import metrics as Mt
 from ._checks import check_choice
 from .baselines import METHODS, attribute
-from .core import model_device
-from .datasets import DATASETS, load_dataset
+from .core import REFERENCES, model_device
+from .datasets import DATASET_REFERENCES, DATASETS, load_dataset
 from .distributed import Block, init, run_sharded, save_arrays, world
-from .reports import RESULTS_DIR, evaluation_markdown, summarise, write_results
+from .reports import AGREEMENT_FLOOR, RESULTS_DIR, evaluation_markdown, summarise, write_results
 
 __all__ = [
     "DatasetPlan",
     "SUITES",
     "evaluate",
     "evaluate_sharded",
+    "plan_records",
     "run_suite",
     "interrupted",
     "EXPERIMENT",
+    "result_stem",
     "BLACK_BOX",
+    "REFERENCE_METHODS",
+    "AGREEMENT_METHODS",
     "PAPER_BUDGET",
     "BUDGETS",
     "budget_maps",
@@ -86,6 +100,11 @@ class DatasetPlan:
         runtime: ``"torch"``, or ``"auto"``/``"onnx"``: the black-box methods (:data:`BLACK_BOX`) and every
             method's curves run in ONNX Runtime (:func:`saliency_lib.runtime.fast_model`), gradients in PyTorch.
         record_runtime: each record says its runtime and the machine (CPU, cores, load) it ran on.
+        reference: the masked-pixel value of the methods (:data:`REFERENCE_METHODS`) and of the deletion metric,
+            a name of :data:`saliency_lib.core.REFERENCES`; ``None``: the dataset's own
+            (:data:`saliency_lib.datasets.DATASET_REFERENCES`).
+        insertion_start: the insertion metric's starting image (RISE's ``"blur"``).
+        agreement_n: seed-to-seed agreement of the seeded methods is measured on the first ``agreement_n`` images.
     """
 
     name: str
@@ -98,6 +117,13 @@ class DatasetPlan:
     curve_batch: int = 256
     runtime: str = "torch"
     record_runtime: bool = False
+    reference: str | None = None
+    insertion_start: str = "blur"
+    agreement_n: int = 50
+
+    def masked_value(self) -> str:
+        """The reference this plan runs with: its own, else the dataset's default."""
+        return self.reference if self.reference is not None else DATASET_REFERENCES[self.name]
 
 
 # Methods that only call the model (no gradients): a plan with ``runtime`` "auto"/"onnx" runs them, and every
@@ -105,6 +131,16 @@ class DatasetPlan:
 # the model under ``torch.no_grad``; Grad-CAM, Integrated Gradients and Saliency differentiate: PyTorch.
 BLACK_BOX = ("oise", "rise", "random", "occlusion", "lime")
 PAPER_BUDGET = 5000  # the paper's N: model calls per image for OISE and RISE
+# Methods that replace pixels by a reference (Integrated Gradients: its baseline): they get the plan's reference.
+REFERENCE_METHODS = ("oise", "rise", "occlusion", "lime", "integrated_gradients")
+# Seeded methods whose seed-to-seed agreement is recorded (random: the control, ~0); Occlusion is deterministic.
+AGREEMENT_METHODS = ("oise", "rise", "lime", "random")
+
+
+def result_stem(suite: str, reference: str | None = None) -> str:
+    """``evaluation_<suite>`` (each dataset's own reference) or ``evaluation_<suite>_<reference>`` (one
+    reference forced on every dataset, e.g. the authors' ``mean``): results of two references never share a file."""
+    return f"{EXPERIMENT}_{suite}" + (f"_{reference}" if reference is not None else "")
 
 
 def _suite(scale: str) -> list[DatasetPlan]:
@@ -233,6 +269,8 @@ SUITES = {"quick": _suite("quick"), "full": _suite("full"), "paper": _paper_suit
 
 def _method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
     options = dict(plan.options.get(method, {}))
+    if method in REFERENCE_METHODS:
+        options.setdefault("reference", plan.masked_value())
     if method == "oise":
         options.setdefault("n_steps", plan.budget)
     elif method == "rise":
@@ -255,11 +293,15 @@ def evaluate(
     curve_batch: int = 256,
     progress: bool = False,
     curve_model: nn.Module | None = None,
+    reference="mean",
+    insertion_start="blur",
 ) -> dict:
     """Explain ``images`` with one method and score every map. Returns per-image metric tensors and costs.
 
     ``curve_model`` (default ``model``) runs the deletion/insertion curves: the same classifier in another
-    runtime (e.g. ONNX Runtime while ``model`` is the PyTorch one a gradient method needs).
+    runtime (e.g. ONNX Runtime while ``model`` is the PyTorch one a gradient method needs). ``reference`` is
+    deletion's replacement and ``insertion_start`` insertion's starting image
+    (:func:`saliency_lib.metrics.causal_curves`; the suites pass the plan's, the same as the methods').
 
     Returns:
         ``{"values": {metric: (n,) tensor}, "maps": (n, H, W), "seconds": explanation time per image,
@@ -280,7 +322,15 @@ def evaluate(
         scorer = model if curve_model is None else curve_model
         for mode in FAITHFULNESS:
             result = Mt.causal_curves(
-                scorer, batch, maps, mode, target, pixels_per_step=pixels_per_step, batch_size=curve_batch
+                scorer,
+                batch,
+                maps,
+                mode,
+                target,
+                pixels_per_step=pixels_per_step,
+                batch_size=curve_batch,
+                reference=reference,
+                start=insertion_start,
             )
             values[mode].append(result.auc.cpu())
             curves[mode].append(result.curve.cpu())
@@ -458,6 +508,7 @@ def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) ->
                 "per_layer_mean": [round(v, 4) for v in result.correlation.mean(dim=1).tolist()],
                 "layers": result.layers,
                 "options": options,
+                "reference": plan.masked_value(),
                 "seconds_per_image": round(seconds / len(images) / (len(result.layers) + 1), 4),
                 "model_calls": None,
                 "info": data["info"],
@@ -480,6 +531,7 @@ def run_suite(
     progress: bool = True,
     write: bool = True,
     device: str | torch.device = "cpu",
+    reference: str | None = None,
 ) -> dict:
     """Run a suite and (``write=True``) save ``evaluation_<suite>.json`` and ``.md`` in ``out_dir``.
 
@@ -490,6 +542,10 @@ def run_suite(
         seed: seed of every random draw (canvases, OISE, RISE, LIME, random maps).
         device: ``"cpu"``, or ``"cuda"``: every model on this rank's GPU in PyTorch (no ONNX Runtime);
             RuntimeError in one line when PyTorch sees no GPU.
+        reference: ``None``: each dataset's own reference (:data:`saliency_lib.datasets.DATASET_REFERENCES`);
+            a name of :data:`saliency_lib.core.REFERENCES` (e.g. ``"mean"``, the authors'): that one for the
+            methods and the deletion metric on every dataset, written to ``evaluation_<suite>_<reference>.*``
+            (:func:`result_stem`).
 
     Under ``torchrun --nproc-per-node N`` (or several machines) the ranks share each dataset's images in blocks of
     ``plan.chunk`` (:func:`evaluate_sharded`; the same numbers as one process) and rank 0 writes the files; the
@@ -502,16 +558,23 @@ def run_suite(
         without the maps.
     """
     check_choice("suite", suite, SUITES)
+    if reference is not None:
+        check_choice("reference", reference, REFERENCES)
     for name in datasets or []:
         check_choice("datasets", name, DATASETS)
     for name in methods or []:
         check_choice("methods", name, METHODS)
     out_dir = Path(out_dir or RESULTS_DIR)
-    plans = [p for p in SUITES[suite] if datasets is None or p.name in datasets]
+    plans = [
+        p if reference is None else replace(p, reference=reference)
+        for p in SUITES[suite]
+        if datasets is None or p.name in datasets
+    ]
+    stem = result_stem(suite, reference)
     # A run restricted to some datasets (and methods) replaces just those records in an existing result file and
     # keeps the rest, so a long suite can be run (and re-run) in parts. Each record keeps its own wall time.
     records = []
-    existing = out_dir / f"{EXPERIMENT}_{suite}.json"
+    existing = out_dir / f"{stem}.json"
     if (datasets is not None or methods is not None) and write and existing.exists():
         previous = json.loads(existing.read_text())
         records = [
@@ -522,7 +585,7 @@ def run_suite(
     extras = {}
     device = init(device)  # joins torchrun's process group when there is one; checks the GPU
     rank, _ = world()
-    parts_dir = out_dir / f"{EXPERIMENT}_{suite}.parts"
+    parts_dir = out_dir / f"{stem}.parts"
     for plan in plans:
         sharded = plan.name not in ("sanity", "budget")
         if not sharded and rank != 0:
@@ -548,9 +611,10 @@ def run_suite(
                 records,
                 seed,
                 replace=None if datasets is None and methods is None else (datasets, methods),
+                reference=reference,
             )
     result = {"suite": suite, "records": records, **extras}
-    result["settings"] = _settings(suite, seed, _dataset_seconds(records))
+    result["settings"] = _settings(suite, seed, _dataset_seconds(records), reference)
     return result
 
 
@@ -596,7 +660,7 @@ def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int,
     for budget in plan.options["budgets"]:
         for method in chosen:
             key = "n_steps" if method == "oise" else "n_masks"
-            options = {**plan.options.get(method, {}), key: budget, "seed": seed}
+            options = {**plan.options.get(method, {}), key: budget, "seed": seed, "reference": plan.masked_value()}
             began = time.perf_counter()
             out = evaluate(
                 data["model"],
@@ -607,6 +671,8 @@ def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int,
                 pixels_per_step=plan.pixels_per_step,
                 chunk=plan.chunk,
                 curve_batch=plan.curve_batch,
+                reference=plan.masked_value(),
+                insertion_start=plan.insertion_start,
             )
             again = attribute(method, data["model"], images, targets, **{**options, "seed": seed + 1})
             stability = Mt.spearman(out["maps"], again.detach().float().cpu())
@@ -622,6 +688,8 @@ def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int,
                     "model_calls": out["model_calls"],
                     "seconds_per_image": round(out["seconds"], 4),
                     "options": options,
+                    "reference": plan.masked_value(),
+                    "insertion_start": plan.insertion_start,
                     "pixels_per_step": plan.pixels_per_step,
                     "info": data["info"],
                     "wall_seconds": round(time.perf_counter() - began, 1),
@@ -678,6 +746,8 @@ def _dataset_records(
             pixels_per_step=plan.pixels_per_step,
             curve_batch=plan.curve_batch,
             curve_model=fast,
+            reference=plan.masked_value(),
+            insertion_start=plan.insertion_start,
         )
         if out is None:  # another rank: rank 0 writes the record
             continue
@@ -691,11 +761,19 @@ def _dataset_records(
             "model_calls": out["model_calls"],
             "seconds_per_image": round(out["seconds"], 4),
             "options": options,
+            "reference": plan.masked_value(),
+            "insertion_start": plan.insertion_start,
             "pixels_per_step": plan.pixels_per_step,
             "curve_points": int(out["curves"]["deletion"].shape[1]),
             "info": data["info"],
             "wall_seconds": round(out["block_seconds"], 1),
         }
+        if method in AGREEMENT_METHODS and "seed" in options and plan.agreement_n > 0:
+            began = time.perf_counter()
+            record["seed_agreement"] = _seed_agreement(
+                method, explainer, data, options, out["maps"], min(plan.agreement_n, plan.n)
+            )
+            record["wall_seconds"] = round(record["wall_seconds"] + time.perf_counter() - began, 1)
         if plan.record_runtime:
             record["runtime"] = {
                 "explanation": fast_runtime if method in BLACK_BOX else "torch",
@@ -715,9 +793,42 @@ def _dataset_records(
     return records
 
 
-def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
+def plan_records(
+    plan: DatasetPlan,
+    data: dict,
+    parts_dir: str | Path,
+    *,
+    methods: list[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """What :func:`run_suite` does for one dataset, on data the caller brings (the hook of
+    :mod:`saliency_lib.boxes_suite`: a user's images with boxes). ``data`` as :func:`load_dataset` returns it;
+    finished blocks in ``parts_dir`` are reused (torchrun-ready, resumable). Returns ``(records, extras)`` on rank
+    0, records with ``vs_rise`` (``extras``: ``photo_maps`` when ``data["names"]`` is set); ``([], {})`` elsewhere."""
+    extras: dict = {}
+    chosen = [m for m in plan.methods if methods is None or m in methods]
+    records = _dataset_records(plan, data, chosen, seed, progress, extras, Path(parts_dir))
+    _paired_vs_rise(records, Path(parts_dir))
+    return records, extras
+
+
+def _seed_agreement(method: str, model: nn.Module, data: dict, options: dict, maps: torch.Tensor, n: int) -> dict:
+    """Spearman rank correlation between the maps of seed ``options["seed"]`` (``maps``, the evaluation's own)
+    and seed ``options["seed"] + 1`` on the first ``n`` images: does the method converge on this dataset?"""
+    again = attribute(
+        method, model, data["images"][:n], data["targets"][:n], **{**options, "seed": options["seed"] + 1}
+    )
+    return {
+        **summarise(Mt.spearman(maps[:n].float(), again.detach().float().cpu())),
+        "seeds": [options["seed"], options["seed"] + 1],
+    }
+
+
+def _settings(suite: str, seed: int, dataset_seconds: dict, reference: str | None = None) -> dict:
     return {
         "seed": seed,
+        "reference": _reference_setting(reference),
         "plans": [
             {
                 "dataset": p.name,
@@ -725,6 +836,8 @@ def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
                 "oise_rise_budget": p.budget,
                 "pixels_per_step": p.pixels_per_step,
                 "options": p.options,
+                "reference": reference or p.masked_value(),
+                "insertion_start": p.insertion_start,
                 **({"runtime": p.runtime} if p.runtime != "torch" else {}),
             }
             for p in SUITES[suite]
@@ -737,7 +850,14 @@ def _settings(suite: str, seed: int, dataset_seconds: dict) -> dict:
             "OISE n_steps == RISE n_masks (equal model calls); OISE uses the paper's defaults otherwise "
             "(8x8 grid, p_init 0.3, lr 0.02, one chain, unweighted sum); RISE uses p_keep 0.5, 8x8 grid.",
             "LIME runs with a modest n_samples (see options; LIME's default is 1000) on SLIC superpixels.",
-            "Deletion replaces pixels by the dataset mean; insertion starts from a Gaussian blur (11, sigma 5).",
+            "Reference (issue 19): masked pixels take the record's `reference` in the methods that mask (OISE, "
+            "RISE, Occlusion, LIME, Integrated Gradients' baseline) and in deletion alike: by default the data's own "
+            "absent value (black on Fashion-MNIST and the canvases; the dataset mean on photos); "
+            "`--reference mean` forces the authors' dataset mean everywhere (files `evaluation_<suite>_mean.*`). "
+            "Insertion starts from a Gaussian blur (11, sigma 5) throughout.",
+            f"Seed agreement: Spearman rank correlation of a seeded method's maps under seeds 0 and 1 on the first "
+            f"images of each dataset (random: the control); below {AGREEMENT_FLOOR} the method's maps have not "
+            "converged there and its ranking on that dataset is a draw.",
             "model_calls are forward passes per image; gradient methods add one backward pass per forward.",
             "95% CI: mean +- t(0.975, n-1) * sd / sqrt(n) over images (n = 4 photos: wide, by design honest).",
             "Photos: 4 curve steps of 12,544 pixels (RISE uses 224 px per step) and small budgets, set by "
@@ -796,32 +916,78 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write(suite: str, out_dir: Path, records: list, seed: int, replace: tuple | None = None) -> None:
+def _reference_setting(reference: str | None) -> str:
+    """What a result file says about its reference: one forced on every dataset, or each dataset's own."""
+    return reference if reference is not None else "per dataset (saliency_lib.datasets.DATASET_REFERENCES)"
+
+
+def _paired_vs_rise(records: list[dict], parts_dir: Path) -> None:
+    """Add ``vs_rise`` to every record whose method and RISE both have per-image values in ``parts_dir`` (the
+    merged files of :func:`evaluate_sharded`): the paired per-image difference method - RISE of each metric,
+    summarised (mean, 95% CI). Records without them (another rank, a legacy file) are left as they are."""
+
+    def per_image(dataset: str, method: str) -> list[dict] | None:
+        path = parts_dir / f"{EXPERIMENT}-{dataset}-{method}.json"
+        return json.loads(path.read_text())["records"] if path.exists() else None
+
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rise = per_image(dataset, "rise")
+        if rise is None:
+            continue
+        for record in records:
+            if record["dataset"] != dataset or record["method"] == "rise":
+                continue
+            mine = per_image(dataset, record["method"])
+            if mine is None or len(mine) != len(rise) or len(mine) != record["n"]:
+                continue
+            record["vs_rise"] = {
+                key: summarise(torch.tensor([a[key] - b[key] for a, b in zip(mine, rise)], dtype=torch.float64))
+                for key in record["metrics"]
+                if all(key in a for a in mine) and all(key in b for b in rise)
+            }
+
+
+def _write(
+    suite: str, out_dir: Path, records: list, seed: int, replace: tuple | None = None, reference: str | None = None
+) -> None:
     """Write the result file. ``replace = (datasets, methods)`` of a restricted run: its records replace the
-    file's records of those datasets x methods, read again under a lock now, so concurrent parts all survive."""
-    stem = f"{EXPERIMENT}_{suite}"
+    file's records of those datasets x methods, read again under a lock now, so concurrent parts all survive.
+
+    Raises:
+        ValueError: the file holds results of another reference (or of before the reference was recorded):
+            records of two references never merge into one file.
+    """
+    stem = result_stem(suite, reference)
+    setting = _reference_setting(reference)
     with _locked(Path(out_dir) / f".{stem}.lock"):
         existing = Path(out_dir) / f"{stem}.json"
         if replace is not None and existing.exists():
             datasets, methods = replace
+            previous = json.loads(existing.read_text())
+            theirs = previous.get("settings", {}).get("reference")
+            if theirs != setting:
+                raise ValueError(
+                    f"{existing} holds results made with reference {theirs or 'mean (not recorded, before issue 19)'}"
+                    f", this run uses {setting}: records of two references must not share a file; move that file "
+                    f"to {result_stem(suite, 'mean')}.json (the authors' mean) or delete it, then run again"
+                )
 
             def selected(r):
                 return (datasets is None or r["dataset"] in datasets) and (methods is None or r["method"] in methods)
 
             ours = [r for r in records if selected(r)]
             done = {(r["dataset"], r["method"]) for r in ours}
-            others = [
-                r
-                for r in json.loads(existing.read_text())["records"]
-                if not selected(r) and (r["dataset"], r["method"]) not in done
-            ]
+            others = [r for r in previous["records"] if not selected(r) and (r["dataset"], r["method"]) not in done]
             records = others + ours
+        records = [dict(r) for r in records]
+        _paired_vs_rise(records, Path(out_dir) / f"{stem}.parts")
         partial = {r["dataset"] for r in records} != {p.name for p in SUITES[suite]}
         payload = {
             "suite": suite,
-            "command": f"python -m saliency_lib evaluate --suite {suite}",
+            "command": f"python -m saliency_lib evaluate --suite {suite}"
+            + (f" --reference {reference}" if reference is not None else ""),
             "partial": partial,
-            "settings": _settings(suite, seed, _dataset_seconds(records)),
+            "settings": _settings(suite, seed, _dataset_seconds(records), reference),
             "records": records,
         }
         write_results(payload, evaluation_markdown(payload, DATASETS), stem, out_dir)
@@ -834,19 +1000,43 @@ BUDGET_CURVE_CHAINS = 8  # "OISE, several chains": the chains run in the same mo
 BUDGET_CURVE_STEM = "budget_curve"
 
 
-def _curve_variants(chains: int) -> dict[str, tuple[str, dict]]:
+def _curve_variants(chains: int, reference: str = "mean") -> dict[str, tuple[str, dict]]:
     return {
-        "oise_1chain": ("oise", {"n_chains": 1}),
-        f"oise_{chains}chains": ("oise", {"n_chains": chains}),
-        "rise": ("rise", {"batch_size": 500}),
+        "oise_1chain": ("oise", {"n_chains": 1, "reference": reference}),
+        f"oise_{chains}chains": ("oise", {"n_chains": chains, "reference": reference}),
+        "rise": ("rise", {"batch_size": 500, "reference": reference}),
     }
 
 
-def _score(model: nn.Module, images, targets, maps, boxes, pixels_per_step: int, curve_batch: int) -> dict:
-    """Per-image deletion and insertion AUCs (and pointing, IoU, energy when there are boxes) of ``maps``."""
+def _stem(base: str, reference: str | None) -> str:
+    """``base`` (each dataset's own reference) or ``base_<reference>`` (one forced): as :func:`result_stem`."""
+    return base + (f"_{reference}" if reference is not None else "")
+
+
+def _score(
+    model: nn.Module,
+    images,
+    targets,
+    maps,
+    boxes,
+    pixels_per_step: int,
+    curve_batch: int,
+    reference="mean",
+    insertion_start="blur",
+) -> dict:
+    """Per-image deletion and insertion AUCs (and pointing, IoU, energy when there are boxes) of ``maps``;
+    deletion replaces pixels by ``reference``, insertion starts from ``insertion_start``."""
     values = {
         mode: Mt.causal_curves(
-            model, images, maps, mode, targets, pixels_per_step=pixels_per_step, batch_size=curve_batch
+            model,
+            images,
+            maps,
+            mode,
+            targets,
+            pixels_per_step=pixels_per_step,
+            batch_size=curve_batch,
+            reference=reference,
+            start=insertion_start,
         ).auc.cpu()
         for mode in FAITHFULNESS
     }
@@ -906,8 +1096,12 @@ def budget_curve(
     out_dir: Path | None = None,
     write: bool = True,
     progress: bool = True,
+    reference: str | None = None,
 ) -> dict:
     """OISE (1 chain and ``chains`` chains) and RISE at every budget on the first ``n`` images of ``dataset``.
+
+    ``reference``: the masked-pixel value of OISE, RISE and deletion alike (``None``: the dataset's own,
+    :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes ``budget_curve_<reference>.*``).
 
     One record per (dataset, method, budget): deletion, insertion (and on datasets with boxes, e.g. ``clutter``,
     the pointing game, IoU and energy) summarised with :func:`saliency_lib.reports.summarise`, plus the paired
@@ -916,12 +1110,15 @@ def budget_curve(
     other datasets already in the file are kept (runs of several datasets may go at the same time).
     """
     check_choice("dataset", dataset, DATASETS)
+    if reference is not None:
+        check_choice("reference", reference, REFERENCES)
     data = load_dataset(dataset, n, seed=seed)
     plan = next((p for p in SUITES["paper"] if p.name == dataset), DatasetPlan(dataset, n, max(budgets)))
+    plan = replace(plan, reference=reference or plan.masked_value())
     fast, fast_runtime = _runtimes(DatasetPlan(dataset, n, max(budgets), runtime=runtime), data["model"])
     images, targets = data["images"][:n], data["targets"][:n]
     boxes = data["boxes"][:n] if data["boxes"] is not None else None
-    variants = _curve_variants(chains)
+    variants = _curve_variants(chains, plan.masked_value())
     values: dict[str, dict[int, dict[str, list]]] = {name: {b: {} for b in budgets} for name in variants}
     calls: dict[str, dict[int, int]] = {}
     seconds = {name: 0.0 for name in variants}
@@ -944,6 +1141,8 @@ def budget_curve(
                     None if boxes is None else boxes[start:stop],
                     plan.pixels_per_step,
                     plan.curve_batch,
+                    plan.masked_value(),
+                    plan.insertion_start,
                 )
                 for key, v in scores.items():
                     values[name][b].setdefault(key, []).append(v)
@@ -957,7 +1156,7 @@ def budget_curve(
                 flush=True,
             )
         if write:
-            write_budget_curve(result, dataset, out_dir)
+            write_budget_curve(result, dataset, out_dir, reference)
     return result
 
 
@@ -979,6 +1178,8 @@ def _budget_curve_result(
                 "n": done,
                 "metrics": {k: summarise(v) for k, v in per_image.items()},
                 "seconds_per_image": round(seconds[name] / done * share, 4),
+                "reference": plan.masked_value(),
+                "insertion_start": plan.insertion_start,
                 "runtime": runtime,
                 "machine": machine(),
             }
@@ -993,6 +1194,8 @@ def _budget_curve_result(
             "chains": chains,
             "seed": seed,
             "pixels_per_step": plan.pixels_per_step,
+            "reference": plan.masked_value(),
+            "insertion_start": plan.insertion_start,
             "runtime": runtime,
             "info": info,
             "images_done": done,
@@ -1002,38 +1205,56 @@ def _budget_curve_result(
     }
 
 
-def write_budget_curve(result: dict | None, dataset: str | None = None, out_dir: Path | None = None) -> dict:
-    """Merge ``result``'s records of ``dataset`` into ``budget_curve.json`` (under a lock) and rewrite the
-    ``.md`` and ``.png`` from the merged file (``result=None``: just rewrite them). Returns the merged payload."""
+def write_budget_curve(
+    result: dict | None, dataset: str | None = None, out_dir: Path | None = None, reference: str | None = None
+) -> dict:
+    """Merge ``result``'s records of ``dataset`` into ``budget_curve.json`` (``budget_curve_<reference>.json``
+    for a forced reference; under a lock) and rewrite the ``.md`` and ``.png`` from the merged file
+    (``result=None``: just rewrite them). Returns the merged payload.
+
+    Raises:
+        ValueError: the file holds results of another reference setting (they never share a file).
+    """
     from .reports import budget_curve_figure, budget_curve_markdown
 
     out_dir = Path(out_dir or RESULTS_DIR)
-    with _locked(out_dir / f".{BUDGET_CURVE_STEM}.lock"):
-        path = out_dir / f"{BUDGET_CURVE_STEM}.json"
+    stem = _stem(BUDGET_CURVE_STEM, reference)
+    with _locked(out_dir / f".{stem}.lock"):
+        path = out_dir / f"{stem}.json"
         payload = json.loads(path.read_text()) if path.exists() else {"records": [], "settings": {}}
+        setting = _reference_setting(reference)
+        if result is not None and payload["records"] and payload.get("reference") != setting:
+            raise ValueError(
+                f"{path} holds results made with reference {payload.get('reference') or 'mean (not recorded)'}, "
+                f"this run uses {setting}: move that file to {_stem(BUDGET_CURVE_STEM, 'mean')}.json or delete it"
+            )
         if result is not None:
+            payload["reference"] = setting
             payload["records"] = [r for r in payload["records"] if r["dataset"] != dataset] + result["records"]
             payload["settings"][dataset] = result["settings"]
         payload["command"] = (
-            "python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100 (one process per dataset)"
+            "python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100"
+            + (f" --reference {reference}" if reference is not None else "")
+            + " (one process per dataset)"
         )
-        write_results(payload, budget_curve_markdown(payload), BUDGET_CURVE_STEM, out_dir)
+        write_results(payload, budget_curve_markdown(payload), stem, out_dir)
         figure = budget_curve_figure(payload)
-        figure.savefig(out_dir / f"{BUDGET_CURVE_STEM}.png", dpi=90, bbox_inches="tight")
+        figure.savefig(out_dir / f"{stem}.png", dpi=90, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
         plt.close(figure)
     return payload
 
 
-def render_budget_curve(out_dir: Path | None = None) -> dict:
-    """Rewrite ``budget_curve.md`` and ``.png`` from ``budget_curve.json`` (e.g. after the tables changed)."""
-    return write_budget_curve(None, None, out_dir)
+def render_budget_curve(out_dir: Path | None = None, reference: str | None = None) -> dict:
+    """Rewrite ``budget_curve.md`` and ``.png`` from ``budget_curve.json`` (``budget_curve_<reference>.*``)."""
+    return write_budget_curve(None, None, out_dir, reference)
 
 
 SETTINGS_STEM = "paper_oise_settings"
-# One setting changed at a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference,
-# 1 chain, unweighted sum); RISE at the same budget is the yardstick.
+# One setting changed at a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, 1 chain,
+# unweighted sum) at the run's reference (the dataset's own unless forced); RISE at the same budget and reference is
+# the yardstick. The reference rows set OISE's alone: the metric keeps the run's.
 OISE_SETTINGS = {
     "paper defaults": {},
     "grid 4": {"grid_size": 4},
@@ -1043,6 +1264,8 @@ OISE_SETTINGS = {
     "step size 0.005": {"step_size": 0.005},
     "step size 0.1": {"step_size": 0.1},
     "reference blur": {"reference": "blur"},
+    "reference mean (the paper's)": {"reference": "mean"},
+    "reference black": {"reference": "black"},
     "8 chains": {"n_chains": 8},
     "weighted by score": {"weight_by_score": True},
 }
@@ -1061,6 +1284,7 @@ def oise_settings(
     write: bool = True,
     progress: bool = True,
     settings: dict | None = None,
+    reference: str | None = None,
 ) -> dict:
     """OISE's sensitivity to its settings, and its seed-to-seed agreement (the saliency card's numbers, ours).
 
@@ -1070,25 +1294,35 @@ def oise_settings(
     seeds' maps (:func:`saliency_lib.metrics.spearman`) and seconds per map. RISE at the same budget is the
     yardstick. Then seed-to-seed agreement at ``agreement_budget`` calls on the first ``agreement_n`` images for
     OISE (1 and 8 chains) and RISE. Writes ``paper_oise_settings.json``/``.md``.
+
+    ``reference``: the masked-pixel value of every map (unless a setting changes OISE's) and of deletion
+    (``None``: the dataset's own, :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes
+    ``paper_oise_settings_<reference>.*``).
     """
     check_choice("dataset", dataset, DATASETS)
+    if reference is not None:
+        check_choice("reference", reference, REFERENCES)
     data = load_dataset(dataset, max(n, agreement_n), seed=seed)
     plan = next((p for p in SUITES["paper"] if p.name == dataset), DatasetPlan(dataset, n, budget))
+    plan = replace(plan, reference=reference or plan.masked_value())
+    ref = plan.masked_value()
     fast, fast_runtime = _runtimes(DatasetPlan(dataset, n, budget, runtime=runtime), data["model"])
     images, targets = data["images"][:n], data["targets"][:n]
     rows, defaults = [], None
     runs = {**(settings if settings is not None else OISE_SETTINGS), "RISE (yardstick)": None}
     for name, change in runs.items():
         method, options = (
-            ("rise", {"n_masks": budget, "batch_size": 500})
+            ("rise", {"n_masks": budget, "batch_size": 500, "reference": ref})
             if change is None
-            else ("oise", {**change, "n_steps": budget})
+            else ("oise", {"reference": ref, **change, "n_steps": budget})
         )
         began = time.perf_counter()
         maps = attribute(method, fast, images, targets, **options, seed=seed).detach().cpu()
         seconds = (time.perf_counter() - began) / len(images)
         again = attribute(method, fast, images, targets, **options, seed=seed + 1).detach().cpu()
-        values = _score(fast, images, targets, maps, None, plan.pixels_per_step, plan.curve_batch)
+        values = _score(
+            fast, images, targets, maps, None, plan.pixels_per_step, plan.curve_batch, ref, plan.insertion_start
+        )
         if name == "paper defaults":
             defaults = values
         row = {
@@ -1113,9 +1347,9 @@ def oise_settings(
     agreement = []
     few, few_targets = data["images"][:agreement_n], data["targets"][:agreement_n]
     for name, method, options in (
-        ("oise, 1 chain", "oise", {"n_steps": agreement_budget}),
-        ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8}),
-        ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500}),
+        ("oise, 1 chain", "oise", {"n_steps": agreement_budget, "reference": ref}),
+        ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8, "reference": ref}),
+        ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500, "reference": ref}),
     ):
         began = time.perf_counter()
         first = attribute(method, fast, few, few_targets, **options, seed=seed)
@@ -1141,16 +1375,19 @@ def oise_settings(
         "budget": budget,
         "agreement_budget": agreement_budget,
         "seed": seed,
+        "reference": ref,
+        "insertion_start": plan.insertion_start,
         "runtime": fast_runtime,
         "machine": machine(),
         "info": data["info"],
         "settings": rows,
         "seed_agreement": agreement,
         "command": f"python benchmarks/paper.py sensitivity --n {n} --budget {budget} "
-        f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}",
+        f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}"
+        + (f" --reference {reference}" if reference is not None else ""),
     }
     if write:
         from .reports import oise_settings_markdown
 
-        write_results(result, oise_settings_markdown(result), SETTINGS_STEM, out_dir)
+        write_results(result, oise_settings_markdown(result), _stem(SETTINGS_STEM, reference), out_dir)
     return result

@@ -125,8 +125,11 @@ def causal_curves(
         target: ``None`` (top-1 of each clean image), an int, or one int per image.
         pixels_per_step: pixels changed per step (default: ``W``, i.e. RISE's 224 at 224 x 224).
         reference: deletion's replacement (``"mean"``: the dataset mean = 0 after normalisation, as RISE and
-            the paper; ``"blur"``, a number or a tensor).
-        start: insertion's starting image (``"blur"``: RISE's blurred copy; ``"mean"``, a number, a tensor).
+            the paper; ``"black"``: pixel 0, the absent value of black-background data; ``"blur"``, a number or a
+            tensor: :func:`saliency_lib.core.resolve_reference`). Choose it with the maps' own reference: a
+            black-box method's map measures what its reference does to the model.
+        start: insertion's starting image (``"blur"``: RISE's blurred copy; ``"mean"``, ``"black"``, a number, a
+            tensor).
         batch_size: masked images per model call (default: :func:`saliency_lib.core.default_batch_size`, at most
             256: 256 at 28 x 28, 8 at 3 x 224 x 224).
 
@@ -147,7 +150,10 @@ def causal_curves(
     images, maps = images.to(device), maps.to(device)
     clean = class_probabilities(model, images, output=output, batch_size=batch_size)
     targets = resolve_target(target, clean)
-    filler = resolve_reference(reference if mode == "deletion" else start, model, images)
+    deleting = mode == "deletion"
+    filler = resolve_reference(
+        reference if deleting else start, model, images, name="reference" if deleting else "start"
+    )
     filler = broadcast_reference(filler, images).expand_as(images)  # (B, C, H, W)
     n_points = math.ceil(n_pixels / pixels_per_step) + 1  # 0 pixels changed, then one step at a time
     changed = torch.clamp(torch.arange(n_points, device=device) * pixels_per_step, max=n_pixels)  # (T,)

@@ -111,16 +111,24 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
         lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {budget_text})", ""]
         if rows[0].get("info"):
             lines += ["Data: " + "; ".join(f"{k}: {v}" for k, v in rows[0]["info"].items()), ""]
-        lines.append("| method | " + " | ".join(METRIC_LABELS.get(k, k) for k in keys) + " | model calls | s / image |")
-        lines.append("|---" * (len(keys) + 3) + "|")
+        lines += [_reference_line(rows), ""]
+        agreement = any("seed_agreement" in r for r in rows)
+        lines.append(
+            "| method | "
+            + " | ".join(METRIC_LABELS.get(k, k) for k in keys)
+            + (f" | {SEED_AGREEMENT_LABEL}" if agreement else "")
+            + " | model calls | s / image |"
+        )
+        lines.append("|---" * (len(keys) + 3 + agreement) + "|")
         for r in rows:
-            cells = [
-                f"{r['metrics'][k]['mean']:.3f} [{r['metrics'][k]['ci95'][0]:.3f}, {r['metrics'][k]['ci95'][1]:.3f}]"
-                for k in keys
-            ]
+            cells = [_cell(r["metrics"][k]) for k in keys]
+            if agreement:
+                cells.append(_cell(r["seed_agreement"]) if "seed_agreement" in r else "-")
             calls = "-" if r.get("model_calls") is None else str(r["model_calls"])
             lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {calls} | {r['seconds_per_image']:.3f} |")
         lines.append("")
+        lines += _agreement_lines(rows)
+        lines += _paired_lines(rows, keys)
         if dataset == "photos":
             lines += [
                 "Per image (deletion / insertion / IoU):",
@@ -136,6 +144,59 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
             lines.append("")
     lines += ["Notes:", ""] + [f"- {note}" for note in payload["settings"]["notes"]]
     return "\n".join(lines)
+
+
+SEED_AGREEMENT_LABEL = "seed agreement (Spearman, seed 0 vs 1)"
+AGREEMENT_FLOOR = 0.5  # a method whose maps agree less than this across seeds has not converged on the dataset
+
+
+def _reference_line(rows: list[dict]) -> str:
+    """Which reference the records of one dataset used (records made before issue 19 do not say: the mean)."""
+    used = sorted({r.get("reference", "mean (not recorded: made before issue 19)") for r in rows})
+    starts = sorted({r.get("insertion_start", "blur") for r in rows})
+    return (
+        f"Reference (masked pixels in the methods that mask and in deletion): {', '.join(used)}; "
+        f"insertion starts from: {', '.join(starts)}."
+    )
+
+
+def _agreement_lines(rows: list[dict]) -> list[str]:
+    """A warning for each seeded method whose maps do not agree across seeds (the control, random, excepted)."""
+    loose = [
+        f"{r['method']} ({r['seed_agreement']['mean']:.2f})"
+        for r in rows
+        if r["method"] != "random" and r.get("seed_agreement", {}).get("mean", 1.0) < AGREEMENT_FLOOR
+    ]
+    if not loose:
+        return []
+    return [
+        f"Not converged here: the maps of {', '.join(loose)} agree less than {AGREEMENT_FLOOR} (Spearman) between "
+        "seeds 0 and 1 on this dataset, so their scores and ranking here are one draw of a noisy map, not a "
+        "property of the method.",
+        "",
+    ]
+
+
+def _paired_lines(rows: list[dict], keys: list[str]) -> list[str]:
+    """The paired per-image difference method - RISE (mean [95% CI]) of each method that has one."""
+    paired = [r for r in rows if "vs_rise" in r]
+    if not paired:
+        return []
+    shown = [k for k in keys if k in paired[0]["vs_rise"]]
+    lines = [
+        "Paired per-image difference method - RISE, mean [95% CI] (deletion: below 0 = better than RISE; "
+        "the others: above 0 = better):",
+        "",
+        "| method - rise | " + " | ".join(METRIC_LABELS.get(k, k) for k in shown) + " |",
+        "|---" * (len(shown) + 1) + "|",
+    ]
+    for r in paired:
+        lines.append(
+            f"| {r['method']} | "
+            + " | ".join(_cell(r["vs_rise"][k], signed=True) for k in shown if k in r["vs_rise"])
+            + " |"
+        )
+    return lines + [""]
 
 
 def write_results(payload: dict, markdown: str, stem: str, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -226,11 +287,14 @@ def budget_comparison_markdown(
     def find(payload, dataset, method):
         return next((r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method), None)
 
+    reference = high["settings"].get("reference", "mean")
+    forced = f"_{reference}" if " " not in reference else ""  # a reference forced on every dataset names the files
     lines = [
         f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)",
         "",
-        f"Made by `python benchmarks/paper.py compare` from `evaluation_{low['suite']}.json` and "
-        f"`evaluation_{high['suite']}.json`. Mean [95% CI] over the images; the rank is OISE's place among "
+        f"Made by `python benchmarks/paper.py compare{f' --reference {reference}' if forced else ''}` from "
+        f"`evaluation_{low['suite']}{forced}.json` and `evaluation_{high['suite']}{forced}.json`; reference: "
+        f"{reference}. Mean [95% CI] over the images; the rank is OISE's place among "
         "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "
         "rank and are all named best); a blank: not measured.",
         "",
@@ -292,6 +356,8 @@ def budget_curve_markdown(payload: dict) -> str:
         lines += [
             f"## {dataset} (n = {rows[0]['n']}{partial}"
             + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})",
+            "",
+            _reference_line(rows),
             "",
         ]
         for metric in rows[0]["metrics"]:
@@ -392,7 +458,9 @@ def oise_settings_markdown(result: dict) -> str:
         "",
         f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
         f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
-        "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, mean reference, one chain). "
+        "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, one chain) at reference "
+        f"{result.get('reference', 'mean (not recorded: before issue 19)')} for OISE (unless the row changes it), "
+        "RISE and deletion alike. "
         "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
         "rank correlation of the maps of seeds 0 and 1.",
         "",

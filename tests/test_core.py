@@ -86,7 +86,7 @@ def test_resolve_reference():
     assert V.resolve_reference("mean", nn.Identity(), images) == 0.0
     assert V.resolve_reference("blur", nn.Identity(), images).shape == images.shape
     assert V.resolve_reference(0.5, nn.Identity(), images) == 0.5
-    with pytest.raises(ValueError, match="reference must be 'mean', 'blur'"):
+    with pytest.raises(ValueError, match="reference must be one of 'mean', 'black', 'blur'.*got 'zero'.*use 'black'"):
         V.resolve_reference("zero", nn.Identity(), images)
     with pytest.raises(ValueError, match="finite"):
         V.resolve_reference(float("nan"), nn.Identity(), images)
@@ -94,6 +94,21 @@ def test_resolve_reference():
         V.resolve_reference(torch.rand(1, 1, 6, 6), nn.Identity(), images)
     with pytest.raises(TypeError, match="reference"):
         V.resolve_reference([0.1], nn.Identity(), images)
+
+
+def test_black_is_pixel_zero_whatever_the_normalisation():
+    # "black" is the lowest pixel of the model's value range, per channel: 0 in [0, 1] space, so after the model's
+    # own normalisation it is -mean / std, not the 0 of the dataset mean.
+    images = torch.rand(2, 3, 6, 6)
+    model = spec_model(3)
+    black = V.resolve_reference("black", model, images)
+    assert black.shape == (3, 1, 1) and torch.equal(black, torch.zeros(3, 1, 1))
+    normalised = (V.broadcast_reference(black, images).expand_as(images) - model.mean) / model.std
+    assert torch.allclose(normalised, torch.full_like(images, -0.3 / 0.5))
+    assert V.resolve_reference("black", nn.Identity(), images) == 0.0  # no convention declared: pixel 0
+    assert "black" in V.REFERENCES and "mean" in V.REFERENCES
+    # black and the mean differ exactly by the spec's mean
+    assert torch.allclose(V.resolve_reference("mean", model, images) - black, torch.full((3, 1, 1), 0.3))
 
 
 def test_class_probabilities_softmaxes_chunks_and_checks_the_output():

@@ -80,6 +80,74 @@ def test_sanity_check_records(quick):
         assert len(row["per_layer_mean"]) == len(row["layers"]) == 5
 
 
+def test_every_record_says_its_reference_and_the_methods_and_deletion_share_it(quick):
+    from saliency_lib.datasets import DATASET_REFERENCES
+
+    out, payload = quick
+    assert payload["settings"]["reference"].startswith("per dataset")
+    for record in payload["records"]:
+        assert record["reference"] == DATASET_REFERENCES[record["dataset"]], record["dataset"]
+        if record["method"] in Ev.REFERENCE_METHODS:
+            assert record["options"]["reference"] == record["reference"], (record["dataset"], record["method"])
+    assert {r["reference"] for r in payload["records"] if r["dataset"] in ("clutter", "fashion")} == {"black"}
+    for plan in payload["settings"]["plans"]:
+        assert plan["reference"] == DATASET_REFERENCES[plan["dataset"]] and plan["insertion_start"] == "blur"
+    table = (out / "evaluation_quick.md").read_text()
+    assert "Reference (masked pixels in the methods that mask and in deletion): black" in table
+
+
+def test_seeded_methods_record_their_seed_to_seed_agreement(quick):
+    out, payload = quick
+    for dataset in ("planted", "clutter", "fashion"):
+        rows = records(payload, dataset)
+        for method, row in rows.items():
+            assert ("seed_agreement" in row) == (method in Ev.AGREEMENT_METHODS), (dataset, method)
+        for method in Ev.AGREEMENT_METHODS:
+            agreement = rows[method]["seed_agreement"]
+            assert -1 <= agreement["mean"] <= 1 and agreement["n"] == rows[method]["n"]
+            assert agreement["seeds"] == [0, 1]
+        # the control: random maps of two seeds do not agree; OISE and RISE agree better than that
+        assert abs(rows["random"]["seed_agreement"]["mean"]) < 0.1
+        assert rows["rise"]["seed_agreement"]["mean"] > rows["random"]["seed_agreement"]["ci95"][1]
+    table = (out / "evaluation_quick.md").read_text()
+    assert "seed agreement (Spearman, seed 0 vs 1)" in table
+
+
+def test_paired_differences_to_rise_are_in_the_records(quick):
+    _, payload = quick
+    rows = records(payload, "clutter")
+    assert "vs_rise" not in rows["rise"]
+    for method in ("oise", "occlusion", "random"):
+        paired = rows[method]["vs_rise"]
+        assert set(paired) == set(rows[method]["metrics"])
+        # the paired mean difference is the difference of the means (same images)
+        for key, summary in paired.items():
+            expected = rows[method]["metrics"][key]["mean"] - rows["rise"]["metrics"][key]["mean"]
+            assert summary["mean"] == pytest.approx(expected, abs=2e-4), (method, key)
+
+
+def test_a_forced_reference_goes_to_its_own_file_and_never_mixes(tmp_path, capsys):
+    from dataclasses import replace
+
+    tiny = [replace(p, n=2, budget=8, chunk=2, methods=("oise", "random"), agreement_n=2) for p in Ev.SUITES["quick"]]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Ev, "SUITES", {**Ev.SUITES, "quick": tiny})
+        Ev.run_suite("quick", tmp_path, datasets=["fashion"], reference="mean", progress=False)
+        mean = json.loads((tmp_path / "evaluation_quick_mean.json").read_text())
+        assert not (tmp_path / "evaluation_quick.json").exists()
+        assert mean["settings"]["reference"] == "mean" and mean["command"].endswith("--reference mean")
+        oise = records(mean, "fashion")["oise"]
+        assert oise["reference"] == oise["options"]["reference"] == "mean"
+        # a file of one reference refuses a part run with another, and says what to do
+        (tmp_path / "evaluation_quick.json").write_text((tmp_path / "evaluation_quick_mean.json").read_text())
+        with pytest.raises(ValueError, match="must not share a file; move that file to evaluation_quick_mean.json"):
+            Ev.run_suite("quick", tmp_path, datasets=["fashion"], methods=["random"], progress=False)
+        with pytest.raises(ValueError, match="reference must be one of"):
+            Ev.run_suite("quick", tmp_path, reference="grey", write=False)
+        assert main(["evaluate", "--suite", "quick", "--reference", "grey", "--out", str(tmp_path)]) == 1
+        assert "reference must be one of ['black', 'blur', 'mean'], got 'grey'" in capsys.readouterr().err
+
+
 def test_a_partial_run_replaces_only_its_records(quick, tmp_path):
     out, payload = quick
     for record in payload["records"]:
@@ -193,12 +261,19 @@ def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
     for row in rows:
         assert set(row["metrics"]) == {"deletion", "insertion", "pointing", "iou", "energy"}
         assert ("vs_rise" in row) == (row["method"] != "rise")
+        assert row["reference"] == "black" and row["insertion_start"] == "blur"  # the canvases' own
     for suffix in ("json", "md", "png"):
         assert (tmp_path / f"budget_curve.{suffix}").exists()
     Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)  # a second dataset merges
     merged = json.loads((tmp_path / "budget_curve.json").read_text())
     assert {r["dataset"] for r in merged["records"]} == {"clutter", "fashion"}
     assert "Where does OISE catch up" in (tmp_path / "budget_curve.md").read_text()
+    # the authors' mean goes to its own file; a file of one reference refuses records of another
+    Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False, reference="mean")
+    assert json.loads((tmp_path / "budget_curve_mean.json").read_text())["records"][0]["reference"] == "mean"
+    (tmp_path / "budget_curve_mean.json").replace(tmp_path / "budget_curve.json")
+    with pytest.raises(ValueError, match="move that file to budget_curve_mean.json"):
+        Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)
 
 
 def test_the_oise_settings_sweep_on_two_images(tmp_path):
@@ -215,6 +290,7 @@ def test_the_oise_settings_sweep_on_two_images(tmp_path):
     assert "vs_defaults" in result["settings"][1]
     assert -1 <= result["seed_agreement"][0]["rank_corr_other_seed"]["mean"] <= 1
     assert (tmp_path / "paper_oise_settings.md").exists()
+    assert result["reference"] == "black" and result["settings"][0]["options"]["reference"] == "black"
 
 
 def test_models_load_gives_the_fast_runtime_on_request():

@@ -61,6 +61,32 @@ def test_insertion_starts_from_the_blur_and_rewards_the_right_map():
     assert torch.allclose(good.curve[:, -1], torch.softmax(model(images), 1)[:, 1])
 
 
+def test_deletion_and_insertion_take_the_black_reference_through_the_models_spec(images):
+    # A model whose dataset mean is 0.4 (pixel space): "mean" fills with 0.4, "black" with pixel 0 (-0.4 / 0.2
+    # after the model's normalisation), so the fully deleted image and insertion's start differ between them.
+    from saliency_lib.models import Classifier, InputSpec
+
+    net = RegionModel()
+    spec = InputSpec(channels=1, size=(16, 16), mean=(0.4,), std=(0.2,))
+    model = Classifier("toy", net, spec, ("a", "b"), net).eval()
+
+    def probability(x):
+        return torch.softmax(model(x), 1)[:, 1]
+
+    maps = corner_map()
+    black = Mt.deletion(model, images, maps, target=1, pixels_per_step=16, reference="black")
+    grey = Mt.deletion(model, images, maps, target=1, pixels_per_step=16, reference="mean")
+    assert torch.allclose(black.curve[:, -1], probability(torch.zeros_like(images)))
+    assert torch.allclose(grey.curve[:, -1], probability(torch.full_like(images, 0.4)))
+    assert not torch.allclose(black.curve[:, -1], grey.curve[:, -1])
+    started = Mt.insertion(model, images, maps, target=1, pixels_per_step=16, start="black")
+    assert torch.allclose(started.curve[:, 0], probability(torch.zeros_like(images)))
+    with pytest.raises(ValueError, match="reference must be one of 'mean', 'black', 'blur'.*got 'gray'"):
+        Mt.deletion(model, images, maps, target=1, reference="gray")
+    with pytest.raises(ValueError, match="start must be one of 'mean', 'black', 'blur'.*got 'white'"):
+        Mt.insertion(model, images, maps, target=1, start="white")
+
+
 def test_curves_are_batched_consistently(images):
     model = RegionModel()
     maps = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(4))
