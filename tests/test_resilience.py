@@ -91,7 +91,7 @@ QUICK = [plan.name for plan in evaluation.SUITES["quick"]]
 def _interrupt_evaluation_after(finished: list[str]):
     """A fake run_suite that writes the records of ``finished`` (as run_suite does after each dataset), then stops."""
 
-    def fake(suite, out_dir, *, datasets=None, methods=None, seed=0, progress=True, device="cpu"):
+    def fake(suite, out_dir, *, datasets=None, methods=None, seed=0, progress=True, device="cpu", reference=None):
         if finished:
             records = [{"dataset": name, "method": method} for name in finished for method in methods or ["oise"]]
             path = Path(out_dir) / f"{evaluation.EXPERIMENT}_{suite}.json"
