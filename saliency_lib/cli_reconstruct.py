@@ -33,6 +33,12 @@ def add_command(subparsers) -> None:
     )
     parser.add_argument("--maps-only", action="store_true", help="compute (and cache) the maps, then stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--reference",
+        default=None,  # checked by run_experiment against saliency_lib.core.REFERENCES
+        help="the masked-pixel value of the maps and of the 'filled' control (default: Fashion-MNIST's own, black); "
+        "mean: the authors' dataset mean; writes reconstruction_<suite>_<reference>.* instead",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -42,7 +48,12 @@ def _run(args) -> int:
     out = args.out or REPO_ROOT / "benchmarks" / "results"
     try:
         result = experiment.run_experiment(
-            args.suite, out=out, maps_cache=args.maps_cache, maps_only=args.maps_only, progress=not args.no_progress
+            args.suite,
+            out=out,
+            maps_cache=args.maps_cache,
+            maps_only=args.maps_only,
+            progress=not args.no_progress,
+            reference=args.reference,
         )
     except KeyboardInterrupt:
         cache = args.maps_cache or Path(out) / f"reconstruction_{args.suite}_maps.pt"
@@ -59,6 +70,7 @@ def _run(args) -> int:
                 "--maps-cache",
                 str(cache),
                 *(["--maps-only"] if args.maps_only else []),
+                *(["--reference", args.reference] if args.reference else []),
                 *(["--no-progress"] if args.no_progress else []),
             ]
         )

@@ -283,12 +283,14 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
         "oise_generated",
         "rise_generated",
         "random_generated",
-        "oise_mean",
+        "oise_black",  # Fashion-MNIST's own reference: the region filled with black
         "oise_blur",
-        "rise_mean",
+        "rise_black",
         "rise_blur",
     }
     assert set(result["conditions"]) == expected
+    assert result["reference"] == "black" and result["forced_reference"] is None
+    assert "Masked-pixel value of the OISE and RISE maps: black" in table
     for name in expected:
         sizes = []
         for fraction in FRACTIONS:
@@ -302,6 +304,28 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
             if name.endswith("generated"):
                 assert row["loss"] <= row["initial_loss"] + 1e-6  # the search never ends worse than it began
         assert sizes == sorted(sizes) and sizes[0] == round(0.3 * 0.5 * 784)
+
+
+def test_the_reference_reaches_the_maps_and_a_forced_one_gets_its_own_file(tmp_path):
+    from saliency_lib.reconstruction_experiment import result_stem, run_experiment
+
+    caches = {}
+    for reference in (None, "mean", "black"):
+        caches[reference] = tmp_path / f"{reference}.pt"
+        assert (
+            run_experiment("quick", maps_cache=caches[reference], maps_only=True, progress=False, reference=reference)
+            is None
+        )
+    maps = {k: torch.load(v, weights_only=True) for k, v in caches.items()}
+    assert '"reference": "black"' in maps[None]["key"] and '"reference": "mean"' in maps["mean"]["key"]
+    for method in ("oise", "rise"):
+        assert torch.equal(maps[None]["maps"][method], maps["black"]["maps"][method])  # the default is black
+        assert not torch.allclose(maps["mean"]["maps"][method], maps["black"]["maps"][method], atol=1e-3)
+    assert (
+        result_stem("paper") == "reconstruction_paper" and result_stem("paper", "mean") == "reconstruction_paper_mean"
+    )
+    with pytest.raises(ValueError, match="reference must be one of"):
+        run_experiment("quick", maps_only=True, progress=False, reference="grey")
 
 
 def test_latent_search_refuses_networks_in_training_mode():

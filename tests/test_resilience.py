@@ -161,7 +161,7 @@ def test_ctrl_c_in_a_restricted_evaluate_run_resumes_only_the_rest(tmp_path, mon
 
 
 def _interrupt_reconstruction(write_cache: bool):
-    def fake(suite, out=None, maps_cache=None, maps_only=False, progress=True):
+    def fake(suite, out=None, maps_cache=None, maps_only=False, progress=True, reference=None):
         if write_cache and maps_cache is not None:
             torch.save({"key": "{}", "maps": {"oise": torch.zeros(1, 2, 2)}}, maps_cache)
         raise KeyboardInterrupt
