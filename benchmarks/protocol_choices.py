@@ -59,7 +59,7 @@ from saliency_lib import masks as M  # noqa: E402
 from saliency_lib import metrics as Mt  # noqa: E402
 from saliency_lib.distributed import block_seed  # noqa: E402
 from saliency_lib.oise_method import OISEStep, oise  # noqa: E402
-from saliency_lib.reports import LOWER_IS_BETTER, RESULTS_DIR, _verdict, summarise, write_results  # noqa: E402
+from saliency_lib.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
 from saliency_lib.rise_method import rise  # noqa: E402
 
 STEM = "protocol_choices"
@@ -439,7 +439,7 @@ def paired_row(records: list[dict], oise_map: str, rise_variant: str, metric: st
             "oise": summarise(a),
             "rise": summarise(b),
             "oise_minus_rise": difference,
-            "verdict": _verdict(mode, difference),
+            "verdict": paired_verdict(mode, difference),
         }
     return row
 
@@ -669,14 +669,12 @@ def _oise_wins_text(datasets: dict) -> str:
     )
 
 
-def card_text(payload: dict) -> str:
-    """A plain-language section (markdown) for the saliency card and notebook 04, written from the numbers."""
+def _intro(payload: dict) -> str:
+    """What the choices are and what was run (one paragraph)."""
     datasets = payload["datasets"]
     sizes = " and ".join(f"{e['n']} images of {DATASET_NAMES.get(d, d)}" for d, e in datasets.items())
     budget = next(iter(datasets.values()))["settings"]["budget"]
-    lines = [
-        "### Would the authors' choices change the answer? (our measurements, not the paper's)",
-        "",
+    return (
         "Our comparison of OISE with RISE makes choices where the authors' code, RISE's code and ours differ, or "
         "where the paper says nothing: which OISE map is scored (the raw sum S, S minus 0.96 x its mean as in the "
         "authors' `explainer.py`, or S minus its mean, as we do), how dense RISE's masks are (p1 = 0.5 on an 8 x 8 "
@@ -684,10 +682,54 @@ def card_text(payload: dict) -> str:
         "as in RISE's own notebooks), and how the deletion and insertion curves are computed (ours, or RISE's "
         "`evaluation.py`: a zero-padded blur and ties in the map broken by numpy's sort). We reran both methods at "
         f"{budget:,} model calls per image on {sizes} under each choice (masked pixels black throughout) and "
-        "compared them image by image.",
+        "compared them image by image."
+    )
+
+
+def _conclusion(payload: dict) -> str:
+    """The one-paragraph answer, written from the verdicts."""
+    datasets = payload["datasets"]
+    oise_wins = sum(r[mode]["verdict"] == "OISE better" for e in datasets.values() for r in e["grid"] for mode in MODES)
+    return (
+        (
+            "So no choice of the authors or of RISE, alone or together, makes OISE better than RISE on these data; "
+            "what the choices change is how large RISE's lead is and whether the interval still excludes 0."
+            if oise_wins == 0
+            else "So the choices matter: " + _oise_wins_text(datasets)
+        )
+        + " Intervals: 95% Student t intervals of the per-image difference; 'no difference shown' means the "
+        "interval contains 0. Full tables: `benchmarks/results/protocol_choices.md`."
+    )
+
+
+def _summary_table(payload: dict) -> list[str]:
+    """OISE minus RISE under each main choice, both datasets, both metrics (markdown lines)."""
+    datasets = payload["datasets"]
+    lines = [
+        "| choice | " + " | ".join(f"{DATASET_NAMES.get(d, d)}: deletion | insertion" for d in datasets) + " |",
+        "|---" + "|---:|---:" * len(datasets) + "|",
+    ]
+    for k, (label, _) in enumerate(ROWS):
+        cells = []
+        for entry in datasets.values():
+            row = entry["main"][k]
+            cells += [_cell(row[mode]["oise_minus_rise"], True) for mode in MODES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines + [
+        "",
+        "(OISE minus RISE, mean [95% CI]; deletion: below 0 favours OISE; insertion: above 0 favours OISE.)",
+    ]
+
+
+def card_text(payload: dict) -> str:
+    """A plain-language section (markdown) for the saliency card, written from the numbers."""
+    datasets = payload["datasets"]
+    lines = [
+        "### Would the authors' choices change the answer? (our measurements, not the paper's)",
+        "",
+        _intro(payload),
         "",
     ]
-    oise_wins = 0
     for dataset, entry in datasets.items():
         d0, i0 = entry["main"][0]["deletion"], entry["main"][0]["insertion"]
         sentence = (
@@ -697,7 +739,6 @@ def card_text(payload: dict) -> str:
         )
         for mode in MODES:
             changed = _changes(entry, mode)
-            oise_wins += sum(r[mode]["verdict"] == "OISE better" for r in entry["grid"])
             if not changed:
                 sentence += f" In {mode} no choice, alone or together, changes that verdict."
             else:
@@ -719,28 +760,23 @@ def card_text(payload: dict) -> str:
             "which order a metric takes those ties (ours: top row first; RISE's: numpy's sort order) move OISE's "
             "scores, not RISE's. RISE's mask density moves RISE's."
         )
-    lines += [
-        "",
-        (
-            "So no choice of the authors or of RISE, alone or together, makes OISE better than RISE on these data; "
-            "what the choices change is how large RISE's lead is and whether the interval still excludes 0."
-            if oise_wins == 0
-            else "So the choices matter: " + _oise_wins_text(datasets)
-        )
-        + " Intervals: 95% Student t intervals of the per-image difference; 'no difference shown' means the "
-        "interval contains 0. Full tables: `benchmarks/results/protocol_choices.md`.",
-        "",
-        "| choice | " + " | ".join(f"{DATASET_NAMES.get(d, d)}: deletion | insertion" for d in datasets) + " |",
-        "|---" + "|---:|---:" * len(datasets) + "|",
-    ]
-    for k, (label, _) in enumerate(ROWS):
-        cells = []
-        for entry in datasets.values():
-            row = entry["main"][k]
-            cells += [_cell(row[mode]["oise_minus_rise"], True) for mode in MODES]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "(OISE minus RISE, mean [95% CI]; deletion: below 0 favours OISE; insertion: above 0 favours OISE.)"]
+    lines += ["", _conclusion(payload), "", *_summary_table(payload)]
     return "\n".join(lines)
+
+
+def notebook_text(payload: dict) -> str:
+    """The short version for notebook 04: what the choices are, the answer, the table."""
+    return "\n".join(
+        [
+            "### Would the authors' choices change the answer? (ours, not the paper's)",
+            "",
+            _intro(payload),
+            "",
+            _conclusion(payload),
+            "",
+            *_summary_table(payload),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "load_results",
     "LOWER_IS_BETTER",
     "catch_up",
+    "paired_verdict",
     "budget_curve_markdown",
     "budget_curve_figure",
     "oise_settings_markdown",
@@ -224,7 +225,7 @@ def load_results(suite: str = "full", results_dir: Path | None = None, experimen
 LOWER_IS_BETTER = ("deletion",)  # every other metric of the evaluation: higher is better
 
 
-def _verdict(metric: str, difference: dict) -> str:
+def paired_verdict(metric: str, difference: dict) -> str:
     """``"OISE better"``, ``"RISE better"`` or ``"tie"`` from the 95% CI of the paired difference OISE - RISE."""
     low, high = difference["ci95"]
     if low != low:  # nan: one image
@@ -245,7 +246,7 @@ def catch_up(payload: dict) -> list[dict]:
                 (r for r in records if r["dataset"] == dataset and r["method"] == method), key=lambda r: r["budget"]
             )
             for metric in mine[0]["vs_rise"]:
-                verdicts = [(r["budget"], _verdict(metric, r["vs_rise"][metric])) for r in mine]
+                verdicts = [(r["budget"], paired_verdict(metric, r["vs_rise"][metric])) for r in mine]
                 from_budget = None
                 for i, (budget, _) in enumerate(verdicts):
                     if all(v != "RISE better" for _, v in verdicts[i:]):
