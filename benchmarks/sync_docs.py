@@ -36,8 +36,163 @@ def _results(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
+def _ci(summary: dict, signed: bool = True) -> str:
+    """``+0.013 [+0.009, +0.017]``: a summary's mean and 95% interval, as every results table writes it."""
+    form = "{:+.3f}" if signed else "{:.3f}"
+    low, high = summary["ci95"]
+    return f"{form.format(summary['mean'])} [{form.format(low)}, {form.format(high)}]"
+
+
+def _pct(summary: dict) -> str:
+    """``+2.5% [-6.1%, +11.1%]``: a difference of shares, as the Part B tables write it."""
+    low, high = summary["ci95"]
+    return f"{summary['mean']:+.1%} [{low:+.1%}, {high:+.1%}]"
+
+
+def _record(payload: dict, dataset: str, method: str) -> dict:
+    return next(r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method)
+
+
+def readme_finding() -> str:
+    """The README's five-line finding, from the paper suite, the budget curve, the protocol choices, the
+    cross-check against the authors' loop and Part B."""
+    import torch
+
+    from saliency_lib.reports import catch_up, summarise
+
+    paper, grey = _results("evaluation_paper.json"), _results("evaluation_paper_mean.json")
+    cross = next(
+        t
+        for t in _results("authors_crosscheck.json")["tables"]
+        if t["reference"] == "black" and t["rule"] == "authors" and t["budget"] == 5000 and t["n"] >= 50
+    )
+    oise_cross = cross["OISE"]
+    clutter, fashion = _record(paper, "clutter", "oise"), _record(paper, "fashion", "oise")
+    lines = [
+        f"- **Our OISE is the authors' OISE.** Against a reference written step by step from the authors' code "
+        f"(Fashion-MNIST, {cross['n']} images, {cross['budget']:,} calls), its maps agree with theirs as well as "
+        f"either agrees with itself across seeds (Spearman, cross minus within: "
+        f"{_ci(oise_cross['spearman']['cross_minus_within'])}), and deletion AUC differs by "
+        f"{_ci(oise_cross['deletion']['package_minus_reference'])} "
+        "([authors_crosscheck.md](benchmarks/results/authors_crosscheck.md)).",
+        f"- **The masked-pixel value decides what a black-box map shows.** On black cluttered canvases the authors' "
+        f"grey made OISE point at the item in {_record(grey, 'clutter', 'oise')['metrics']['pointing']['mean']:.0%} "
+        f"of the canvases (a random map: {_record(grey, 'clutter', 'random')['metrics']['pointing']['mean']:.0%}); "
+        f"with black, the canvas's own background, in {clutter['metrics']['pointing']['mean']:.0%} "
+        f"(RISE {_record(paper, 'clutter', 'rise')['metrics']['pointing']['mean']:.0%}; 500 canvases, 5,000 calls, "
+        "[evaluation_paper.md](benchmarks/results/evaluation_paper.md)).",
+        "- **At the paper's budget RISE stays more faithful than OISE.** OISE minus RISE, paired over 500 images at "
+        f"5,000 calls, black: deletion {_ci(clutter['vs_rise']['deletion'])} and insertion "
+        f"{_ci(clutter['vs_rise']['insertion'])} on the canvases, {_ci(fashion['vs_rise']['deletion'])} and "
+        f"{_ci(fashion['vs_rise']['insertion'])} on Fashion-MNIST (deletion: lower is better).",
+    ]
+    budget_path = RESULTS / "budget_curve.json"
+    if budget_path.exists():
+        rows = [r for r in catch_up(json.loads(budget_path.read_text())) if r["method"] == "oise_1chain"]
+        parts = []
+        for dataset in dict.fromkeys(r["dataset"] for r in rows):
+            for metric in ("deletion", "insertion"):
+                row = next((r for r in rows if r["dataset"] == dataset and r["metric"] == metric), None)
+                if row is not None:
+                    when = row["never_worse_from"]
+                    parts.append(
+                        f"{metric} on {'the canvases' if dataset == 'clutter' else 'Fashion-MNIST'} "
+                        + (f"from {when:,} calls" if when is not None else f"never up to {row['verdicts'][-1][0]:,}")
+                    )
+        lines.append(
+            "- **More calls help OISE, not enough.** From 100 to 5,000 calls (100 images, black) OISE with one chain "
+            "is no worse than RISE (paired 95% CI) in " + "; ".join(parts) + " "
+            "([budget_curve.md](benchmarks/results/budget_curve.md)).",
+        )
+    choices = _results("protocol_choices.json")["datasets"]
+    both = sum(
+        all(r[m]["verdict"] == "OISE better" for m in ("deletion", "insertion"))
+        for e in choices.values()
+        for r in e["grid"]
+    )
+    combos = sum(len(e["grid"]) for e in choices.values())
+    lines.append(
+        f"- **The authors' and RISE's own protocol choices** (which OISE map, RISE's mask density, RISE's metric; "
+        f"{combos} combinations on two datasets) change the size of RISE's lead, and in some combinations the "
+        f"insertion verdict; {'none' if both == 0 else both} makes OISE better on both metrics "
+        "([protocol_choices.md](benchmarks/results/protocol_choices.md)).",
+    )
+    part_b, part_b_grey = _results("reconstruction_paper.json"), _results("reconstruction_paper_mean.json")
+
+    def gan_minus_classical(result: dict) -> dict:
+        per_image = result["per_image_agreement"]
+        return summarise(
+            torch.tensor(per_image["oise_generated"]["0.5"]) - torch.tensor(per_image["oise_biharmonic"]["0.5"])
+        )
+
+    agreement = {name: part_b["conditions"][name]["0.5"]["agreement"]["mean"] for name in part_b["conditions"]}
+    lines.append(
+        "- **Part B: whether the generator matters depends on the map that chose the region.** Regenerating half "
+        f"of OISE's region with our DCGAN keeps the class in {agreement['oise_generated']:.1%} of the variations, "
+        f"a classical inpainting of the same pixels in {agreement['oise_biharmonic']:.1%} (paired difference "
+        f"{_pct(gan_minus_classical(part_b))}; with the regions of the grey-reference maps it was "
+        f"{_pct(gan_minus_classical(part_b_grey))}), a random region regenerated in "
+        f"{agreement['random_generated']:.1%} ({part_b['images']} images, maps at "
+        f"{part_b['settings']['saliency_calls']:,} calls; [reconstruction_paper.md]"
+        "(benchmarks/results/reconstruction_paper.md), [reconstruction_paper_mean.md]"
+        "(benchmarks/results/reconstruction_paper_mean.md)).",
+    )
+    lines.append(
+        "- So the paper's claim that OISE localises better than existing methods is **not reproduced** on the data "
+        "that ships here; what we cannot test offline is its exact setting (ImageNet, ResNet50), for which "
+        "`evaluate --suite boxes` is ready ([docs/scale-out.md](docs/scale-out.md))."
+    )
+    return "\n".join(lines)
+
+
+def part_b_paper() -> str:
+    """Part B at 5,000 calls: OISE's region regenerated, inpainted, filled; a random region; both references."""
+    import torch
+
+    from saliency_lib.reports import summarise
+
+    fractions = ("0.5", "0.7", "0.9")
+    lines = [
+        "| maps' masked pixels | region, fill | " + " | ".join(f"{float(f):.0%}" for f in fractions) + " |",
+        "|---|---|" + "---|" * len(fractions),
+    ]
+    for stem in ("reconstruction_paper", "reconstruction_paper_mean"):
+        result = _results(f"{stem}.json")
+        reference = result.get("reference", "mean")
+        per_image = result["per_image_agreement"]
+        rows = [
+            ("OISE region, GAN latent search", "oise_generated"),
+            ("OISE region, biharmonic inpainting", "oise_biharmonic"),
+            (f"OISE region, filled with {'black' if reference == 'black' else 'the mean'}", f"oise_{reference}"),
+            ("random region, GAN latent search", "random_generated"),
+            ("random region, biharmonic inpainting", "random_biharmonic"),
+        ]
+        for label, name in rows:
+            cells = []
+            for f in fractions:
+                a = result["conditions"][name][f]["agreement"]
+                cells.append(f"{a['mean']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]")
+            lines.append(f"| {reference} | {label} | " + " | ".join(cells) + " |")
+        cells = [
+            _pct(
+                summarise(torch.tensor(per_image["oise_generated"][f]) - torch.tensor(per_image["oise_biharmonic"][f]))
+            )
+            for f in fractions
+        ]
+        lines.append(f"| {reference} | OISE region, GAN - biharmonic (paired) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "(`reconstruction_paper.md` and `reconstruction_paper_mean.md` hold every fraction, RISE's region and the "
+        "blur control.)",
+    ]
+    return "\n".join(lines)
+
+
 # name -> the text of the block, written from the results files (one function per block, no number typed here)
 BLOCKS: dict[str, Callable[[], str]] = {
+    "readme-finding": readme_finding,
+    "part-b-paper": part_b_paper,
+    "asset-table": lambda: __import__("saliency_lib.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),
 }

@@ -2,7 +2,7 @@
 
 Rebuilds the black-box saliency method of Thakur & Fischmeister, *A generalizable saliency map-based
 interpretation of model outcome* (ICPR 2020; the authors call it OISE), with RISE, baselines, metrics and the
-generative reconstruction of salient regions. One module per idea; the README's library map lists them, and
+generative reconstruction of salient regions. One module per idea; docs/library.md lists them, and
 ``docs/method.md`` describes the method.
 
 The two methods are functions, ``oise(model, images, target)`` and ``rise(...)``, with Captum-shaped twins,

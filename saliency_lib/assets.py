@@ -129,7 +129,7 @@ def read_manifest(data_dir: Path | None = None) -> dict:
 
 
 def manifest_table(data_dir: Path | None = None) -> str:
-    """The manifest as a markdown table: file, size, licence and what the build measured (the README's table)."""
+    """The manifest as a markdown table: file, size, licence and what the build measured (docs/install.md)."""
     lines = ["| file | size | licence | measured by the build |", "|---|---:|---|---|"]
     for name, entry in read_manifest(data_dir)["files"].items():
         measured = ", ".join(f"{key}: {value}" for key, value in entry.get("measured", {}).items())

@@ -3,7 +3,7 @@
 Commands:
     assets build [--only FILE ...]   re-make the shipped files in data/ (seeded; needs Fashion-MNIST)
     assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
-    assets list                      print the manifest as a markdown table (the README's asset table)
+    assets list                      print the manifest as a markdown table (the asset table of docs/install.md)
     explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
     explain-folder DIR --out OUT     maps of every image in a folder; runs under torchrun too (resumable)
     evaluate --suite quick|full      every method on data with ground truth; writes

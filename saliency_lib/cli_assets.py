@@ -16,7 +16,9 @@ def add_command(subparsers) -> None:
     build.set_defaults(func=_build)
     verify = actions.add_parser("verify", help="check every file against data/MANIFEST.json")
     verify.set_defaults(func=_verify)
-    table = actions.add_parser("list", help="print the manifest as a markdown table (the README's asset table)")
+    table = actions.add_parser(
+        "list", help="print the manifest as a markdown table (the asset table of docs/install.md)"
+    )
     table.set_defaults(func=_list)
 
 

@@ -580,7 +580,7 @@ def markdown_table(rows: list[Row] = ROWS) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("document", ["docs/troubleshooting.md", "README.md"])
+@pytest.mark.parametrize("document", ["docs/troubleshooting.md"])
 def test_the_troubleshooting_table_is_current(document):
     text = (ROOT / document).read_text()
     assert markdown_table() in text, f"regenerate the table in {document}: python tests/test_bad_input.py"

@@ -55,5 +55,5 @@ def test_a_notebook_block_is_rewritten_in_its_markdown_cell(tmp_path):
 def test_an_unknown_block_names_the_file_and_the_known_blocks(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("<!-- generated:nope (python benchmarks/sync_docs.py) -->\nx\n<!-- /generated:nope -->\n")
-    with pytest.raises(KeyError, match="unknown generated block 'nope'; known: protocol-choices-card"):
+    with pytest.raises(KeyError, match="unknown generated block 'nope'; known: asset-table, "):
         sync_docs.sync([page], check=True)
