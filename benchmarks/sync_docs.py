@@ -188,10 +188,57 @@ def part_b_paper() -> str:
     return "\n".join(lines)
 
 
+DATASET_NAMES = {"fashion": "Fashion-MNIST", "clutter": "cluttered canvases", "planted": "planted canvases"}
+
+
+def budget_catch_up() -> str:
+    """From the black budget curve: OISE and RISE at 5,000 calls, the paired gap, and from which budget OISE is
+    no worse than RISE (paired 95% CI), per dataset and metric."""
+    from saliency_lib.reports import catch_up
+
+    payload = _results("budget_curve.json")
+    rows = catch_up(payload)
+    lines = [
+        "| data | metric | OISE 1 chain @5000 | OISE 8 chains @5000 | RISE @5000 | OISE 1 chain - RISE, paired "
+        "| OISE no worse than RISE from (1 chain / 8 chains) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in payload["records"]):
+        top = max(r["budget"] for r in payload["records"] if r["dataset"] == dataset)
+        at = {r["method"]: r for r in payload["records"] if r["dataset"] == dataset and r["budget"] == top}
+        for metric in at["rise"]["metrics"]:
+            starts = []
+            for method in ("oise_1chain", "oise_8chains"):
+                row = next(
+                    r for r in rows if r["dataset"] == dataset and r["method"] == method and r["metric"] == metric
+                )
+                starts.append(f"{row['never_worse_from']:,}" if row["never_worse_from"] is not None else "never")
+            lines.append(
+                f"| {DATASET_NAMES.get(dataset, dataset)} | {metric} | "
+                f"{_ci(at['oise_1chain']['metrics'][metric], False)} | "
+                f"{_ci(at['oise_8chains']['metrics'][metric], False)} | "
+                f"{_ci(at['rise']['metrics'][metric], False)} | {_ci(at['oise_1chain']['vs_rise'][metric])} | "
+                f"{' / '.join(starts)} |"
+            )
+    settings = payload["settings"]
+    n = {d: next(r["n"] for r in payload["records"] if r["dataset"] == d) for d in settings}
+    lines += [
+        "",
+        "("
+        + "; ".join(
+            f"{DATASET_NAMES.get(d, d)}: n = {n[d]}, masked pixels {s['reference']}" for d, s in settings.items()
+        )
+        + f"; budgets {', '.join(f'{b:,}' for b in next(iter(settings.values()))['budgets'])}; `budget_curve.md` has "
+        "every budget. Deletion: lower is better. 'never': at some budget up to 5,000 RISE is still better.)",
+    ]
+    return "\n".join(lines)
+
+
 # name -> the text of the block, written from the results files (one function per block, no number typed here)
 BLOCKS: dict[str, Callable[[], str]] = {
     "readme-finding": readme_finding,
     "part-b-paper": part_b_paper,
+    "budget-catch-up": budget_catch_up,
     "asset-table": lambda: __import__("saliency_lib.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),

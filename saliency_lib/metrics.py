@@ -19,8 +19,11 @@ model's input range; boxes ``(B, 4)`` as ``(x0, y0, x1, y1)`` in pixels, end-exc
 ``docs/method.md``: deletion replaces pixels by the reference (the dataset mean, 0 after normalisation);
 insertion starts from ``saliency_lib.masks.blur`` (kernel 11, sigma 5); ``pixels_per_step`` pixels change per
 step (RISE: 224 at 224 x 224); AUC is the trapezoid area divided by the number of steps, in [0, 1]. Ties in a
-map are broken by pixel order (row-major), as ``torch.argsort(stable=True)`` does: a flat map deletes
-top-to-bottom, which is what RISE's ``argsort`` does too.
+map are broken by pixel order (row-major), as ``torch.argsort(stable=True)`` does: a flat map deletes top row
+first. RISE's ``evaluation.py`` differs: it orders pixels by ``np.flip(np.argsort(map))``, an unstable quicksort
+reversed, so its ties go in an arbitrary order (a flat map tends to go bottom row first); and its insertion blur is
+``gkern(11, 5)`` with zero padding, nearly a box filter, where ours is a true Gaussian with reflect padding
+(``docs/method.md``; ``benchmarks/protocol_choices.py`` runs RISE's version).
 """
 
 from __future__ import annotations
