@@ -86,24 +86,28 @@ def readme_finding() -> str:
         f"{_ci(clutter['vs_rise']['insertion'])} on the canvases, {_ci(fashion['vs_rise']['deletion'])} and "
         f"{_ci(fashion['vs_rise']['insertion'])} on Fashion-MNIST (deletion: lower is better).",
     ]
-    budget_path = RESULTS / "budget_curve.json"
-    if budget_path.exists():
-        rows = [r for r in catch_up(json.loads(budget_path.read_text())) if r["method"] == "oise_1chain"]
-        parts = []
-        for dataset in dict.fromkeys(r["dataset"] for r in rows):
-            for metric in ("deletion", "insertion"):
-                row = next((r for r in rows if r["dataset"] == dataset and r["metric"] == metric), None)
-                if row is not None:
-                    when = row["never_worse_from"]
-                    parts.append(
-                        f"{metric} on {'the canvases' if dataset == 'clutter' else 'Fashion-MNIST'} "
-                        + (f"from {when:,} calls" if when is not None else f"never up to {row['verdicts'][-1][0]:,}")
-                    )
-        lines.append(
-            "- **More calls help OISE, not enough.** From 100 to 5,000 calls (100 images, black) OISE with one chain "
-            "is no worse than RISE (paired 95% CI) in " + "; ".join(parts) + " "
-            "([budget_curve.md](benchmarks/results/budget_curve.md)).",
+    rows = catch_up(_results("budget_curve.json"))
+    wins: dict[str, list[str]] = {}
+    losses = []
+    metric_names = {"iou": "IoU", "energy": "energy in the box", "pointing": "pointing"}
+    for row in rows:
+        chains = "1 chain" if row["method"] == "oise_1chain" else "8 chains"
+        where = (
+            f"{metric_names.get(row['metric'], row['metric'])} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}"
         )
+        better = [budget for budget, verdict in row["verdicts"] if verdict == "OISE better"]
+        if better:
+            span = "every budget" if len(better) == len(row["verdicts"]) else ", ".join(f"{b:,}" for b in better)
+            wins.setdefault(where, []).append(f"{chains}: {span}")
+        if row["method"] == "oise_1chain" and row["verdicts"][-1][1] == "RISE better":
+            losses.append(where)
+    wins_text = "; ".join(f"{where} ({', '.join(spans)})" for where, spans in wins.items())
+    lines.append(
+        "- **Budget: OISE wins early and in the box, RISE wins at the paper's budget.** From 100 to 5,000 calls "
+        "(100 images per dataset, black), OISE is better than RISE (paired 95% CI) on " + wins_text + ". "
+        "At 5,000 calls RISE is better on " + ", ".join(losses) + " "
+        "([budget_curve.md](benchmarks/results/budget_curve.md)).",
+    )
     choices = _results("protocol_choices.json")["datasets"]
     both = sum(
         all(r[m]["verdict"] == "OISE better" for m in ("deletion", "insertion"))
