@@ -126,7 +126,7 @@ def compute_maps(
     tnp = targets.numpy()
     maps, seconds = {}, {}
     t0 = time.perf_counter()
-    maps["pkg_oise"] = S.oise(model, images, targets, n_steps=budget, seed=seed, reference=pkg_ref).numpy()
+    maps["pkg_oise"] = S.oise(model, images, targets, n_steps=budget, seed=seed, reference=pkg_ref).maps.numpy()
     seconds["pkg_oise"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rngs = [np.random.RandomState([seed, int(i)]) for i in indices]
@@ -149,7 +149,7 @@ def compute_maps(
                     p_keep=RISE_P1,
                     seed=package_rise_seed(seed, int(i)),
                     reference=pkg_ref,
-                ).numpy()
+                ).maps.numpy()
                 for b, i in enumerate(indices)
             ]
         )

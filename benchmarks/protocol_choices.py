@@ -216,12 +216,12 @@ def explain_block(model, images: torch.Tensor, targets: torch.Tensor, *, budget:
     began = time.perf_counter()
     final = oise(model, images, targets, n_steps=budget, seed=seed, reference=reference, callback=keeper)
     out["seconds"]["oise"] = time.perf_counter() - began
-    out["calls"]["oise"] = int(final.model_calls)
+    out["calls"]["oise"] = final.model_calls
     if keeper.total is None or final.partial:
         raise RuntimeError("OISE stopped before its last step: no raw sum to score")
     variants = oise_map_variants(keeper.total)
     # The callback's sum must be the one oise post-processed: its own map is the 1.0 x mean variant.
-    if not torch.equal(variants["oise_mean1.0"], final.detach().cpu()):
+    if not torch.equal(variants["oise_mean1.0"], final.maps.cpu()):
         raise RuntimeError("the raw sum read by the callback does not give oise's own map")
     out["maps"].update(variants)
     out["oise_sum"] = keeper.total
@@ -231,8 +231,8 @@ def explain_block(model, images: torch.Tensor, targets: torch.Tensor, *, budget:
             model, images, targets, n_masks=budget, grid_size=grid, p_keep=p_keep, seed=seed, reference=reference
         )
         out["seconds"][name] = time.perf_counter() - began
-        out["calls"][name] = int(result.model_calls)
-        out["maps"][name] = result.detach().cpu()
+        out["calls"][name] = result.model_calls
+        out["maps"][name] = result.maps.cpu()
     return out
 
 

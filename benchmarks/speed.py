@@ -230,7 +230,7 @@ def bench_photo_map(torch_model, fast_model, n_steps: int, torch_steps: int, see
         print(f"[photo map] {key}: oise(n_steps={steps}) on one 224 px photograph", flush=True)
         cpu, wall = _clocked(
             lambda key=key, model=model, steps=steps: maps.__setitem__(
-                key, oise(model, photo, target, n_steps=steps, seed=seed)
+                key, oise(model, photo, target, n_steps=steps, seed=seed).maps
             )
         )
         scale = n_steps / steps if key == "torch" else 1.0
@@ -432,7 +432,7 @@ def photo_map_threads(threads: list[int], n_steps: int, rounds: int, seed: int =
             torch.set_num_threads(n)
             print(f"[photo map] round {round_ + 1}/{rounds}: {n} thread(s), oise(n_steps={n_steps})", flush=True)
             cpu, wall = _clocked(
-                lambda n=n: maps.__setitem__(n, oise(fast[n], photo, target, n_steps=n_steps, seed=seed))
+                lambda n=n: maps.__setitem__(n, oise(fast[n], photo, target, n_steps=n_steps, seed=seed).maps)
             )
             runs[n]["wall"].append(wall)
             runs[n]["cpu"].append(cpu)

@@ -7,13 +7,15 @@ generative reconstruction of salient regions. One module per idea; docs/library.
 
 The two methods are functions, ``oise(model, images, target)`` and ``rise(...)``, with Captum-shaped twins,
 ``OISE(model).attribute(images, target=...)`` and ``RISE``. Their modules are ``oise_method`` and
-``rise_method``, so a function never hides a module of the same name.
+``rise_method``, so a function never hides a module of the same name. Every method returns a
+:class:`SaliencyResult` (``result.maps``, ``result.model_calls``, ``result.target``, ...; module ``results``).
 """
 
 __version__ = "0.1.0"
 
 from .masks import apply_mask, init_grid, postprocess, update_grid, upsample  # noqa: E402
 from .oise_method import OISE, OISEStep, Recorder, oise  # noqa: E402
+from .results import SaliencyResult  # noqa: E402
 from .rise_method import RISE, rise  # noqa: E402
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "rise",
     "OISE",
     "RISE",
+    "SaliencyResult",
     "OISEStep",
     "Recorder",
     "init_grid",

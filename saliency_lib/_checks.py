@@ -253,7 +253,8 @@ def check_maps(maps, images: torch.Tensor | None = None, name: str = "maps") -> 
     The dtype is kept (bool regions stay bool).
     """
     if not isinstance(maps, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), got {type(maps).__name__}")
+        hint = f"; pass its maps: {name}=result.maps" if isinstance(getattr(maps, "maps", None), torch.Tensor) else ""
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), got {type(maps).__name__}{hint}")
     if maps.dim() == 4 and maps.shape[1] == 1:
         maps = maps[:, 0]
     if maps.dim() == 2:

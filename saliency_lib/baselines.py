@@ -2,11 +2,12 @@
 
 Every method has the same call shape (Captum's ``attribute`` turned into a function)::
 
-    maps = method(model, images, target=None, **options)     # images (B, C, H, W) -> maps (B, H, W)
+    result = method(model, images, target=None, **options)   # images (B, C, H, W) -> result.maps (B, H, W)
 
-and the returned tensor carries ``model_calls`` (forward passes per image; the gradient methods also run one
-backward pass per forward) and ``target``. :data:`METHODS` maps names to functions; :func:`attribute` calls one
-by name. How a Captum attribution ``(B, C, H, W)`` becomes one ``(B, H, W)`` map is our choice, stated per method.
+and returns a :class:`~saliency_lib.results.SaliencyResult`: the maps with ``model_calls`` (forward passes per
+image; the gradient methods also run one backward pass per forward), ``target`` and ``seconds``. :data:`METHODS`
+maps names to functions; :func:`attribute` calls one by name. How a Captum attribution ``(B, C, H, W)`` becomes
+one ``(B, H, W)`` map is our choice, stated per method.
 
 ==========================  ===================================  ==============================================
 name                        Captum class / library function      map (B, H, W)
@@ -34,8 +35,10 @@ chunks of the gradient budget. Bounded on a 224 px photo by ``tests/test_memory.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -52,6 +55,7 @@ from .core import (
 )
 from .metrics import random_maps
 from .oise_method import oise
+from .results import SaliencyResult
 from .rise_method import rise
 
 __all__ = [
@@ -90,14 +94,12 @@ def _by_chunks(attribution: Callable[[slice], torch.Tensor], images: torch.Tenso
     return torch.cat([attribution(slice(start, start + size)) for start in range(0, len(images), size)])
 
 
-def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor) -> torch.Tensor:
-    maps = maps.detach().float()
-    maps.model_calls = int(calls)
-    maps.target = targets
-    return maps
+def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor, began: float) -> SaliencyResult:
+    """The result of a method that started at ``time.perf_counter() == began``."""
+    return SaliencyResult(maps.detach().float(), int(calls), targets, seconds=time.perf_counter() - began)
 
 
-def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Module | None = None) -> torch.Tensor:
+def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Module | None = None) -> SaliencyResult:
     """Grad-CAM (Selvaraju et al. 2017) via Captum's ``LayerGradCam``; ``(B, H, W)``, >= 0.
 
     Args:
@@ -105,6 +107,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Mo
     """
     from captum.attr import LayerAttribution, LayerGradCam
 
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     layer = layer if layer is not None else getattr(model, "gradcam_layer", None)
     if layer is None:
@@ -117,7 +120,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Mo
         upsampled = LayerAttribution.interpolate(attribution, tuple(images.shape[-2:]), interpolate_mode="bilinear")
         return upsampled.sum(dim=1).detach()
 
-    return _finish(_by_chunks(part_maps, images), 1, targets)
+    return _finish(_by_chunks(part_maps, images), 1, targets, began)
 
 
 def occlusion(
@@ -129,7 +132,7 @@ def occlusion(
     stride: int | None = None,
     reference="mean",
     batch_size: int | None = None,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """Occlusion (Zeiler & Fergus 2014) via Captum's ``Occlusion``: score drop when a square is replaced.
 
     Args:
@@ -142,6 +145,7 @@ def occlusion(
     """
     from captum.attr import Occlusion
 
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     channels, height = images.shape[1], images.shape[2]
     window = check_int("window", window if window is not None else max(2, height // 7), 1, height)
@@ -159,7 +163,7 @@ def occlusion(
         perturbations_per_eval=batch_size,
     )
     positions = ((images.shape[2] - window) // stride + 1) * ((images.shape[3] - window) // stride + 1)
-    return _finish(attribution.mean(dim=1), positions + 1, targets)
+    return _finish(attribution.mean(dim=1), positions + 1, targets, began)
 
 
 def integrated_gradients(
@@ -170,7 +174,7 @@ def integrated_gradients(
     n_path_points: int = 32,
     reference="mean",
     batch_size: int | None = None,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, from the reference image; signed, summed
     over channels (positive = evidence for the target).
 
@@ -183,6 +187,7 @@ def integrated_gradients(
     """
     from captum.attr import IntegratedGradients
 
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     check_int("n_path_points", n_path_points, 1)
     if batch_size is None:
@@ -202,13 +207,14 @@ def integrated_gradients(
             )
         return attribution.sum(dim=1).detach()
 
-    return _finish(_by_chunks(part_maps, images, batch_size), n_path_points, targets)
+    return _finish(_by_chunks(part_maps, images, batch_size), n_path_points, targets, began)
 
 
-def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
+def saliency(model: nn.Module, images: torch.Tensor, target=None) -> SaliencyResult:
     """Plain gradients (Simonyan et al. 2014) via Captum's ``Saliency``: max over channels of ``|d f_c / d x|``."""
     from captum.attr import Saliency
 
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     explainer = Saliency(model)
 
@@ -218,7 +224,7 @@ def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tenso
             attribution = explainer.attribute(inputs, target=targets[part], abs=True)
         return attribution.amax(dim=1).detach()
 
-    return _finish(_by_chunks(part_maps, images), 1, targets)
+    return _finish(_by_chunks(part_maps, images), 1, targets, began)
 
 
 def superpixels(images: torch.Tensor, n_segments: int = 50, compactness: float | None = None) -> torch.Tensor:
@@ -297,7 +303,7 @@ def lime(
     reference="mean",
     batch_size: int | None = None,
     seed: int = 0,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """LIME (Ribeiro et al. 2016) via Captum's ``Lime`` on SLIC superpixels; each pixel gets its superpixel's
     weight (signed).
 
@@ -314,6 +320,7 @@ def lime(
     from captum._utils.models.linear_model import LinearModel
     from captum.attr import Lime
 
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     check_int("n_samples", n_samples, 2)
     if batch_size is None:
@@ -339,7 +346,7 @@ def lime(
             )
     finally:
         torch.random.set_rng_state(state)
-    return _finish(attribution[:, 0], n_samples, targets)
+    return _finish(attribution[:, 0], n_samples, targets, began)
 
 
 def _rise(
@@ -351,11 +358,12 @@ def _rise(
     seed: int = 0,
     batch_size: int | None = None,
     **options,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """:func:`saliency_lib.rise` with this module's call shape (``n_masks`` = model calls per image)."""
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
-    maps = rise(model, images, targets, n_masks=n_masks, seed=seed, batch_size=batch_size, **options)
-    return _finish(maps, getattr(maps, "model_calls", n_masks), targets)
+    result = rise(model, images, targets, n_masks=n_masks, seed=seed, batch_size=batch_size, **options)
+    return replace(result, seconds=time.perf_counter() - began)
 
 
 def _oise(
@@ -367,21 +375,23 @@ def _oise(
     seed: int = 0,
     batch_size: int | None = None,
     **options,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """:func:`saliency_lib.oise` with this module's call shape (``n_steps`` = model calls per image)."""
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
-    maps = oise(model, images, targets, n_steps=n_steps, seed=seed, batch_size=batch_size, **options)
-    return _finish(maps, getattr(maps, "model_calls", n_steps), targets)
+    result = oise(model, images, targets, n_steps=n_steps, seed=seed, batch_size=batch_size, **options)
+    return replace(result, seconds=time.perf_counter() - began)
 
 
-def _random(model: nn.Module, images: torch.Tensor, target=None, *, seed: int = 0) -> torch.Tensor:
+def _random(model: nn.Module, images: torch.Tensor, target=None, *, seed: int = 0) -> SaliencyResult:
     """Uniform random maps (no model call beyond resolving the target): the floor every method must beat."""
+    began = time.perf_counter()
     images, targets = _prepare(model, images, target)
     maps = random_maps(images.shape[0], tuple(images.shape[-2:]), seed=seed, device=images.device)
-    return _finish(maps, 0, targets)
+    return _finish(maps, 0, targets, began)
 
 
-METHODS: dict[str, Callable[..., torch.Tensor]] = {
+METHODS: dict[str, Callable[..., SaliencyResult]] = {
     "oise": _oise,
     "rise": _rise,
     "gradcam": gradcam,
@@ -393,8 +403,9 @@ METHODS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def attribute(method: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> torch.Tensor:
-    """Saliency maps ``(B, H, W)`` of ``images`` ``(B, C, H, W)`` by the method called ``method``.
+def attribute(method: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> SaliencyResult:
+    """Saliency maps ``(B, H, W)`` of ``images`` ``(B, C, H, W)`` by the method called ``method``, in a
+    :class:`~saliency_lib.results.SaliencyResult` (``result.maps``, ``result.model_calls``, ...).
 
     Args:
         method: a key of :data:`METHODS` (``"oise"``, ``"rise"``, ``"gradcam"``, ...).

@@ -14,7 +14,7 @@ So the records are identical however the work is split (1 process, 2 ranks, 2 ma
 run equals an uninterrupted one::
 
     def job(block):                       # block.start, block.stop, block.seed (an int for oise/rise)
-        maps = oise(model, images[block.start:block.stop], n_steps=5000, seed=block.seed)
+        maps = oise(model, images[block.start:block.stop], n_steps=5000, seed=block.seed).maps
         return [{"peak": float(m.max())} for m in maps]      # one JSON-able dict per item, in order
 
     run = run_sharded(job, len(images), "results/", "peaks", seed=0, block_size=8)

@@ -314,10 +314,9 @@ def evaluate(
     for start in tqdm(starts, desc=method, disable=not progress, leave=False):
         batch, target = images[start : start + chunk], targets[start : start + chunk]
         began = time.perf_counter()
-        maps = attribute(method, model, batch, target, **options)
+        explained = attribute(method, model, batch, target, **options)
         seconds += time.perf_counter() - began
-        calls = getattr(maps, "model_calls", 0)
-        maps = maps.detach().cpu()
+        calls, maps = explained.model_calls, explained.maps.cpu()
         all_maps.append(maps)
         scorer = model if curve_model is None else curve_model
         for mode in FAITHFULNESS:
@@ -491,7 +490,7 @@ def _sanity_records(plan: DatasetPlan, data: dict, seed: int, progress: bool) ->
         # A stochastic map that is noisy decorrelates under randomisation for that reason alone (ours).
         if "seed" in options:
             again = attribute(method, model, images, targets, **{**options, "seed": options["seed"] + 1})
-            same_model = Mt.spearman(result.maps[0], again.detach().float().cpu())
+            same_model = Mt.spearman(result.maps[0], again.maps.float().cpu())
         else:
             same_model = torch.ones(len(images))
         records.append(
@@ -675,7 +674,7 @@ def _budget_records(plan: DatasetPlan, data: dict, chosen: list[str], seed: int,
                 insertion_start=plan.insertion_start,
             )
             again = attribute(method, data["model"], images, targets, **{**options, "seed": seed + 1})
-            stability = Mt.spearman(out["maps"], again.detach().float().cpu())
+            stability = Mt.spearman(out["maps"], again.maps.float().cpu())
             records.append(
                 {
                     "dataset": "budget",
@@ -820,7 +819,7 @@ def _seed_agreement(method: str, model: nn.Module, data: dict, options: dict, ma
         method, model, data["images"][:n], data["targets"][:n], **{**options, "seed": options["seed"] + 1}
     )
     return {
-        **summarise(Mt.spearman(maps[:n].float(), again.detach().float().cpu())),
+        **summarise(Mt.spearman(maps[:n].float(), again.maps.float().cpu())),
         "seeds": [options["seed"], options["seed"] + 1],
     }
 
@@ -1080,7 +1079,7 @@ def budget_maps(
         maps, calls = {}, {}
         for b in budgets:
             out = attribute(method, model, images, targets, **options, n_masks=b, seed=seed)
-            maps[b], calls[b] = out.detach().cpu(), out.model_calls
+            maps[b], calls[b] = out.maps.cpu(), out.model_calls
     return maps, calls, time.perf_counter() - began
 
 
@@ -1317,9 +1316,9 @@ def oise_settings(
             else ("oise", {"reference": ref, **change, "n_steps": budget})
         )
         began = time.perf_counter()
-        maps = attribute(method, fast, images, targets, **options, seed=seed).detach().cpu()
+        maps = attribute(method, fast, images, targets, **options, seed=seed).maps.cpu()
         seconds = (time.perf_counter() - began) / len(images)
-        again = attribute(method, fast, images, targets, **options, seed=seed + 1).detach().cpu()
+        again = attribute(method, fast, images, targets, **options, seed=seed + 1).maps.cpu()
         values = _score(
             fast, images, targets, maps, None, plan.pixels_per_step, plan.curve_batch, ref, plan.insertion_start
         )
@@ -1354,8 +1353,8 @@ def oise_settings(
         began = time.perf_counter()
         first = attribute(method, fast, few, few_targets, **options, seed=seed)
         seconds = (time.perf_counter() - began) / len(few)
-        calls, first = first.model_calls, first.detach().cpu()
-        second = attribute(method, fast, few, few_targets, **options, seed=seed + 1).detach().cpu()
+        calls, first = first.model_calls, first.maps.cpu()
+        second = attribute(method, fast, few, few_targets, **options, seed=seed + 1).maps.cpu()
         agreement.append(
             {
                 "method": name,

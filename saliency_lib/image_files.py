@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from pathlib import Path
 
 import torch
@@ -110,7 +109,6 @@ def explain_file(
     if target is not None:
         resolve_target(target, probabilities)  # a class index of this model, or ValueError
     probabilities = probabilities[0]
-    start = time.perf_counter()
     if method == "oise":
         saliency = oise(
             model, image, target, n_steps=steps, n_chains=chains, batch_size=batch_size, seed=seed, progress=progress
@@ -119,15 +117,15 @@ def explain_file(
         saliency = rise(model, image, target, n_masks=steps, batch_size=batch_size, seed=seed, progress=progress)
     return {
         "image": image,
-        "saliency": saliency[0],
+        "saliency": saliency.maps[0],
         "probabilities": probabilities,
         "target": int(saliency.target[0]),
         "class_names": model.class_names,
         "model": model_name,
         "method": method,
-        "seconds": time.perf_counter() - start,
-        "partial": bool(saliency.partial),
-        "model_calls": int(saliency.model_calls),
+        "seconds": saliency.seconds,
+        "partial": saliency.partial,
+        "model_calls": saliency.model_calls,
     }
 
 
@@ -271,7 +269,7 @@ def explain_folder(
                 map_file = maps_dir / f"{record['file']}.npz"
                 distributed.save_arrays(
                     map_file,
-                    saliency=saliency[i].float().cpu(),
+                    saliency=saliency.maps[i].cpu(),
                     probabilities=probabilities[i],
                     target=np.int64(target),
                 )
@@ -280,7 +278,7 @@ def explain_folder(
                     **{"class": model.class_names[target]},
                     probability=float(probabilities[i, target]),
                     map=str(map_file.relative_to(out_dir)),
-                    model_calls=int(saliency.model_calls),
+                    model_calls=saliency.model_calls,
                 )
         block.info["device"] = str(device)
         return records

@@ -48,6 +48,7 @@ from .core import (
     resolve_target,
     seeded_generator,
 )
+from .results import SaliencyResult
 
 __all__ = [
     "CurveResult",
@@ -325,8 +326,14 @@ def _learnable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def _explained_maps(out: SaliencyResult | torch.Tensor) -> torch.Tensor:
+    """The float maps on the CPU of what an ``explain`` function returned (a result or the maps themselves)."""
+    maps = out.maps if isinstance(out, SaliencyResult) else out
+    return maps.detach().float().cpu()
+
+
 def sanity_check(
-    explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], SaliencyResult | torch.Tensor],
     model: nn.Module,
     images: torch.Tensor,
     target=None,
@@ -343,8 +350,8 @@ def sanity_check(
     that stays the same while the model is destroyed explains the image, not the model.
 
     Args:
-        explain: ``explain(model, images, targets) -> (B, H, W)`` maps (e.g. a :mod:`saliency_lib.baselines`
-            method bound to its options).
+        explain: ``explain(model, images, targets)`` -> a :class:`~saliency_lib.results.SaliencyResult` or
+            ``(B, H, W)`` maps (e.g. a :mod:`saliency_lib.baselines` method bound to its options).
         model: the trained model.
         images: ``(B, C, H, W)``; target: as everywhere (default: the trained model's top-1).
         seed: seed of the new weights.
@@ -356,7 +363,7 @@ def sanity_check(
     images, _ = check_images(images, model)
     clean = class_probabilities(model, images.to(model_device(model, images.device)))
     targets = resolve_target(target, clean)
-    original = explain(model, images, targets).detach().float().cpu()
+    original = _explained_maps(explain(model, images, targets))
     randomised = copy.deepcopy(model)
     layers = list(reversed(_learnable_layers(randomised)))
     if max_layers is not None:
@@ -373,7 +380,7 @@ def sanity_check(
             weight.copy_(new.to(weight.device, weight.dtype))
             if module.bias is not None:
                 module.bias.zero_()
-        current = explain(randomised, images, targets).detach().float().cpu()
+        current = _explained_maps(explain(randomised, images, targets))
         stages.append(current)
         corr.append(spearman(original, current))
         corr_abs.append(spearman(original.abs(), current.abs()))

@@ -27,8 +27,9 @@ against bare model calls.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -47,6 +48,7 @@ from .core import (
     seeded_generator,
     to_probabilities,
 )
+from .results import Recorder, SaliencyResult
 
 __all__ = ["oise", "OISE", "OISEStep", "Recorder"]
 
@@ -90,67 +92,6 @@ class OISEStep:
         return M.postprocess(self.saliency_sum)
 
 
-@dataclass
-class Recorder:
-    """A ``callback`` that keeps copies of step 1, every ``every``-th step and the last, for plots or sliders.
-
-    ``Recorder(at=(1, 10, 100))`` records exactly those steps instead. ``oise(..., record_every=k)`` (or
-    ``record_every=[1, 10, 100]``) makes one for you and returns it as ``result.history``.
-
-    Attributes:
-        steps ``[int]``, grids ``[(B, K, s, s)]``, masks ``[(B, K, H, W)]`` (the evaluated masks), p ``[(B, K)]``,
-        delta_p ``[(B, K)]``, saliency ``[(B, H, W)]`` (the running map in [0, 1]): one entry per recorded step,
-        on the CPU, as ordinary tensors.
-    """
-
-    every: int = 50
-    at: tuple = ()
-    steps: list = field(default_factory=list)
-    grids: list = field(default_factory=list)
-    masks: list = field(default_factory=list)
-    p: list = field(default_factory=list)
-    delta_p: list = field(default_factory=list)
-    saliency: list = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        check_int("every", self.every, 1)
-        self.at = tuple(check_int("at", step, 1) for step in self.at)
-        self._at = frozenset(self.at)
-
-    def wants(self, step: int, n_steps: int) -> bool:
-        """Whether step ``step`` of ``n_steps`` is recorded."""
-        if self._at:
-            return step in self._at
-        return step % self.every == 0 or step == n_steps or step == 1
-
-    def __call__(self, state: OISEStep) -> None:
-        if not self.wants(state.step, state.n_steps):
-            return
-        with torch.inference_mode(False):  # plain copies, usable anywhere (even with autograd)
-            self.steps.append(state.step)
-            self.grids.append(state.grid.detach().cpu().clone())
-            self.masks.append(state.mask.detach().cpu().clone())
-            self.p.append(state.p.detach().cpu().clone())
-            self.delta_p.append(state.delta_p.detach().cpu().clone())
-            self.saliency.append(M.postprocess(state.saliency_sum.detach().cpu().clone()))
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def stacked(self) -> dict[str, torch.Tensor]:
-        """The history as tensors with a leading step axis: ``{"steps": (T,), "grids": (T, B, K, s, s), ...}``."""
-        if not self.steps:
-            raise ValueError("the recorder is empty (the run recorded no step)")
-        return {
-            "steps": torch.tensor(self.steps),
-            "grids": torch.stack(self.grids),
-            "masks": torch.stack(self.masks),
-            "p": torch.stack(self.p),
-            "delta_p": torch.stack(self.delta_p),
-            "saliency": torch.stack(self.saliency),
-        }
-
-
 def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width) -> None:
     check_int("grid_size", grid_size, 1, min(height, width))
     check_fraction("p_init", p_init)
@@ -181,7 +122,7 @@ def oise(
     callback: Callable[[OISEStep], None] | None = None,
     output: str = "logits",
     record_every: int | list[int] | tuple[int, ...] | None = None,
-) -> torch.Tensor:
+) -> SaliencyResult:
     """Saliency maps by the authors' mask random walk (OISE). Black-box: only calls ``model``.
 
     Args:
@@ -211,15 +152,16 @@ def oise(
             history without writing a callback).
 
     Returns:
-        float32 ``(B, H, W)`` saliency in [0, 1] (a single ``(C, H, W)`` image gives ``(1, H, W)``).
-        Attributes on the returned tensor: ``partial`` (True when stopped by ``KeyboardInterrupt``, e.g. the
-        notebook's Stop button: the map of the steps done so far), ``steps_done`` (steps per chain),
-        ``model_calls`` (masked images evaluated per input image), ``target`` (int64 ``(B,)``), ``history``
-        (the :class:`Recorder` when ``record_every`` is set, else ``None``).
+        A :class:`~saliency_lib.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)`` saliency in [0, 1] (a
+        single ``(C, H, W)`` image gives ``(1, H, W)``), ``model_calls`` (masked images evaluated per input
+        image), ``target`` (int64 ``(B,)``), ``partial`` (True when stopped by ``KeyboardInterrupt``, e.g. the
+        notebook's Stop button: the map of the steps done so far), ``steps_done`` (steps per chain), ``seconds``
+        and ``history`` (the :class:`Recorder` when ``record_every`` is set, else ``None``).
 
     Raises:
         TypeError, ValueError: bad images, target, numbers or model output (the message names the argument).
     """
+    began = time.perf_counter()
     images, _ = check_images(images, model)
     batch, _, height, width = images.shape
     _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width)
@@ -335,20 +277,23 @@ def oise(
             bar.close()
     if done and not bool(torch.isfinite(p_previous).all()):
         raise ValueError("the model returned NaN or infinite values for a masked image")
-    saliency = M.postprocess(total.clone())  # an ordinary tensor (not an inference tensor)
-    saliency.partial = partial
-    saliency.steps_done = done
-    saliency.model_calls = done * chains
-    saliency.target = targets
-    saliency.history = history
-    return saliency
+    return SaliencyResult(
+        maps=M.postprocess(total.clone()),  # an ordinary tensor (not an inference tensor)
+        model_calls=done * chains,
+        target=targets.clone(),  # an ordinary tensor too
+        partial=partial,
+        steps_done=done,
+        seconds=time.perf_counter() - began,
+        history=history,
+    )
 
 
 class OISE:
     """Captum-shaped entry point: ``OISE(model).attribute(images, target=...)`` is ``oise(model, images, target)``.
 
-    For users who know Captum (``IntegratedGradients(model).attribute(inputs, target=...)``). One difference:
-    Captum returns attributions shaped like the input ``(B, C, H, W)``; OISE's map is per pixel, ``(B, H, W)``.
+    For users who know Captum (``IntegratedGradients(model).attribute(inputs, target=...)``). Two differences:
+    Captum returns attributions shaped like the input ``(B, C, H, W)``; OISE's map is per pixel, ``(B, H, W)``,
+    and comes in a :class:`~saliency_lib.results.SaliencyResult` (the tensor is ``result.maps``).
 
     Args:
         forward_func: the model (``(B, C, H, W)`` -> logits ``(B, n_classes)``).
@@ -357,6 +302,7 @@ class OISE:
     def __init__(self, forward_func) -> None:
         self.forward_func = forward_func
 
-    def attribute(self, inputs: torch.Tensor, target=None, **options) -> torch.Tensor:
-        """``(B, H, W)`` saliency in [0, 1]; ``options`` are :func:`oise`'s keyword arguments."""
+    def attribute(self, inputs: torch.Tensor, target=None, **options) -> SaliencyResult:
+        """:func:`oise`'s result (``.maps``: ``(B, H, W)`` saliency in [0, 1]); ``options`` are its keyword
+        arguments."""
         return oise(self.forward_func, inputs, target, **options)

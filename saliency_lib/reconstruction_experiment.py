@@ -110,16 +110,14 @@ def _saliency_maps(model, images, settings: dict, reference: str, progress: bool
     from .rise_method import rise
 
     calls, chains = settings["saliency_calls"], settings["oise_chains"]
-    maps = {}
-    start = time.perf_counter()
-    maps["oise"] = oise(
-        model, images, n_steps=calls, n_chains=chains, seed=SEED, reference=reference, progress=progress
-    )
-    maps["oise_seconds"] = time.perf_counter() - start
-    start = time.perf_counter()
-    maps["rise"] = rise(model, images, n_masks=calls, seed=SEED, reference=reference, progress=progress)
-    maps["rise_seconds"] = time.perf_counter() - start
-    return maps
+    by_oise = oise(model, images, n_steps=calls, n_chains=chains, seed=SEED, reference=reference, progress=progress)
+    by_rise = rise(model, images, n_masks=calls, seed=SEED, reference=reference, progress=progress)
+    return {
+        "oise": by_oise.maps,
+        "oise_seconds": by_oise.seconds,
+        "rise": by_rise.maps,
+        "rise_seconds": by_rise.seconds,
+    }
 
 
 def run_experiment(

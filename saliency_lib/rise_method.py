@@ -12,6 +12,8 @@ each step depending on the last, RISE's masks are independent, so any number of 
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -29,6 +31,7 @@ from .core import (
     seeded_generator,
     to_probabilities,
 )
+from .results import SaliencyResult
 
 __all__ = ["rise", "RISE"]
 
@@ -46,7 +49,7 @@ def rise(
     seed: int | None = None,
     progress: bool = False,
     output: str = "logits",
-) -> torch.Tensor:
+) -> SaliencyResult:
     """RISE saliency maps.
 
     Args:
@@ -68,10 +71,12 @@ def rise(
         output: ``"logits"`` or ``"probabilities"``.
 
     Returns:
-        float32 ``(B, H, W)``: RISE's normalised expectation (near [0, 1], not rescaled). Attributes
-        ``model_calls`` (per image), ``target``, ``partial`` (stopped by ``KeyboardInterrupt``; the sum so far is
-        normalised by the masks actually used) and ``steps_done`` (masks used).
+        A :class:`~saliency_lib.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)``, RISE's normalised
+        expectation (near [0, 1], not rescaled); ``model_calls`` (per image), ``target``, ``partial`` (stopped by
+        ``KeyboardInterrupt``; the sum so far is normalised by the masks actually used), ``steps_done`` (masks
+        used) and ``seconds``.
     """
+    began = time.perf_counter()
     images, _ = check_images(images, model)
     batch, _, height, width = images.shape
     check_int("grid_size", grid_size, 1, min(height, width))
@@ -132,22 +137,26 @@ def rise(
     saliency = total.clone() / (max(used, 1) * p_keep)
     if not bool(torch.isfinite(saliency).all()):
         raise ValueError("the model returned NaN or infinite values for a masked image")
-    saliency.model_calls = used
-    saliency.steps_done = used
-    saliency.partial = partial
-    saliency.target = targets
-    return saliency
+    return SaliencyResult(
+        maps=saliency,
+        model_calls=used,
+        target=targets.clone(),  # an ordinary tensor (not an inference tensor)
+        partial=partial,
+        steps_done=used,
+        seconds=time.perf_counter() - began,
+    )
 
 
 class RISE:
     """Captum-shaped entry point: ``RISE(model).attribute(images, target=...)`` is ``rise(model, images, target)``.
 
-    Returns ``(B, H, W)`` (per pixel), where Captum's methods return the input's shape.
+    Returns :func:`rise`'s :class:`~saliency_lib.results.SaliencyResult`: its maps are ``(B, H, W)`` (per pixel),
+    where Captum's methods return a tensor of the input's shape.
     """
 
     def __init__(self, forward_func) -> None:
         self.forward_func = forward_func
 
-    def attribute(self, inputs: torch.Tensor, target=None, **options) -> torch.Tensor:
-        """``(B, H, W)`` RISE saliency; ``options`` are :func:`rise`'s keyword arguments."""
+    def attribute(self, inputs: torch.Tensor, target=None, **options) -> SaliencyResult:
+        """:func:`rise`'s result (``.maps``: ``(B, H, W)``); ``options`` are its keyword arguments."""
         return rise(self.forward_func, inputs, target, **options)

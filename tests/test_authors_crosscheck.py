@@ -172,7 +172,7 @@ def test_package_oise_follows_the_authors_loop_step_by_step(monkeypatch, planted
     prob = R.TargetProbability(model, (0.0,), (1.0,))
     for index, seed in ((0, 0), (3, 11)):
         steps = 150
-        package = S.oise(model, images[index : index + 1], 0, n_steps=steps, seed=seed, reference=0.0)[0].numpy()
+        package = S.oise(model, images[index : index + 1], 0, n_steps=steps, seed=seed, reference=0.0).maps[0].numpy()
         stream = _PackageStream(seed, steps)
         raw = R.explain_and_update(
             lambda batch: prob(batch, 0), images[index : index + 1].numpy(), steps, stream, rule="package-stream"
@@ -195,7 +195,7 @@ def _planted_maps(planted_model, images, rule: str = "authors", seeds: tuple[int
     xs = images.numpy()
     pkg, ref, pkg_rise, ref_rise = [], [], [], []
     for seed in seeds:
-        pkg.append(S.oise(planted_model, images, targets, n_steps=STEPS, seed=seed, reference=0.0).numpy())
+        pkg.append(S.oise(planted_model, images, targets, n_steps=STEPS, seed=seed, reference=0.0).maps.numpy())
         rngs = [np.random.RandomState([seed, i]) for i in range(len(images))]
         raw = R.oise_reference(prob, xs, targets.numpy(), STEPS, rngs, reference=0.0, rule=rule)
         ref.append(np.stack([R.process_sal(s) for s in raw]))
@@ -211,7 +211,7 @@ def _planted_maps(planted_model, images, rule: str = "authors", seeds: tuple[int
                         n_masks=STEPS,
                         seed=C.package_rise_seed(seed, i),
                         reference=0.0,
-                    ).numpy()
+                    ).maps.numpy()
                     for i in range(len(images))
                 ]
             )

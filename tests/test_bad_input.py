@@ -124,10 +124,12 @@ def _maps(x) -> torch.Tensor:
 
 
 ENTRY_POINTS: dict[str, Callable] = {
-    "oise": lambda model, x, target, **o: saliency_lib.oise(model, x, target, n_steps=4, grid_size=4, seed=0, **o),
-    "rise": lambda model, x, target, **o: saliency_lib.rise(model, x, target, n_masks=4, grid_size=4, seed=0, **o),
-    "baselines.attribute": lambda model, x, target, method="occlusion", **o: baselines.attribute(
-        method, model, x, target, **({"window": 4, "stride": 4} if method == "occlusion" else {}), **o
+    "oise": lambda model, x, target, **o: saliency_lib.oise(model, x, target, n_steps=4, grid_size=4, seed=0, **o).maps,
+    "rise": lambda model, x, target, **o: saliency_lib.rise(model, x, target, n_masks=4, grid_size=4, seed=0, **o).maps,
+    "baselines.attribute": lambda model, x, target, method="occlusion", **o: (
+        baselines.attribute(
+            method, model, x, target, **({"window": 4, "stride": 4} if method == "occlusion" else {}), **o
+        ).maps
     ),
     "metrics.deletion": lambda model, x, target, **o: metrics.deletion(model, x, _maps(x), target, **o).curve,
     "metrics.insertion": lambda model, x, target, **o: metrics.insertion(model, x, _maps(x), target, **o).curve,

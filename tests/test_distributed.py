@@ -46,9 +46,9 @@ def _oise_job(model, images, out_dir: Path, calls: list):
 
     def job(block):
         calls.append(block.index)
-        maps = oise(model, images[block.start : block.stop], n_steps=12, seed=block.seed)
-        distributed.save_arrays(out_dir / f"block{block.index}.npz", maps=maps)
-        return [{"sum": float(m.sum()), "target": int(t)} for m, t in zip(maps, maps.target)]
+        result = oise(model, images[block.start : block.stop], n_steps=12, seed=block.seed)
+        distributed.save_arrays(out_dir / f"block{block.index}.npz", maps=result.maps)
+        return [{"sum": float(m.sum()), "target": int(t)} for m, t in zip(result.maps, result.target)]
 
     return job
 

@@ -249,7 +249,7 @@ def test_oise_maps_at_smaller_budgets_are_those_of_separate_runs():
         maps, calls, _ = Ev.budget_maps(data["model"], images, targets, "oise", {"n_chains": chains}, (10, 30))
         for budget in (10, 30):
             alone = oise(data["model"], images, targets, n_steps=budget, n_chains=chains, seed=0)
-            assert torch.equal(maps[budget], alone) and calls[budget] == alone.model_calls
+            assert torch.equal(maps[budget], alone.maps) and calls[budget] == alone.model_calls
 
 
 def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):

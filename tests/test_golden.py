@@ -117,24 +117,24 @@ def compute() -> dict[str, torch.Tensor]:
     model, images = PlantedModel().eval(), _images()
     for reference in ("mean", "blur", 0.5):
         key = reference if isinstance(reference, str) else "number"
-        out[f"oise/ref={key}"] = S.oise(model, images, n_steps=150, seed=3, reference=reference)
-        out[f"rise/ref={key}"] = S.rise(model, images, n_masks=150, seed=3, reference=reference)
-    out["oise/ref=tensor"] = S.oise(model, images, n_steps=100, seed=4, reference=images.flip(-1))
-    out["oise/chains=4"] = S.oise(model, images, n_steps=200, n_chains=4, seed=5)
-    out["oise/weight_by_score"] = S.oise(model, images, n_steps=130, seed=6, weight_by_score=True)
+        out[f"oise/ref={key}"] = S.oise(model, images, n_steps=150, seed=3, reference=reference).maps
+        out[f"rise/ref={key}"] = S.rise(model, images, n_masks=150, seed=3, reference=reference).maps
+    out["oise/ref=tensor"] = S.oise(model, images, n_steps=100, seed=4, reference=images.flip(-1)).maps
+    out["oise/chains=4"] = S.oise(model, images, n_steps=200, n_chains=4, seed=5).maps
+    out["oise/weight_by_score"] = S.oise(model, images, n_steps=130, seed=6, weight_by_score=True).maps
     out["oise/batch_size=2,grid=5"] = S.oise(
         model, images, n_steps=70, seed=7, batch_size=2, grid_size=5, p_init=0.5, step_size=0.1
-    )
-    out["oise/target=1"] = S.oise(model, images, 1, n_steps=90, seed=8)
+    ).maps
+    out["oise/target=1"] = S.oise(model, images, 1, n_steps=90, seed=8).maps
     out["rise/batch_size=50,grid=4"] = S.rise(
         model, images, n_masks=230, seed=9, batch_size=50, grid_size=4, p_keep=0.3
-    )
+    ).maps
 
     # Metrics on the trained Fashion CNN (the real thing), small and seeded.
     fashion = models.load("fashion-cnn")
     sample, labels = fashion_sample(n_per_class=1)
     sample, labels = sample[:4], labels[:4]
-    maps = S.rise(fashion, sample, labels, n_masks=200, seed=0)
+    maps = S.rise(fashion, sample, labels, n_masks=200, seed=0).maps
     out["fashion/rise_maps"] = maps
     for mode in ("deletion", "insertion"):
         result = getattr(metrics, mode)(fashion, sample, maps, labels, pixels_per_step=56)
@@ -148,7 +148,7 @@ def compute() -> dict[str, torch.Tensor]:
     # Our black-box methods through the baselines' one entry point (Captum's methods: see the module docstring).
     options = {"oise": {"n_steps": 100}, "rise": {"n_masks": 100}, "random": {}}
     for name in OUR_METHODS:
-        out[f"baselines/{name}"] = baselines.attribute(name, fashion, sample[:2], labels[:2], **options[name]).float()
+        out[f"baselines/{name}"] = baselines.attribute(name, fashion, sample[:2], labels[:2], **options[name]).maps
 
     # Part B: the latent search on two images with the shipped DCGAN.
     generator, discriminator = load_generator(), load_discriminator()
@@ -258,7 +258,7 @@ def test_the_check_catches_a_real_change(golden, now):
     # A tolerance that hid a behaviour change would be no test: one extra mask step, or a map nudged by 1%, fails.
     import saliency_lib as S
 
-    moved = {"oise/ref=mean": S.oise(PlantedModel().eval(), _images(), n_steps=151, seed=3, reference="mean")}
+    moved = {"oise/ref=mean": S.oise(PlantedModel().eval(), _images(), n_steps=151, seed=3, reference="mean").maps}
     assert check_outputs(moved, {"oise/ref=mean": golden["outputs"]["oise/ref=mean"]})
     nudged = {key: now[key] * 1.01 for key in ("rise/ref=blur", "metrics/deletion/auc")}
     assert len(check_outputs(nudged, {key: golden["outputs"][key] for key in nudged})) == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_lib import Recorder, oise
+from saliency_lib import OISE, Recorder, SaliencyResult, oise
 from saliency_lib import masks as M
 from saliency_lib.oise_method import OISEStep
 
@@ -73,16 +73,39 @@ def gray():
 # ------------------------------------------------------------------------------------------ shape and range
 
 
-def test_output_shape_range_and_attributes(gray):
+def test_output_shape_range_and_fields(gray):
     model, images = gray
-    saliency = oise(model, images, n_steps=50, seed=0)
+    result = oise(model, images, n_steps=50, seed=0)
+    assert isinstance(result, SaliencyResult)
+    saliency = result.maps
     assert saliency.shape == (3, 28, 28) and saliency.dtype == torch.float32
     assert saliency.min() >= 0 and saliency.max() <= 1 and torch.allclose(saliency.amax(dim=(1, 2)), torch.ones(3))
-    assert saliency.partial is False and saliency.steps_done == 50 and saliency.model_calls == 50
-    assert saliency.target.tolist() == [1, 1, 1] and saliency.history is None
-    assert not saliency.requires_grad
+    assert result.partial is False and result.steps_done == 50 and result.model_calls == 50
+    assert result.target.tolist() == [1, 1, 1] and result.target.dtype == torch.int64 and result.history is None
+    assert result.seconds > 0
+    assert not saliency.requires_grad and not saliency.is_inference() and not result.target.is_inference()
     single = oise(model, images[0], n_steps=20, seed=0)
-    assert single.shape == (1, 28, 28)
+    assert single.maps.shape == (1, 28, 28) and len(single) == 1
+
+
+def test_the_maps_are_a_plain_tensor_and_indexing_the_result_keeps_every_field(gray):
+    model, images = gray
+    result = oise(model, images, n_steps=30, n_chains=2, seed=0, record_every=5)
+    assert type(result.maps) is torch.Tensor
+    for name in ("model_calls", "partial", "steps_done", "target", "history", "seconds"):
+        assert not hasattr(result.maps, name), name
+    one = result[1]
+    assert isinstance(one, SaliencyResult) and one.maps.shape == (1, 28, 28)
+    assert torch.equal(one.maps, result.maps[1:2]) and one.target.tolist() == [1]
+    assert (one.model_calls, one.partial, one.steps_done, one.seconds) == (30, False, 15, result.seconds)
+    assert one.history.steps == result.history.steps
+    assert torch.equal(one.history.stacked()["grids"], result.history.stacked()["grids"][:, 1:2])
+    assert torch.equal(result[-1].maps, result.maps[2:]) and len(result[[0, 2]]) == 2 and len(result[1:]) == 2
+    assert [r.target.tolist() for r in result] == [[1], [1], [1]]
+    with pytest.raises(IndexError):
+        result[3]
+    with pytest.raises(TypeError, match="result.maps"):
+        result[0, 5]
 
 
 def test_same_seed_bit_identical_other_seed_different_global_state_untouched(gray):
@@ -90,8 +113,8 @@ def test_same_seed_bit_identical_other_seed_different_global_state_untouched(gra
     state = torch.get_rng_state()
     a = oise(model, images, n_steps=80, seed=3)
     b = oise(model, images, n_steps=80, seed=3)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, oise(model, images, n_steps=80, seed=4))
+    assert torch.equal(a.maps, b.maps)
+    assert not torch.equal(a.maps, oise(model, images, n_steps=80, seed=4).maps)
     assert torch.equal(state, torch.get_rng_state())
 
 
@@ -105,7 +128,7 @@ def test_batch_size_splits_calls_without_changing_the_result(gray):
         split = oise(model, images, 1, n_steps=10, n_chains=2, seed=1, batch_size=4)
     finally:
         hook.remove()
-    assert torch.equal(whole, split)
+    assert torch.equal(whole.maps, split.maps)
     assert n_whole == 5 and set(calls[:n_whole]) == {6}  # one call of B*K = 6 images per step
     assert max(calls[n_whole:]) == 4  # bounded by batch_size
 
@@ -116,7 +139,7 @@ def test_a_short_run_is_the_start_of_a_longer_one(gray):
     oise(model, images, n_steps=150, seed=5, callback=recorder)
     short = oise(model, images, n_steps=70, seed=5)
     assert recorder.steps == [1, 70, 140, 150]
-    assert torch.allclose(recorder.saliency[1], short)
+    assert torch.allclose(recorder.saliency[1], short.maps)
 
 
 # --------------------------------------------------------------- faithful: the loop is the pieces composed
@@ -152,7 +175,7 @@ def test_the_fast_loop_equals_the_pieces_composed_as_the_method_describes():
     model = SoftmaxModel()
     images = torch.rand(2, 1, 12, 10, generator=torch.Generator().manual_seed(1))
     target = torch.tensor([2, 4])
-    fast = oise(model, images, target, n_steps=150, seed=9, reference=0.3, grid_size=4, step_size=0.5)
+    fast = oise(model, images, target, n_steps=150, seed=9, reference=0.3, grid_size=4, step_size=0.5).maps
     slow = _reference_oise(model, images, target, 150, 9, 0.3, step_size=0.5, grid_size=4)
     # Tolerance: the fused loop vs the pieces one by one: same draws, 150 float32 masks summed in another order.
     assert torch.allclose(fast, slow, atol=1e-5)
@@ -205,13 +228,13 @@ def test_first_delta_p_is_p_and_steps_chain_p(gray):
 
 def test_record_every_returns_a_history(gray):
     model, images = gray
-    saliency = oise(model, images, n_steps=30, n_chains=2, seed=0, record_every=10)
-    history = saliency.history
+    result = oise(model, images, n_steps=30, n_chains=2, seed=0, record_every=10)
+    history = result.history
     assert history.steps == [1, 10, 15]  # 30 steps over 2 chains: 15 steps each
     stacked = history.stacked()
     assert stacked["grids"].shape == (3, 3, 2, 8, 8) and stacked["masks"].shape == (3, 3, 2, 28, 28)
     assert stacked["p"].shape == (3, 3, 2) and stacked["saliency"].shape == (3, 3, 28, 28)
-    assert torch.allclose(stacked["saliency"][-1], saliency)
+    assert torch.allclose(stacked["saliency"][-1], result.maps)
     stacked["saliency"] += 1  # ordinary tensors, not inference tensors
     chosen = oise(model, images, n_steps=30, seed=0, record_every=[2, 3, 29]).history
     assert chosen.steps == [2, 3, 29] and chosen.masks[0].shape == (3, 1, 28, 28)
@@ -221,8 +244,8 @@ def test_record_every_returns_a_history(gray):
 
 def test_chains_split_the_steps_and_count_model_calls(gray):
     model, images = gray
-    saliency = oise(model, images, n_steps=100, n_chains=8, seed=0)
-    assert saliency.steps_done == 13 and saliency.model_calls == 104
+    result = oise(model, images, n_steps=100, n_chains=8, seed=0)
+    assert result.steps_done == 13 and result.model_calls == 104
 
 
 def test_target_choices_change_the_map():
@@ -231,8 +254,15 @@ def test_target_choices_change_the_map():
     a = oise(model, images, 0, n_steps=60, seed=0, grid_size=4)
     b = oise(model, images, [0, 3], n_steps=60, seed=0, grid_size=4)
     assert a.target.tolist() == [0, 0] and b.target.tolist() == [0, 3]
-    assert torch.equal(a[0], b[0]) or not torch.equal(a[1], b[1])
-    assert not torch.equal(a[1], b[1])
+    assert torch.equal(a.maps[0], b.maps[0]) or not torch.equal(a.maps[1], b.maps[1])
+    assert not torch.equal(a.maps[1], b.maps[1])
+
+
+def test_the_captum_shaped_twin_returns_the_same_result(gray):
+    model, images = gray
+    twin = OISE(model).attribute(images, target=1, n_steps=20, seed=0)
+    assert isinstance(twin, SaliencyResult) and twin.model_calls == 20 and twin.target.tolist() == [1, 1, 1]
+    assert torch.equal(twin.maps, oise(model, images, 1, n_steps=20, seed=0).maps)
 
 
 def test_probabilities_output_gives_the_same_map_as_logits():
@@ -241,17 +271,17 @@ def test_probabilities_output_gives_the_same_map_as_logits():
     images = torch.rand(2, 1, 12, 10, generator=torch.Generator().manual_seed(0))
     a = oise(model, images, n_steps=40, seed=2, grid_size=4)
     b = oise(probabilities, images, n_steps=40, seed=2, grid_size=4, output="probabilities")
-    assert torch.equal(a, b)
+    assert torch.equal(a.maps, b.maps)
     with pytest.raises(ValueError, match="probabilities"):
         oise(model, images, n_steps=5, output="probabilities")
 
 
 def test_weight_by_score_and_blur_reference_are_options_that_still_localise(gray):
     model, images = gray
-    plain = oise(model, images, n_steps=300, seed=0)
-    weighted = oise(model, images, n_steps=300, seed=0, weight_by_score=True)
+    plain = oise(model, images, n_steps=300, seed=0).maps
+    weighted = oise(model, images, n_steps=300, seed=0, weight_by_score=True).maps
     # A blurred copy keeps much of the region's brightness, so the signal is weaker: more steps.
-    blurred = oise(model, images, n_steps=1000, seed=0, reference="blur")
+    blurred = oise(model, images, n_steps=1000, seed=0, reference="blur").maps
     assert not torch.equal(plain, weighted)
     for saliency in (weighted, blurred):
         assert region_iou(saliency[0], GRAY_REGION, (28, 28)) > 0.4
@@ -266,7 +296,8 @@ def test_keyboard_interrupt_returns_the_partial_map(gray):
 
     partial = oise(model, images, n_steps=100, seed=1, callback=stop_at_seven)
     assert partial.partial is True and partial.steps_done == 7 and partial.model_calls == 7
-    assert torch.allclose(partial, oise(model, images, n_steps=7, seed=1))
+    assert partial[0].partial is True and partial[0].steps_done == 7  # indexing keeps it
+    assert torch.allclose(partial.maps, oise(model, images, n_steps=7, seed=1).maps)
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -361,7 +392,7 @@ def test_a_model_that_turns_masked_images_into_nan_is_reported():
 def test_oise_points_into_and_covers_a_planted_region(channels, size, region):
     model = PlantedModel(region)
     images = planted_images(2, channels, *size, region, seed=1)
-    saliency = oise(model, images, n_steps=600, seed=0, reference=0.0)
+    saliency = oise(model, images, n_steps=600, seed=0, reference=0.0).maps
     r0, r1, c0, c1 = region
     for b in range(2):
         iou = region_iou(saliency[b], region, size)
@@ -398,8 +429,8 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
 
     model = _fashion_or_skip()
     images, _ = data.fashion_sample(n_per_class=3)  # 30 test images, 3 per class
-    saliency = oise(model, images, n_steps=1000, seed=0)  # one batched call: 30 images per step
-    target = saliency.target
+    result = oise(model, images, n_steps=1000, seed=0)  # one batched call: 30 images per step
+    saliency, target = result.maps, result.target
     count = len(images)
     k = int(0.1 * 28 * 28)
     reference = model.spec.reference()

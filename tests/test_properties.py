@@ -281,12 +281,13 @@ def test_oise_maps_are_unit_range_seeded_and_batch_size_free(case, n_steps, batc
     images, options = case
     assume(options["n_chains"] <= n_steps)
     before = images.clone()
-    maps = saliency_lib.oise(MODEL, images, n_steps=n_steps, **options)
+    result = saliency_lib.oise(MODEL, images, n_steps=n_steps, **options)
+    maps = result.maps
     assert maps.shape == (images.shape[0], *images.shape[-2:]) and maps.dtype == torch.float32
     assert torch.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
-    assert maps.steps_done == -(-n_steps // options["n_chains"]) and not maps.partial
-    assert torch.equal(maps, saliency_lib.oise(MODEL, images, n_steps=n_steps, **options))
-    assert torch.equal(maps, saliency_lib.oise(MODEL, images, n_steps=n_steps, batch_size=batch_size, **options))
+    assert result.steps_done == -(-n_steps // options["n_chains"]) and not result.partial
+    assert torch.equal(maps, saliency_lib.oise(MODEL, images, n_steps=n_steps, **options).maps)
+    assert torch.equal(maps, saliency_lib.oise(MODEL, images, n_steps=n_steps, batch_size=batch_size, **options).maps)
     assert torch.equal(images, before)
 
 
@@ -301,15 +302,15 @@ def test_a_short_oise_run_is_the_prefix_of_a_longer_one(case, short, extra):
     ha, hb = a.history.stacked(), b.history.stacked()
     for key in ("grids", "masks", "p", "saliency"):
         assert torch.equal(ha[key], hb[key][:short]), key
-    assert torch.equal(a, hb["saliency"][short - 1])
+    assert torch.equal(a.maps, hb["saliency"][short - 1])
 
 
 @FEW
 @given(case=oise_cases())
 def test_oise_target_shapes(case):
     images, options = case
-    maps = saliency_lib.oise(MODEL, images[0], 1, n_steps=options["n_chains"] + 1, **options)  # a (C, H, W) image
-    assert maps.shape == (1, *images.shape[-2:]) and maps.target.tolist() == [1]
+    result = saliency_lib.oise(MODEL, images[0], 1, n_steps=options["n_chains"] + 1, **options)  # a (C, H, W) image
+    assert result.maps.shape == (1, *images.shape[-2:]) and result.target.tolist() == [1]
 
 
 # ---- rise -------------------------------------------------------------------------------------------------------
@@ -326,14 +327,15 @@ def test_rise_maps_are_finite_seeded_and_batch_size_free(images, data, n_masks, 
         seed=data.draw(st.integers(0, 99)),
     )
     before = images.clone()
-    maps = saliency_lib.rise(MODEL, images, n_masks=n_masks, **options)
+    result = saliency_lib.rise(MODEL, images, n_masks=n_masks, **options)
+    maps = result.maps
     assert maps.shape == (images.shape[0], *images.shape[-2:]) and maps.dtype == torch.float32
     assert torch.isfinite(maps).all() and maps.min() >= 0
     # Each mask is in [0, 1] and each p in [0, 1]: the expectation is at most 1 / p_keep.
     assert maps.max() <= 1 / options["p_keep"] + 1e-5
-    assert maps.model_calls == n_masks
-    assert torch.equal(maps, saliency_lib.rise(MODEL, images, n_masks=n_masks, **options))
-    assert torch.equal(maps, saliency_lib.rise(MODEL, images, n_masks=n_masks, batch_size=batch_size, **options))
+    assert result.model_calls == n_masks
+    assert torch.equal(maps, saliency_lib.rise(MODEL, images, n_masks=n_masks, **options).maps)
+    assert torch.equal(maps, saliency_lib.rise(MODEL, images, n_masks=n_masks, batch_size=batch_size, **options).maps)
     assert torch.equal(images, before)
 
 
@@ -453,10 +455,10 @@ def test_one_and_two_threads_agree():
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            maps = saliency_lib.oise(model, images, n_steps=60, n_chains=2, seed=0)
+            maps = saliency_lib.oise(model, images, n_steps=60, n_chains=2, seed=0).maps
             out[n] = (
                 maps,
-                saliency_lib.rise(model, images, n_masks=60, seed=0),
+                saliency_lib.rise(model, images, n_masks=60, seed=0).maps,
                 metrics.deletion(model, images, maps).auc,
             )
     finally:

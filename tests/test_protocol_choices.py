@@ -136,7 +136,7 @@ def test_last_sum_gives_oise_its_own_map(planted_model, planted_images):
     keeper = P.LastSum()
     final = oise(planted_model, planted_images, 0, n_steps=20, seed=1, callback=keeper)
     assert keeper.total.shape == (3, 28, 28)
-    assert torch.equal(P.oise_map_variants(keeper.total)["oise_mean1.0"], final)
+    assert torch.equal(P.oise_map_variants(keeper.total)["oise_mean1.0"], final.maps)
 
 
 def _fake_part(directory: Path, indices: list[int], generator: torch.Generator) -> list[dict]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from saliency_lib import RISE, SaliencyResult, rise
 from saliency_lib import masks as M
-from saliency_lib import rise
 
 
 class PlantedModel(nn.Module):
@@ -39,7 +39,7 @@ def test_rise_is_the_score_weighted_mean_of_its_masks():
     """Recompute RISE by hand from the same random masks: sum_i p_i m_i / (N p_keep)."""
     model = PlantedModel(REGION)
     images = planted_images(2, 1, 28, 28, REGION)
-    saliency = rise(model, images, 1, n_masks=250, seed=4, p_keep=0.4, reference=0.0)
+    result = rise(model, images, 1, n_masks=250, seed=4, p_keep=0.4, reference=0.0)
     gen = torch.Generator().manual_seed(4)
     upsampler = M.Upsampler(8, (28, 28))
     total = torch.zeros(2, 28, 28)
@@ -52,21 +52,27 @@ def test_rise_is_the_score_weighted_mean_of_its_masks():
                 p = model(M.apply_mask(images[b : b + 1].expand(count, -1, -1, -1), masks, 0.0)).softmax(1)[:, 1]
             total[b] += (p[:, None, None] * masks).sum(0)
     # Tolerance: 250 weighted float32 masks summed in another order (values ~1).
-    assert torch.allclose(saliency, total / (250 * 0.4), atol=1e-5)
-    assert saliency.model_calls == 250 and saliency.partial is False and saliency.target.tolist() == [1, 1]
+    assert torch.allclose(result.maps, total / (250 * 0.4), atol=1e-5)
+    assert result.model_calls == 250 and result.partial is False and result.target.tolist() == [1, 1]
+    assert result.steps_done == 250 and result.seconds > 0 and result.history is None
 
 
 def test_rise_shapes_seed_and_batch_size():
     model = PlantedModel(REGION)
     images = planted_images(3, 1, 28, 28, REGION)
     state = torch.get_rng_state()
-    a = rise(model, images, n_masks=120, seed=1)
+    result = rise(model, images, n_masks=120, seed=1)
+    assert isinstance(result, SaliencyResult) and type(result.maps) is torch.Tensor
+    assert not hasattr(result.maps, "model_calls") and not result.target.is_inference()
+    a = result.maps
     assert a.shape == (3, 28, 28) and torch.isfinite(a).all() and a.min() >= 0
-    assert torch.equal(a, rise(model, images, n_masks=120, seed=1))
-    assert torch.equal(a, rise(model, images, n_masks=120, seed=1, batch_size=7))
-    assert not torch.equal(a, rise(model, images, n_masks=120, seed=2))
+    assert torch.equal(a, rise(model, images, n_masks=120, seed=1).maps)
+    assert torch.equal(a, rise(model, images, n_masks=120, seed=1, batch_size=7).maps)
+    assert not torch.equal(a, rise(model, images, n_masks=120, seed=2).maps)
     assert torch.equal(state, torch.get_rng_state())
-    assert rise(model, images[0], n_masks=10, seed=0).shape == (1, 28, 28)
+    assert rise(model, images[0], n_masks=10, seed=0).maps.shape == (1, 28, 28)
+    twin = RISE(model).attribute(images, n_masks=120, seed=1)  # the Captum-shaped twin: the same result
+    assert isinstance(twin, SaliencyResult) and torch.equal(twin.maps, a) and twin.model_calls == 120
 
 
 @pytest.mark.parametrize(
@@ -80,7 +86,7 @@ def test_rise_shapes_seed_and_batch_size():
 def test_rise_points_into_and_covers_a_planted_region(channels, size, region):
     model = PlantedModel(region)
     images = planted_images(2, channels, *size, region, seed=1)
-    saliency = rise(model, images, n_masks=600, seed=0, reference=0.0)
+    saliency = rise(model, images, n_masks=600, seed=0, reference=0.0).maps
     r0, r1, c0, c1 = region
     truth = torch.zeros(size, dtype=torch.bool)
     truth[r0:r1, c0:c1] = True
@@ -105,8 +111,10 @@ def test_rise_stops_cleanly_on_keyboard_interrupt():
             return super().forward(images)
 
     model = StopAfterTwoCalls(REGION)
-    saliency = rise(model, planted_images(1, 1, 28, 28, REGION), 1, n_masks=1000, seed=0)
-    assert saliency.partial is True and saliency.model_calls == 200 and torch.isfinite(saliency).all()
+    result = rise(model, planted_images(2, 1, 28, 28, REGION), 1, n_masks=1000, seed=0)
+    assert result.partial is True and result.model_calls == result.steps_done == 200
+    assert torch.isfinite(result.maps).all()
+    assert result[1].partial is True and result[1].model_calls == 200  # indexing keeps it
 
 
 @pytest.mark.parametrize(

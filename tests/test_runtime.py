@@ -78,10 +78,10 @@ def fast_vs_pytorch(cache: Path) -> dict[str, float]:
         "probabilities": (got - expected).abs().max().item(),
         "top1_disagreements": float((got.argmax(dim=1) != expected.argmax(dim=1)).sum()),
         "oise_map": relative(
-            oise(fast, one_each, n_steps=200, seed=0), oise(torch_model, one_each, n_steps=200, seed=0)
+            oise(fast, one_each, n_steps=200, seed=0).maps, oise(torch_model, one_each, n_steps=200, seed=0).maps
         ),
         "rise_map": relative(
-            rise(fast, one_each, n_masks=100, seed=0), rise(torch_model, one_each, n_masks=100, seed=0)
+            rise(fast, one_each, n_masks=100, seed=0).maps, rise(torch_model, one_each, n_masks=100, seed=0).maps
         ),
     }
 

@@ -36,7 +36,7 @@ USE = textwrap.dedent(
     fashion = models.load("fashion-cnn")  # hash-checked, torch.load(weights_only=True)
     clutter = models.load("clutter-cnn")
     images, labels = data.fashion_sample(n_per_class=1)
-    maps = oise(fashion, images[:2], labels[:2], n_steps=30, seed=0)
+    maps = oise(fashion, images[:2], labels[:2], n_steps=30, seed=0).maps
     print(json.dumps({"maps": list(maps.shape), "max": float(maps.max()), "clutter": type(clutter).__name__}))
     """
 )

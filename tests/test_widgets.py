@@ -175,7 +175,7 @@ def test_loop_panel_run_equals_oise_and_scrubbing_does_not_recompute(planted_mod
     assert panel.counts["renders"] == 2  # the empty figure and the final frame: nobody watched, no live frames
     expected = oise(planted_model, planted_images[:1], n_steps=120, n_chains=2, seed=5)
     # Tolerance: the panel's run vs oise() with the same seed: same draws, float32 sums.
-    assert torch.allclose(panel.result, expected[0], atol=1e-6)
+    assert torch.allclose(panel.result, expected.maps[0], atol=1e-6)
     assert panel.result_info == {"partial": False, "steps_done": 60, "model_calls": 120, "target": 0}
     assert panel.progress.value == panel.progress.max == 60
     assert len(panel.p_trace) == 60 and len(panel.frames) >= 10

@@ -233,10 +233,10 @@ def test_run_every_method_matches_the_library(loader, tmp_path):
     model, image, target = panel.model, panel.image, panel.target
     assert target == int(model(image).argmax())
     assert panel.calls["oise"] == 40 and panel.calls["rise"] == 40
-    assert torch.equal(panel.maps["oise"], oise(model, image, target, n_steps=40, seed=3)[0])
+    assert torch.equal(panel.maps["oise"], oise(model, image, target, n_steps=40, seed=3).maps[0])
     # Tolerance: the panel's RISE vs rise() with the same seed: float32 sums in another batch shape.
-    assert torch.allclose(panel.maps["rise"], rise(model, image, target, n_masks=40, seed=3)[0], atol=1e-6)
-    assert torch.allclose(panel.maps["gradcam"], baselines.attribute("gradcam", model, image, target)[0])
+    assert torch.allclose(panel.maps["rise"], rise(model, image, target, n_masks=40, seed=3).maps[0], atol=1e-6)
+    assert torch.allclose(panel.maps["gradcam"], baselines.attribute("gradcam", model, image, target).maps[0])
     assert "run 1: done" in panel.status.value and "small" in panel.status.value
     assert "OISE" in panel.table.value and "seconds" in panel.table.value
     assert not panel.save_button.disabled and panel.run_button.disabled is False
@@ -250,7 +250,7 @@ def test_fast_runtime_gives_the_same_oise_map(loader, tmp_path, monkeypatch):
     panel = make_panel(loader, tmp_path, methods=("oise",), runtime="auto", budget=25)
     panel.run(block=True)
     assert panel.outcome == {"oise": "done"}
-    expected = oise(panel.model, panel.image, panel.target, n_steps=25, seed=0)[0]
+    expected = oise(panel.model, panel.image, panel.target, n_steps=25, seed=0).maps[0]
     # Tolerance: runtime='auto' (maybe ONNX Runtime) vs oise() on the same loaded model: float32 sums.
     assert torch.allclose(panel.maps["oise"], expected, atol=1e-5)
 

@@ -117,8 +117,8 @@ class EvaluationPanel(ipywidgets.VBox):
         began = time.perf_counter()
         for name in chosen:
             self.status.value = f"Explaining with {name}..."
-            maps = baselines.attribute(name, self.model, image, self._target(), **self.options.get(name, {}))
-            self.maps[name] = maps[0].detach().cpu()
+            result = baselines.attribute(name, self.model, image, self._target(), **self.options.get(name, {}))
+            self.maps[name] = result.maps[0].cpu()
         stacked = torch.stack([self.maps[name] for name in chosen])
         repeated = image.expand(len(chosen), -1, -1, -1)
         target = self._target()

@@ -181,7 +181,7 @@ class LoopPanel(BackgroundRun, ipywidgets.VBox):
                 callback=self._callback,
                 **self.oise_options,
             )
-            self.result = result[0]
+            self.result = result.maps[0]
             self.result_info = {
                 "partial": result.partial,
                 "steps_done": result.steps_done,

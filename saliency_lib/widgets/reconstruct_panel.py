@@ -119,7 +119,7 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
                 return None
             if found.partial:
                 return None
-            self.maps[key] = found[0]
+            self.maps[key] = found.maps[0]
         return self.maps[key]
 
     def _check_stop(self, *_state) -> None:

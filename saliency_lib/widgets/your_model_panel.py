@@ -483,14 +483,13 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                     if self._stop.is_set():
                         raise KeyboardInterrupt  # oise catches it and returns the partial map
 
-                maps = oise(self._black_box(), image, self.target, n_steps=budget, seed=seed, callback=watch)
-                calls, partial = int(maps.model_calls), bool(maps.partial)
+                result = oise(self._black_box(), image, self.target, n_steps=budget, seed=seed, callback=watch)
+                calls = result.model_calls
             else:
                 if method == "rise":
                     inner = self._black_box()
                     wrapped = StoppableModel(inner, self._stop, self._progress)
-                    maps = rise(wrapped, image, self.target, n_masks=budget, seed=seed)
-                    partial = bool(maps.partial)
+                    result = rise(wrapped, image, self.target, n_masks=budget, seed=seed)
                 else:
                     wrapped = StoppableModel(self.model, self._stop, self._progress)
                     options = {
@@ -498,8 +497,7 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                         "occlusion": {"batch_size": 16},
                         "integrated_gradients": {"batch_size": 8},
                     }.get(method, {})
-                    maps = baselines.attribute(method, wrapped, image, self.target, **options)
-                    partial = False
+                    result = baselines.attribute(method, wrapped, image, self.target, **options)
                 calls = wrapped.calls
         except KeyboardInterrupt:  # a method without a partial result (the baselines)
             self.seconds[method] = time.perf_counter() - start
@@ -510,9 +508,9 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
             self.outcome[method] = f"error: {type(error).__name__}: {error}"
             return
         self.seconds[method] = time.perf_counter() - start
-        self.maps[method] = maps[0].detach().float().cpu()
+        self.maps[method] = result.maps[0].cpu()
         self.calls[method] = calls
-        self.outcome[method] = "stopped" if partial else "done"
+        self.outcome[method] = "stopped" if result.partial else "done"
         self.progress.value = self.progress.max
 
     def _show_table(self) -> None:
