@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import uploads
-from ._checks import check_int
+from ._checks import check_choice, check_int
 from .core import class_probabilities, resolve_target
 
 __all__ = [
@@ -94,10 +94,8 @@ def explain_file(
     from .oise_method import oise
     from .rise_method import rise
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose oise or rise")
-    if model_name not in models.MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(models.MODEL_NAMES)}")
+    check_choice("method", method, METHODS)
+    check_choice("model", model_name, models.MODEL_NAMES)
     check_int("steps", steps, 1)
     _check_readable(path)  # before loading the model: a typo in the path fails at once
     try:
@@ -229,10 +227,8 @@ def explain_folder(
     from .oise_method import oise
     from .rise_method import rise
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose oise or rise")
-    if model_name not in models.MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(models.MODEL_NAMES)}")
+    check_choice("method", method, METHODS)
+    check_choice("model", model_name, models.MODEL_NAMES)
     check_int("steps", steps, 1)
     check_int("chains", chains, 1)
     files = folder_images(folder)

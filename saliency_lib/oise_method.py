@@ -50,11 +50,11 @@ from .core import (
 )
 from .results import Recorder, SaliencyResult
 
-__all__ = ["oise", "OISE", "OISEStep", "Recorder"]
+__all__ = ["oise", "OISE", "OISEStep", "Recorder", "RANDOM_CHUNK"]
 
 # Random numbers are drawn for this many steps at a time. A constant (not tied to batch_size or n_steps), so
 # a run with n_steps=N is the first N steps of a longer run with the same seed.
-_RANDOM_CHUNK = 64
+RANDOM_CHUNK = 64
 # Upper bound on the pre-selected upsampling weights kept per chunk (bytes); above it they are picked per step.
 _WEIGHTS_BUDGET = 16 * 2**20
 
@@ -213,22 +213,22 @@ def oise(
         total = torch.zeros(batch, height, width, device=device)
         # Pre-select upsampling weights for a whole chunk only when that stays small (e.g. 28 px images).
         per_step_bytes = rows_total * (height + width) * grid_size * 4
-        preselect = per_step_bytes * _RANDOM_CHUNK <= _WEIGHTS_BUDGET
+        preselect = per_step_bytes * RANDOM_CHUNK <= _WEIGHTS_BUDGET
         done = 0
         partial = False
         bar = tqdm(total=steps, desc="OISE", unit="step", disable=not progress, leave=False)
         try:
-            for start in range(0, steps, _RANDOM_CHUNK):
+            for start in range(0, steps, RANDOM_CHUNK):
                 # Always draw a full chunk (in a fixed order) so shorter runs are prefixes of longer ones.
                 uniforms = torch.rand(
-                    _RANDOM_CHUNK, rows_total, grid_size, grid_size, generator=generator, device=device
+                    RANDOM_CHUNK, rows_total, grid_size, grid_size, generator=generator, device=device
                 )
-                dys = torch.randint(0, cell_h, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
-                dxs = torch.randint(0, cell_w, (_RANDOM_CHUNK, rows_total), generator=generator, device=device)
+                dys = torch.randint(0, cell_h, (RANDOM_CHUNK, rows_total), generator=generator, device=device)
+                dxs = torch.randint(0, cell_w, (RANDOM_CHUNK, rows_total), generator=generator, device=device)
                 uniform_steps = uniforms.unbind(0)  # views, so the loop does not index per step
                 if preselect:
                     chunk_rows, chunk_cols = upsampler.rows[dys].unbind(0), upsampler.cols_t[dxs].unbind(0)
-                for offset in range(min(_RANDOM_CHUNK, steps - start)):
+                for offset in range(min(RANDOM_CHUNK, steps - start)):
                     if first_probs is not None:
                         probs, first_probs = first_probs, None
                     else:

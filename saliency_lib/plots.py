@@ -36,6 +36,7 @@ __all__ = [
     "plot_method_grid",
     "plot_benchmark_bars",
     "scaled_map",
+    "colour_range",
     # reconstruction (notebook 05)
     "plot_inpainting_setup",
     "plot_variations",
@@ -286,11 +287,10 @@ def compare_maps(
     )
     show_image(axes[0, 0], image, "image")
     for ax, (name, values) in zip(axes[0, 1:], maps.items()):
-        array = as_array(values)
-        low, high = float(array.min()), float(array.max())
-        if high <= low:
-            low, high = low - 0.5, high + 0.5  # a flat map: one colour, no division by zero
-        overlay(ax, image, array, alpha=alpha, title=name, cmap=cmap, vmin=low, vmax=high, label="saliency (own range)")
+        low, high = colour_range(values)
+        overlay(
+            ax, image, values, alpha=alpha, title=name, cmap=cmap, vmin=low, vmax=high, label="saliency (own range)"
+        )
     figure.suptitle(
         (f"{title}\n" if title else "") + "each map coloured from its own minimum to its own maximum", fontsize=10
     )
@@ -302,11 +302,32 @@ def compare_maps(
 # benchmark bars with confidence intervals. All draw from tensors/dicts the library returns (metrics, benchmark).
 
 
-def scaled_map(values) -> np.ndarray:
-    """A map min-max scaled to [0, 1] (flat maps become 0), so methods with different units share a colour bar."""
+def colour_range(values, *, signed: bool = False) -> tuple[float, float]:
+    """The colour range ``(vmin, vmax)`` of one map ``(H, W)``: the one home of map colour scaling.
+
+    A map runs from its smallest to its largest finite value, so a map whose values all lie in a narrow band (RISE's)
+    shows its structure; ``signed``: symmetric around 0 (red for, blue against). A flat map gets a unit range
+    around its value (one colour, no division by zero); a map with no finite value gets ``(0, 1)``.
+    """
     array = as_array(values).astype(np.float64)
-    span = array.max() - array.min()
-    return ((array - array.min()) / span if span > 0 else np.zeros_like(array)).astype(np.float32)
+    finite = array[np.isfinite(array)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if signed:
+        bound = max(abs(low), abs(high)) or 1.0
+        return -bound, bound
+    if high <= low:
+        return low - 0.5, high + 0.5
+    return low, high
+
+
+def scaled_map(values) -> np.ndarray:
+    """A map min-max scaled to [0, 1] by :func:`colour_range` (flat maps become 0), so methods with different units
+    share a colour bar."""
+    array = as_array(values).astype(np.float64)
+    if not array.max() > array.min():
+        return np.zeros_like(array, dtype=np.float32)
+    low, high = colour_range(array)
+    return ((array - low) / (high - low)).astype(np.float32)
 
 
 def plot_curves(

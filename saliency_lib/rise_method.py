@@ -59,7 +59,8 @@ def rise(
         n_masks: number of random masks = model calls per image (RISE: 4000 for ResNet50). Masks are drawn in
             chunks of 100, so ``n_masks = N`` draws the first N masks of a longer run only when N is a multiple of 100.
         grid_size: cells per side (RISE: 7 or 8).
-        p_keep: probability a cell is on (RISE: 0.5).
+        p_keep: probability a cell is on (0.5 as in RISE's easy-start notebook, which the authors copied; RISE's
+            saliency and evaluation notebooks use 0.1 with s = 8 or 10, compared in protocol_choices.md).
         reference: masked-pixel value, as in :func:`saliency_lib.oise_method.oise` (default: the dataset mean = RISE's 0
             after normalisation).
         batch_size: masked images per model call, over all images (default:

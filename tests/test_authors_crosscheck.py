@@ -46,7 +46,7 @@ from conftest import PlantedModel  # noqa: E402
 from saliency_lib import data, metrics  # noqa: E402
 from saliency_lib import masks as M  # noqa: E402
 from saliency_lib.core import class_probabilities, resolve_reference  # noqa: E402
-from saliency_lib.oise_method import _RANDOM_CHUNK  # noqa: E402
+from saliency_lib.oise_method import RANDOM_CHUNK  # noqa: E402
 
 SEEDS = (0, 1)
 STEPS = 300  # model calls per image in the statistical tests (the benchmark: 2,000 and 5,000)
@@ -125,7 +125,7 @@ def test_the_authors_loop_calls_the_model_once_per_step():
 class _PackageStream:
     """Serves the reference's random calls from the package's own random stream, so both loops see the same
     randomness (one image). It replays ``oise``'s drawing order: ``init_grid`` (``rand < 0.3``), the first
-    ``random_shifts``, then per chunk of ``_RANDOM_CHUNK`` steps the uniforms and the row and column shifts. If
+    ``random_shifts``, then per chunk of ``RANDOM_CHUNK`` steps the uniforms and the row and column shifts. If
     the package changes that order, this class (not the method) needs the change.
     """
 
@@ -135,11 +135,11 @@ class _PackageStream:
         first_dy = int(torch.randint(0, cell[0], (1,), generator=generator))  # random_shifts: all dy, then all dx
         shifts = [(first_dy, int(torch.randint(0, cell[1], (1,), generator=generator)))]
         self.uniforms = []
-        for start in range(0, n_steps, _RANDOM_CHUNK):
-            uniforms = torch.rand(_RANDOM_CHUNK, 1, grid_size, grid_size, generator=generator)
-            dys = torch.randint(0, cell[0], (_RANDOM_CHUNK, 1), generator=generator)
-            dxs = torch.randint(0, cell[1], (_RANDOM_CHUNK, 1), generator=generator)
-            for k in range(min(_RANDOM_CHUNK, n_steps - start)):
+        for start in range(0, n_steps, RANDOM_CHUNK):
+            uniforms = torch.rand(RANDOM_CHUNK, 1, grid_size, grid_size, generator=generator)
+            dys = torch.randint(0, cell[0], (RANDOM_CHUNK, 1), generator=generator)
+            dxs = torch.randint(0, cell[1], (RANDOM_CHUNK, 1), generator=generator)
+            for k in range(min(RANDOM_CHUNK, n_steps - start)):
                 self.uniforms.append(uniforms[k, 0].double().numpy())
                 shifts.append((int(dys[k, 0]), int(dxs[k, 0])))
         self._uniforms = iter(self.uniforms)

@@ -97,8 +97,8 @@ def test_explain_with_rise_and_a_chosen_target(photo, tmp_path, capsys):
     [
         (["{missing}"], "image not found"),
         (["{broken}"], "cannot read"),
-        (["{photo}", "--model", "alexnet"], "unknown model 'alexnet'"),
-        (["{photo}", "--method", "lime"], "unknown method 'lime'"),
+        (["{photo}", "--model", "alexnet"], "model must be one of"),
+        (["{photo}", "--method", "lime"], "method must be one of"),
         (["{photo}", "--steps", "0"], "steps must be >= 1"),
         (["{photo}", "--out", "map.txt"], "--out must end in"),
         (["{photo}", "--target", "1000", "--steps", "1"], "target must be a class index in [0, 999]"),

@@ -8,33 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import bright_region_images, region_model
 from saliency_lib import OISE, Recorder, SaliencyResult, oise
 from saliency_lib import masks as M
 from saliency_lib.oise_method import OISEStep
-
-
-class PlantedModel(nn.Module):
-    """Two classes; class 1's logit depends only on the mean brightness inside ``region`` (rows, cols)."""
-
-    def __init__(self, region: tuple[int, int, int, int], gain: float = 12.0, threshold: float = 0.45):
-        super().__init__()
-        self.region = region
-        self.gain, self.threshold = gain, threshold
-        self.register_buffer("anchor", torch.zeros(()))  # gives the model a device
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        r0, r1, c0, c1 = self.region
-        evidence = images[:, :, r0:r1, c0:c1].mean(dim=(1, 2, 3))
-        return torch.stack([torch.zeros_like(evidence), self.gain * (evidence - self.threshold)], dim=1)
-
-
-def planted_images(batch: int, channels: int, height: int, width: int, region, seed: int = 0) -> torch.Tensor:
-    """Dim noisy background, a bright region."""
-    gen = torch.Generator().manual_seed(seed)
-    images = 0.25 * torch.rand(batch, channels, height, width, generator=gen)
-    r0, r1, c0, c1 = region
-    images[:, :, r0:r1, c0:c1] = 0.7 + 0.3 * torch.rand(batch, channels, r1 - r0, c1 - c0, generator=gen)
-    return images
 
 
 def region_iou(saliency: torch.Tensor, region, size) -> float:
@@ -67,7 +44,7 @@ GRAY_REGION = (4, 12, 14, 24)
 
 @pytest.fixture(scope="module")
 def gray():
-    return PlantedModel(GRAY_REGION), planted_images(3, 1, 28, 28, GRAY_REGION)
+    return region_model(GRAY_REGION), bright_region_images(3, 1, 28, 28, GRAY_REGION)
 
 
 # ------------------------------------------------------------------------------------------ shape and range
@@ -390,8 +367,8 @@ def test_a_model_that_turns_masked_images_into_nan_is_reported():
     ],
 )
 def test_oise_points_into_and_covers_a_planted_region(channels, size, region):
-    model = PlantedModel(region)
-    images = planted_images(2, channels, *size, region, seed=1)
+    model = region_model(region)
+    images = bright_region_images(2, channels, *size, region, seed=1)
     saliency = oise(model, images, n_steps=600, seed=0, reference=0.0).maps
     r0, r1, c0, c1 = region
     for b in range(2):

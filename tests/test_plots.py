@@ -190,3 +190,18 @@ def test_agreement_curves_read_ci95_as_low_high():
     low, high = sorted(segments[0][:, 1])
     assert (low, high) == pytest.approx((70.0, 85.0))
     plt.close(figure)
+
+
+def test_colour_range_is_the_one_scaling_of_every_map_figure():
+    from saliency_lib.plots import colour_range, scaled_map
+    from saliency_lib.widgets.your_model_panel import map_scale
+
+    narrow = torch.tensor([[0.60, 0.62], [0.61, 0.64]])
+    assert colour_range(narrow) == pytest.approx((0.60, 0.64))
+    assert colour_range(torch.tensor([[-0.2, 0.5]]), signed=True) == (-0.5, 0.5)
+    assert colour_range(torch.full((2, 2), 0.3)) == pytest.approx((-0.2, 0.8))  # flat: one colour, a unit range
+    assert colour_range(torch.tensor([[float("nan"), 2.0, 4.0]])) == (2.0, 4.0)
+    assert (map_scale("rise", narrow)["vmin"], map_scale("rise", narrow)["vmax"]) == colour_range(narrow)
+    assert (map_scale("lime", narrow)["vmin"], map_scale("lime", narrow)["vmax"]) == colour_range(narrow, signed=True)
+    assert scaled_map(narrow).min() == 0 and scaled_map(narrow).max() == pytest.approx(1)
+    assert not scaled_map(torch.full((2, 2), 0.3)).any()

@@ -4,41 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
+from conftest import PlantedModel, bright_region_images, region_model
 from saliency_lib import RISE, SaliencyResult, rise
 from saliency_lib import masks as M
-
-
-class PlantedModel(nn.Module):
-    """Two classes; class 1's logit depends only on the mean brightness inside ``region`` (rows, cols)."""
-
-    def __init__(self, region):
-        super().__init__()
-        self.region = region
-        self.register_buffer("anchor", torch.zeros(()))
-
-    def forward(self, images):
-        r0, r1, c0, c1 = self.region
-        evidence = images[:, :, r0:r1, c0:c1].mean(dim=(1, 2, 3))
-        return torch.stack([torch.zeros_like(evidence), 12 * (evidence - 0.45)], dim=1)
-
-
-def planted_images(batch, channels, height, width, region, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = 0.25 * torch.rand(batch, channels, height, width, generator=gen)
-    r0, r1, c0, c1 = region
-    images[:, :, r0:r1, c0:c1] = 0.7 + 0.3 * torch.rand(batch, channels, r1 - r0, c1 - c0, generator=gen)
-    return images
-
 
 REGION = (4, 12, 14, 24)
 
 
 def test_rise_is_the_score_weighted_mean_of_its_masks():
     """Recompute RISE by hand from the same random masks: sum_i p_i m_i / (N p_keep)."""
-    model = PlantedModel(REGION)
-    images = planted_images(2, 1, 28, 28, REGION)
+    model = region_model(REGION)
+    images = bright_region_images(2, 1, 28, 28, REGION)
     result = rise(model, images, 1, n_masks=250, seed=4, p_keep=0.4, reference=0.0)
     gen = torch.Generator().manual_seed(4)
     upsampler = M.Upsampler(8, (28, 28))
@@ -58,8 +35,8 @@ def test_rise_is_the_score_weighted_mean_of_its_masks():
 
 
 def test_rise_shapes_seed_and_batch_size():
-    model = PlantedModel(REGION)
-    images = planted_images(3, 1, 28, 28, REGION)
+    model = region_model(REGION)
+    images = bright_region_images(3, 1, 28, 28, REGION)
     state = torch.get_rng_state()
     result = rise(model, images, n_masks=120, seed=1)
     assert isinstance(result, SaliencyResult) and type(result.maps) is torch.Tensor
@@ -84,8 +61,8 @@ def test_rise_shapes_seed_and_batch_size():
     ],
 )
 def test_rise_points_into_and_covers_a_planted_region(channels, size, region):
-    model = PlantedModel(region)
-    images = planted_images(2, channels, *size, region, seed=1)
+    model = region_model(region)
+    images = bright_region_images(2, channels, *size, region, seed=1)
     saliency = rise(model, images, n_masks=600, seed=0, reference=0.0).maps
     r0, r1, c0, c1 = region
     truth = torch.zeros(size, dtype=torch.bool)
@@ -102,16 +79,16 @@ def test_rise_points_into_and_covers_a_planted_region(channels, size, region):
 
 def test_rise_stops_cleanly_on_keyboard_interrupt():
     class StopAfterTwoCalls(PlantedModel):
-        calls = 0
+        batches = 0
 
         def forward(self, images):
-            self.calls += 1
-            if self.calls == 3:
+            self.batches += 1
+            if self.batches == 3:
                 raise KeyboardInterrupt
             return super().forward(images)
 
-    model = StopAfterTwoCalls(REGION)
-    result = rise(model, planted_images(2, 1, 28, 28, REGION), 1, n_masks=1000, seed=0)
+    model = StopAfterTwoCalls(REGION, threshold=0.45, evidence_class=1)
+    result = rise(model, bright_region_images(2, 1, 28, 28, REGION), 1, n_masks=1000, seed=0)
     assert result.partial is True and result.model_calls == result.steps_done == 200
     assert torch.isfinite(result.maps).all()
     assert result[1].partial is True and result[1].model_calls == 200  # indexing keeps it
@@ -131,7 +108,7 @@ def test_rise_stops_cleanly_on_keyboard_interrupt():
     ],
 )
 def test_rise_bad_input_names_the_argument(change, error, match):
-    kwargs = dict(images=planted_images(2, 1, 28, 28, REGION), target=None, n_masks=10)
+    kwargs = dict(images=bright_region_images(2, 1, 28, 28, REGION), target=None, n_masks=10)
     kwargs.update(change)
     with pytest.raises(error, match=match):
-        rise(PlantedModel(REGION), kwargs.pop("images"), kwargs.pop("target"), **kwargs)
+        rise(region_model(REGION), kwargs.pop("images"), kwargs.pop("target"), **kwargs)

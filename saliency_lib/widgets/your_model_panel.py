@@ -76,15 +76,10 @@ def map_scale(method: str, values) -> dict:
     their largest value ("jet"), so a RISE map whose values all lie near 0.6 is not drawn uniformly red on a
     0-to-max scale; signed maps run symmetrically around 0 ("RdBu_r": red for, blue against the class).
     """
-    array = plots.as_array(values).astype(np.float64)
-    finite = array[np.isfinite(array)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     label = _UNITS.get(method, method)
+    low, high = plots.colour_range(values, signed=method in _SIGNED)
     if method in _SIGNED:
-        bound = max(abs(low), abs(high)) or 1.0
-        return {"vmin": -bound, "vmax": bound, "cmap": "RdBu_r", "label": label + "\n(red for, blue against)"}
-    if high <= low:
-        high = low + 1.0
+        return {"vmin": low, "vmax": high, "cmap": "RdBu_r", "label": label + "\n(red for, blue against)"}
     return {"vmin": low, "vmax": high, "cmap": "jet", "label": label + "\n(its min to its max)"}
 
 
