@@ -238,11 +238,43 @@ def budget_catch_up() -> str:
     return "\n".join(lines)
 
 
+def oise_settings() -> str:
+    """OISE's settings one at a time (black reference) and its seed agreement at 5,000 calls, from
+    ``paper_oise_settings.json``: the rows of :func:`saliency_lib.reports.oise_settings_markdown`'s tables."""
+    from saliency_lib.reports import oise_settings_markdown
+
+    text = oise_settings_markdown(_results("paper_oise_settings.json"))
+    tables, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    result = _results("paper_oise_settings.json")
+    return "\n".join(
+        [
+            *tables[0],
+            "",
+            f"Seed-to-seed agreement at {result['agreement_budget']:,} calls (n = "
+            f"{result['seed_agreement'][0]['n']} images):",
+            "",
+            *tables[1],
+        ]
+    )
+
+
 # name -> the text of the block, written from the results files (one function per block, no number typed here)
 BLOCKS: dict[str, Callable[[], str]] = {
     "readme-finding": readme_finding,
     "part-b-paper": part_b_paper,
     "budget-catch-up": budget_catch_up,
+    "oise-settings": oise_settings,
+    "part-b-full": lambda: __import__(
+        "saliency_lib.reconstruction_experiment", fromlist=["markdown_table"]
+    ).markdown_table(_results("reconstruction_full.json")),
     "asset-table": lambda: __import__("saliency_lib.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),
