@@ -309,15 +309,24 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Set
     return config
 
 
+# (function name, solution file) when the last exercise_or_solution call replaced a learner's untouched stub by our
+# solution; None when it returned the learner's own function. check_exercise reads it to praise only the learner.
+_STUB_IN_PLACE: tuple[str, str] | None = None
+
+
 def exercise_or_solution(function: Callable, solution: str, *probe_args, **probe_kwargs) -> Callable:
     """The learner's ``function``, or the one of the same name in ``notebooks/solutions/<solution>``.
 
     The stub of every exercise returns ``None``; while it still does on ``function(*probe_args, **probe_kwargs)``
     the solution is used instead, so the notebook runs from top to bottom. ``%load solutions/<solution>`` in a
-    notebook cell shows the solution.
+    notebook cell shows the solution. Until the next call, :func:`check_exercise` then says that it checked our
+    solution, not the learner's code.
     """
+    global _STUB_IN_PLACE
     if function(*probe_args, **probe_kwargs) is not None:
+        _STUB_IN_PLACE = None
         return function
+    _STUB_IN_PLACE = (function.__name__, solution)
     print(f"{function.__name__} is not written yet (it returns None): checking solutions/{solution} instead.")
     return runpy.run_path(str(SOLUTIONS / solution))[function.__name__]
 
@@ -370,7 +379,15 @@ def check_exercise(
         value = float(torch.as_tensor(actual).detach().cpu().double())
         if not value >= at_least:
             fail(f"{value:.4g}, expected at least {at_least:g}")
-    print(f"Correct: {name}")
+    if _STUB_IN_PLACE is None:
+        print(f"Correct: {name}")
+    else:
+        function, solution = _STUB_IN_PLACE
+        print(
+            f"Not yours yet: {function} is still the stub (it returns None), so this checked our "
+            f"solutions/{solution}, which gives the right result for {name}. Write your {function} above and run "
+            "this cell again."
+        )
 
 
 def require(*names: str, scope: dict, run: str) -> None:

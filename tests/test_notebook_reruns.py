@@ -166,7 +166,7 @@ def _out_of_order(path: Path, run) -> list:
         assert _error(outputs) is None, _describe(
             path, check, cells[check], _error(outputs), "right after the setup cell and the stub"
         )
-        assert "Correct: " in _stdout(outputs)
+        assert "Not yours yet: " in _stdout(outputs) and "Correct: " not in _stdout(outputs)  # the stub is untouched
     else:
         refused(outputs, missing=[more], present=[function], when="right after the setup cell and the stub")
     return setup_outputs[-1]
@@ -177,8 +177,8 @@ def _out_of_order_then_twice(path: Path, monkeypatch) -> None:
 
     First out of order (:func:`_out_of_order`: the exercise's check before anything, the setup cell twice), then
     every code cell in order, then every code cell again. Nothing may raise, and the second run must show what
-    the first showed: the same printed results (the exercise's ``Correct: ...`` lines among them), the same
-    figures, and new widgets (each panel built again, not the old one shown again).
+    the first showed: the same printed results (the exercise's ``Not yours yet: ...`` lines among them: the stub
+    is untouched), the same figures, and new widgets (each panel built again, not the old one shown again).
     """
     cells = _code_cells(path)
     setup = next(iter(cells))
@@ -215,7 +215,7 @@ def _out_of_order_then_twice(path: Path, monkeypatch) -> None:
             )
 
     _, check = _exercise_cells(path)
-    passes = [_stdout(outputs[check]).count("Correct: ") for outputs in runs]
+    passes = [_stdout(outputs[check]).count("Not yours yet: ") for outputs in runs]  # the stub stays untouched
     assert passes[0] >= 1 and passes[1] == passes[0], f"{path.name}: the exercise check printed {passes} passes"
 
     for index in cells:

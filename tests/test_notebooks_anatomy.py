@@ -229,3 +229,24 @@ def test_every_relative_link_of_the_instructor_guide_resolves():
         if not (GUIDE.parent / link.split("#")[0]).exists()
     ]
     assert not missing, missing
+
+
+def test_a_check_praises_only_the_learners_own_code(capsys, tmp_path, monkeypatch):
+    (tmp_path / "07_double.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.setattr(tutorial, "SOLUTIONS", tmp_path)
+
+    def double(x):  # the untouched stub
+        return None
+
+    candidate = tutorial.exercise_or_solution(double, "07_double.py", 1)
+    tutorial.check_exercise("double(3)", candidate(3), 6)
+    out = capsys.readouterr().out
+    assert "Correct:" not in out
+    assert "Not yours yet: double is still the stub" in out and "solutions/07_double.py" in out
+
+    def double(x):  # noqa: F811 (the learner's own answer)
+        return x + x
+
+    candidate = tutorial.exercise_or_solution(double, "07_double.py", 1)
+    tutorial.check_exercise("double(3)", candidate(3), 6)
+    assert capsys.readouterr().out == "Correct: double(3)\n"
