@@ -20,9 +20,10 @@ What changes, cell by cell:
 - **links**: relative links that leave ``notebooks/`` (``../docs/method.md``) are rewritten so they still
   resolve from ``OUT_DIR``; links between notebooks stay as they are.
 
-``notebooks/solutions/`` is **not** copied (learners get the solutions after the workshop; ``%load
-solutions/...`` then works in the repository's notebooks). ``--with-solutions`` copies it into
-``OUT_DIR/solutions/`` for self-study.
+``notebooks/solutions/`` is copied to ``OUT_DIR/.solutions/``: available (every ``%load`` line and link of the
+edition is rewritten to it and works) but out of view (JupyterLab's file browser hides dot-folders), so a learner
+meets each exercise before its answer. ``--with-solutions`` keeps them in view instead, in ``OUT_DIR/solutions/``
+(self-study).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 __all__ = [
     "SOLUTION_TAG",
     "EXERCISE_MARK",
+    "HIDDEN_SOLUTIONS",
     "NOTEBOOKS",
     "is_solution_cell",
     "is_exercise_cell",
@@ -54,6 +56,9 @@ EXERCISE_TAG = "exercise"
 EXERCISE_MARK = "YOUR CODE HERE"
 _LOAD_SOLUTION = re.compile(r"^\s*#?\s*%load\s+\S*solutions/", re.MULTILINE)
 _RELATIVE_LINK = re.compile(r"(\]\()(\.\./[^)\s]+)(\))")
+_SOLUTIONS_PATH = re.compile(r"(?<![\w./-])solutions/")
+#: Where the learner edition keeps the solutions: available to ``%load``, hidden from the file browser.
+HIDDEN_SOLUTIONS = ".solutions"
 
 
 def _tags(cell) -> list[str]:
@@ -98,12 +103,19 @@ def _relink(text: str, source_dir: Path, out_dir: Path) -> str:
     return _RELATIVE_LINK.sub(replace, text)
 
 
-def learner_notebook(path: str | Path, out_dir: str | Path | None = None):
+def _point_to_solutions(text: str, solutions: str) -> str:
+    """``solutions/...`` (a ``%load`` line, a link) made to point at the edition's ``solutions`` folder."""
+    return text if solutions == "solutions" else _SOLUTIONS_PATH.sub(f"{solutions}/", text)
+
+
+def learner_notebook(path: str | Path, out_dir: str | Path | None = None, *, solutions: str = HIDDEN_SOLUTIONS):
     """The learner edition of one notebook (an ``nbformat.NotebookNode``; nothing is written).
 
     Args:
         path: a tutorial notebook (``.ipynb``).
         out_dir: where it will be written, to rewrite links that leave ``notebooks/`` (None: links unchanged).
+        solutions: the edition's solutions folder (relative to ``out_dir``) that ``%load solutions/...`` lines and
+            links are rewritten to: :data:`HIDDEN_SOLUTIONS`, or ``"solutions"`` (unchanged).
 
     Raises:
         FileNotFoundError: no such notebook. ValueError: not a valid notebook, or its exercises lack a check
@@ -133,6 +145,7 @@ def learner_notebook(path: str | Path, out_dir: str | Path | None = None):
             cell.execution_count = None
         if cell.cell_type == "markdown" and out_dir is not None:
             cell.source = _relink(_source(cell), path.parent, Path(out_dir))
+        cell.source = _point_to_solutions(_source(cell), solutions)
         kept.append(cell)
     for index, cell in enumerate(kept):
         if is_exercise_cell(cell) and not any(later.cell_type == "code" for later in kept[index + 1 :]):
@@ -160,7 +173,8 @@ def write_learner_edition(
         out_dir: folder to write to (created). Put it one level below the repository (e.g. ``learner/``,
             git-ignored) or anywhere else: links are rewritten either way.
         notebooks_dir: the notebooks to copy (default: the repository's ``notebooks/``).
-        with_solutions: also copy ``notebooks/solutions/`` to ``out_dir/solutions`` (self-study).
+        with_solutions: copy ``notebooks/solutions/`` to ``out_dir/solutions`` (in view, self-study) instead of
+            ``out_dir/.solutions`` (:data:`HIDDEN_SOLUTIONS`, out of view); every ``%load`` line points there.
         overwrite: replace notebooks already in ``out_dir`` (default: refuse, so a learner's work is never lost).
 
     Returns:
@@ -185,7 +199,9 @@ def write_learner_edition(
         raise FileExistsError(
             f"out_dir: {existing[0]} already exists (a learner's work?); choose an empty folder or pass --overwrite"
         )
-    notebooks = [learner_notebook(path, out_dir) for path in paths]  # every one checked before any is written
+    solutions = "solutions" if with_solutions else HIDDEN_SOLUTIONS
+    # every one checked before any is written
+    notebooks = [learner_notebook(path, out_dir, solutions=solutions) for path in paths]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for notebook, target in zip(notebooks, targets):
@@ -194,10 +210,11 @@ def write_learner_edition(
     for page in sorted(source.glob("*.md")):  # an index page beside the notebooks, links rewritten too
         target = out_dir / page.name
         if overwrite or not target.exists():
-            target.write_text(_relink(page.read_text(encoding="utf-8"), source, out_dir), encoding="utf-8")
+            text = _relink(page.read_text(encoding="utf-8"), source, out_dir)
+            target.write_text(_point_to_solutions(text, solutions), encoding="utf-8")
             written.append(target)
-    if with_solutions and (source / "solutions").is_dir():
-        destination = out_dir / "solutions"
+    if (source / "solutions").is_dir():
+        destination = out_dir / solutions
         shutil.copytree(
             source / "solutions",
             destination,
@@ -218,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--with-solutions",
         action="store_true",
-        help="also copy notebooks/solutions/ (self-study; a workshop hands them out after)",
+        help="keep the solutions in view, in OUT_DIR/solutions/ (self-study; default: OUT_DIR/.solutions/)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace notebooks already in OUT_DIR")
     args = parser.parse_args(argv)
@@ -228,14 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     notebooks = [path for path in written if path.suffix == ".ipynb"]
-    print(
-        f"wrote {len(notebooks)} learner notebooks to {args.out_dir}"
-        + (
-            f" and {len(written) - len(notebooks)} solution files"
-            if args.with_solutions
-            else " (solutions not included: hand out notebooks/solutions/ after the workshop)"
-        )
-    )
+    solutions = [path for path in written if path.suffix == ".py"]
+    folder = "solutions" if args.with_solutions else f"{HIDDEN_SOLUTIONS} (out of view; %load finds them)"
+    print(f"wrote {len(notebooks)} learner notebooks to {args.out_dir} and {len(solutions)} solution files in {folder}")
     return 0
 
 

@@ -210,7 +210,7 @@ running, the widgets and the exercise. How long the computer takes for a full ru
 Every notebook opens with its time, prerequisites, learning objectives and contents, has a navigation line
 (previous · index · next) at the top and the bottom, and ends with an exercise, key points, a quiz and references.
 Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell; the
-learner edition of a workshop, `make learner-edition`, leaves them out).
+learner edition of a workshop, `make learner-edition`, keeps them out of view in `.solutions/`).
 The method, with what is the paper's and what is ours: [docs/method.md](../docs/method.md).
 Running a workshop: [docs/instructor.md](../docs/instructor.md).
 

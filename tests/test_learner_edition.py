@@ -108,7 +108,9 @@ def test_each_tutorial_notebook_keeps_its_exercises_and_checks_and_loses_its_out
                 assert new == old
                 continue
             target = (path.parent / old.split("#")[0]).resolve()
-            if target.is_relative_to(path.parent.resolve()):  # beside the notebooks: copied along, link unchanged
+            if old.startswith("solutions/"):  # the edition keeps the solutions out of view, in .solutions/
+                assert new == "." + old
+            elif target.is_relative_to(path.parent.resolve()):  # beside the notebooks: copied along, link unchanged
                 assert new == old
             else:  # ../docs/...: the same file as before
                 assert (out / new.split("#")[0]).resolve() == target
@@ -118,8 +120,8 @@ def test_the_command_writes_every_notebook_and_never_overwrites_a_learners_work(
     out = tmp_path / "learner"
     assert learner_edition.main([str(out)]) == 0
     assert sorted(p.name for p in out.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
-    assert not (out / "solutions").exists()
-    assert "solutions not included" in capsys.readouterr().out
+    assert not (out / "solutions").exists() and any((out / ".solutions").glob("*.py"))
+    assert ".solutions (out of view" in capsys.readouterr().out
     assert learner_edition.main([str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert learner_edition.main([str(out), "--overwrite", "--with-solutions"]) == 0
@@ -152,3 +154,29 @@ def test_the_learner_edition_runs_what_nbval_runs_up_to_its_first_exercise(path,
     assert learner_code == original_code, f"{path.name}: the learner copy's code differs before its first exercise"
     relative = re.findall(r"[\'\"](\.{1,2}/[^\'\"]*|[\w-]+/[\w./-]+)[\'\"]", "\n".join(learner_code))
     assert not relative, f"{path.name}: relative paths before the first exercise: {relative}"
+
+
+def test_every_load_line_and_link_of_the_learner_edition_works_from_its_folder(tmp_path):
+    """What the edition tells a learner to do works in ``learner/``: each ``%load`` path exists, and so does each
+    relative link of its notebooks and its README; the solutions are there, out of view."""
+    import nbformat
+
+    out = tmp_path / "learner"
+    write_learner_edition(out)
+    assert not (out / "solutions").exists() and (out / ".solutions").is_dir()
+    loads, links = [], []
+    for page in [*sorted(out.glob("*.ipynb")), *sorted(out.glob("*.md"))]:
+        if page.suffix == ".ipynb":
+            text = "\n".join(cell.source for cell in nbformat.read(page, as_version=4).cells)
+        else:
+            text = page.read_text()
+        loads += [(page.name, target) for target in re.findall(r"%load\s+([^\s`]+)", text) if "<" not in target]
+        links += [(page.name, target) for target in LINK.findall(text) if "://" not in target]
+    assert loads, "no %load line found: the notebooks tell learners how to see a solution"
+    for page, target in loads:
+        assert (out / target).is_file(), f"{page}: %load {target} does not work in the learner edition"
+        assert target.startswith(".solutions/"), f"{page}: %load {target} shows a solution in view"
+    for page, target in links:
+        target = target.split("#")[0]
+        if target:
+            assert (out / target).exists(), f"{page}: link {target} is broken in the learner edition"
