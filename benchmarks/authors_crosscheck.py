@@ -1,4 +1,4 @@
-"""Our OISE and RISE against references written from the authors' own code, side by side (ours, issue 19 part 1).
+"""Our OISE and RISE against references written from the authors' own code, side by side (ours).
 
 ``benchmarks/authors_reference.py`` transcribes the authors' OISE loop (``explainability-project``) and RISE's
 code (``eclique/RISE``) step for step. This script runs both implementations on the shipped Fashion-MNIST sample

@@ -1,4 +1,4 @@
-"""The paper's budget (issue 11): the budget curve and OISE's settings card, as commands (ours).
+"""The paper's budget: the budget curve and OISE's settings card, as commands (ours).
 
     python benchmarks/paper.py budget-curve --dataset fashion --n 100     # -> benchmarks/results/budget_curve.*
     python benchmarks/paper.py budget-curve --dataset clutter --n 100     # (adds the pointing game)

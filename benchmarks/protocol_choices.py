@@ -1,4 +1,4 @@
-"""Would the authors' and RISE's own protocol choices change the verdict OISE vs RISE? (issue 19, section 3; ours)
+"""Would the authors' and RISE's own protocol choices change the verdict OISE vs RISE? (ours)
 
 OISE and RISE explain the same images at the same budget (5,000 model calls per image), and every map is scored by
 deletion and insertion AUC under each of the choices where our protocol and theirs differ or the paper is silent:
@@ -269,7 +269,7 @@ def score_maps(
 
 
 def _reference_setting():
-    """``"black"`` when the package names it (issue 19), else the same value as a number: pixel 0."""
+    """``"black"`` when the package names it, else the same value as a number: pixel 0."""
     return "black" if "black" in getattr(core, "REFERENCES", ()) else 0.0
 
 
@@ -608,7 +608,7 @@ def markdown(payload: dict) -> str:
         "- The targets are the evaluation's in every variant (RISE's evaluation.py takes the clean image's top-1; on "
         "Fashion-MNIST that is the target here, on the canvases the true class is, see the count above).",
         "- RISE's metric pads its blur with 0 of its normalised space (the ImageNet mean); here the padding and "
-        "deletion's substrate are the run's reference, black, the data's own zero (issue 19).",
+        "deletion's substrate are the run's reference, black, the data's own zero.",
         f"- Lower is better for {', '.join(LOWER_IS_BETTER)}; higher for insertion.",
         "",
         "## Text for the card and notebook 04",

@@ -477,7 +477,7 @@ def write_photo_map(result: dict, path: Path) -> None:
         )
     lines += [
         "",
-        "Target (issue 11): under 60 s of wall time on 2 cores. Wall time counts waiting for a shared core, "
+        "Target: under 60 s of wall time on 2 cores. Wall time counts waiting for a shared core, "
         "so the load average above says how busy the machine was.",
     ]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")

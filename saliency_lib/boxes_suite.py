@@ -1,4 +1,4 @@
-"""The paper's experiment on your data: ImageNet or Open Images photographs with their object boxes (issue 19).
+"""The paper's experiment on your data: ImageNet or Open Images photographs with their object boxes.
 
 ``python -m saliency_lib evaluate --suite boxes --images DIR --boxes FILE_OR_DIR --model resnet50`` runs every
 method (OISE and RISE at the paper's 5,000 model calls per image) and every metric (deletion, insertion, pointing

@@ -79,7 +79,7 @@ DATASETS = ("planted", "clutter", "fashion", "photos", "sanity", "budget")
 # and the deletion metric alike: the data's own "absent" value where it has one (black: the canvases' and
 # Fashion-MNIST's background; on the planted canvases black is also the model's mean), the dataset mean (the
 # authors' choice) on photographs, which have no absent colour. A grey patch on a black canvas is out of
-# distribution, and what a black-box method then measures is the patch (issue 19).
+# distribution, and what a black-box method then measures is the patch (docs/results.md).
 DATASET_REFERENCES = {
     "planted": "black",
     "clutter": "black",

@@ -8,7 +8,7 @@ Fashion-MNIST, the Fashion-MNIST sample, the photographs with our boxes) are :mo
 ``sanity`` runs Adebayo et al.'s cascading randomisation on the sample, ``budget`` runs OISE and RISE at several
 equal budgets (full suite only).
 
-The ``paper`` suite (issue 11) runs OISE and RISE at the paper's budget, 5,000 model calls per image, on 500
+The ``paper`` suite runs OISE and RISE at the paper's budget, 5,000 model calls per image, on 500
 images per dataset plus the photographs, with the black-box parts in ONNX Runtime (:mod:`saliency_lib.runtime`;
 :data:`BLACK_BOX`) and the gradient baselines in PyTorch. It is long: run it in parts
 (``run_suite("paper", datasets=[...], methods=[...])``, one process each); parts running at the same time merge
@@ -20,7 +20,7 @@ OISE and RISE get exactly the same number of model calls (``n_steps == n_masks``
 any method: the budgets are set by time, and every method uses its library's defaults except where stated in the
 suite (:data:`SUITES`).
 
-The reference (issue 19): the value masked pixels take is one setting per dataset, used by every method that
+The reference: the value masked pixels take is one setting per dataset, used by every method that
 masks (OISE, RISE, Occlusion, LIME, Integrated Gradients' baseline) *and* by the deletion metric, because a
 black-box method's maps and the metric's substrate must agree. By default it is the dataset's own "absent" value
 (:data:`saliency_lib.datasets.DATASET_REFERENCES`: black on the black-background data, the dataset mean on
@@ -849,7 +849,7 @@ def _settings(suite: str, seed: int, dataset_seconds: dict, reference: str | Non
             "OISE n_steps == RISE n_masks (equal model calls); OISE uses the paper's defaults otherwise "
             "(8x8 grid, p_init 0.3, lr 0.02, one chain, unweighted sum); RISE uses p_keep 0.5, 8x8 grid.",
             "LIME runs with a modest n_samples (see options; LIME's default is 1000) on SLIC superpixels.",
-            "Reference (issue 19): masked pixels take the record's `reference` in the methods that mask (OISE, "
+            "Reference: masked pixels take the record's `reference` in the methods that mask (OISE, "
             "RISE, Occlusion, LIME, Integrated Gradients' baseline) and in deletion alike: by default the data's own "
             "absent value (black on Fashion-MNIST and the canvases; the dataset mean on photos); "
             "`--reference mean` forces the authors' dataset mean everywhere (files `evaluation_<suite>_mean.*`). "
@@ -966,7 +966,7 @@ def _write(
             theirs = previous.get("settings", {}).get("reference")
             if theirs != setting:
                 raise ValueError(
-                    f"{existing} holds results made with reference {theirs or 'mean (not recorded, before issue 19)'}"
+                    f"{existing} holds results made with reference {theirs or 'mean (not recorded: an older file)'}"
                     f", this run uses {setting}: records of two references must not share a file; move that file "
                     f"to {result_stem(suite, 'mean')}.json (the authors' mean) or delete it, then run again"
                 )
@@ -992,7 +992,7 @@ def _write(
         write_results(payload, evaluation_markdown(payload, DATASETS), stem, out_dir)
 
 
-# --- The budget curve and OISE's settings (the paper's budget, issue 11) ------------------------------------------
+# --- The budget curve and OISE's settings (the paper's budget) --------------------------------------------------
 
 BUDGETS = (100, 200, 500, 1000, 2000, 5000)
 BUDGET_CURVE_CHAINS = 8  # "OISE, several chains": the chains run in the same model call and are summed

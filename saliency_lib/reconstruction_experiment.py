@@ -63,7 +63,7 @@ SUITES = {
         "n_candidates": 256,
         "batch_size": 10,
     },
-    # the paper's budget (issue 11): maps at 5000 calls, OISE in one chain as the paper, computed in ONNX Runtime
+    # the paper's budget: maps at 5000 calls, OISE in one chain as the paper, computed in ONNX Runtime
     # (same logits); 5 per class (50 images) so that the maps fit the time a shared 2-core CPU has; and the
     # classical inpainting control (biharmonic) at the same fractions.
     "paper": {

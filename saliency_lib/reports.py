@@ -152,8 +152,8 @@ AGREEMENT_FLOOR = 0.5  # a method whose maps agree less than this across seeds h
 
 
 def _reference_line(rows: list[dict]) -> str:
-    """Which reference the records of one dataset used (records made before issue 19 do not say: the mean)."""
-    used = sorted({r.get("reference", "mean (not recorded: made before issue 19)") for r in rows})
+    """Which reference the records of one dataset used (older records do not say: the mean)."""
+    used = sorted({r.get("reference", "mean (not recorded: an older file)") for r in rows})
     starts = sorted({r.get("insertion_start", "blur") for r in rows})
     return (
         f"Reference (masked pixels in the methods that mask and in deletion): {', '.join(used)}; "
@@ -460,7 +460,7 @@ def oise_settings_markdown(result: dict) -> str:
         f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
         f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
         "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, one chain) at reference "
-        f"{result.get('reference', 'mean (not recorded: before issue 19)')} for OISE (unless the row changes it), "
+        f"{result.get('reference', 'mean (not recorded: an older file)')} for OISE (unless the row changes it), "
         "RISE and deletion alike. "
         "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
         "rank correlation of the maps of seeds 0 and 1.",

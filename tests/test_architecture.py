@@ -1,4 +1,4 @@
-"""The package's structure, held by a test: what may import what (issue 10's rules).
+"""The package's structure, held by a test: what may import what.
 
 - No private name crosses a module border: ``from .masks import _x`` or ``masks._x`` in another module fails.
   The one private *module*, ``_checks``, is the shared argument checks: library modules may import it.

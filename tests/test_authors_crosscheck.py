@@ -1,6 +1,6 @@
 """The package's OISE and RISE against references written from the authors' code (``benchmarks/authors_reference.py``).
 
-A small version of ``benchmarks/authors_crosscheck.py`` (issue 19, part 1). Three kinds of check:
+A small version of ``benchmarks/authors_crosscheck.py``. Three kinds of check:
 
 * **One step, and one loop, exactly.** The authors' ``upsize_mask`` and their resampling + rescaling step give the
   package's :class:`~saliency_lib.masks.Upsampler` and :func:`~saliency_lib.masks.update_grid` to float rounding

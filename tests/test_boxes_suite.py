@@ -1,4 +1,4 @@
-"""The boxes suite (issue 19): the paper's experiment on a user's images with VOC XML or Open Images CSV boxes.
+"""The boxes suite: the paper's experiment on a user's images with VOC XML or Open Images CSV boxes.
 
 Small folders made here (PNG and JPEG images of different sizes), a tiny random CNN (the "your model" path) or the
 planted-evidence model, tiny budgets: every method and metric end to end, the boxes scaled by hand-checked numbers,

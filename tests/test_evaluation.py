@@ -171,7 +171,7 @@ def test_bad_suite_and_dataset_are_refused(capsys):
         Ev.run_suite("quick", write=False, datasets=["imagenet"])
 
 
-# ---- the paper's budget (issue 11): the plan, a tiny run of its code path, the budget curve, the settings ------------
+# ---- the paper's budget: the plan, a tiny run of its code path, the budget curve, the settings ------------
 
 
 def test_the_paper_suite_is_the_papers_budget_on_500_images_each():

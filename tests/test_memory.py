@@ -1,4 +1,4 @@
-"""The library's default batch sizes bound memory by themselves (issue 13: Binder gives a kernel 2 GB).
+"""The library's default batch sizes bound memory by themselves (Binder gives a kernel 2 GB).
 
 Two tests:
 

@@ -1,4 +1,4 @@
-"""``benchmarks/protocol_choices.py`` (issue 19, section 3): RISE's metric, the OISE map variants, the merge.
+"""``benchmarks/protocol_choices.py``: RISE's metric, the OISE map variants, the merge.
 
 Every expected value is worked out here, by hand or by an independent computation (scipy's ``convolve2d``, the
 transcription of RISE's ``evaluation.py`` in ``benchmarks/authors_reference.py``); none is a recorded float.

@@ -373,7 +373,7 @@ def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tm
     assert resummarise(tmp_path / "again" / "reconstruction_old.json") == result
 
 
-# ---- the paper's budget (issue 11): suite and the classical inpainting control --------------------------------------
+# ---- the paper's budget: suite and the classical inpainting control --------------------------------------
 
 
 def test_the_paper_suite_makes_its_maps_at_5000_calls_and_adds_the_classical_control():

@@ -26,7 +26,7 @@ def test_summarise_is_student_t_beyond_thirty_images_too():
 
 def test_the_committed_markdown_is_the_tables_of_the_committed_json():
     # Every committed evaluation file: each dataset's own reference (evaluation_<suite>.json) and the authors' mean
-    # kept as a labelled variant (evaluation_<suite>_mean.json, issue 19).
+    # kept as a labelled variant (evaluation_<suite>_mean.json).
     # (evaluation_boxes.* is written by the boxes suite in its own layout; tests/test_boxes_suite.py checks it.)
     stems = sorted(
         p.stem for p in reports.RESULTS_DIR.glob("evaluation_*.json") if not p.stem.startswith("evaluation_boxes")

@@ -1,4 +1,4 @@
-"""Issue 12: a learner's own weights load safely; Ctrl+C in a long command keeps what finished and says how to resume.
+"""A learner's own weights load safely; Ctrl+C in a long command keeps what finished and says how to resume.
 
 Every test here is fast: the long library calls are replaced by fakes that write a partial file, then raise
 KeyboardInterrupt as Ctrl+C would.
