@@ -49,9 +49,17 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
+# Jupyter settings of .venv (saliency_lib/server_settings.py writes .venv/etc/jupyter/*.json, which .venv's jupyter
+# lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default, 10 MiB,
+# drops bigger uploads without a word). Rewritten when the module or the upload limit changes; Binder: postBuild.
+JUPYTER_SETTINGS := $(VENV)/etc/jupyter/.saliency-settings
+$(JUPYTER_SETTINGS): $(STAMP) saliency_lib/server_settings.py saliency_lib/uploads.py
+	$(PY) -m saliency_lib.server_settings --config-dir $(VENV)/etc/jupyter
+	@touch $@
+
 # Learners work in a git-ignored copy (work/), so autosave never changes the committed notebooks/.
 WORK ?= work
-lab: $(STAMP)
+lab: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
 	$(PY) -m saliency_lib.tutorial working-copy $(WORK)
 	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
@@ -92,7 +100,7 @@ speed: $(STAMP)
 PRESENT_PORT ?= 8866
 PRESENT_FAST ?= 1
 .PHONY: present
-present: $(STAMP)
+present: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
 	@echo "Serving notebooks/06_your_own_model.ipynb at http://127.0.0.1:$(PRESENT_PORT)/ (Ctrl+C to stop)."
 	SALIENCY_FAST=$(PRESENT_FAST) $(VENV)/bin/voila notebooks/06_your_own_model.ipynb --no-browser \
