@@ -50,9 +50,10 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
-# Jupyter settings of .venv (saliency_lib/server_settings.py writes .venv/etc/jupyter/*.json, which .venv's jupyter
-# lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default, 10 MiB,
-# drops bigger uploads without a word). Rewritten when the module or the upload limit changes; Binder: postBuild.
+# Jupyter settings of .venv (saliency_lib/server_settings.py writes them under .venv/etc/jupyter, which .venv's
+# jupyter lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default,
+# 10 MiB, drops bigger uploads without a word), and JupyterLab's news and update checks off by default (no pop-up
+# over the notebook on the first start). Rewritten when the module or the upload limit changes; Binder: postBuild.
 JUPYTER_SETTINGS := $(VENV)/etc/jupyter/.saliency-settings
 $(JUPYTER_SETTINGS): $(STAMP) saliency_lib/server_settings.py saliency_lib/uploads.py
 	$(PY) -m saliency_lib.server_settings --config-dir $(VENV)/etc/jupyter

@@ -7,12 +7,17 @@ Binder's ``postBuild`` for its conda environment::
 
     jupyter_server_config.json   ServerApp.tornado_settings.websocket_max_message_size   (make lab, Binder)
     voila.json                   Voila.tornado_settings.websocket_max_message_size       (make present)
+    labconfig/default_setting_overrides.json   JupyterLab's notifications: fetchNews "false", checkForUpdates false
 
 Why: an upload travels from the browser to the kernel as one websocket message, and tornado drops a message over
 its ``websocket_max_message_size`` (10 MiB by default) without a word to the learner (the page shows "Restoring
 connection" and nothing happens). The limit written is :data:`saliency_lib.uploads.MAX_MESSAGE_BYTES` (100 MiB),
 derived from the upload limit :data:`saliency_lib.uploads.MAX_BYTES` (20 MB, the one home of that number), so a
-file up to 20 MB arrives and a larger one gets the upload check's one-line refusal.
+file up to 20 MB arrives and a larger one gets the upload check's one-line refusal. And JupyterLab's first start
+asks in a pop-up whether to fetch Jupyter's news, over the corner of the notebook: the defaults set here answer
+"no" (and no update check, which needs the internet too); a learner can still turn both on in Settings, since
+these are defaults, not locks (JupyterLab reads ``labconfig/default_setting_overrides.json`` from every Jupyter
+configuration directory and merges them, so nobody's own ``overrides.json`` is replaced).
 
 Merging keeps every other setting already in those files; running it twice changes nothing.
 """
@@ -26,12 +31,16 @@ from pathlib import Path
 
 from . import uploads
 
-__all__ = ["settings", "install", "environment_config_dir", "main"]
+__all__ = ["LAB_DEFAULTS", "settings", "install", "environment_config_dir", "main"]
 
 
 def environment_config_dir() -> Path:
     """This Python environment's Jupyter configuration directory (``sys.prefix/etc/jupyter``)."""
     return Path(sys.prefix) / "etc" / "jupyter"
+
+
+#: JupyterLab plugin settings the tutorial changes the defaults of (no news pop-up, no update check).
+LAB_DEFAULTS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
 
 def settings(max_message_bytes: int = uploads.MAX_MESSAGE_BYTES) -> dict[str, dict]:
@@ -40,6 +49,7 @@ def settings(max_message_bytes: int = uploads.MAX_MESSAGE_BYTES) -> dict[str, di
     return {
         "jupyter_server_config.json": {"ServerApp": tornado},
         "voila.json": {"Voila": tornado},
+        "labconfig/default_setting_overrides.json": LAB_DEFAULTS,
     }
 
 
@@ -79,7 +89,7 @@ def install(config_dir: str | Path | None = None) -> list[Path]:
     for name, wanted in settings().items():
         path = directory / name
         current = _read(path) if path.exists() else {}
-        merged = _merge(json.loads(json.dumps(current)), wanted)
+        merged = _merge(json.loads(json.dumps(current)), json.loads(json.dumps(wanted)))  # copies: nothing shared
         if merged != current:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")

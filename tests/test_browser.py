@@ -9,7 +9,8 @@ loop panel and clicks its Run button, and checks that the rendered figure change
 Every server starts with the Jupyter settings ``make lab`` and ``make present`` write (``saliency_lib.server_settings``,
 in the server's own configuration directory). With them, a 15 MB PNG chosen in an upload box (a one-cell notebook,
 in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one gets the upload check's one-line
-refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way (issue 20).
+refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way (issue 20). And JupyterLab
+shows no news pop-up: its news and update checks are off by default.
 
 Skipped (with the reason) when /usr/bin/chromium or Playwright is missing, except under ``CI=true``, where it fails.
 """
@@ -99,12 +100,7 @@ def _lab(tmp_path, root: Path):
     stopped by its PID afterwards."""
     _require_browser()  # before starting anything
     port, token = _free_port(), secrets.token_hex(16)
-    settings = tmp_path / "settings"
-    # No news / update pop-ups over the notebook.
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
+    settings = tmp_path / "settings"  # a learner's own settings (no news pop-up: `make lab`'s defaults see to it)
     # Never write the test's (fast-mode) outputs over the committed notebook.
     (settings / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
@@ -502,13 +498,24 @@ def _upload_reaches_the_kernel(page, tmp_path, log: Path) -> None:
     assert "make the picture smaller" in text and "\n" not in text
 
 
+NEWS_QUESTION = "Would you like to get notified about official Jupyter news?"  # JupyterLab 4's first-start toast
+
+
 def _large_upload_in_jupyterlab(tmp_path) -> None:
     notebook = _upload_notebook(tmp_path)
     with _lab(tmp_path, notebook.parent) as (base, token):
+        # `make lab`'s defaults turn JupyterLab's news off (the learner's own settings are empty here).
+        plugin = "@jupyterlab/apputils-extension:notification"
+        with urllib.request.urlopen(f"{base}/lab/api/settings/{plugin}?token={token}", timeout=30) as reply:
+            defaults = json.load(reply)["schema"]["properties"]
+        assert defaults["fetchNews"]["default"] == "false", defaults["fetchNews"]
+        assert defaults["checkForUpdates"]["default"] is False, defaults["checkForUpdates"]
         with _browser_page(notebook, "the browser run must not save over the notebook") as page:
             state = _run_all_cells(page, base, token, notebook.name)
             assert state == "done", page.inner_text("body")[-2000:]
             _upload_reaches_the_kernel(page, tmp_path, tmp_path / "lab.log")
+            # By now (the page up for a while) JupyterLab would have asked about the news, over the notebook.
+            assert page.get_by_text(NEWS_QUESTION).count() == 0, "the news pop-up is showing"
 
 
 def _large_upload_in_voila(tmp_path) -> None:

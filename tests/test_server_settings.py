@@ -1,5 +1,6 @@
 """The Jupyter settings `make lab`, `make present` and Binder write (saliency_lib.server_settings): the websocket
-message limit that lets a 20 MB upload reach the kernel (tornado's default, 10 MiB, drops it without a word).
+message limit that lets a 20 MB upload reach the kernel (tornado's default, 10 MiB, drops it without a word), and
+JupyterLab's news off by default (its first start asked in a pop-up over the notebook).
 
 The real upload, a 15 MB PNG through Chromium into JupyterLab and into Voila, is in tests/test_browser.py.
 """
@@ -29,7 +30,11 @@ def _limits(directory: Path) -> dict[str, int]:
 
 def test_the_settings_carry_a_limit_well_above_the_upload_limit(tmp_path):
     written = server_settings.install(tmp_path)
-    assert sorted(path.name for path in written) == ["jupyter_server_config.json", "voila.json"]
+    assert sorted(str(path.relative_to(tmp_path)) for path in written) == [
+        "jupyter_server_config.json",
+        "labconfig/default_setting_overrides.json",
+        "voila.json",
+    ]
     limits = _limits(tmp_path)
     # One home for the numbers: the file limit is uploads.MAX_BYTES, the message limit is derived from it.
     assert limits == {"server": uploads.MAX_MESSAGE_BYTES, "voila": uploads.MAX_MESSAGE_BYTES}
@@ -50,6 +55,36 @@ def test_jupyter_server_and_voila_read_them(tmp_path, monkeypatch):
     voila = Voila()
     voila.load_config_file("voila", path=voila.config_file_paths)
     assert voila.tornado_settings["websocket_max_message_size"] == uploads.MAX_MESSAGE_BYTES
+
+
+def test_the_lab_defaults_turn_the_news_off(tmp_path):
+    server_settings.install(tmp_path)
+    written = json.loads((tmp_path / "labconfig" / "default_setting_overrides.json").read_text())
+    assert written["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false", "checkForUpdates": False}
+
+
+def test_jupyterlab_reads_the_lab_defaults(tmp_path, monkeypatch):
+    import sys
+
+    from jupyter_core.paths import jupyter_path
+    from jupyterlab_server.settings_utils import get_settings
+
+    config = tmp_path / "config"
+    server_settings.install(config)
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
+    plugin = "@jupyterlab/apputils-extension:notification"
+    schemas = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas"
+    if not (schemas / "@jupyterlab" / "apputils-extension" / "notification.json").exists():
+        pytest.skip(f"JupyterLab's settings schemas are not in {schemas}")
+    found, _ = get_settings(
+        str(tmp_path / "app-settings"),  # no overrides.json of its own
+        str(schemas),
+        str(tmp_path / "user-settings"),  # a learner who never changed a setting
+        plugin,
+        labextensions_path=jupyter_path("labextensions"),
+    )
+    defaults = found["schema"]["properties"]
+    assert defaults["fetchNews"]["default"] == "false" and defaults["checkForUpdates"]["default"] is False
 
 
 def test_install_keeps_other_settings_and_changes_nothing_twice(tmp_path):
@@ -89,6 +124,12 @@ def test_make_lab_and_present_write_the_settings_first(target, server):
     write = "-m saliency_lib.server_settings --config-dir .venv/etc/jupyter"
     assert write in plan, plan
     assert plan.index(write) < plan.index(f".venv/bin/{server} "), plan
+
+
+def test_make_lab_writes_the_news_setting_where_its_jupyterlab_reads_it():
+    # .venv/etc/jupyter is .venv's own configuration directory: .venv/bin/jupyter lab reads it (sys.prefix/etc/jupyter).
+    assert "--config-dir .venv/etc/jupyter" in _plan("lab")
+    assert "labconfig/default_setting_overrides.json" in server_settings.settings()
 
 
 def test_binder_writes_them_too():
