@@ -25,6 +25,7 @@ help:
 	@echo "make learner-edition - write learner/: the notebooks without solutions and outputs (OVERWRITE=1 to replace)"
 	@echo "make speed   - time OISE and RISE per model (benchmarks/speed.py; writes benchmarks/results/speed.*)"
 	@echo "make present - notebook 06 as a page without code (Voila) at http://127.0.0.1:8866/, for a projector"
+	@echo "               (fast mode, ready in about half a minute; FAST=0: run the notebook's full budgets first)"
 
 # CPU=1 (make lab CPU=1): PyTorch's CPU-only build (about 1 GB less to download than Linux's default CUDA build).
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
@@ -49,9 +50,18 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
+# Jupyter settings of .venv (saliency_lib/server_settings.py writes them under .venv/etc/jupyter, which .venv's
+# jupyter lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default,
+# 10 MiB, drops bigger uploads without a word), and JupyterLab's news and update checks off by default (no pop-up
+# over the notebook on the first start). Rewritten when the module or the upload limit changes; Binder: postBuild.
+JUPYTER_SETTINGS := $(VENV)/etc/jupyter/.saliency-settings
+$(JUPYTER_SETTINGS): $(STAMP) saliency_lib/server_settings.py saliency_lib/uploads.py
+	$(PY) -m saliency_lib.server_settings --config-dir $(VENV)/etc/jupyter
+	@touch $@
+
 # Learners work in a git-ignored copy (work/), so autosave never changes the committed notebooks/.
 WORK ?= work
-lab: $(STAMP)
+lab: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
 	$(PY) -m saliency_lib.tutorial working-copy $(WORK)
 	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
@@ -88,14 +98,16 @@ speed: $(STAMP)
 
 # Notebook 06 as a standalone page (Voila: widgets and outputs, no code) for a projector, or a learner who should
 # not see code: http://127.0.0.1:$(PRESENT_PORT)/ . Fast mode by default, so the page is ready in about half a
-# minute (set the budget in the panel); PRESENT_FAST=0 runs the notebook's full budgets first.
+# minute (set the budget in the panel); `make present FAST=0` (what the page says) runs the notebook's full budgets
+# first. PRESENT_FAST=0, the earlier name, still works; FAST wins when both are given.
 PRESENT_PORT ?= 8866
 PRESENT_FAST ?= 1
+FAST ?= $(PRESENT_FAST)
 .PHONY: present
-present: $(STAMP)
+present: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
 	@echo "Serving notebooks/06_your_own_model.ipynb at http://127.0.0.1:$(PRESENT_PORT)/ (Ctrl+C to stop)."
-	SALIENCY_FAST=$(PRESENT_FAST) $(VENV)/bin/voila notebooks/06_your_own_model.ipynb --no-browser \
+	SALIENCY_FAST=$(FAST) $(VENV)/bin/voila notebooks/06_your_own_model.ipynb --no-browser \
 	  --port=$(PRESENT_PORT) --Voila.ip=127.0.0.1 --VoilaConfiguration.progressive_rendering=True
 
 clean:

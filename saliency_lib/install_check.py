@@ -6,7 +6,8 @@
 2. **assets**: every shipped file in ``data/`` against its sha256 in ``data/MANIFEST.json``;
 3. **a map**: one OISE map of a Fashion-MNIST image with ``fashion-cnn`` (about 10 seconds; the time is printed);
 4. **widgets**: ipywidgets and its JupyterLab extension (``jupyterlab_widgets``) installed in matching versions;
-5. **browser**: the web browser JupyterLab will open (none is fine: ``make lab`` then prints a URL to open).
+5. **browser**: the web browser JupyterLab will open, else one installed here (Debian's ``chromium``, Chrome,
+   Edge, Firefox on ``PATH``, Playwright's Chromium); none is fine: ``make lab`` then prints a URL to open.
 
 It prints one line per check and ends with exactly one line, ``READY`` or ``NOT READY: <what to fix>``;
 the exit code is 0 or 1. The start notebook runs :func:`run_checks` too::
@@ -36,6 +37,9 @@ __all__ = [
     "check_map",
     "check_widgets",
     "check_browser",
+    "find_browsers",
+    "playwright_browsers",
+    "BROWSER_COMMANDS",
     "run_checks",
     "verdict",
     "main",
@@ -332,26 +336,119 @@ def check_widgets() -> Check:
     )
 
 
-def check_browser() -> Check:
-    """The browser JupyterLab will open; never a failure (with none, ``make lab`` prints a URL to open)."""
+#: Browsers looked for on ``PATH`` when Python's ``webbrowser`` (what JupyterLab uses) finds none: it looks for
+#: graphical browsers only when there is a display, so a Debian server or container with ``chromium`` installed
+#: has a browser it does not report.
+BROWSER_COMMANDS = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "chrome",
+    "microsoft-edge",
+    "firefox",
+)
+# Text-mode browsers webbrowser may return without a display: JupyterLab does not work in them.
+_TEXT_BROWSERS = ("www-browser", "links", "elinks", "lynx", "w3m")
+_URL_FIX = (
+    "make lab prints a URL (http://127.0.0.1:8888/lab?token=...): open it in a recent Firefox, Chrome, Edge or Safari"
+)
+
+
+def playwright_browsers() -> list[Path]:
+    """The Chromium executables Playwright installed (``playwright install chromium``), newest first.
+
+    Looks in ``$PLAYWRIGHT_BROWSERS_PATH`` (``0``: inside the playwright package), else Playwright's cache
+    (``~/.cache/ms-playwright`` on Linux, ``~/Library/Caches/ms-playwright`` on macOS, ``%LOCALAPPDATA%``
+    on Windows).
+    """
+    setting = os.environ.get("PLAYWRIGHT_BROWSERS_PATH", "")
+    if setting == "0":
+        try:
+            import playwright
+
+            roots = [Path(playwright.__file__).parent / "driver" / "package" / ".local-browsers"]
+        except ImportError:
+            roots = []
+    elif setting:
+        roots = [Path(setting).expanduser()]
+    else:
+        home = Path.home()
+        roots = [
+            home / ".cache" / "ms-playwright",
+            home / "Library" / "Caches" / "ms-playwright",
+            Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "ms-playwright",
+        ]
+    inside = (
+        "chrome-linux/chrome",
+        "chrome-linux64/chrome",
+        "chrome-mac/Chromium.app/Contents/MacOS/Chromium",
+        "chrome-mac-arm64/Chromium.app/Contents/MacOS/Chromium",
+        "chrome-win/chrome.exe",
+        "chrome-win64/chrome.exe",
+    )
+    found = []
+    for root in roots:
+        for folder in sorted(root.glob("chromium-*"), reverse=True):  # chromium-1140 before chromium-1105
+            found += [folder / part for part in inside if (folder / part).is_file()]
+    return found
+
+
+def find_browsers(path: str | None = None) -> list[tuple[str, Path]]:
+    """Installed browsers, ``(name, executable)``: :data:`BROWSER_COMMANDS` on ``path`` (default ``$PATH``), then
+    Playwright's Chromium (:func:`playwright_browsers`)."""
+    import shutil
+
+    found = []
+    for command in BROWSER_COMMANDS:
+        where = shutil.which(command, path=path)
+        if where and not any(Path(where).resolve() == Path(seen).resolve() for _, seen in found):
+            found.append((command, Path(where)))
+    found += [("Playwright's Chromium", executable) for executable in playwright_browsers()]
+    return found
+
+
+def check_browser(path: str | None = None) -> Check:
+    """The browser JupyterLab will open, or one installed here; never a failure (with none JupyterLab can start,
+    ``make lab`` prints a URL to open).
+
+    Args:
+        path: the directories to look for browsers in (default ``$PATH``).
+    """
     import webbrowser
 
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
+        browser = None
+    name = (getattr(browser, "name", None) or type(browser).__name__) if browser is not None else None
+    if browser is not None and name not in _TEXT_BROWSERS:
         return Check(
             "browser",
             True,
-            "no browser found from here (fine on a server or in a container)",
-            "make lab prints a URL (http://127.0.0.1:8888/lab?token=...): open it in a recent "
-            "Firefox, Chrome, Edge or Safari",
+            f"JupyterLab will open {name}"
+            + (f" (from $BROWSER={os.environ['BROWSER']})" if os.environ.get("BROWSER") else ""),
         )
-    name = getattr(browser, "name", None) or type(browser).__name__
+    installed = find_browsers(path)
+    if installed:
+        first, executable = installed[0]
+        others = [other for other, _ in installed[1:]]
+        headless = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        why = "no display" if headless else "Python's webbrowser module does not list it"
+        return Check(
+            "browser",
+            True,
+            f"{first} ({executable})"
+            + (f", also {', '.join(others)}" if others else "")
+            + f"; JupyterLab will not start it from here ({why}), so make lab prints a URL to open in it",
+        )
     return Check(
         "browser",
         True,
-        f"JupyterLab will open {name}"
-        + (f" (from $BROWSER={os.environ['BROWSER']})" if os.environ.get("BROWSER") else ""),
+        "no browser found from here (fine on a server or in a container)",
+        _URL_FIX,
     )
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # Pillow is imported when an image is opened, not with the pa
 __all__ = [
     "ALLOWED_FORMATS",
     "MAX_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_PIXELS",
     "ImageInfo",
     "upload_contents",
@@ -53,6 +54,13 @@ __all__ = [
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 #: Default size limit of one file in bytes (20 MB: a 50-megapixel JPEG is ~15 MB).
 MAX_BYTES = 20 * 1024 * 1024
+#: Largest message the Jupyter server and Voila accept from the browser: their tornado
+#: ``websocket_max_message_size``, which :mod:`saliency_lib.server_settings` writes for ``make lab``, ``make
+#: present`` and Binder. An upload reaches the kernel as one websocket message; with tornado's default (10 MiB)
+#: a 12 MB file is dropped without a word ("Restoring connection"). Five times :data:`MAX_BYTES` (100 MiB) leaves
+#: room for base64 and JSON wrapping (x 4/3 and more), so a file well over :data:`MAX_BYTES` still arrives and
+#: gets :func:`check_image`'s one-line refusal instead of silence.
+MAX_MESSAGE_BYTES = 5 * MAX_BYTES
 #: Default limit on width * height (50 megapixels: 150 MB decoded as RGB, within Binder's 2 GB).
 MAX_PIXELS = 50_000_000
 #: Images with more pixels are first shrunk in Pillow by a whole factor (memory); smaller ones are not.

@@ -6,11 +6,18 @@ Starts ``jupyter lab`` on 127.0.0.1 (a free port, a random token, ``SALIENCY_FAS
 loop panel and clicks its Run button, and checks that the rendered figure changes each time. A screenshot goes to
 ``test-artifacts/``. The server is stopped by its process id.
 
+Every server starts with the Jupyter settings ``make lab`` and ``make present`` write (``saliency_lib.server_settings``,
+in the server's own configuration directory). With them, a 15 MB PNG chosen in an upload box (a one-cell notebook,
+in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one gets the upload check's one-line
+refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way (issue 20). And JupyterLab
+shows no news pop-up: its news and update checks are off by default.
+
 Skipped (with the reason) when /usr/bin/chromium or Playwright is missing, except under ``CI=true``, where it fails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -77,17 +84,23 @@ def stop_server(server: subprocess.Popen, log) -> None:
     log.close()
 
 
-@pytest.fixture
-def lab_server(tmp_path):
-    """A JupyterLab server on a free port; yields (base_url, token); stopped by its PID afterwards."""
+def _make_settings(tmp_path) -> Path:
+    """The Jupyter settings `make lab` and `make present` write for .venv (saliency_lib.server_settings), written
+    into the test server's own configuration directory (its JUPYTER_CONFIG_DIR); returns that directory."""
+    from saliency_lib import server_settings
+
+    config = tmp_path / "config"
+    server_settings.install(config)
+    return config
+
+
+@contextmanager
+def _lab(tmp_path, root: Path):
+    """A JupyterLab server on a free port serving ``root``, with `make lab`'s settings; yields (base_url, token);
+    stopped by its PID afterwards."""
     _require_browser()  # before starting anything
     port, token = _free_port(), secrets.token_hex(16)
-    settings = tmp_path / "settings"
-    # No news / update pop-ups over the notebook.
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
+    settings = tmp_path / "settings"  # a learner's own settings (no news pop-up: `make lab`'s defaults see to it)
     # Never write the test's (fast-mode) outputs over the committed notebook.
     (settings / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
@@ -103,7 +116,7 @@ def lab_server(tmp_path):
         SALIENCY_FAST="1",
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_CONFIG_DIR=str(_make_settings(tmp_path)),
         PYTHONUNBUFFERED="1",
     )
     log = open(tmp_path / "lab.log", "w")
@@ -116,7 +129,7 @@ def lab_server(tmp_path):
         "--ip=127.0.0.1",
         f"--port={port}",
         f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={REPO}",
+        f"--ServerApp.root_dir={root}",
         f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
         "--ServerApp.port_retries=0",
@@ -139,6 +152,13 @@ def lab_server(tmp_path):
         yield base, token
     finally:
         stop_server(server, log)
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """JupyterLab on the repository (as `make lab`, on a free port); yields (base_url, token)."""
+    with _lab(tmp_path, REPO) as server:
+        yield server
 
 
 # Every wait below is for an event the page shows (a status line, a figure's new source), never a fixed pause. The
@@ -177,55 +197,61 @@ def _browser_page(notebook: Path, unchanged: str):
     assert notebook.read_bytes() == saved, unchanged
 
 
+def _run_all_cells(page, base: str, token: str, notebook: str) -> str:
+    """Open ``notebook`` (a path under the server's root) in JupyterLab, wait for its kernel, run Run > Run All
+    Cells as a learner would, and wait for the cells to finish: "done", or "error" when a cell shows an error."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}", timeout=EVENT_LIMIT * 1000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
+    # The kernel is up when the toolbar's status says idle (answer a kernel dialog if one still comes).
+
+    def kernel_ready():
+        dialog = page.locator(".jp-Dialog button", has_text="Select")
+        if dialog.count():
+            dialog.first.click()
+        with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as reply:
+            sessions = json.load(reply)
+        return (
+            any(
+                session["path"].endswith(Path(notebook).name) and session["kernel"]["execution_state"] == "idle"
+                for session in sessions
+            )
+            and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
+        )
+
+    _wait_for(kernel_ready, "the kernel to start", page)
+
+    def run_all():
+        # Run > Run All Cells, as a learner would; True once the cells are queued.
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        prompts = lambda: page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()  # noqa: E731
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            # Queued and running cells show [*] (the saved notebook's own numbers do not count).
+            if any("*" in prompt for prompt in prompts()):
+                return True
+            time.sleep(0.2)
+        return False
+
+    _wait_for(run_all, "Run All Cells to start the cells", page, interval=0)
+
+    def finished():
+        # Cells run in order, so the run is over when the last code cell shows its number (Lab may not
+        # render off-screen cells, so only the last one is checked) or a cell shows an error.
+        if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
+            return "error"
+        last = page.locator(".jp-CodeCell").last
+        last.scroll_into_view_if_needed()
+        prompt = last.locator(".jp-InputPrompt").inner_text().strip()
+        return "done" if re.fullmatch(r"\[\d+\]:", prompt) else None
+
+    return _wait_for(finished, "all cells to run", page, interval=1.0)
+
+
 def _notebook_03_in_a_real_browser(lab_server):
     base, token = lab_server
     with _browser_page(REPO / NOTEBOOK, "the browser run must not save over the notebook") as page:
-        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=EVENT_LIMIT * 1000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
-        # The kernel is up when the toolbar's status says idle (answer a kernel dialog if one still comes).
-
-        def kernel_ready():
-            dialog = page.locator(".jp-Dialog button", has_text="Select")
-            if dialog.count():
-                dialog.first.click()
-            with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as reply:
-                sessions = json.load(reply)
-            return (
-                any(
-                    session["path"].endswith(Path(NOTEBOOK).name) and session["kernel"]["execution_state"] == "idle"
-                    for session in sessions
-                )
-                and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
-            )
-
-        _wait_for(kernel_ready, "the kernel to start", page)
-
-        def run_all():
-            # Run > Run All Cells, as a learner would; True once the cells are queued.
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            prompts = lambda: page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()  # noqa: E731
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                # Queued and running cells show [*] (the saved notebook's own numbers do not count).
-                if any("*" in prompt for prompt in prompts()):
-                    return True
-                time.sleep(0.2)
-            return False
-
-        _wait_for(run_all, "Run All Cells to start the cells", page, interval=0)
-
-        def finished():
-            # Cells run in order, so the run is over when the last code cell shows its number (Lab may not
-            # render off-screen cells, so only the last one is checked) or a cell shows an error.
-            if page.locator("[data-mime-type='application/vnd.jupyter.error']").count():
-                return "error"
-            last = page.locator(".jp-CodeCell").last
-            last.scroll_into_view_if_needed()
-            prompt = last.locator(".jp-InputPrompt").inner_text().strip()
-            return "done" if re.fullmatch(r"\[\d+\]:", prompt) else None
-
-        state = _wait_for(finished, "all cells to run", page, interval=1.0)
+        state = _run_all_cells(page, base, token, NOTEBOOK)
         page.screenshot(path=str(ARTIFACTS / "browser_03_after_run_all.png"), full_page=False)
         assert state == "done", (
             "a cell raised an error: "
@@ -269,9 +295,10 @@ def _notebook_03_in_a_real_browser(lab_server):
 PAGE_NOTEBOOK = "notebooks/06_your_own_model.ipynb"
 
 
-@pytest.fixture
-def voila_server(tmp_path):
-    """Voila serving notebook 06 on a free port (fast mode, as `make present`); yields the URL; stopped by PID."""
+@contextmanager
+def _voila(tmp_path, notebook: str, cwd: Path = REPO):
+    """Voila serving ``notebook`` (a path from ``cwd``) on a free port, with `make present`'s flags and settings (fast
+    mode); yields (the URL, the server's log); stopped by PID."""
     _require_browser()
     if subprocess.run([sys.executable, "-c", "import voila"], capture_output=True).returncode:
         _missing("voila is not installed (pip install -e '.[test]')")
@@ -281,7 +308,7 @@ def voila_server(tmp_path):
         SALIENCY_FAST="1",
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_CONFIG_DIR=str(_make_settings(tmp_path)),
         PYTHONUNBUFFERED="1",
     )
     log = open(tmp_path / "voila.log", "w")
@@ -290,14 +317,14 @@ def voila_server(tmp_path):
         sys.executable,
         "-m",
         "voila",
-        PAGE_NOTEBOOK,
+        notebook,
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--VoilaConfiguration.progressive_rendering=True",
     ]
-    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + EVENT_LIMIT
         while True:  # the port answers (a GET of the page would start a kernel: the browser does that)
@@ -313,6 +340,13 @@ def voila_server(tmp_path):
         yield f"http://127.0.0.1:{port}/", tmp_path / "voila.log"
     finally:
         stop_server(server, log)
+
+
+@pytest.fixture
+def voila_server(tmp_path):
+    """Voila serving notebook 06 (as `make present`, on a free port); yields (the URL, the server's log)."""
+    with _voila(tmp_path, PAGE_NOTEBOOK) as server:
+        yield server
 
 
 def _notebook_06_as_a_standalone_page(voila_server):
@@ -359,7 +393,140 @@ def _notebook_06_as_a_standalone_page(voila_server):
         page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
 
 
-# A class each, so that `--dist loadscope` (make test) can run the two browser tests on both workers at once.
+# ---- an upload over tornado's 10 MiB websocket default reaches the kernel (issue 20) ---------------------------
+
+# The smallest page with an upload box: the box, and a line the kernel writes when the file has arrived (through
+# saliency_lib.uploads, as notebook 06's panel reads it): its size and sha256.
+UPLOAD_CELL = """\
+import hashlib
+
+import ipywidgets
+
+from saliency_lib import uploads
+
+upload = ipywidgets.FileUpload(accept=".png", multiple=False, description="Upload image")
+received = ipywidgets.HTML("nothing received yet")
+received.add_class("upload-received")
+
+
+def show(change):
+    try:
+        ((name, content),) = uploads.upload_contents(upload.value)
+        info = uploads.check_image(content)
+        received.value = (
+            f"received {name}: {len(content)} bytes, sha256 {hashlib.sha256(content).hexdigest()}, "
+            f"{info.format} {info.width} x {info.height}"
+        )
+    except Exception as error:
+        received.value = f"refused: {error}"
+
+
+upload.observe(show, names="value")
+ipywidgets.VBox([upload, received])
+"""
+UPLOAD_MB = 15  # over tornado's default websocket limit (10 MiB), under the upload limit (uploads.MAX_BYTES)
+TOO_BIG_MB = 27  # the issue's second file: over the upload limit, so the kernel must answer with the refusal line
+
+
+def _upload_notebook(tmp_path) -> Path:
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(UPLOAD_CELL)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "upload.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def _noise_png(path: Path, megabytes: float) -> bytes:
+    """A PNG of random pixels (it does not compress) of about ``megabytes`` MB; returns its bytes."""
+    import numpy as np
+    from PIL import Image
+
+    side = round((megabytes * 1e6 / 3) ** 0.5)
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, compress_level=1)
+    return path.read_bytes()
+
+
+def _upload(page, picture: Path, log: Path, before: str) -> str:
+    """Choose ``picture`` in the page's upload box; the kernel's line once it changes from ``before``."""
+    received = page.locator(".upload-received")
+    button = page.locator(".widget-upload").first
+    with page.expect_file_chooser(timeout=EVENT_LIMIT * 1000) as chooser:
+        button.click()
+    chooser.value.set_files(str(picture))
+
+    def arrived():
+        # A message over the server's limit closes the kernel's websocket: the page reconnects ("Restoring
+        # connection" in the log) and the file never arrives, so that ends the wait at once.
+        if "Restoring connection" in log.read_text():
+            return "dropped"
+        text = received.inner_text()
+        return text if text != before and text.startswith(("received", "refused")) else None
+
+    try:
+        text = _wait_for(arrived, f"the kernel to receive {picture.name}", page)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"browser_upload_{log.stem}.png"), full_page=False)
+    assert text != "dropped", (
+        f"the server dropped a {picture.stat().st_size / 1e6:.1f} MB upload (its websocket message limit):\n"
+        + log.read_text()[-2000:]
+    )
+    return text
+
+
+def _upload_reaches_the_kernel(page, tmp_path, log: Path) -> None:
+    """Choose a ~15 MB noise PNG in the page's upload box: the kernel must report every byte (size and sha256).
+    Then a ~27 MB one: the kernel must answer with the upload check's one-line refusal, not silence."""
+    from saliency_lib import uploads
+
+    received = page.locator(".upload-received")
+    _wait_for(lambda: received.count() and "nothing received" in received.inner_text(), "the upload box", page)
+    data = _noise_png(tmp_path / "noise.png", UPLOAD_MB)
+    assert 10 * 2**20 < len(data) < uploads.MAX_BYTES, len(data)
+    text = _upload(page, tmp_path / "noise.png", log, "")
+    digest = hashlib.sha256(data).hexdigest()
+    assert text.startswith(f"received noise.png: {len(data)} bytes, sha256 {digest}, PNG"), text
+
+    big = _noise_png(tmp_path / "big.png", TOO_BIG_MB)
+    assert uploads.MAX_BYTES < len(big) < uploads.MAX_MESSAGE_BYTES, len(big)
+    text = _upload(page, tmp_path / "big.png", log, text)
+    assert text.startswith(f"refused: the upload is {len(big) / 1e6:.1f} MB, over the"), text
+    assert "make the picture smaller" in text and "\n" not in text
+
+
+NEWS_QUESTION = "Would you like to get notified about official Jupyter news?"  # JupyterLab 4's first-start toast
+
+
+def _large_upload_in_jupyterlab(tmp_path) -> None:
+    notebook = _upload_notebook(tmp_path)
+    with _lab(tmp_path, notebook.parent) as (base, token):
+        # `make lab`'s defaults turn JupyterLab's news off (the learner's own settings are empty here).
+        plugin = "@jupyterlab/apputils-extension:notification"
+        with urllib.request.urlopen(f"{base}/lab/api/settings/{plugin}?token={token}", timeout=30) as reply:
+            defaults = json.load(reply)["schema"]["properties"]
+        assert defaults["fetchNews"]["default"] == "false", defaults["fetchNews"]
+        assert defaults["checkForUpdates"]["default"] is False, defaults["checkForUpdates"]
+        with _browser_page(notebook, "the browser run must not save over the notebook") as page:
+            state = _run_all_cells(page, base, token, notebook.name)
+            assert state == "done", page.inner_text("body")[-2000:]
+            _upload_reaches_the_kernel(page, tmp_path, tmp_path / "lab.log")
+            # By now (the page up for a while) JupyterLab would have asked about the news, over the notebook.
+            assert page.get_by_text(NEWS_QUESTION).count() == 0, "the news pop-up is showing"
+
+
+def _large_upload_in_voila(tmp_path) -> None:
+    notebook = _upload_notebook(tmp_path)
+    with _voila(tmp_path, notebook.name, cwd=notebook.parent) as (url, log):
+        with _browser_page(notebook, "serving the page must not change the notebook") as page:
+            page.goto(url, timeout=EVENT_LIMIT * 1000)
+            _upload_reaches_the_kernel(page, tmp_path, log)
+
+
+# A class each, so that `--dist loadscope` (make test) can run the browser tests on both workers at once.
 class TestJupyterLab:
     def test_notebook_03_in_a_real_browser(self, lab_server):
         _notebook_03_in_a_real_browser(lab_server)
@@ -368,3 +535,13 @@ class TestJupyterLab:
 class TestVoila:
     def test_notebook_06_as_a_standalone_page(self, voila_server):
         _notebook_06_as_a_standalone_page(voila_server)
+
+
+class TestLargeUploadInJupyterLab:
+    def test_a_15_mb_upload_reaches_the_kernel_and_27_mb_gets_one_line(self, tmp_path):
+        _large_upload_in_jupyterlab(tmp_path)
+
+
+class TestLargeUploadInVoila:
+    def test_a_15_mb_upload_reaches_the_kernel_and_27_mb_gets_one_line(self, tmp_path):
+        _large_upload_in_voila(tmp_path)

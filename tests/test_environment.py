@@ -139,3 +139,37 @@ def test_the_licence_is_an_spdx_string_for_setuptools_77():
     project = tomllib.loads(text)
     assert project["project"]["license"] == "MIT"  # a table is deprecated (setuptools prints a banner)
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+def _present_plan(*variables: str) -> str:
+    """The voila line `make present VARIABLES` runs (-n), install and settings stamps taken as done."""
+    import subprocess
+
+    plan = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "-o", ".venv/etc/jupyter/.saliency-settings", "present", *variables],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return next(line for line in plan.splitlines() if "/bin/voila " in line)
+
+
+def test_make_present_takes_the_variable_the_page_names():
+    import json
+
+    # Notebook 06 (the page itself) tells people which command runs the full budgets: it must do so.
+    notebook = json.loads((REPO / "notebooks" / "06_your_own_model.ipynb").read_text())
+    text = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    named = re.findall(r"`make present ([A-Z_]+=0)`", text)
+    assert named, "notebook 06 no longer names the command for the full run"
+    for variable in named:
+        assert _present_plan(variable).startswith("SALIENCY_FAST=0 "), variable
+    assert _present_plan().startswith("SALIENCY_FAST=1 ")  # fast by default
+    assert _present_plan("FAST=0").startswith("SALIENCY_FAST=0 ")
+    assert _present_plan("PRESENT_FAST=0").startswith("SALIENCY_FAST=0 ")  # the earlier name still works
+    assert _present_plan("FAST=1", "PRESENT_FAST=0").startswith("SALIENCY_FAST=1 ")
+    # The help names the variable that works.
+    makefile = (REPO / "Makefile").read_text()
+    assert "FAST=0" in makefile.split("help:")[1].split("\n\n")[0]

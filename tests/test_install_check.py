@@ -142,3 +142,81 @@ def test_python_and_browser_checks():
 )
 def test_verdict(checks, expected):
     assert verdict(checks) == expected
+
+
+# ---- the browser check: Debian's chromium and friends are found without a display (issue 20) ------------------
+
+
+def _fake_browser(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    executable = folder / name
+    executable.write_text("#!/bin/sh\nexit 0\n")
+    executable.chmod(0o755)
+    return executable
+
+
+@pytest.fixture
+def no_display(tmp_path, monkeypatch):
+    """No display, no $BROWSER, Python's webbrowser finding nothing, and an empty Playwright cache."""
+    import webbrowser
+
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "ms-playwright"))
+
+    def nothing(using=None):
+        raise webbrowser.Error("could not locate runnable browser")
+
+    monkeypatch.setattr(webbrowser, "get", nothing)
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"])
+def test_a_browser_on_path_is_found_without_a_display(no_display, monkeypatch, command):
+    executable = _fake_browser(no_display / "bin", command)
+    monkeypatch.setattr(install_check.sys, "platform", "linux")
+    check = install_check.check_browser(path=str(no_display / "bin"))
+    assert check.ok and check.name == "browser"
+    assert check.detail.startswith(f"{command} ({executable})"), check.detail
+    assert "no display" in check.detail and "make lab prints a URL" in check.detail
+    assert "no browser found" not in check.line()
+
+
+def test_every_browser_on_path_is_named_once(no_display):
+    _fake_browser(no_display / "bin", "chromium")
+    _fake_browser(no_display / "bin", "firefox")
+    (no_display / "bin" / "chromium-browser").symlink_to(no_display / "bin" / "chromium")  # Ubuntu's alias
+    check = install_check.check_browser(path=str(no_display / "bin"))
+    assert check.detail.startswith("chromium (") and ", also firefox;" in check.detail, check.detail
+
+
+def test_playwrights_own_chromium_is_found(no_display):
+    executable = _fake_browser(no_display / "ms-playwright" / "chromium-1140" / "chrome-linux", "chrome")
+    _fake_browser(no_display / "ms-playwright" / "chromium-1105" / "chrome-linux", "chrome")
+    assert install_check.playwright_browsers()[0] == executable  # the newest first
+    check = install_check.check_browser(path=str(no_display / "empty"))
+    assert check.detail.startswith(f"Playwright's Chromium ({executable})"), check.detail
+
+
+def test_nothing_installed_is_still_not_a_failure(no_display):
+    (no_display / "empty").mkdir()
+    check = install_check.check_browser(path=str(no_display / "empty"))
+    assert check.ok and "no browser found" in check.detail and "make lab prints a URL" in check.fix
+
+
+def test_a_text_browser_is_not_the_one_jupyterlab_opens(no_display, monkeypatch):
+    import webbrowser
+
+    monkeypatch.setattr(webbrowser, "get", lambda using=None: webbrowser.GenericBrowser("lynx"))
+    _fake_browser(no_display / "bin", "chromium")
+    check = install_check.check_browser(path=str(no_display / "bin"))
+    assert check.detail.startswith("chromium ("), check.detail
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed here")
+def test_debians_chromium_is_found_on_this_machine(monkeypatch):
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(variable, raising=False)
+    check = install_check.check_browser()
+    assert "no browser found" not in check.detail, check.line()
+    assert "chromium" in check.detail or "JupyterLab will open" in check.detail, check.line()
