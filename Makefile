@@ -53,7 +53,7 @@ browser-deps:
 WORK ?= work
 lab: $(STAMP)
 	$(PY) -m saliency_lib assets verify
-	$(PY) -m saliency_lib.tutorial working-copy $(WORK)
+	$(PY) -m saliency_lib.course.tutorial working-copy $(WORK)
 	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --LabApp.default_url=/lab/tree/$(WORK)/00_start_here.ipynb
@@ -78,10 +78,10 @@ verify: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 
 check: $(STAMP)
-	$(PY) -m saliency_lib.install_check
+	$(PY) -m saliency_lib.course.install_check
 
 learner-edition: $(STAMP)
-	$(PY) -m saliency_lib.learner_edition learner $(if $(OVERWRITE),--overwrite)
+	$(PY) -m saliency_lib.course.learner_edition learner $(if $(OVERWRITE),--overwrite)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py

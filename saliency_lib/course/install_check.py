@@ -1,6 +1,6 @@
 """Is this computer ready for the tutorial? One command a participant runs the day before a workshop.
 
-``python -m saliency_lib.install_check`` (or ``make check``) checks, in order:
+``python -m saliency_lib.course.install_check`` (or ``make check``) checks, in order:
 
 1. **versions**: Python and every dependency in ``pyproject.toml`` (installed, and the pinned version);
 2. **assets**: every shipped file in ``data/`` against its sha256 in ``data/MANIFEST.json``;
@@ -421,9 +421,10 @@ def verdict(checks: list[Check]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_lib.install_check [--quick]``: print every check and the verdict; 0 ready, 1 not."""
+    """``python -m saliency_lib.course.install_check [--quick]``: print every check and the verdict; 0 ready, 1 not."""
     parser = argparse.ArgumentParser(
-        prog="python -m saliency_lib.install_check", description="Is this computer ready for the saliency tutorial?"
+        prog="python -m saliency_lib.course.install_check",
+        description="Is this computer ready for the saliency tutorial?",
     )
     parser.add_argument("--quick", action="store_true", help="skip the timed map (versions, files, widgets only)")
     parser.add_argument("--pyproject", type=Path, default=None, help="pyproject.toml to compare with")

@@ -1,6 +1,6 @@
 """The learner edition: copies of the notebooks with the solution cells removed and every output cleared.
 
-``python -m saliency_lib.learner_edition OUT_DIR`` (or ``make learner-edition``) writes every
+``python -m saliency_lib.course.learner_edition OUT_DIR`` (or ``make learner-edition``) writes every
 ``notebooks/*.ipynb`` (and ``notebooks/*.md``) into ``OUT_DIR`` for a workshop, where learners should meet each
 exercise before its answer::
 
@@ -211,9 +211,9 @@ def write_learner_edition(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_lib.learner_edition OUT_DIR [--with-solutions] [--overwrite]``."""
+    """``python -m saliency_lib.course.learner_edition OUT_DIR [--with-solutions] [--overwrite]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m saliency_lib.learner_edition",
+        prog="python -m saliency_lib.course.learner_edition",
         description="Write the notebooks without solution cells and outputs.",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the learner edition to (e.g. learner/)")

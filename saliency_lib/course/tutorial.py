@@ -14,8 +14,8 @@ restart, it says which cells to run before it instead of ending in a bare ``Name
 navigation line at the top and bottom of every notebook (:func:`navigation`), each notebook's ``**Time:**``, the
 map in notebook 00 and the index ``notebooks/README.md`` (:func:`index_table`, :func:`index_markdown`) are
 written from it, and ``tests/test_notebooks_anatomy.py`` fails when one of them drifts. ``python -m
-saliency_lib.tutorial index`` rewrites the index; ``python -m saliency_lib.tutorial working-copy work`` makes the
-learner's git-ignored copy of the notebooks that ``make lab`` opens.
+saliency_lib.course.tutorial index`` rewrites the index; ``python -m saliency_lib.course.tutorial working-copy work``
+makes the learner's git-ignored copy of the notebooks that ``make lab`` opens.
 """
 
 from __future__ import annotations
@@ -197,11 +197,12 @@ def index_table(prefix: str = "") -> str:
 
 
 def index_markdown() -> str:
-    """The text of ``notebooks/README.md``, the index (``python -m saliency_lib.tutorial index`` writes it)."""
+    """The text of ``notebooks/README.md``, the index (``python -m saliency_lib.course.tutorial index`` writes it)."""
     return f"""# The notebooks: index
 
-<!-- Written by `python -m saliency_lib.tutorial index` from saliency_lib/tutorial.py (NOTEBOOKS); do not edit by
-hand: tests/test_notebooks_anatomy.py fails when this file, the notebooks' headers or notebook 00's map drift. -->
+<!-- Written by `python -m saliency_lib.course.tutorial index` from saliency_lib/course/tutorial.py (NOTEBOOKS); do not
+edit by hand: tests/test_notebooks_anatomy.py fails when this file, the notebooks' headers or notebook 00's map
+drift. -->
 
 Open them in order; each runs on its own after [00 · Start here](00_start_here.ipynb). "Learner time" is reading,
 running, the widgets and the exercise. How long the computer takes for a full run of each notebook is measured in
@@ -404,8 +405,8 @@ def require(*names: str, scope: dict, run: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_lib.tutorial index`` (rewrite ``notebooks/README.md``) or ``working-copy DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m saliency_lib.tutorial")
+    """``python -m saliency_lib.course.tutorial index`` (rewrite ``notebooks/README.md``) or ``working-copy DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m saliency_lib.course.tutorial")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("index", help="rewrite notebooks/README.md from NOTEBOOKS")
     copy = commands.add_parser("working-copy", help="copy notebooks/ into DIR without overwriting anything")

@@ -254,7 +254,7 @@ def load_box_data(
     n: int | None = None,
 ) -> dict:
     """A folder of images with boxes (or ``images="shipped"``) as :func:`saliency_lib.datasets.load_dataset`'s
-    dict, ready for :func:`saliency_lib.evaluation.plan_records`.
+    dict, ready for :func:`saliency_lib.evaluation.runner.plan_records`.
 
     Args:
         images: a folder of image files (matched to boxes by file name without suffix), or ``"shipped"``.

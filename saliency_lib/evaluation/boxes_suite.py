@@ -58,7 +58,7 @@ def boxes_plan(
     block_size: int = 4,
     methods: tuple[str, ...] | None = None,
 ):
-    """The :class:`saliency_lib.evaluation.DatasetPlan` of the boxes suite: OISE = RISE = ``budget`` calls (default
+    """The :class:`.suites.DatasetPlan` of the boxes suite: OISE = RISE = ``budget`` calls (default
     the paper's 5,000), :data:`BOX_OPTIONS` for the baselines, curves of ``W`` pixels per step (RISE's 224 at
     224 x 224), the photographs' reference (:data:`saliency_lib.datasets.DATASET_REFERENCES`) unless forced."""
     from .baselines import METHODS

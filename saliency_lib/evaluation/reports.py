@@ -81,7 +81,7 @@ METRIC_LABELS = {
 
 
 def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> str:
-    """The evaluation's results (:func:`saliency_lib.evaluation.run_suite`) as markdown: one table per dataset,
+    """The evaluation's results (:func:`saliency_lib.evaluation.runner.run_suite`) as markdown: one table per dataset,
     rows = methods, columns = metrics (mean [95% CI]), model calls and seconds per image.
 
     Args:
@@ -452,7 +452,7 @@ def budget_curve_figure(payload: dict):
 
 
 def oise_settings_markdown(result: dict) -> str:
-    """The tables of :func:`saliency_lib.evaluation.oise_settings`: OISE's settings one at a time, and the
+    """The tables of :func:`saliency_lib.evaluation.budget_study.oise_settings`: OISE's settings one at a time, and the
     seed-to-seed agreement at the paper's budget."""
     first = result["settings"][0]
     keys = list(first["metrics"])

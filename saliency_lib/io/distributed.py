@@ -30,7 +30,7 @@ Commands (``python -m saliency_lib explain-folder`` is :func:`saliency_lib.image
 (or a static rendezvous: ``--nnodes 2 --node-rank R --master-addr HOST --master-port 29500`` on machine R).
 Across machines ``out_dir`` must be one shared folder (NFS, ...): rank 0 reads every rank's file. The process
 group (gloo on the CPU; gloo and NCCL with ``device="cuda"``) is used only for the final barriers: the blocks
-need no communication. :func:`saliency_lib.evaluation.evaluate_sharded` runs the evaluation this way, and
+need no communication. :func:`saliency_lib.evaluation.scoring.evaluate_sharded` runs the evaluation this way, and
 ``python -m saliency_lib evaluate`` (every suite) runs on it, so the benchmark runs under torchrun too.
 """
 
