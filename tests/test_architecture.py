@@ -252,6 +252,38 @@ def test_no_module_is_over_the_line_limit(path):
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines (at most {MAX_LINES}: split it by idea)"
 
 
+def test_the_short_names_reach_each_module_at_its_home():
+    """``saliency_lib.models``, ``from saliency_lib.core import ...``: one module object, found at its home."""
+    import importlib
+
+    import saliency_lib
+
+    modules = library_modules()
+    for short, home in saliency_lib.SHORT_NAMES.items():
+        assert f"saliency_lib.{home}" in modules, f"{short} -> {home}: no such module"
+        module = importlib.import_module(f"saliency_lib.{home}")
+        assert getattr(saliency_lib, short) is module
+        assert importlib.import_module(f"saliency_lib.{short}") is module
+
+
+def test_every_notebook_import_from_the_library_resolves():
+    """Each ``from saliency_lib... import name`` of the notebooks and solutions finds its name (the learner's API)."""
+    import importlib
+
+    problems = []
+    for path, source in notebook_sources():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("saliency_lib"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            problems.append(f"{path.name}:{node.lineno} {node.module} has no {alias.name}")
+    assert not problems, "\n".join(problems)
+
+
 def test_no_import_cycles():
     cycle = find_cycle(library_graph(library_modules()))
     assert cycle is None, " -> ".join(cycle)
