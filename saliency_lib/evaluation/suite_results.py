@@ -39,6 +39,7 @@ def dataset_seconds(records: list[dict]) -> dict:
 
 
 def suite_settings(suite: str, seed: int, dataset_seconds: dict, reference: str | None = None) -> dict:
+    """The ``settings`` of a suite's result file: seed, reference, every dataset's plan, wall times, machine."""
     return {
         "seed": seed,
         "reference": reference_setting(reference),
@@ -136,7 +137,7 @@ def reference_setting(reference: str | None) -> str:
 
 def paired_vs_rise(records: list[dict], parts_dir: Path) -> None:
     """Add ``vs_rise`` to every record whose method and RISE both have per-image values in ``parts_dir`` (the
-    merged files of :func:`evaluate_sharded`): the paired per-image difference method - RISE of each metric,
+    merged files of :func:`.scoring.evaluate_sharded`): the paired per-image difference method - RISE of each metric,
     summarised (mean, 95% CI). Records without them (another rank, a legacy file) are left as they are."""
 
     def per_image(dataset: str, method: str) -> list[dict] | None:

@@ -221,6 +221,8 @@ SUITES = {"quick": _suite("quick"), "full": _suite("full"), "paper": _paper_suit
 
 
 def method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
+    """One method's options on ``plan``: its own options, the dataset's reference for every method that masks,
+    the plan's budget as OISE's steps and RISE's masks, and ``seed`` for every seeded method."""
     options = dict(plan.options.get(method, {}))
     if method in REFERENCE_METHODS:
         options.setdefault("reference", plan.masked_value())
