@@ -87,7 +87,7 @@ class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """``import saliency_lib.core`` / ``from saliency_lib.widgets.view import ...``: the module at its home.
 
     The short dotted name is the same module object as the long one (no second copy, so state and
-    monkeypatching are shared).
+    monkeypatching are shared); ``python -m`` with a short name runs the module at its home.
     """
 
     @staticmethod
@@ -108,6 +108,11 @@ class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         pass  # already executed under its home name
+
+    def get_code(self, fullname):
+        """``python -m saliency_lib.tutorial ...``: run the module at its home as ``__main__``."""
+        home = self.home(fullname)
+        return compile(f"import runpy\nrunpy.run_module({home!r}, run_name='__main__', alter_sys=True)\n", home, "exec")
 
 
 if not any(isinstance(finder, _ShortNames) for finder in sys.meta_path):

@@ -266,6 +266,17 @@ def test_the_short_names_reach_each_module_at_its_home():
         assert importlib.import_module(f"saliency_lib.{short}") is module
 
 
+def test_python_dash_m_with_a_short_name_runs_the_module_at_its_home():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "saliency_lib.tutorial", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "python -m saliency_lib.course.tutorial" in result.stdout
+
+
 def test_every_notebook_import_from_the_library_resolves():
     """Each ``from saliency_lib... import name`` of the notebooks and solutions finds its name (the learner's API)."""
     import importlib
