@@ -50,20 +50,20 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
-# Jupyter settings of .venv (saliency_lib/server_settings.py writes them under .venv/etc/jupyter, which .venv's
+# Jupyter settings of .venv (saliency_lib/course/server_settings.py writes them under .venv/etc/jupyter, which .venv's
 # jupyter lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default,
 # 10 MiB, drops bigger uploads without a word), and JupyterLab's news and update checks off by default (no pop-up
 # over the notebook on the first start). Rewritten when the module or the upload limit changes; Binder: postBuild.
 JUPYTER_SETTINGS := $(VENV)/etc/jupyter/.saliency-settings
-$(JUPYTER_SETTINGS): $(STAMP) saliency_lib/server_settings.py saliency_lib/uploads.py
-	$(PY) -m saliency_lib.server_settings --config-dir $(VENV)/etc/jupyter
+$(JUPYTER_SETTINGS): $(STAMP) saliency_lib/course/server_settings.py saliency_lib/io/uploads.py
+	$(PY) -m saliency_lib.course.server_settings --config-dir $(VENV)/etc/jupyter
 	@touch $@
 
 # Learners work in a git-ignored copy (work/), so autosave never changes the committed notebooks/.
 WORK ?= work
 lab: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
-	$(PY) -m saliency_lib.tutorial working-copy $(WORK)
+	$(PY) -m saliency_lib.course.tutorial working-copy $(WORK)
 	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --LabApp.default_url=/lab/tree/$(WORK)/00_start_here.ipynb
@@ -88,10 +88,10 @@ verify: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 
 check: $(STAMP)
-	$(PY) -m saliency_lib.install_check
+	$(PY) -m saliency_lib.course.install_check
 
 learner-edition: $(STAMP)
-	$(PY) -m saliency_lib.learner_edition learner $(if $(OVERWRITE),--overwrite)
+	$(PY) -m saliency_lib.course.learner_edition learner $(if $(OVERWRITE),--overwrite)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py

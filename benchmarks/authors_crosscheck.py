@@ -49,9 +49,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import authors_reference as R  # noqa: E402
 
 import saliency_lib as S  # noqa: E402
-from saliency_lib import data, metrics, models  # noqa: E402
-from saliency_lib.core import class_probabilities  # noqa: E402
-from saliency_lib.reports import summarise  # noqa: E402
+from saliency_lib.evaluation import metrics  # noqa: E402
+from saliency_lib.evaluation.reports import summarise  # noqa: E402
+from saliency_lib.io import data, models  # noqa: E402
+from saliency_lib.method.core import class_probabilities  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 PARTS = RESULTS / "authors_crosscheck.parts"
@@ -216,7 +217,7 @@ def run_part(
     model=None,
 ) -> Path:
     """Compute and write one part (``<name>.json`` + ``<name>.npz``); returns the JSON path."""
-    from saliency_lib.evaluation import machine
+    from saliency_lib.evaluation.suite_results import machine
 
     begin = time.perf_counter()
     model = model or load_model()

@@ -71,7 +71,7 @@ class TargetProbability:
     """
 
     def __init__(self, model: Callable, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        from saliency_lib.core import call_model, to_probabilities  # the package's fast, unchecked model call
+        from saliency_lib.method.core import call_model, to_probabilities  # the package's fast, unchecked model call
 
         self._call, self._soft = call_model, to_probabilities
         self.model = model

@@ -11,7 +11,7 @@ every dataset (default: each dataset's own, ``saliency_lib.datasets.DATASET_REFE
 ``<stem>_<reference>.*`` (e.g. ``budget_curve_mean.md``: the authors' dataset mean), never into the default files.
 
 The 5,000-call evaluation itself is ``python -m saliency_lib evaluate --suite paper`` (or
-``saliency_lib.evaluation.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
+``saliency_lib.evaluation.runner.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
 at that budget is ``python -m saliency_lib reconstruct --suite paper``. Single-thread runs:
 ``OMP_NUM_THREADS=1``.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from saliency_lib import evaluation as Ev  # noqa: E402
+from saliency_lib.evaluation import budget_study, suites  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -33,14 +33,14 @@ def main(argv=None) -> int:
     curve = commands.add_parser("budget-curve", help="OISE (1 and several chains) and RISE from 100 to 5000 calls")
     curve.add_argument("--dataset", default="fashion", choices=["fashion", "clutter", "planted"])
     curve.add_argument("--n", type=int, default=100)
-    curve.add_argument("--budgets", type=int, nargs="+", default=list(Ev.BUDGETS))
-    curve.add_argument("--chains", type=int, default=Ev.BUDGET_CURVE_CHAINS)
+    curve.add_argument("--budgets", type=int, nargs="+", default=list(budget_study.BUDGETS))
+    curve.add_argument("--chains", type=int, default=budget_study.BUDGET_CURVE_CHAINS)
     curve.add_argument("--chunk", type=int, default=100)
     curve.add_argument("--out", type=Path, default=None)
     sweep = commands.add_parser("sensitivity", help="OISE's settings one at a time, and seed-to-seed agreement")
     sweep.add_argument("--n", type=int, default=50)
     sweep.add_argument("--budget", type=int, default=1000)
-    sweep.add_argument("--agreement-budget", type=int, default=Ev.PAPER_BUDGET)
+    sweep.add_argument("--agreement-budget", type=int, default=suites.PAPER_BUDGET)
     sweep.add_argument("--agreement-n", type=int, default=20, help="images for the seed agreement at that budget")
     sweep.add_argument("--out", type=Path, default=None)
     render = commands.add_parser("render", help="rewrite budget_curve.md and .png from budget_curve.json")
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         )
     args = parser.parse_args(argv)
     if args.command == "compare":
-        from saliency_lib import reports
+        from saliency_lib.evaluation import reports
 
         out = args.out or reports.RESULTS_DIR
         suffix = f"_{args.reference}" if args.reference else ""
@@ -68,9 +68,9 @@ def main(argv=None) -> int:
         (out / f"paper_vs_full{suffix}.md").write_text(text)
         print(text)
     elif args.command == "render":
-        Ev.render_budget_curve(args.out, args.reference)
+        budget_study.render_budget_curve(args.out, args.reference)
     elif args.command == "budget-curve":
-        Ev.budget_curve(
+        budget_study.budget_curve(
             args.dataset,
             args.n,
             tuple(args.budgets),
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
             reference=args.reference,
         )
     else:
-        Ev.oise_settings(
+        budget_study.oise_settings(
             n=args.n,
             budget=args.budget,
             agreement_budget=args.agreement_budget,

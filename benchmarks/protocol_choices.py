@@ -54,13 +54,19 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from authors_reference import gkern  # noqa: E402  (RISE's evaluation.py kernel, transcribed by authors_reference)
 
-from saliency_lib import core, datasets, evaluation, models  # noqa: E402
-from saliency_lib import masks as M  # noqa: E402
-from saliency_lib import metrics as Mt  # noqa: E402
-from saliency_lib.distributed import block_seed  # noqa: E402
-from saliency_lib.oise_method import OISEStep, oise  # noqa: E402
-from saliency_lib.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
-from saliency_lib.rise_method import rise  # noqa: E402
+from saliency_lib.evaluation import (  # noqa: E402
+    datasets,  # noqa: E402
+    suite_results,
+    suites,
+)
+from saliency_lib.evaluation import metrics as Mt  # noqa: E402
+from saliency_lib.evaluation.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
+from saliency_lib.io import models  # noqa: E402
+from saliency_lib.io.distributed import block_seed  # noqa: E402
+from saliency_lib.method import core  # noqa: E402
+from saliency_lib.method import masks as M  # noqa: E402
+from saliency_lib.method.oise_method import OISEStep, oise  # noqa: E402
+from saliency_lib.method.rise_method import rise  # noqa: E402
 
 STEM = "protocol_choices"
 PARTS_DIR = RESULTS_DIR / f"{STEM}.parts"
@@ -274,7 +280,7 @@ def _reference_setting():
 
 
 def _plan(dataset: str):
-    return next(p for p in evaluation.SUITES["paper"] if p.name == dataset)
+    return next(p for p in suites.SUITES["paper"] if p.name == dataset)
 
 
 def part_stem(dataset: str, start: int, stop: int) -> str:
@@ -378,7 +384,7 @@ def run_part(
         "targets_not_top1": int((top1 != targets.cpu()).sum()),
         "seconds": {"maps": seconds, "explain_total": round(explained, 1), "score_total": round(scored, 1)},
         "rescored": rescore,
-        "machine": evaluation.machine(),
+        "machine": suite_results.machine(),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

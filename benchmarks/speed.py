@@ -43,7 +43,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from saliency_lib import data, models, oise, rise, runtime  # noqa: E402
+from saliency_lib import oise, rise  # noqa: E402
+from saliency_lib.io import data, models, runtime  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

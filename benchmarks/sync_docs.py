@@ -58,7 +58,7 @@ def readme_finding() -> str:
     cross-check against the authors' loop and Part B."""
     import torch
 
-    from saliency_lib.reports import catch_up, summarise
+    from saliency_lib.evaluation.reports import catch_up, summarise
 
     paper, grey = _results("evaluation_paper.json"), _results("evaluation_paper_mean.json")
     cross = next(
@@ -153,7 +153,7 @@ def part_b_paper() -> str:
     """Part B at 5,000 calls: OISE's region regenerated, inpainted, filled; a random region; both references."""
     import torch
 
-    from saliency_lib.reports import summarise
+    from saliency_lib.evaluation.reports import summarise
 
     fractions = ("0.5", "0.7", "0.9")
     lines = [
@@ -198,7 +198,7 @@ DATASET_NAMES = {"fashion": "Fashion-MNIST", "clutter": "cluttered canvases", "p
 def budget_catch_up() -> str:
     """From the black budget curve: OISE and RISE at 5,000 calls, the paired gap, and from which budget OISE is
     no worse than RISE (paired 95% CI), per dataset and metric."""
-    from saliency_lib.reports import catch_up
+    from saliency_lib.evaluation.reports import catch_up
 
     payload = _results("budget_curve.json")
     rows = catch_up(payload)
@@ -241,7 +241,7 @@ def budget_catch_up() -> str:
 def oise_settings() -> str:
     """OISE's settings one at a time (black reference) and its seed agreement at 5,000 calls, from
     ``paper_oise_settings.json``: the rows of :func:`saliency_lib.reports.oise_settings_markdown`'s tables."""
-    from saliency_lib.reports import oise_settings_markdown
+    from saliency_lib.evaluation.reports import oise_settings_markdown
 
     text = oise_settings_markdown(_results("paper_oise_settings.json"))
     tables, current = [], []
@@ -312,9 +312,11 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "oise-settings": oise_settings,
     "reference-table": reference_table,
     "part-b-full": lambda: __import__(
-        "saliency_lib.reconstruction_experiment", fromlist=["markdown_table"]
+        "saliency_lib.generative.reconstruction_experiment", fromlist=["markdown_table"]
     ).markdown_table(_results("reconstruction_full.json")),
-    "asset-table": lambda: __import__("saliency_lib.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n"),
+    "asset-table": lambda: (
+        __import__("saliency_lib.io.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n")
+    ),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),
 }

@@ -1,6 +1,6 @@
 """A tiny evaluation suite for tests/test_distributed.py, run as a script (under torchrun or alone).
 
-``python tests/evaluate_driver.py OUT`` runs :func:`saliency_lib.evaluation.run_suite` on the ``tiny`` suite
+``python tests/evaluate_driver.py OUT`` runs :func:`saliency_lib.evaluation.runner.run_suite` on the ``tiny`` suite
 (:data:`TINY`: 6 planted canvases in blocks of 2, so 2 ranks share 3 blocks) and writes ``OUT/evaluation_tiny.*``.
 """
 
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from saliency_lib import distributed, evaluation
+from saliency_lib.evaluation import runner, suites
+from saliency_lib.io import distributed
 
 TINY = [
-    evaluation.DatasetPlan(
+    suites.DatasetPlan(
         "planted",
         6,
         20,
@@ -23,8 +24,8 @@ TINY = [
 ]
 
 if __name__ == "__main__":
-    evaluation.SUITES["tiny"] = TINY
+    suites.SUITES["tiny"] = TINY
     try:
-        evaluation.run_suite("tiny", sys.argv[1], progress=False)
+        runner.run_suite("tiny", sys.argv[1], progress=False)
     finally:
         distributed.finish()

@@ -1,12 +1,17 @@
 """The package's structure, held by a test: what may import what.
 
+- Imports only run downwards (:data:`LAYERS`): ``method`` and ``plots`` at the bottom, then ``io``, then
+  ``evaluation``, then ``generative``, with ``course`` and ``cli`` on top. A subpackage imports only from lower
+  ones, never the package's face (``saliency_lib/__init__.py``, which hands the short names on) save
+  ``__version__``.
+- No module is over :data:`MAX_LINES` lines.
 - No private name crosses a module border: ``from .masks import _x`` or ``masks._x`` in another module fails.
-  The one private *module*, ``_checks``, is the shared argument checks: library modules may import it.
+  The one private *module*, ``method._checks``, is the shared argument checks: library modules may import it.
 - No library module imports the widgets (widgets import the library, never the other way round).
 - No notebook or exercise solution imports a ``_`` module or a ``_`` name of the library.
 - No import cycle between library modules (imports inside functions count too: a lazy import hides a cycle,
   it does not remove it).
-- Every ``cli_*`` module stays a thin shim (parse arguments, call the library).
+- Every module of ``cli`` stays a thin shim (parse arguments, call the library).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "saliency_lib"
 CLI_MAX_STATEMENTS = 40
+MAX_LINES = 500
+CHECKS = "saliency_lib.method._checks"
+WIDGETS = "saliency_lib.course.widgets"
+# Subpackage -> floor: a module may import only from subpackages on a lower floor (or its own subpackage).
+LAYERS = {"method": 0, "plots": 0, "io": 1, "evaluation": 2, "generative": 3, "course": 4, "cli": 5}
 
 
 def module_name(path: Path) -> str:
@@ -61,13 +71,13 @@ def private_uses(source: str, current: str, is_package: bool, known: set[str]) -
     """Private names of *other* library modules that ``source`` imports or reads (``module._name``).
 
     ``current`` is the module's dotted name (``"notebook"`` for notebook code); library modules (those in
-    ``known``) may import the private ``saliency_lib._checks`` module, nothing else may.
+    ``known``) may import the private :data:`CHECKS` module, nothing else may.
     """
     problems, aliases = [], {}
     may_use_checks = current in known
 
     def private_module(module: str) -> bool:
-        return module.split(".")[-1].startswith("_") and not (module == "saliency_lib._checks" and may_use_checks)
+        return module.split(".")[-1].startswith("_") and not (module == CHECKS and may_use_checks)
 
     tree = ast.parse(source)
     for node in ast.walk(tree):
@@ -161,10 +171,13 @@ def test_the_library_never_imports_the_widgets():
     modules = library_modules()
     offenders = []
     for name, path in modules.items():
-        if name.startswith("saliency_lib.widgets"):
+        if name.startswith(WIDGETS):
             continue
         for target, names, line, _ in imports_of(path.read_text(), name, path.name == "__init__.py"):
-            if target.startswith("saliency_lib.widgets") or (target == "saliency_lib" and "widgets" in names):
+            parent, _, leaf = WIDGETS.rpartition(".")
+            if target.startswith((WIDGETS, "saliency_lib.widgets")) or (
+                target in (parent, "saliency_lib") and leaf in names
+            ):
                 offenders.append(f"{name}:{line}")
     assert not offenders, offenders
 
@@ -188,12 +201,106 @@ def test_notebooks_use_only_public_library_names():
     assert not problems, "\n".join(problems)
 
 
+def floor_of(module: str) -> int | None:
+    """The floor of a library module (:data:`LAYERS`); None for the package's face and ``__main__``."""
+    parts = module.split(".")
+    return LAYERS[parts[1]] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else None
+
+
+def upward_imports(source: str, current: str, is_package: bool, known: set[str]) -> list[str]:
+    """Imports of ``source`` (module ``current``) that do not run downwards."""
+    here = floor_of(current)
+    if here is None:
+        return []
+    problems = []
+    for target, names, line, _ in imports_of(source, current, is_package):
+        if not target.startswith("saliency_lib"):
+            continue
+        if target == "saliency_lib":
+            modules = [f"saliency_lib.{n}" for n in names if f"saliency_lib.{n}" in known]
+            if not modules and set(names) <= {"__version__"}:
+                continue
+            targets = modules or [target]
+        else:
+            targets = [target]
+        for t in targets:
+            there = floor_of(t)
+            same_package = there is not None and t.split(".")[1] == current.split(".")[1]
+            if there is None or (not same_package and there >= here):
+                problems.append(f"{current}:{line} imports {t} (floor {there}, it is on floor {here})")
+    return problems
+
+
+def test_imports_only_run_downwards():
+    modules = library_modules()
+    problems = []
+    for name, path in modules.items():
+        problems += upward_imports(path.read_text(), name, path.name == "__init__.py", set(modules))
+    assert not problems, "\n".join(problems)
+
+
+def test_every_subpackage_has_a_floor():
+    subpackages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert subpackages == set(LAYERS), f"subpackages {sorted(subpackages)}, floors for {sorted(LAYERS)}"
+    flat = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert flat == ["__init__.py", "__main__.py"], f"modules outside a subpackage: {flat}"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_the_line_limit(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines (at most {MAX_LINES}: split it by idea)"
+
+
+def test_the_short_names_reach_each_module_at_its_home():
+    """``saliency_lib.models``, ``from saliency_lib.core import ...``: one module object, found at its home."""
+    import importlib
+
+    import saliency_lib
+
+    modules = library_modules()
+    for short, home in saliency_lib.SHORT_NAMES.items():
+        assert f"saliency_lib.{home}" in modules, f"{short} -> {home}: no such module"
+        module = importlib.import_module(f"saliency_lib.{home}")
+        assert getattr(saliency_lib, short) is module
+        assert importlib.import_module(f"saliency_lib.{short}") is module
+
+
+def test_python_dash_m_with_a_short_name_runs_the_module_at_its_home():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "saliency_lib.tutorial", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "python -m saliency_lib.course.tutorial" in result.stdout
+
+
+def test_every_notebook_import_from_the_library_resolves():
+    """Each ``from saliency_lib... import name`` of the notebooks and solutions finds its name (the learner's API)."""
+    import importlib
+
+    problems = []
+    for path, source in notebook_sources():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("saliency_lib"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            problems.append(f"{path.name}:{node.lineno} {node.module} has no {alias.name}")
+    assert not problems, "\n".join(problems)
+
+
 def test_no_import_cycles():
     cycle = find_cycle(library_graph(library_modules()))
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("cli_*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
 def test_cli_modules_are_thin_shims(path):
     tree = ast.parse(path.read_text())
     # Statements, not lines: the formatter spreads one call over several lines without adding logic.
@@ -205,30 +312,57 @@ def test_cli_modules_are_thin_shims(path):
 
 # ---- the checker itself can fail (each rule on a small example) -----------------------------------------------------
 
-KNOWN = {"saliency_lib", "saliency_lib.masks", "saliency_lib._checks", "saliency_lib.core", "saliency_lib.widgets"}
+KNOWN = {
+    "saliency_lib",
+    "saliency_lib.method",
+    "saliency_lib.method.masks",
+    "saliency_lib.method._checks",
+    "saliency_lib.method.core",
+    "saliency_lib.io",
+    "saliency_lib.io.models",
+    "saliency_lib.course.widgets",
+}
 
 
 @pytest.mark.parametrize(
     "source, expected",
     [
         ("from .masks import _rescale", "imports private name _rescale"),
-        ("from saliency_lib.masks import _rescale", "imports private name _rescale"),
-        ("from . import masks as M\nM._rescale(1)", "reads private saliency_lib.masks._rescale"),
-        ("import saliency_lib.masks as M\nM._x", "reads private saliency_lib.masks._x"),
+        ("from saliency_lib.method.masks import _rescale", "imports private name _rescale"),
+        ("from . import masks as M\nM._rescale(1)", "reads private saliency_lib.method.masks._rescale"),
+        ("import saliency_lib.method.masks as M\nM._x", "reads private saliency_lib.method.masks._x"),
     ],
 )
 def test_the_checker_catches_private_uses(source, expected):
-    problems = private_uses(source, "saliency_lib.core", False, KNOWN)
+    problems = private_uses(source, "saliency_lib.method.core", False, KNOWN)
     assert any(expected in problem for problem in problems), problems
 
 
 def test_the_checker_allows_public_names_and_the_checks_module():
     source = "from .masks import upsample\nfrom ._checks import check_int\nfrom . import masks as M\nM.upsample"
-    assert private_uses(source, "saliency_lib.core", False, KNOWN) == []
+    assert private_uses(source, "saliency_lib.method.core", False, KNOWN) == []
     # ... but a notebook may not use the private checks module.
-    assert private_uses("from saliency_lib._checks import check_int", "notebook", False, KNOWN)
+    assert private_uses("from saliency_lib.method._checks import check_int", "notebook", False, KNOWN)
 
 
 def test_the_checker_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+@pytest.mark.parametrize(
+    "source, current, upward",
+    [
+        ("from ..io import models", "saliency_lib.evaluation.datasets", False),
+        ("from ..method.core import call_model", "saliency_lib.io.models", False),
+        ("from .masks import upsample", "saliency_lib.method.core", False),
+        ("from .. import __version__", "saliency_lib.course.tutorial", False),
+        ("from ..io import models", "saliency_lib.method.core", True),
+        ("from ..course import widgets", "saliency_lib.evaluation.metrics", True),
+        ("from .. import models", "saliency_lib.method.core", True),  # the face's short name hides an upward import
+        ("from ..plots import show_map", "saliency_lib.method.core", True),  # same floor, another subpackage
+        ("import saliency_lib.generative.gan", "saliency_lib.evaluation.metrics", True),
+    ],
+)
+def test_the_checker_finds_upward_imports(source, current, upward):
+    assert bool(upward_imports(source, current, False, KNOWN)) == upward

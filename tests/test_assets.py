@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from saliency_lib import assets
+from saliency_lib.io import assets
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -43,10 +43,11 @@ import authors_reference as R  # noqa: E402
 
 import saliency_lib as S  # noqa: E402
 from conftest import PlantedModel  # noqa: E402
-from saliency_lib import data, metrics  # noqa: E402
-from saliency_lib import masks as M  # noqa: E402
-from saliency_lib.core import class_probabilities, resolve_reference  # noqa: E402
-from saliency_lib.oise_method import RANDOM_CHUNK  # noqa: E402
+from saliency_lib.evaluation import metrics  # noqa: E402
+from saliency_lib.io import data  # noqa: E402
+from saliency_lib.method import masks as M  # noqa: E402
+from saliency_lib.method.core import class_probabilities, resolve_reference  # noqa: E402
+from saliency_lib.method.oise_method import RANDOM_CHUNK  # noqa: E402
 
 SEEDS = (0, 1)
 STEPS = 300  # model calls per image in the statistical tests (the benchmark: 2,000 and 5,000)

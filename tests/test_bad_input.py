@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 import saliency_lib
-from saliency_lib import baselines, cli, metrics
-from saliency_lib.models import Classifier, InputSpec
-from saliency_lib.reconstruct import inpaint
+from saliency_lib import cli
+from saliency_lib.evaluation import baselines, metrics
+from saliency_lib.generative.reconstruct import inpaint
+from saliency_lib.io.models import Classifier, InputSpec
 
 sys.path.insert(0, str(Path(__file__).parent))  # conftest, also when run as a script to print the table
 from conftest import PlantedModel  # noqa: E402

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from saliency_lib import SaliencyResult, models
-from saliency_lib import baselines as B
-from saliency_lib import metrics as Mt
-from saliency_lib.data import fashion_sample
-from saliency_lib.datasets import planted_canvases
+from saliency_lib import SaliencyResult
+from saliency_lib.evaluation import baselines as B
+from saliency_lib.evaluation import metrics as Mt
+from saliency_lib.evaluation.datasets import planted_canvases
+from saliency_lib.io import models
+from saliency_lib.io.data import fashion_sample
 
 FAST = {
     "oise": {"n_steps": 150},

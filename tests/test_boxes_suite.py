@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from saliency_lib import box_annotations as BA
-from saliency_lib import boxes_suite as BS
-from saliency_lib.baselines import METHODS
 from saliency_lib.cli import main
-from saliency_lib.models import Classifier, InputSpec
+from saliency_lib.evaluation import box_annotations as BA
+from saliency_lib.evaluation import boxes_data, boxes_suite
+from saliency_lib.evaluation.baselines import METHODS
+from saliency_lib.io.models import Classifier, InputSpec
 
 
 def tiny_model(size: int = 32) -> Classifier:
@@ -86,7 +86,7 @@ def csv_folder(tmp_path):
 
 def test_voc_boxes_are_scaled_with_the_image_by_hand_checked_numbers(voc_folder):
     images, boxes = voc_folder
-    data = BS.load_box_data(images, boxes, tiny_model(224))
+    data = boxes_data.load_box_data(images, boxes, tiny_model(224))
     assert data["names"] == ["a", "b"] and data["images"].shape == (2, 3, 224, 224)
     # a: 448 x 224 stretched to 224 x 224 (x halved, y kept). VOC pixels 101..300 (1-based, inclusive) are the
     # edges 100..300, so x 50..150; rows 51..150 -> edges 50..150.
@@ -98,7 +98,7 @@ def test_voc_boxes_are_scaled_with_the_image_by_hand_checked_numbers(voc_folder)
 
 def test_open_images_fractions_are_scaled_by_hand_checked_numbers(csv_folder):
     images, table = csv_folder
-    data = BS.load_box_data(images, table, tiny_model(224))
+    data = boxes_data.load_box_data(images, table, tiny_model(224))
     first = data["names"].index("0001eeaf4aed83f9")
     # (XMin, YMin, XMax, YMax) = (0.25, 0.1, 0.75, 0.6) at 224: 56, 22.4 -> 22, 168, 134.4 -> 134.
     assert data["boxes"][first].tolist() == [56, 22, 168, 134]
@@ -108,7 +108,7 @@ def test_open_images_fractions_are_scaled_by_hand_checked_numbers(csv_folder):
 
 def test_an_image_without_a_box_is_counted_and_named_not_dropped_silently(voc_folder, csv_folder):
     for images, boxes, lonely in (voc_folder + ("nobox",), csv_folder + ("lonely",)):
-        info = BS.load_box_data(images, boxes, tiny_model())["info"]
+        info = boxes_data.load_box_data(images, boxes, tiny_model())["info"]
         assert info["without_box"] == {"count": 1, "names": [lonely]}
 
 
@@ -167,18 +167,18 @@ def test_annotated_target_uses_the_class_map_and_counts_the_fallbacks(voc_folder
     images, boxes = voc_folder
     model = tiny_model()
     # Labels equal to class names map by name: a -> cat (0), b -> its largest mapped box, the dog (1).
-    data = BS.load_box_data(images, boxes, model, target="annotated")
+    data = boxes_data.load_box_data(images, boxes, model, target="annotated")
     assert data["targets"].tolist() == [0, 1]
     assert data["info"]["counts"] == {"target_annotated": 2, "box_of_target_class": 2}
     # A class map that maps only "cat": b's target is then its cat box's class, and that box is chosen.
     classes = tmp_path / "map.txt"
     classes.write_text("cat,2\n")
-    data = BS.load_box_data(images, boxes, model, target="annotated", classes=classes)
+    data = boxes_data.load_box_data(images, boxes, model, target="annotated", classes=classes)
     assert data["targets"].tolist() == [2, 2]
     assert data["boxes"][1].tolist() == [0, 0, 3, 3]  # cat pixels 1..30 x 1..50 of 300 x 500, at 32 px: 3.2
     # No label maps (a line-order map of other labels): every target falls back to the top-1, counted.
     classes.write_text("x\ny\nz\n")
-    data = BS.load_box_data(images, boxes, model, target="annotated", classes=classes)
+    data = boxes_data.load_box_data(images, boxes, model, target="annotated", classes=classes)
     assert data["info"]["counts"]["target_top1_fallback"] == 2
 
 
@@ -208,7 +208,7 @@ def test_every_method_and_metric_on_a_voc_folder_with_records_cis_and_resume(voc
     images, boxes = voc_folder
     out = tmp_path / "out"
     options = dict(out_dir=out, budget=8, runtime="torch", block_size=1, progress=False)
-    result = BS.run_boxes(images, boxes, tiny_model(), **options)
+    result = boxes_suite.run_boxes(images, boxes, tiny_model(), **options)
     payload = json.loads((out / "evaluation_boxes.json").read_text())
     assert {r["method"] for r in payload["records"]} == set(METHODS)
     for record in payload["records"]:
@@ -224,7 +224,7 @@ def test_every_method_and_metric_on_a_voc_folder_with_records_cis_and_resume(voc
     table = (out / "evaluation_boxes.md").read_text()
     assert "decides nothing" in table and "--suite boxes" in table and "nobox" in table
     # The same call again reuses every finished block: the same numbers.
-    again = BS.run_boxes(images, boxes, tiny_model(), **options)
+    again = boxes_suite.run_boxes(images, boxes, tiny_model(), **options)
     assert [r["metrics"] for r in again["records"]] == [r["metrics"] for r in result["records"]]
 
 
@@ -243,9 +243,9 @@ def test_cli_runs_an_open_images_csv_with_a_named_model(csv_folder, tmp_path, ca
 
 
 def test_the_shipped_photographs_come_with_our_boxes():
-    from saliency_lib.datasets import MORE_PHOTO_BOXES, PHOTO_BOXES
+    from saliency_lib.evaluation.datasets import MORE_PHOTO_BOXES, PHOTO_BOXES
 
-    images, names, annotations = BS.shipped_photographs()
+    images, names, annotations = boxes_data.shipped_photographs()
     assert images.shape == (len(PHOTO_BOXES) + len(MORE_PHOTO_BOXES), 3, 224, 224)
     assert names == list(PHOTO_BOXES) + list(MORE_PHOTO_BOXES)
     for name, entry in {**PHOTO_BOXES, **MORE_PHOTO_BOXES}.items():
@@ -254,14 +254,14 @@ def test_the_shipped_photographs_come_with_our_boxes():
 
 
 def test_a_weights_file_is_safely_loaded_its_architecture_told_and_its_sha256_given(tmp_path):
-    from saliency_lib.assets import sha256_file
-    from saliency_lib.models import load
+    from saliency_lib.io.assets import sha256_file
+    from saliency_lib.io.models import load
 
     path = tmp_path / "lite0.pt"
     torch.save(load("efficientnet-lite0").net.state_dict(), path)
-    model, weights = BS.resolve_model(path, sha256=sha256_file(path))
+    model, weights = boxes_data.resolve_model(path, sha256=sha256_file(path))
     assert model.name == "efficientnet-lite0" and weights["sha256"] == sha256_file(path)
     other = tmp_path / "other.pt"
     torch.save({"w": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match="holds weights of none of .*pass --arch"):
-        BS.resolve_model(other, sha256=sha256_file(other))
+        boxes_data.resolve_model(other, sha256=sha256_file(other))

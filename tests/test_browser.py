@@ -9,7 +9,7 @@ loop panel and clicks its Run button, and checks that the rendered figure change
 Every server starts with the Jupyter settings ``make lab`` and ``make present`` write (``saliency_lib.server_settings``,
 in the server's own configuration directory). With them, a 15 MB PNG chosen in an upload box (a one-cell notebook,
 in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one gets the upload check's one-line
-refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way (issue 20). And JupyterLab
+refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way. And JupyterLab
 shows no news pop-up: its news and update checks are off by default.
 
 Skipped (with the reason) when /usr/bin/chromium or Playwright is missing, except under ``CI=true``, where it fails.
@@ -393,7 +393,7 @@ def _notebook_06_as_a_standalone_page(voila_server):
         page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
 
 
-# ---- an upload over tornado's 10 MiB websocket default reaches the kernel (issue 20) ---------------------------
+# ---- an upload over tornado's 10 MiB websocket default reaches the kernel ---------------------------
 
 # The smallest page with an upload box: the box, and a line the kernel writes when the file has arrived (through
 # saliency_lib.uploads, as notebook 06's panel reads it): its size and sha256.

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from saliency_lib import cli
-from saliency_lib.image_files import load_image_file
-from saliency_lib.models import InputSpec
+from saliency_lib.io.image_files import load_image_file
+from saliency_lib.io.models import InputSpec
 
 
 @pytest.fixture(scope="module")

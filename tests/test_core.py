@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_lib import _checks as C
-from saliency_lib import core as V
-from saliency_lib.models import Classifier, InputSpec
+from saliency_lib.io.models import Classifier, InputSpec
+from saliency_lib.method import _checks as C
+from saliency_lib.method import core as V
 
 
 def spec_model(channels: int = 1) -> Classifier:

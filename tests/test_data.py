@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saliency_lib import data
+from saliency_lib.io import data
 
 
 def test_fashion_sample_is_balanced_and_in_range():

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from saliency_lib import assets, datasets
-from saliency_lib.data import fashion_sample
-from saliency_lib.datasets import CANVAS_SIZE, make_canvases, planted_canvases
-from saliency_lib.models import PLANT_SIZE, checkerboard
+from saliency_lib.evaluation import datasets
+from saliency_lib.evaluation.datasets import CANVAS_SIZE, make_canvases, planted_canvases
+from saliency_lib.io import assets
+from saliency_lib.io.data import fashion_sample
+from saliency_lib.io.models import PLANT_SIZE, checkerboard
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_lib import cli, distributed, image_files, oise
-from saliency_lib.distributed import block_seed, run_sharded
+from saliency_lib import cli, oise
+from saliency_lib.io import distributed, image_files
+from saliency_lib.io.distributed import block_seed, run_sharded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,8 +115,8 @@ def test_any_split_and_a_resume_give_the_same_records(planted_model, tmp_path):
 
 
 def test_evaluate_sharded_is_evaluate_in_blocks(tmp_path, one_thread):
-    from saliency_lib.datasets import load_dataset
-    from saliency_lib.evaluation import evaluate, evaluate_sharded
+    from saliency_lib.evaluation.datasets import load_dataset
+    from saliency_lib.evaluation.scoring import evaluate, evaluate_sharded
 
     options, data = {"n_masks": 40, "seed": 3}, load_dataset("planted", 4, seed=0)
     kwargs = dict(options=options, seed=0, block_size=2, same_seed=True, data=data, pixels_per_step=256)
@@ -266,10 +267,10 @@ def test_evaluate_two_torchrun_ranks_resume_a_killed_run_and_equal_one_process(t
     sys.path.insert(0, str(ROOT / "tests"))
     from evaluate_driver import TINY
 
-    from saliency_lib import evaluation
+    from saliency_lib.evaluation import runner, suites
 
-    monkeypatch.setitem(evaluation.SUITES, "tiny", TINY)
-    single = evaluation.run_suite("tiny", tmp_path / "one", progress=False)
+    monkeypatch.setitem(suites.SUITES, "tiny", TINY)
+    single = runner.run_suite("tiny", tmp_path / "one", progress=False)
     assert [r["method"] for r in single["records"]] == ["oise", "rise", "random", "gradcam"]
     parts = tmp_path / "one" / "evaluation_tiny.parts"
     assert len(list(parts.glob("*.rank0.jsonl"))) == 4

@@ -98,7 +98,7 @@ def test_make_lab_serves_without_a_display_and_opens_notebook_00():
     ).stdout
     assert "--no-browser" in plan
     # Learners work on a git-ignored copy (work/), so autosave never rewrites the committed notebooks.
-    assert "-m saliency_lib.tutorial working-copy work" in plan
+    assert "-m saliency_lib.course.tutorial working-copy work" in plan
     assert "--LabApp.default_url=/lab/tree/work/00_start_here.ipynb" in plan
     assert plan.index("working-copy") < plan.index("jupyter lab")
     assert "/work/" in (REPO / ".gitignore").read_text().splitlines()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from saliency_lib import evaluation as Ev
 from saliency_lib.cli import main
+from saliency_lib.evaluation import budget_study, runner, suite_results, suites
 
 PIXEL_METHODS = ("oise", "rise", "gradcam", "occlusion", "integrated_gradients", "saliency")
 
@@ -31,7 +31,7 @@ def records(payload, dataset):
 def test_quick_suite_writes_one_record_per_method_and_dataset(quick):
     out, payload = quick
     assert payload["partial"] is False
-    for plan in Ev.SUITES["quick"]:
+    for plan in suites.SUITES["quick"]:
         assert set(records(payload, plan.name)) == set(plan.methods), plan.name
     for record in payload["records"]:
         assert record["n"] > 1 and record["seconds_per_image"] >= 0
@@ -74,20 +74,20 @@ def test_the_planted_evidence_is_localized(quick):
 def test_sanity_check_records(quick):
     _, payload = quick
     rows = records(payload, "sanity")
-    assert "random" not in rows and set(rows) == set(Ev.SUITES["quick"][-1].methods)
+    assert "random" not in rows and set(rows) == set(suites.SUITES["quick"][-1].methods)
     for row in rows.values():
         assert -1 <= row["metrics"]["rank_corr_all_layers"]["mean"] <= 1
         assert len(row["per_layer_mean"]) == len(row["layers"]) == 5
 
 
 def test_every_record_says_its_reference_and_the_methods_and_deletion_share_it(quick):
-    from saliency_lib.datasets import DATASET_REFERENCES
+    from saliency_lib.evaluation.datasets import DATASET_REFERENCES
 
     out, payload = quick
     assert payload["settings"]["reference"].startswith("per dataset")
     for record in payload["records"]:
         assert record["reference"] == DATASET_REFERENCES[record["dataset"]], record["dataset"]
-        if record["method"] in Ev.REFERENCE_METHODS:
+        if record["method"] in suites.REFERENCE_METHODS:
             assert record["options"]["reference"] == record["reference"], (record["dataset"], record["method"])
     assert {r["reference"] for r in payload["records"] if r["dataset"] in ("clutter", "fashion")} == {"black"}
     for plan in payload["settings"]["plans"]:
@@ -101,8 +101,8 @@ def test_seeded_methods_record_their_seed_to_seed_agreement(quick):
     for dataset in ("planted", "clutter", "fashion"):
         rows = records(payload, dataset)
         for method, row in rows.items():
-            assert ("seed_agreement" in row) == (method in Ev.AGREEMENT_METHODS), (dataset, method)
-        for method in Ev.AGREEMENT_METHODS:
+            assert ("seed_agreement" in row) == (method in suites.AGREEMENT_METHODS), (dataset, method)
+        for method in suites.AGREEMENT_METHODS:
             agreement = rows[method]["seed_agreement"]
             assert -1 <= agreement["mean"] <= 1 and agreement["n"] == rows[method]["n"]
             assert agreement["seeds"] == [0, 1]
@@ -129,10 +129,12 @@ def test_paired_differences_to_rise_are_in_the_records(quick):
 def test_a_forced_reference_goes_to_its_own_file_and_never_mixes(tmp_path, capsys):
     from dataclasses import replace
 
-    tiny = [replace(p, n=2, budget=8, chunk=2, methods=("oise", "random"), agreement_n=2) for p in Ev.SUITES["quick"]]
+    tiny = [
+        replace(p, n=2, budget=8, chunk=2, methods=("oise", "random"), agreement_n=2) for p in suites.SUITES["quick"]
+    ]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Ev, "SUITES", {**Ev.SUITES, "quick": tiny})
-        Ev.run_suite("quick", tmp_path, datasets=["fashion"], reference="mean", progress=False)
+        patch.setitem(suites.SUITES, "quick", tiny)
+        runner.run_suite("quick", tmp_path, datasets=["fashion"], reference="mean", progress=False)
         mean = json.loads((tmp_path / "evaluation_quick_mean.json").read_text())
         assert not (tmp_path / "evaluation_quick.json").exists()
         assert mean["settings"]["reference"] == "mean" and mean["command"].endswith("--reference mean")
@@ -141,9 +143,9 @@ def test_a_forced_reference_goes_to_its_own_file_and_never_mixes(tmp_path, capsy
         # a file of one reference refuses a part run with another, and says what to do
         (tmp_path / "evaluation_quick.json").write_text((tmp_path / "evaluation_quick_mean.json").read_text())
         with pytest.raises(ValueError, match="must not share a file; move that file to evaluation_quick_mean.json"):
-            Ev.run_suite("quick", tmp_path, datasets=["fashion"], methods=["random"], progress=False)
+            runner.run_suite("quick", tmp_path, datasets=["fashion"], methods=["random"], progress=False)
         with pytest.raises(ValueError, match="reference must be one of"):
-            Ev.run_suite("quick", tmp_path, reference="grey", write=False)
+            runner.run_suite("quick", tmp_path, reference="grey", write=False)
         assert main(["evaluate", "--suite", "quick", "--reference", "grey", "--out", str(tmp_path)]) == 1
         assert "reference must be one of ['black', 'blur', 'mean'], got 'grey'" in capsys.readouterr().err
 
@@ -153,7 +155,7 @@ def test_a_partial_run_replaces_only_its_records(quick, tmp_path):
     for record in payload["records"]:
         record["old"] = True
     (tmp_path / "evaluation_quick.json").write_text(json.dumps(payload))
-    Ev.run_suite("quick", tmp_path, datasets=["planted"], methods=["random", "saliency"], progress=False)
+    runner.run_suite("quick", tmp_path, datasets=["planted"], methods=["random", "saliency"], progress=False)
     merged = json.loads((tmp_path / "evaluation_quick.json").read_text())
     assert len(merged["records"]) == len(payload["records"]) and merged["partial"] is False
     fresh = {(r["dataset"], r["method"]) for r in merged["records"] if "old" not in r}
@@ -164,22 +166,22 @@ def test_a_partial_run_replaces_only_its_records(quick, tmp_path):
 def test_bad_suite_and_dataset_are_refused(capsys):
     assert main(["evaluate", "--datasets", "imagenet", "--no-progress"]) == 2
     with pytest.raises(ValueError, match="suite"):
-        Ev.run_suite("medium", write=False)
+        runner.run_suite("medium", write=False)
     with pytest.raises(ValueError, match="methods"):
-        Ev.run_suite("quick", write=False, methods=["shap"])
+        runner.run_suite("quick", write=False, methods=["shap"])
     with pytest.raises(ValueError, match="datasets"):
-        Ev.run_suite("quick", write=False, datasets=["imagenet"])
+        runner.run_suite("quick", write=False, datasets=["imagenet"])
 
 
 # ---- the paper's budget: the plan, a tiny run of its code path, the budget curve, the settings ------------
 
 
 def test_the_paper_suite_is_the_papers_budget_on_500_images_each():
-    plans = {p.name: p for p in Ev.SUITES["paper"]}
+    plans = {p.name: p for p in suites.SUITES["paper"]}
     assert set(plans) == {"planted", "clutter", "fashion", "photos"}
     for plan in plans.values():
-        assert plan.budget == Ev.PAPER_BUDGET == 5000
-        assert set(plan.methods) == set(Ev.SUITES["full"][0].methods)  # the baselines as today
+        assert plan.budget == suites.PAPER_BUDGET == 5000
+        assert set(plan.methods) == set(suites.SUITES["full"][0].methods)  # the baselines as today
     for name in ("planted", "clutter", "fashion"):
         assert plans[name].n >= 500
     assert plans["photos"].n == 4
@@ -187,7 +189,9 @@ def test_the_paper_suite_is_the_papers_budget_on_500_images_each():
     assert plans["planted"].runtime == "torch"
     assert {plans[n].runtime for n in ("clutter", "fashion", "photos")} == {"auto"}
     # the quick and full suites stay as they were (their numbers are pinned by test_golden)
-    assert all(p.runtime == "torch" and p.budget in (150, 300, 3000) for s in ("quick", "full") for p in Ev.SUITES[s])
+    assert all(
+        p.runtime == "torch" and p.budget in (150, 300, 3000) for s in ("quick", "full") for p in suites.SUITES[s]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +202,12 @@ def tiny_paper(tmp_path_factory):
     methods = ("oise", "rise", "occlusion", "saliency", "random")
     tiny = [
         replace(p, n=3, budget=12, chunk=3, methods=methods)
-        for p in Ev.SUITES["paper"]
+        for p in suites.SUITES["paper"]
         if p.name in ("planted", "fashion")
     ]
-    suites = {**Ev.SUITES, "paper": tiny}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Ev, "SUITES", suites)
-        Ev.run_suite("paper", out, progress=False)
+        patch.setitem(suites.SUITES, "paper", tiny)
+        runner.run_suite("paper", out, progress=False)
     return out, json.loads((out / "evaluation_paper.json").read_text()), methods
 
 
@@ -230,9 +233,11 @@ def test_concurrent_parts_merge_instead_of_overwriting(tiny_paper, tmp_path):
     # Part B read the file before part A wrote it; B's write re-reads under the lock and keeps A's records.
     _, payload, _ = tiny_paper
     by_key = {(r["dataset"], r["method"]): r for r in payload["records"]}
-    Ev._write("quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"]))
-    Ev._write("quick", tmp_path, [by_key["fashion", "rise"]], 0, replace=(["fashion"], ["rise"]))
-    Ev._write("quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"]))  # a re-run
+    suite_results.write_suite("quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"]))
+    suite_results.write_suite("quick", tmp_path, [by_key["fashion", "rise"]], 0, replace=(["fashion"], ["rise"]))
+    suite_results.write_suite(
+        "quick", tmp_path, [by_key["fashion", "oise"]], 0, replace=(["fashion"], ["oise"])
+    )  # a re-run
     merged = json.loads((tmp_path / "evaluation_quick.json").read_text())
     assert sorted(r["method"] for r in merged["records"]) == ["oise", "rise"]
 
@@ -241,19 +246,21 @@ def test_oise_maps_at_smaller_budgets_are_those_of_separate_runs():
     import torch
 
     from saliency_lib import oise
-    from saliency_lib.datasets import load_dataset
+    from saliency_lib.evaluation.datasets import load_dataset
 
     data = load_dataset("fashion", 2)
     images, targets = data["images"], data["targets"]
     for chains in (1, 4):
-        maps, calls, _ = Ev.budget_maps(data["model"], images, targets, "oise", {"n_chains": chains}, (10, 30))
+        maps, calls, _ = budget_study.budget_maps(
+            data["model"], images, targets, "oise", {"n_chains": chains}, (10, 30)
+        )
         for budget in (10, 30):
             alone = oise(data["model"], images, targets, n_steps=budget, n_chains=chains, seed=0)
             assert torch.equal(maps[budget], alone.maps) and calls[budget] == alone.model_calls
 
 
 def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
-    result = Ev.budget_curve("clutter", 2, (10, 20), chains=2, chunk=2, out_dir=tmp_path, progress=False)
+    result = budget_study.budget_curve("clutter", 2, (10, 20), chains=2, chunk=2, out_dir=tmp_path, progress=False)
     rows = result["records"]
     assert {(r["method"], r["budget"]) for r in rows} == {
         (m, b) for m in ("oise_1chain", "oise_2chains", "rise") for b in (10, 20)
@@ -264,20 +271,22 @@ def test_the_budget_curve_on_two_images_and_two_budgets(tmp_path):
         assert row["reference"] == "black" and row["insertion_start"] == "blur"  # the canvases' own
     for suffix in ("json", "md", "png"):
         assert (tmp_path / f"budget_curve.{suffix}").exists()
-    Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)  # a second dataset merges
+    budget_study.budget_curve(
+        "fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False
+    )  # a second dataset merges
     merged = json.loads((tmp_path / "budget_curve.json").read_text())
     assert {r["dataset"] for r in merged["records"]} == {"clutter", "fashion"}
     assert "Where does OISE catch up" in (tmp_path / "budget_curve.md").read_text()
     # the authors' mean goes to its own file; a file of one reference refuses records of another
-    Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False, reference="mean")
+    budget_study.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False, reference="mean")
     assert json.loads((tmp_path / "budget_curve_mean.json").read_text())["records"][0]["reference"] == "mean"
     (tmp_path / "budget_curve_mean.json").replace(tmp_path / "budget_curve.json")
     with pytest.raises(ValueError, match="move that file to budget_curve_mean.json"):
-        Ev.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)
+        budget_study.budget_curve("fashion", 2, (10,), chains=2, out_dir=tmp_path, progress=False)
 
 
 def test_the_oise_settings_sweep_on_two_images(tmp_path):
-    result = Ev.oise_settings(
+    result = budget_study.oise_settings(
         n=2,
         budget=10,
         agreement_budget=12,
@@ -294,7 +303,7 @@ def test_the_oise_settings_sweep_on_two_images(tmp_path):
 
 
 def test_models_load_gives_the_fast_runtime_on_request():
-    from saliency_lib import models
+    from saliency_lib.io import models
 
     fast = models.load("fashion-cnn", runtime="auto")
     assert fast.runtime in ("onnx", "torch") and fast.class_names == models.load("fashion-cnn").class_names

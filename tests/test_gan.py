@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saliency_lib import assets
-from saliency_lib.gan import (
+from saliency_lib.generative.gan import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
     Discriminator,
@@ -17,6 +16,7 @@ from saliency_lib.gan import (
     sample_latent,
     train_dcgan,
 )
+from saliency_lib.io import assets
 
 
 def test_generator_and_discriminator_shapes_and_ranges():
@@ -49,13 +49,13 @@ def test_training_is_seeded_and_learns():
 
 @pytest.fixture(scope="module")
 def shipped():
-    from saliency_lib.models import load
+    from saliency_lib.io.models import load
 
     return load_generator(), load_discriminator(), load("fashion-cnn")
 
 
 def test_shipped_generator_makes_confident_samples_of_all_ten_classes(shipped):
-    from saliency_lib.data import fashion_sample
+    from saliency_lib.io.data import fashion_sample
 
     generator, discriminator, classifier = shipped
     real, _ = fashion_sample(n_per_class=20)

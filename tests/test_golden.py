@@ -109,9 +109,11 @@ def _images() -> torch.Tensor:
 def compute() -> dict[str, torch.Tensor]:
     """Every recorded output of our own computations, by name. Public API only (update calls, never values)."""
     import saliency_lib as S
-    from saliency_lib import baselines, metrics, models, reconstruct
-    from saliency_lib.data import fashion_sample
-    from saliency_lib.gan import load_discriminator, load_generator
+    from saliency_lib.evaluation import baselines, metrics
+    from saliency_lib.generative import reconstruct
+    from saliency_lib.generative.gan import load_discriminator, load_generator
+    from saliency_lib.io import models
+    from saliency_lib.io.data import fashion_sample
 
     out: dict[str, torch.Tensor] = {}
     model, images = PlantedModel().eval(), _images()

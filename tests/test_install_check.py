@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from saliency_lib import assets, install_check
-from saliency_lib.install_check import Check, check_versions, run_checks, verdict
+from saliency_lib.course import install_check
+from saliency_lib.course.install_check import Check, check_versions, run_checks, verdict
+from saliency_lib.io import assets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_the_command_on_this_machine_ends_in_one_verdict_line():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", "saliency_lib.install_check"],
+        [sys.executable, "-m", "saliency_lib.course.install_check"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -144,7 +145,7 @@ def test_verdict(checks, expected):
     assert verdict(checks) == expected
 
 
-# ---- the browser check: Debian's chromium and friends are found without a display (issue 20) ------------------
+# ---- the browser check: Debian's chromium and friends are found without a display ------------------
 
 
 def _fake_browser(folder: Path, name: str) -> Path:

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from saliency_lib import learner_edition
-from saliency_lib.learner_edition import (
+from saliency_lib.course import learner_edition
+from saliency_lib.course.learner_edition import (
     first_exercise_index,
     is_exercise_cell,
     is_solution_cell,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.transform import resize
 
-from saliency_lib import masks as M
+from saliency_lib.method import masks as M
 
 
 def generator(seed: int = 0) -> torch.Generator:

@@ -48,8 +48,9 @@ SCRIPT = textwrap.dedent("""
     import torch
 
     import saliency_lib as S
-    from saliency_lib import baselines, data, metrics, models
-    from saliency_lib.core import class_probabilities
+    from saliency_lib.evaluation import baselines, metrics
+    from saliency_lib.io import data, models
+    from saliency_lib.method.core import class_probabilities
 
     def status(field):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -112,7 +113,7 @@ def test_whole_run_stays_under_the_ceiling_over_the_imports(measured):
 def test_default_batch_size_follows_the_input_size():
     import torch
 
-    from saliency_lib.core import CALL_BUDGET, default_batch_size
+    from saliency_lib.method.core import CALL_BUDGET, default_batch_size
 
     assert default_batch_size(torch.zeros(2, 3, 224, 224)) == CALL_BUDGET // (3 * 224 * 224) == 8
     assert default_batch_size((1, 28, 28)) == 1536  # Fashion-MNIST: the golden runs stay one call
@@ -127,8 +128,8 @@ def test_no_model_call_exceeds_the_default_batch_size():
     from torch import nn
 
     import saliency_lib as S
-    from saliency_lib import baselines, metrics
-    from saliency_lib.core import class_probabilities, default_batch_size
+    from saliency_lib.evaluation import baselines, metrics
+    from saliency_lib.method.core import class_probabilities, default_batch_size
 
     torch.manual_seed(0)
     net = nn.Sequential(

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from conftest import PlantedModel
-from saliency_lib import metrics as Mt
+from saliency_lib.evaluation import metrics as Mt
 
 
 def RegionModel() -> PlantedModel:  # noqa: N802 (used like the class it replaced)
@@ -62,7 +62,7 @@ def test_insertion_starts_from_the_blur_and_rewards_the_right_map():
 def test_deletion_and_insertion_take_the_black_reference_through_the_models_spec(images):
     # A model whose dataset mean is 0.4 (pixel space): "mean" fills with 0.4, "black" with pixel 0 (-0.4 / 0.2
     # after the model's normalisation), so the fully deleted image and insertion's start differ between them.
-    from saliency_lib.models import Classifier, InputSpec
+    from saliency_lib.io.models import Classifier, InputSpec
 
     net = RegionModel()
     spec = InputSpec(channels=1, size=(16, 16), mean=(0.4,), std=(0.2,))

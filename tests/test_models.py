@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-from saliency_lib import assets, data, models
-from saliency_lib.core import class_probabilities
-from saliency_lib.datasets import make_canvases
+from saliency_lib.evaluation.datasets import make_canvases
+from saliency_lib.io import assets, data, models
+from saliency_lib.method.core import class_probabilities
 
 
 @pytest.fixture(scope="module")

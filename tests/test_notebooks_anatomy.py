@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 
-from saliency_lib import tutorial
+from saliency_lib.course import tutorial
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 OPENING = ("**Time:**", "**Prerequisites:**", "### Learning objectives", "**Contents:**", "../docs/method.md")
@@ -26,7 +26,7 @@ def _cells(path):
 def test_the_notebooks_on_disk_are_the_ones_listed_in_tutorial_notebooks():
     listed = [entry.file for entry in tutorial.NOTEBOOKS]
     assert [entry.number for entry in tutorial.NOTEBOOKS] == [f"{n:02d}" for n in range(len(listed))]
-    assert [p.name for p in NOTEBOOKS] == listed, "notebooks/ and saliency_lib.tutorial.NOTEBOOKS disagree"
+    assert [p.name for p in NOTEBOOKS] == listed, "notebooks/ and saliency_lib.course.tutorial.NOTEBOOKS disagree"
 
 
 # ---- navigation and learner times: one source of truth (tutorial.NOTEBOOKS) ------------------------------------
@@ -61,7 +61,7 @@ def test_the_map_in_notebook_00_and_the_index_are_the_table_of_tutorial_notebook
     map_cell = next(c.source for c in _cells(NOTEBOOKS[0]) if c.source.startswith("## 6 · The map of the tutorial"))
     assert tutorial.index_table() in map_cell
     assert INDEX.read_text(encoding="utf-8") == tutorial.index_markdown(), (
-        "notebooks/README.md drifted: run python -m saliency_lib.tutorial index"
+        "notebooks/README.md drifted: run python -m saliency_lib.course.tutorial index"
     )
     minutes = [int(m) for m in re.findall(r"\| (\d+) min \|", tutorial.index_table())]
     assert minutes == [entry.minutes for entry in tutorial.NOTEBOOKS]

@@ -10,8 +10,8 @@ from torch import nn
 
 from conftest import bright_region_images, region_model
 from saliency_lib import OISE, Recorder, SaliencyResult, oise
-from saliency_lib import masks as M
-from saliency_lib.oise_method import OISEStep
+from saliency_lib.method import masks as M
+from saliency_lib.method.oise_method import OISEStep
 
 
 def region_iou(saliency: torch.Tensor, region, size) -> float:
@@ -385,7 +385,7 @@ def test_oise_points_into_and_covers_a_planted_region(channels, size, region):
 
 
 def _fashion_or_skip():
-    from saliency_lib import assets, models
+    from saliency_lib.io import assets, models
 
     try:
         assets.checked_path("fashion_cnn.pt")
@@ -402,7 +402,7 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
     no better than random 10% - so the test needs about 1000 steps; the ordering top < random < bottom holds
     on average over the images, not on every image.
     """
-    from saliency_lib import data
+    from saliency_lib.io import data
 
     model = _fashion_or_skip()
     images, _ = data.fashion_sample(n_per_class=3)  # 30 test images, 3 per class

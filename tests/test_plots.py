@@ -193,8 +193,8 @@ def test_agreement_curves_read_ci95_as_low_high():
 
 
 def test_colour_range_is_the_one_scaling_of_every_map_figure():
+    from saliency_lib.course.widgets.your_model_panel import map_scale
     from saliency_lib.plots import colour_range, scaled_map
-    from saliency_lib.widgets.your_model_panel import map_scale
 
     narrow = torch.tensor([[0.60, 0.62], [0.61, 0.64]])
     assert colour_range(narrow) == pytest.approx((0.60, 0.64))

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 import saliency_lib
-from saliency_lib import _checks as C
-from saliency_lib import core, metrics
-from saliency_lib import masks as M
+from saliency_lib.evaluation import metrics
+from saliency_lib.method import _checks as C
+from saliency_lib.method import core
+from saliency_lib.method import masks as M
 
 FEW = settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 SOME = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -445,7 +446,7 @@ def test_spearman_of_one_pixel_maps_is_flat_and_quiet():
 
 def test_one_and_two_threads_agree():
     """The tolerance docs/troubleshooting.md states: seeded maps and curves agree to 1e-5 with 1 and 2 threads."""
-    from saliency_lib.models import FashionCNN
+    from saliency_lib.io.models import FashionCNN
 
     torch.manual_seed(0)
     model = FashionCNN().eval()

@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import authors_reference as R  # noqa: E402
 import protocol_choices as P  # noqa: E402
 
-from saliency_lib import masks as M  # noqa: E402
-from saliency_lib import metrics as Mt  # noqa: E402
-from saliency_lib.oise_method import oise  # noqa: E402
-from saliency_lib.reports import summarise  # noqa: E402
+from saliency_lib.evaluation import metrics as Mt  # noqa: E402
+from saliency_lib.evaluation.reports import summarise  # noqa: E402
+from saliency_lib.method import masks as M  # noqa: E402
+from saliency_lib.method.oise_method import oise  # noqa: E402
 
 
 class WeightedSum(nn.Module):

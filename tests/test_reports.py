@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from saliency_lib import reports
-from saliency_lib.datasets import DATASETS
+from saliency_lib.evaluation import reports
+from saliency_lib.evaluation.datasets import DATASETS
 
 
 def test_summarise_uses_student_t():

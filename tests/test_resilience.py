@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from saliency_lib import assets, cli, evaluation, reconstruction_experiment
+from saliency_lib import cli
+from saliency_lib.evaluation import runner, suites
+from saliency_lib.generative import reconstruction_experiment
+from saliency_lib.io import assets
 
 # --- Weights from outside data/ -------------------------------------------------------------------------------------
 
@@ -85,7 +88,7 @@ def test_a_learners_file_that_is_not_a_state_dict_is_refused(tmp_path, recwarn):
 
 # --- Ctrl+C in `python -m saliency_lib evaluate` ----------------------------------------------------------------------
 
-QUICK = [plan.name for plan in evaluation.SUITES["quick"]]
+QUICK = [plan.name for plan in suites.SUITES["quick"]]
 
 
 def _interrupt_evaluation_after(finished: list[str]):
@@ -94,7 +97,7 @@ def _interrupt_evaluation_after(finished: list[str]):
     def fake(suite, out_dir, *, datasets=None, methods=None, seed=0, progress=True, device="cpu", reference=None):
         if finished:
             records = [{"dataset": name, "method": method} for name in finished for method in methods or ["oise"]]
-            path = Path(out_dir) / f"{evaluation.EXPERIMENT}_{suite}.json"
+            path = Path(out_dir) / f"{suites.EXPERIMENT}_{suite}.json"
             path.write_text(json.dumps({"suite": suite, "partial": True, "records": records}))
         raise KeyboardInterrupt
 
@@ -108,7 +111,7 @@ def _resume_args(stderr: str) -> list[str]:
 
 
 def test_ctrl_c_in_evaluate_keeps_the_finished_datasets_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(evaluation, "run_suite", _interrupt_evaluation_after(QUICK[:2]))
+    monkeypatch.setattr(runner, "run_suite", _interrupt_evaluation_after(QUICK[:2]))
     code = cli.main(["evaluate", "--suite", "quick", "--out", str(tmp_path), "--seed", "3", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 130
@@ -126,7 +129,7 @@ def test_ctrl_c_before_any_dataset_finished_keeps_the_old_file_and_resumes_with_
     old = tmp_path / "evaluation_quick.json"
     old.write_text(json.dumps({"records": [{"dataset": name, "method": "rise"} for name in QUICK]}))
     before = old.read_bytes()
-    monkeypatch.setattr(evaluation, "run_suite", _interrupt_evaluation_after([]))
+    monkeypatch.setattr(runner, "run_suite", _interrupt_evaluation_after([]))
     code = cli.main(
         [
             "evaluate",
@@ -149,7 +152,7 @@ def test_ctrl_c_before_any_dataset_finished_keeps_the_old_file_and_resumes_with_
 
 
 def test_ctrl_c_in_a_restricted_evaluate_run_resumes_only_the_rest(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(evaluation, "run_suite", _interrupt_evaluation_after(["fashion"]))
+    monkeypatch.setattr(runner, "run_suite", _interrupt_evaluation_after(["fashion"]))
     code = cli.main(["evaluate", "--out", str(tmp_path), "--datasets", "fashion", "sanity", "--methods", "oise"])
     err = capsys.readouterr().err
     assert code == 130 and "kept the finished datasets ['fashion']" in err
@@ -193,7 +196,7 @@ def test_ctrl_c_in_reconstruct_without_a_cache_says_nothing_was_kept(tmp_path, m
 
 
 def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result(planted_model, planted_images):
-    from saliency_lib import widgets
+    from saliency_lib.course import widgets
 
     panel = widgets.mask_panel(planted_model, planted_images, grid_size=8, seed=0)
     start = dict(panel.counts)
@@ -229,7 +232,7 @@ def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result
 
 
 def test_update_panel_survives_fast_clicks_and_drags(planted_model, planted_images):
-    from saliency_lib import widgets
+    from saliency_lib.course import widgets
 
     panel = widgets.update_panel(planted_model, planted_images[0], seed=0)
     resets, calls = panel.counts["resets"], panel.counts["model_calls"]

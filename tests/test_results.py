@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saliency_lib import SaliencyResult, metrics
-from saliency_lib.oise_method import Recorder
+from saliency_lib import SaliencyResult
+from saliency_lib.evaluation import metrics
+from saliency_lib.method.oise_method import Recorder
 
 
 def _result(**fields) -> SaliencyResult:

@@ -7,7 +7,7 @@ import torch
 
 from conftest import PlantedModel, bright_region_images, region_model
 from saliency_lib import RISE, SaliencyResult, rise
-from saliency_lib import masks as M
+from saliency_lib.method import masks as M
 
 REGION = (4, 12, 14, 24)
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from saliency_lib import core, data, models, oise, rise, runtime
+from saliency_lib import oise, rise
+from saliency_lib.io import data, models, runtime
+from saliency_lib.method import core
 
 # Largest gap measured (kernel_spread.md, 8 kernel settings, AMD EPYC with AVX-512) x a margin, per quantity.
 RUNTIME_TOLERANCES = {

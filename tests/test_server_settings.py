@@ -109,7 +109,7 @@ def test_a_broken_file_is_named_in_one_line(tmp_path, capsys):
 def _plan(target: str) -> str:
     """What `make TARGET` runs (-n), the install stamp taken as done and the settings as out of date (-W)."""
     return subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "-W", "saliency_lib/server_settings.py", target],
+        ["make", "-n", "-o", ".venv/.installed", "-W", "saliency_lib/course/server_settings.py", target],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -121,7 +121,7 @@ def _plan(target: str) -> str:
 @pytest.mark.parametrize("target, server", [("lab", "jupyter lab"), ("present", "voila")])
 def test_make_lab_and_present_write_the_settings_first(target, server):
     plan = _plan(target)
-    write = "-m saliency_lib.server_settings --config-dir .venv/etc/jupyter"
+    write = "-m saliency_lib.course.server_settings --config-dir .venv/etc/jupyter"
     assert write in plan, plan
     assert plan.index(write) < plan.index(f".venv/bin/{server} "), plan
 
@@ -134,5 +134,8 @@ def test_make_lab_writes_the_news_setting_where_its_jupyterlab_reads_it():
 
 def test_binder_writes_them_too():
     post_build = (REPO / "postBuild").read_text()
-    assert "python -m saliency_lib.server_settings\n" in post_build
-    assert 'python -m saliency_lib.server_settings --config-dir "${JUPYTER_CONFIG_DIR:-$HOME/.jupyter}"' in post_build
+    assert "python -m saliency_lib.course.server_settings\n" in post_build
+    assert (
+        'python -m saliency_lib.course.server_settings --config-dir "${JUPYTER_CONFIG_DIR:-$HOME/.jupyter}"'
+        in post_build
+    )

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_lib import uploads
-from saliency_lib.models import InputSpec
+from saliency_lib.io import uploads
+from saliency_lib.io.models import InputSpec
 
 RGB_SPEC = InputSpec(channels=3, size=(224, 224), mean=(0.5,) * 3, std=(0.5,) * 3)
 GREY_SPEC = InputSpec(channels=1, size=(28, 28), mean=(0.5,), std=(0.5,))

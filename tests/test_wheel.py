@@ -26,8 +26,9 @@ USE = textwrap.dedent(
     import json, sys
     from pathlib import Path
     import saliency_lib
-    import saliency_lib.widgets  # every subpackage is in the wheel
-    from saliency_lib import assets, data, models, oise
+    import saliency_lib.course.widgets  # every subpackage is in the wheel
+    from saliency_lib import oise
+    from saliency_lib.io import assets, data, models
 
     here = Path(saliency_lib.__file__).resolve().parent
     assert str(here).startswith(sys.argv[1]), f"imported from {here}, not the installed wheel"

@@ -8,8 +8,10 @@ import ipywidgets
 import pytest
 import torch
 
-from saliency_lib import masks, oise, widgets
-from saliency_lib.core import class_probabilities
+from saliency_lib import oise
+from saliency_lib.course import widgets
+from saliency_lib.method import masks
+from saliency_lib.method.core import class_probabilities
 
 # ---- notebook 01: mask panel -------------------------------------------------------------------------------------
 

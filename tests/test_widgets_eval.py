@@ -2,11 +2,11 @@
 
 import torch
 
-from saliency_lib import metrics as Mt
-from saliency_lib import models
-from saliency_lib.data import fashion_sample
-from saliency_lib.datasets import planted_canvases
-from saliency_lib.widgets import evaluation_panel
+from saliency_lib.course.widgets import evaluation_panel
+from saliency_lib.evaluation import metrics as Mt
+from saliency_lib.evaluation.datasets import planted_canvases
+from saliency_lib.io import models
+from saliency_lib.io.data import fashion_sample
 
 
 def make_panel():

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_lib.gan import Discriminator, Generator
-from saliency_lib.reconstruct import predictions
-from saliency_lib.widgets import ReconstructPanel, reconstruct_panel
+from saliency_lib.course.widgets import ReconstructPanel, reconstruct_panel
+from saliency_lib.generative.gan import Discriminator, Generator
+from saliency_lib.generative.reconstruct import predictions
 
 
 class Planted(nn.Module):

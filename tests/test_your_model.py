@@ -15,10 +15,12 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from saliency_lib import baselines, models, oise, rise
-from saliency_lib.widgets import YourModelPanel, your_model_panel
-from saliency_lib.widgets.view import StoppableModel
-from saliency_lib.widgets.your_model_panel import METHOD_LABELS, draw_maps, map_scale
+from saliency_lib import oise, rise
+from saliency_lib.course.widgets import YourModelPanel, your_model_panel
+from saliency_lib.course.widgets.view import StoppableModel
+from saliency_lib.course.widgets.your_model_panel import METHOD_LABELS, draw_maps, map_scale
+from saliency_lib.evaluation import baselines
+from saliency_lib.io import models
 
 SIZE = 32
 

@@ -1,0 +1,47 @@
+"""Command line: ``python -m saliency_lib COMMAND`` (``--help`` after any command lists its options).
+
+Commands:
+    assets build [--only FILE ...]   re-make the shipped files in data/ (seeded; needs Fashion-MNIST)
+    assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
+    assets list                      print the manifest as a markdown table (the asset table of docs/install.md)
+    explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
+    explain-folder DIR --out OUT     maps of every image in a folder; runs under torchrun too (resumable)
+    evaluate --suite quick|full      every method on data with ground truth; writes
+                                     benchmarks/results/evaluation_<suite>.json and .md
+    reconstruct --suite quick|full   Part B: regenerate the salient region with the GAN; writes
+                                     benchmarks/results/reconstruction_<suite>.json, .md and .png
+
+Each command lives in a thin module of this package (:data:`COMMANDS`) that parses its arguments and calls the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each entry: a module with `add_command(subparsers)`; the subparser sets `func(args) -> int`.
+COMMANDS = [
+    "saliency_lib.cli.assets",
+    "saliency_lib.cli.explain",
+    "saliency_lib.cli.explain_folder",
+    "saliency_lib.cli.evaluate",
+    "saliency_lib.cli.reconstruct",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m saliency_lib", description=__doc__.split("\n")[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        importlib.import_module(module).add_command(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,12 @@
+"""The tutorial around the library: notebooks' helpers, the learner's edition, the install check, the widgets.
+
+Imports any subpackage below it; nothing below imports it (the library never imports the widgets).
+
+==================  =====================================================================================
+``tutorial``        the notebooks' list, headers and set-up, exercises and their checks
+``learner_edition`` the notebooks without solutions (``python -m saliency_lib.course.learner_edition``)
+``install_check``   is this machine ready? (``python -m saliency_lib.course.install_check``)
+``server_settings`` the Jupyter settings make lab, make present and Binder write (the upload limit, no news)
+``widgets``         the panels of notebooks 01-06
+==================  =====================================================================================
+"""

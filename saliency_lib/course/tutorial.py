@@ -1,0 +1,441 @@
+"""What every notebook shares: the setup cell, and the exercise at its end.
+
+Every notebook's first code cell is ``cfg = tutorial.setup(seed=0)`` (fast mode, seed, device, paths, versions).
+``SALIENCY_FAST=1`` (set by ``make test``) shrinks loops so nbval runs each notebook in seconds to a minute,
+while the notebook's assert cells still check real results.
+
+Every notebook ends with an exercise: a stub the learner fills in, then one check cell that runs
+``tutorial.exercise_or_solution`` (the learner's function, or ``notebooks/solutions/<file>`` while the stub is
+unchanged) and ``tutorial.check_exercise`` (compare with the library, say what is wrong). The check cell opens
+with its own ``from saliency_lib import tutorial`` and ``tutorial.require(...)``: run first after a kernel
+restart, it says which cells to run before it instead of ending in a bare ``NameError``.
+
+:data:`NOTEBOOKS` is the one list of the notebooks: file, title, what each teaches and the learner time. The
+navigation line at the top and bottom of every notebook (:func:`navigation`), each notebook's ``**Time:**``, the
+map in notebook 00 and the index ``notebooks/README.md`` (:func:`index_table`, :func:`index_markdown`) are
+written from it, and ``tests/test_notebooks_anatomy.py`` fails when one of them drifts. ``python -m
+saliency_lib.course.tutorial index`` rewrites the index; ``python -m saliency_lib.course.tutorial working-copy work``
+makes the learner's git-ignored copy of the notebooks that ``make lab`` opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import runpy
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..io import paths
+
+__all__ = [
+    "fast_mode",
+    "Setup",
+    "setup",
+    "REPO_ROOT",
+    "NOTEBOOK_DIR",
+    "SOLUTIONS",
+    "exercise_or_solution",
+    "check_exercise",
+    "require",
+    "Notebook",
+    "NOTEBOOKS",
+    "INDEX",
+    "notebook",
+    "total_minutes",
+    "time_line",
+    "navigation",
+    "index_table",
+    "index_markdown",
+    "working_copy",
+    "main",
+]
+
+REPO_ROOT = paths.REPO_ROOT
+NOTEBOOK_DIR = paths.NOTEBOOK_DIR
+SOLUTIONS = NOTEBOOK_DIR / "solutions"
+#: The index of the notebooks, next to them (``notebooks/README.md``; GitHub shows it under the folder listing).
+INDEX = "README.md"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook of the tutorial, as the navigation, the map in notebook 00 and the index show it.
+
+    Attributes:
+        number: ``"00"`` ... (the file name's prefix).
+        file: the file name in ``notebooks/``.
+        title: the short title of the navigation line (the notebook's own heading may be longer).
+        learn: what a learner learns there, one line (the index and notebook 00's map).
+        minutes: the learner time, in minutes: reading, running, the widgets and the exercise (our estimate
+            from workshop runs; the machine's own run time is in ``benchmarks/results/notebooks.md``).
+    """
+
+    number: str
+    file: str
+    title: str
+    learn: str
+    minutes: int
+
+    @property
+    def label(self) -> str:
+        """``"01 · Mask initialization"``."""
+        return f"{self.number} · {self.title}"
+
+
+#: The one source of truth for the notebooks' order, titles and learner times.
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook(
+        "00",
+        "00_start_here.ipynb",
+        "Start here",
+        "install check, the data, both offline classifiers, what a masked pixel is",
+        10,
+    ),
+    Notebook(
+        "01",
+        "01_mask_initialization.ipynb",
+        "Mask initialization",
+        "masks, the 8×8 Bernoulli grid, bilinear upsampling with a random shift, the reference value, what "
+        "the model sees",
+        25,
+    ),
+    Notebook(
+        "02",
+        "02_pixel_weighting.ipynb",
+        "Pixel weighting",
+        "the update rule one step at a time: p, Δp, kept / dropped / turned-on cells, rescaling; why the chain lingers",
+        30,
+    ),
+    Notebook(
+        "03",
+        "03_optimization_loop.ipynb",
+        "The optimization loop",
+        "the whole loop on Fashion-MNIST and a photograph; Run / Stop / scrub; seeds, steps, chains; OISE next to RISE",
+        40,
+    ),
+    Notebook(
+        "04",
+        "04_evaluation.ipynb",
+        "Evaluation",
+        "deletion / insertion, pointing game, IoU, sanity checks; Captum baselines; the evaluation tables",
+        45,
+    ),
+    Notebook(
+        "05",
+        "05_reconstruction.ipynb",
+        "Acceptable variations",
+        'regenerating the salient region with a DCGAN; agreement; "acceptable variations" and their limits',
+        30,
+    ),
+    Notebook(
+        "06",
+        "06_your_own_model.ipynb",
+        "Your own model",
+        "your photo or model: OISE, RISE and the baselines side by side, saved as PNG and .npz; the standalone page",
+        25,
+    ),
+)
+
+
+def notebook(key: str) -> Notebook:
+    """The entry of :data:`NOTEBOOKS` for a number (``"03"``), a file name or a path."""
+    name = Path(str(key)).name
+    for entry in NOTEBOOKS:
+        if name in (entry.number, entry.file, entry.file.removesuffix(".ipynb")):
+            return entry
+    raise KeyError(f"no notebook {key!r}; the notebooks are {[entry.file for entry in NOTEBOOKS]}")
+
+
+def total_minutes() -> int:
+    """The learner time of the whole tutorial, in minutes."""
+    return sum(entry.minutes for entry in NOTEBOOKS)
+
+
+def time_line(key: str) -> str:
+    """``"**Time:** about 25 minutes"``: how every notebook's first cell states its learner time."""
+    return f"**Time:** about {notebook(key).minutes} minutes"
+
+
+def navigation(key: str) -> str:
+    """The navigation line at the top and the bottom of a notebook: previous · index · next (relative links).
+
+    ``"[← 00 · Start here](00_start_here.ipynb) · [index](README.md) · [next: 02 · Pixel weighting →](...)"``;
+    the first notebook has no previous one, the last no next one.
+    """
+    entry = notebook(key)
+    position = NOTEBOOKS.index(entry)
+    parts = []
+    if position > 0:
+        before = NOTEBOOKS[position - 1]
+        parts.append(f"[← {before.label}]({before.file})")
+    parts.append(f"[index: all notebooks]({INDEX})")
+    if position + 1 < len(NOTEBOOKS):
+        after = NOTEBOOKS[position + 1]
+        parts.append(f"[next: {after.label} →]({after.file})")
+    return " · ".join(parts)
+
+
+def index_table(prefix: str = "") -> str:
+    """The markdown table of the notebooks (link, what you learn, learner time) and the total, as notebook 00's
+    map, ``notebooks/README.md`` and ``docs/instructor.md`` show it.
+
+    Args:
+        prefix: put before each notebook's file name in its link (``"../notebooks/"`` from ``docs/``).
+    """
+    rows = ["| notebook | what you learn | learner time |", "|---|---|---:|"]
+    rows += [f"| [{entry.label}]({prefix}{entry.file}) | {entry.learn} | {entry.minutes} min |" for entry in NOTEBOOKS]
+    total = total_minutes()
+    rows.append(f"| **all** | | **{total} min** ({total // 60} h {total % 60:02d} min) |")
+    return "\n".join(rows)
+
+
+def index_markdown() -> str:
+    """The text of ``notebooks/README.md``, the index (``python -m saliency_lib.course.tutorial index`` writes it)."""
+    return f"""# The notebooks: index
+
+<!-- Written by `python -m saliency_lib.course.tutorial index` from saliency_lib/course/tutorial.py (NOTEBOOKS); do not
+edit by hand: tests/test_notebooks_anatomy.py fails when this file, the notebooks' headers or notebook 00's map
+drift. -->
+
+Open them in order; each runs on its own after [00 · Start here](00_start_here.ipynb). "Learner time" is reading,
+running, the widgets and the exercise. How long the computer takes for a full run of each notebook is measured in
+[benchmarks/results/notebooks.md](../benchmarks/results/notebooks.md).
+
+{index_table()}
+
+Every notebook opens with its time, prerequisites, learning objectives and contents, has a navigation line
+(previous · index · next) at the top and the bottom, and ends with an exercise, key points, a quiz and references.
+Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell; the
+learner edition of a workshop, `make learner-edition`, keeps them out of view in `.solutions/`).
+The method, with what is the paper's and what is ours: [docs/method.md](../docs/method.md).
+Running a workshop: [docs/instructor.md](../docs/instructor.md).
+
+`make lab` opens your own copy of these notebooks in `work/` (git ignores it), so your edits and outputs never
+change the committed files and `git pull` keeps working.
+"""
+
+
+def working_copy(
+    destination: str | Path = REPO_ROOT / "work", source: Path = NOTEBOOK_DIR, *, report=print
+) -> list[Path]:
+    """Copy the notebooks, the index and the solutions into ``destination``, never overwriting a file there.
+
+    ``make lab`` opens JupyterLab on this copy (``work/``, ignored by git), so running a notebook autosaves into
+    the learner's copy and the committed ``notebooks/`` stays as it is. The copy sits next to ``notebooks/``, so
+    its relative links (``../docs/method.md``, ``solutions/``) resolve the same way.
+
+    Returns:
+        The files written (an existing copy of a file is kept as it is; delete it to get a fresh one).
+    """
+    destination, source = Path(destination), Path(source)
+    written, kept = [], 0
+    files = [
+        *sorted(source.glob("*.ipynb")),
+        *sorted(source.glob("*.md")),
+        *sorted(
+            path for path in (source / "solutions").rglob("*") if path.is_file() and "__pycache__" not in path.parts
+        ),
+    ]
+    for path in files:
+        target = destination / path.relative_to(source)
+        if target.exists():
+            kept += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        written.append(target)
+    if report is not None:
+        report(
+            f"Your working copy of the notebooks: {destination}/ ({len(written)} new file(s), {kept} kept as you "
+            f"left them). Edits and outputs stay there; notebooks/ stays as committed. For a fresh copy of a "
+            f"notebook, delete it from {destination}/ and run make lab again."
+        )
+    return written
+
+
+def fast_mode() -> bool:
+    """True when ``SALIENCY_FAST`` is set to 1/true/yes (tests and CI)."""
+    return os.environ.get("SALIENCY_FAST", "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a notebook needs to know about where it runs."""
+
+    fast: bool
+    seed: int
+    device: torch.device
+    repo: Path
+    data: Path
+    results: Path
+
+    def steps(self, full: int, fast: int) -> int:
+        """``fast`` under test, ``full`` otherwise (e.g. ``cfg.steps(5000, 300)``)."""
+        return fast if self.fast else full
+
+
+def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Setup:
+    """Seed torch, pick the device (CUDA when present, else CPU), cap threads, print versions.
+
+    Args:
+        seed: seed of torch's global generator (notebook-level code; the library takes ``seed=`` itself).
+        threads: CPU threads for torch (default: leave as set by ``OMP_NUM_THREADS``/torch).
+        quiet: print nothing.
+    """
+    from .. import __version__
+    from ..io.assets import DATA_DIR
+
+    torch.manual_seed(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = Setup(
+        fast=fast_mode(),
+        seed=seed,
+        device=device,
+        repo=REPO_ROOT,
+        data=DATA_DIR,
+        results=REPO_ROOT / "benchmarks" / "results",
+    )
+    if not quiet:
+        print(
+            f"saliency_lib {__version__} | torch {torch.__version__} | Python {platform.python_version()} | "
+            f"device {device} | {torch.get_num_threads()} threads | fast mode {'ON' if config.fast else 'off'}"
+        )
+    return config
+
+
+# (function name, solution file) when the last exercise_or_solution call replaced a learner's untouched stub by our
+# solution; None when it returned the learner's own function. check_exercise reads it to praise only the learner.
+_STUB_IN_PLACE: tuple[str, str] | None = None
+
+
+def exercise_or_solution(function: Callable, solution: str, *probe_args, **probe_kwargs) -> Callable:
+    """The learner's ``function``, or the one of the same name in ``notebooks/solutions/<solution>``.
+
+    The stub of every exercise returns ``None``; while it still does on ``function(*probe_args, **probe_kwargs)``
+    the solution is used instead, so the notebook runs from top to bottom. ``%load solutions/<solution>`` in a
+    notebook cell shows the solution. Until the next call, :func:`check_exercise` then says that it checked our
+    solution, not the learner's code.
+    """
+    global _STUB_IN_PLACE
+    if function(*probe_args, **probe_kwargs) is not None:
+        _STUB_IN_PLACE = None
+        return function
+    _STUB_IN_PLACE = (function.__name__, solution)
+    print(f"{function.__name__} is not written yet (it returns None): checking solutions/{solution} instead.")
+    return runpy.run_path(str(SOLUTIONS / solution))[function.__name__]
+
+
+def check_exercise(
+    name: str,
+    actual,
+    expected=None,
+    *,
+    atol: float = 1e-6,
+    rtol: float = 0.0,
+    at_least: float | None = None,
+    hint: str = "",
+) -> None:
+    """Check an exercise's result; print a one-line pass, or raise ``AssertionError`` saying what is wrong.
+
+    Args:
+        name: what is checked, e.g. ``"my_upsample, s=8, 28 x 28"`` (starts every message).
+        actual: the learner's result: a tensor, an array or a number.
+        expected: the library's result, compared element-wise with ``|actual - expected| <= atol + rtol *
+            |expected|`` after checking the shape; ``None`` to skip.
+        atol, rtol: the tolerances of that comparison.
+        at_least: a lower bound for a single number (``actual >= at_least``); ``None`` to skip.
+        hint: one line added to a failure message (what to look at first).
+    """
+
+    def fail(message: str):
+        raise AssertionError(f"{name}: {message}" + (f"\nHint: {hint}" if hint else ""))
+
+    if actual is None:
+        fail("the function returned None (delete the `return None` line of the stub and return your result)")
+    if expected is not None:
+        got = torch.as_tensor(actual).detach().cpu().double()
+        want = torch.as_tensor(expected).detach().cpu().double()
+        if got.shape != want.shape:
+            fail(f"shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        if not torch.isfinite(got).all():
+            fail(f"{int((~torch.isfinite(got)).sum())} values are NaN or infinite")
+        error = (got - want).abs()
+        wrong = error > atol + rtol * want.abs()
+        if wrong.any():
+            where = tuple(int(i) for i in torch.unravel_index(error.argmax(), got.shape)) if got.dim() else ()
+            at = f" at index {where}" if where else ""
+            fail(
+                f"{int(wrong.sum())} of {got.numel()} values differ; the largest difference is "
+                f"{float(error.max()):.3g}{at} (yours {float(got[where]):.6g}, expected {float(want[where]):.6g}; "
+                f"tolerance atol={atol:g}, rtol={rtol:g})"
+            )
+    if at_least is not None:
+        value = float(torch.as_tensor(actual).detach().cpu().double())
+        if not value >= at_least:
+            fail(f"{value:.4g}, expected at least {at_least:g}")
+    if _STUB_IN_PLACE is None:
+        print(f"Correct: {name}")
+    else:
+        function, solution = _STUB_IN_PLACE
+        print(
+            f"Not yours yet: {function} is still the stub (it returns None), so this checked our "
+            f"solutions/{solution}, which gives the right result for {name}. Write your {function} above and run "
+            "this cell again."
+        )
+
+
+def require(*names: str, scope: dict, run: str) -> None:
+    """Stop a cell that is run before the cells it builds on, saying which cells to run first.
+
+    Every exercise's check cell starts with it: after a kernel restart a learner may run that cell first, and
+    without it the cell would end in a bare ``NameError`` about a variable of some earlier section::
+
+        tutorial.require("my_upsample", "init_grid", scope=globals(),
+                         run="section 1 (Setup) and the exercise cell above")
+
+    Args:
+        names: the names the cell uses that earlier cells define.
+        scope: where to look for them: the notebook's ``globals()``.
+        run: the cells that define them, as a learner finds them (section numbers and titles).
+
+    Raises:
+        NameError: when one of ``names`` is not defined in ``scope``; the message names the missing ones and
+            ``run``.
+    """
+    missing = [name for name in names if name not in scope]
+    if missing:
+        listed = ", ".join(missing)
+        raise NameError(
+            f"{listed} {'is' if len(missing) == 1 else 'are'} not defined yet: this cell needs {run}. "
+            "Run those cells first (JupyterLab: Run > Run All Above Selected Cell), then this cell "
+            "again."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m saliency_lib.course.tutorial index`` (rewrite ``notebooks/README.md``) or ``working-copy DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m saliency_lib.course.tutorial")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("index", help="rewrite notebooks/README.md from NOTEBOOKS")
+    copy = commands.add_parser("working-copy", help="copy notebooks/ into DIR without overwriting anything")
+    copy.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "index":
+        (NOTEBOOK_DIR / INDEX).write_text(index_markdown(), encoding="utf-8")
+        print(f"wrote {NOTEBOOK_DIR / INDEX}")
+    else:
+        working_copy(args.directory)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,498 @@
+"""Summary statistics, tables and result files: how every experiment of the package reports its numbers.
+
+One summary with one meaning everywhere: :func:`summarise` gives the mean, the standard deviation and a 95%
+confidence interval ``ci95 = [low, high]`` for the mean (Student t, from ``scipy.stats``). Results are written
+as a JSON file (every number) plus a markdown file (the tables) in :data:`RESULTS_DIR`, named
+``<experiment>_<suite>`` (:func:`write_results`, :func:`load_results`); :func:`evaluation_markdown` makes the
+tables of :mod:`saliency_lib.evaluation`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from ..io import paths
+
+__all__ = [
+    "summarise",
+    "RESULTS_DIR",
+    "METRIC_LABELS",
+    "evaluation_markdown",
+    "write_results",
+    "load_results",
+    "LOWER_IS_BETTER",
+    "catch_up",
+    "paired_verdict",
+    "budget_curve_markdown",
+    "budget_curve_figure",
+    "oise_settings_markdown",
+    "ranking",
+    "budget_comparison_markdown",
+]
+
+RESULTS_DIR = paths.RESULTS_DIR
+# The command that makes each experiment's result files (named in messages when one is missing).
+COMMANDS = {"evaluation": "python -m saliency_lib evaluate", "reconstruction": "python -m saliency_lib reconstruct"}
+
+
+def summarise(values) -> dict:
+    """Mean, standard deviation and 95% confidence interval of per-image values.
+
+    Args:
+        values: ``(n,)`` numbers (any shape is flattened), n >= 1.
+
+    Returns:
+        ``{"mean", "ci95": [low, high], "std", "n"}``, rounded to 4 decimals. ``ci95`` is the two-sided Student t
+        interval ``mean +- t(0.975, n - 1) * std / sqrt(n)``; with n = 1 it is ``[nan, nan]`` (no spread known).
+    """
+    values = torch.as_tensor(values, dtype=torch.float64).flatten()
+    n = values.numel()
+    if n == 0:
+        raise ValueError("values is empty: nothing to summarise")
+    mean = values.mean().item()
+    std = values.std().item() if n > 1 else 0.0
+    from scipy import stats  # here: scipy costs 64 MB at import, and most notebooks never summarise
+
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n) if n > 1 else float("nan")
+    return {
+        "mean": round(mean, 4),
+        "ci95": [round(mean - half, 4), round(mean + half, 4)],
+        "std": round(std, 4),
+        "n": n,
+    }
+
+
+METRIC_LABELS = {
+    "rank_corr_same_model_other_seed": "rank corr., same model, other seed (yardstick)",
+    "deletion": "deletion AUC (lower better)",
+    "insertion": "insertion AUC (higher better)",
+    "pointing": "pointing game",
+    "iou": "IoU with box",
+    "energy": "energy in box",
+    "rank_corr_other_seed": "rank corr. with another seed (stability)",
+    "rank_corr_top_layer": "rank corr., top layer randomised (lower better)",
+    "rank_corr_all_layers": "rank corr., all layers randomised (lower better)",
+    "abs_rank_corr_all_layers": "rank corr. of abs(map), all layers (lower better)",
+}
+
+
+def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> str:
+    """The evaluation's results (:func:`saliency_lib.evaluation.runner.run_suite`) as markdown: one table per dataset,
+    rows = methods, columns = metrics (mean [95% CI]), model calls and seconds per image.
+
+    Args:
+        payload: the result file's contents (``suite``, ``settings``, ``records``...).
+        order: the datasets' order (default: the order their records come in).
+    """
+    order = order or tuple(dict.fromkeys(r["dataset"] for r in payload["records"]))
+    records = sorted(payload["records"], key=lambda r: order.index(r["dataset"]))
+    lines = [
+        f"# Evaluation results: suite `{payload['suite']}` (ours, measured by this repository)",
+        "",
+        f"Command: `{payload.get('command', 'python -m saliency_lib evaluate')}`"
+        f"{' (partial: not every dataset of the suite has run yet)' if payload.get('partial') else ''}. "
+        f"Total {payload['settings']['total_seconds']} s (per dataset: "
+        f"{payload['settings'].get('dataset_seconds')}) on {payload['settings']['machine']}.",
+        "",
+    ]
+    for dataset in order:
+        rows = [r for r in records if r["dataset"] == dataset]
+        if not rows:
+            continue
+        keys = list(rows[0]["metrics"])
+        plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), {})
+        budgets = (plan.get("options") or {}).get("budgets")
+        budget_text = (
+            f"budgets {', '.join(map(str, budgets))} (in the method names)"
+            if budgets
+            else f"{plan.get('oise_rise_budget')} model calls per image"
+        )
+        lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {budget_text})", ""]
+        if rows[0].get("info"):
+            lines += ["Data: " + "; ".join(f"{k}: {v}" for k, v in rows[0]["info"].items()), ""]
+        lines += [_reference_line(rows), ""]
+        agreement = any("seed_agreement" in r for r in rows)
+        lines.append(
+            "| method | "
+            + " | ".join(METRIC_LABELS.get(k, k) for k in keys)
+            + (f" | {SEED_AGREEMENT_LABEL}" if agreement else "")
+            + " | model calls | s / image |"
+        )
+        lines.append("|---" * (len(keys) + 3 + agreement) + "|")
+        for r in rows:
+            cells = [_cell(r["metrics"][k]) for k in keys]
+            if agreement:
+                cells.append(_cell(r["seed_agreement"]) if "seed_agreement" in r else "-")
+            calls = "-" if r.get("model_calls") is None else str(r["model_calls"])
+            lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {calls} | {r['seconds_per_image']:.3f} |")
+        lines.append("")
+        lines += _agreement_lines(rows)
+        lines += _paired_lines(rows, keys)
+        if dataset == "photos":
+            lines += [
+                "Per image (deletion / insertion / IoU):",
+                "",
+                "| method | " + " | ".join(rows[0]["per_image"]) + " |",
+                "|---" * (len(rows[0]["per_image"]) + 1) + "|",
+            ]
+            for r in rows:
+                cells = [
+                    f"{v['deletion']:.3f} / {v['insertion']:.3f} / {v['iou']:.2f}" for v in r["per_image"].values()
+                ]
+                lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines += ["Notes:", ""] + [f"- {note}" for note in payload["settings"]["notes"]]
+    return "\n".join(lines)
+
+
+SEED_AGREEMENT_LABEL = "seed agreement (Spearman, seed 0 vs 1)"
+AGREEMENT_FLOOR = 0.5  # a method whose maps agree less than this across seeds has not converged on the dataset
+
+
+def _reference_line(rows: list[dict]) -> str:
+    """Which reference the records of one dataset used (older records do not say: the mean)."""
+    used = sorted({r.get("reference", "mean (not recorded: an older file)") for r in rows})
+    starts = sorted({r.get("insertion_start", "blur") for r in rows})
+    return (
+        f"Reference (masked pixels in the methods that mask and in deletion): {', '.join(used)}; "
+        f"insertion starts from: {', '.join(starts)}."
+    )
+
+
+def _agreement_lines(rows: list[dict]) -> list[str]:
+    """A warning for each seeded method whose maps do not agree across seeds (the control, random, excepted)."""
+    loose = [
+        f"{r['method']} ({r['seed_agreement']['mean']:.2f})"
+        for r in rows
+        if r["method"] != "random" and r.get("seed_agreement", {}).get("mean", 1.0) < AGREEMENT_FLOOR
+    ]
+    if not loose:
+        return []
+    return [
+        f"Not converged here: the maps of {', '.join(loose)} agree less than {AGREEMENT_FLOOR} (Spearman) between "
+        "seeds 0 and 1 on this dataset, so their scores and ranking here are one draw of a noisy map, not a "
+        "property of the method.",
+        "",
+    ]
+
+
+def _paired_lines(rows: list[dict], keys: list[str]) -> list[str]:
+    """The paired per-image difference method - RISE (mean [95% CI]) of each method that has one."""
+    paired = [r for r in rows if "vs_rise" in r]
+    if not paired:
+        return []
+    shown = [k for k in keys if k in paired[0]["vs_rise"]]
+    lines = [
+        "Paired per-image difference method - RISE, mean [95% CI] (deletion: below 0 = better than RISE; "
+        "the others: above 0 = better):",
+        "",
+        "| method - rise | " + " | ".join(METRIC_LABELS.get(k, k) for k in shown) + " |",
+        "|---" * (len(shown) + 1) + "|",
+    ]
+    for r in paired:
+        lines.append(
+            f"| {r['method']} | "
+            + " | ".join(_cell(r["vs_rise"][k], signed=True) for k in shown if k in r["vs_rise"])
+            + " |"
+        )
+    return lines + [""]
+
+
+def write_results(payload: dict, markdown: str, stem: str, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` (``payload``, indented) and ``<stem>.md`` (``markdown``) in ``out_dir``.
+
+    Returns the two paths. ``out_dir`` defaults to :data:`RESULTS_DIR` and is created when missing.
+    """
+    out_dir = Path(out_dir or RESULTS_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(payload, indent=1) + "\n")
+    md_path.write_text(markdown + "\n")
+    return json_path, md_path
+
+
+def load_results(suite: str = "full", results_dir: Path | None = None, experiment: str = "evaluation") -> dict:
+    """The result file ``<experiment>_<suite>.json`` (e.g. the committed ``evaluation_full.json``) as a dict."""
+    path = Path(results_dir or RESULTS_DIR) / f"{experiment}_{suite}.json"
+    if not path.exists():
+        command = COMMANDS.get(experiment, f"the {experiment} command")
+        raise FileNotFoundError(f"{path} does not exist; run `{command} --suite {suite}`")
+    return json.loads(path.read_text())
+
+
+LOWER_IS_BETTER = ("deletion",)  # every other metric of the evaluation: higher is better
+
+
+def paired_verdict(metric: str, difference: dict) -> str:
+    """``"OISE better"``, ``"RISE better"`` or ``"tie"`` from the 95% CI of the paired difference OISE - RISE."""
+    low, high = difference["ci95"]
+    if low != low:  # nan: one image
+        return "tie"
+    if metric in LOWER_IS_BETTER:
+        return "OISE better" if high < 0 else "RISE better" if low > 0 else "tie"
+    return "OISE better" if low > 0 else "RISE better" if high < 0 else "tie"
+
+
+def catch_up(payload: dict) -> list[dict]:
+    """For each dataset, OISE variant and metric of a budget curve: the verdict at every budget and the smallest
+    budget from which OISE is never worse than RISE (paired 95% CI), or ``None`` if it never catches up."""
+    rows = []
+    records = payload["records"]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        for method in dict.fromkeys(r["method"] for r in records if r["dataset"] == dataset and "vs_rise" in r):
+            mine = sorted(
+                (r for r in records if r["dataset"] == dataset and r["method"] == method), key=lambda r: r["budget"]
+            )
+            for metric in mine[0]["vs_rise"]:
+                verdicts = [(r["budget"], paired_verdict(metric, r["vs_rise"][metric])) for r in mine]
+                from_budget = None
+                for i, (budget, _) in enumerate(verdicts):
+                    if all(v != "RISE better" for _, v in verdicts[i:]):
+                        from_budget = budget
+                        break
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "method": method,
+                        "metric": metric,
+                        "verdicts": verdicts,
+                        "never_worse_from": from_budget,
+                    }
+                )
+    return rows
+
+
+def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
+    """The methods of ``dataset`` best first by their mean ``metric`` (lower first for :data:`LOWER_IS_BETTER`)."""
+    scored = [
+        (r["metrics"][metric]["mean"], r["method"])
+        for r in records
+        if r["dataset"] == dataset and metric in r.get("metrics", {})
+    ]
+    return [method for _, method in sorted(scored, reverse=metric not in LOWER_IS_BETTER)]
+
+
+def budget_comparison_markdown(
+    low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion", "pointing", "iou", "energy")
+) -> str:
+    """OISE and RISE of two evaluation suites side by side (e.g. ``full`` at 300 calls and ``paper`` at 5,000),
+    per dataset of ``high`` and metric: each one's mean [95% CI] at both budgets, OISE's rank among every method
+    of ``high`` on that dataset, and the best method there. Unpaired CIs (the suites' records keep summaries)."""
+
+    def budget(payload, dataset):
+        plan = next((p for p in payload["settings"]["plans"] if p["dataset"] == dataset), None)
+        return None if plan is None else plan["oise_rise_budget"]
+
+    def find(payload, dataset, method):
+        return next((r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method), None)
+
+    reference = high["settings"].get("reference", "mean")
+    forced = f"_{reference}" if " " not in reference else ""  # a reference forced on every dataset names the files
+    lines = [
+        f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)",
+        "",
+        f"Made by `python benchmarks/paper.py compare{f' --reference {reference}' if forced else ''}` from "
+        f"`evaluation_{low['suite']}{forced}.json` and `evaluation_{high['suite']}{forced}.json`; reference: "
+        f"{reference}. Mean [95% CI] over the images; the rank is OISE's place among "
+        "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "
+        "rank and are all named best); a blank: not measured.",
+        "",
+        "| dataset | metric | OISE, low | OISE, high | RISE, low | RISE, high | OISE's rank, high | best, high |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in high["records"]):
+        if find(high, dataset, "oise") is None:
+            continue
+        lo, hi = budget(low, dataset), budget(high, dataset)
+        for metric in metrics:
+            cells = []
+            for method in ("oise", "rise"):
+                for payload in (low, high):
+                    record = find(payload, dataset, method)
+                    cells.append(_cell(record["metrics"][metric]) if record and metric in record["metrics"] else "")
+            if not any(cells):
+                continue
+            order = ranking(high["records"], dataset, metric)
+            mean = {
+                r["method"]: round(r["metrics"][metric]["mean"], 3)
+                for r in high["records"]
+                if r["dataset"] == dataset and metric in r.get("metrics", {})
+            }
+            rank, best = "", ""
+            if "oise" in order:  # ties (equal to 3 decimals, as shown) share a rank
+                better = [m for m in order if mean[m] != mean["oise"] and order.index(m) < order.index("oise")]
+                rank = f"{len(better) + 1} of {len(order)}"
+            if order:
+                best = " = ".join(sorted(m for m in order if mean[m] == mean[order[0]]))
+            lines.append(
+                f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells) + f" | {rank} | {best} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def budget_curve_markdown(payload: dict) -> str:
+    """The budget curve's tables: per dataset and metric, each method's mean [95% CI] at every budget, and the
+    paired difference OISE - RISE; then where (if anywhere) OISE catches up."""
+    records = payload["records"]
+    lines = [
+        "# Budget curve: OISE (1 chain, several chains) and RISE from 100 to 5,000 model calls per image "
+        "(ours, measured by this repository)",
+        "",
+        f"Command: `{payload.get('command', '')}`. Same images, same seed for every budget; OISE's maps at "
+        "smaller budgets are the prefixes of its 5,000-call run (identical to separate runs, by construction "
+        "of its random numbers); RISE runs once per budget. 'OISE - RISE' is the paired per-image difference "
+        "with its 95% CI (Student t).",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        settings = payload.get("settings", {}).get(dataset, {})
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        budgets = sorted({r["budget"] for r in rows})
+        planned = settings.get("images_planned", rows[0]["n"])
+        partial = f" of {planned} planned: a partial run" if planned != rows[0]["n"] else ""
+        lines += [
+            f"## {dataset} (n = {rows[0]['n']}{partial}"
+            + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})",
+            "",
+            _reference_line(rows),
+            "",
+        ]
+        for metric in rows[0]["metrics"]:
+            lines.append(f"### {METRIC_LABELS.get(metric, metric)}")
+            lines.append("")
+            diffs = [m for m in methods if m != "rise"]
+            lines.append("| budget | " + " | ".join(methods) + " | " + " | ".join(f"{m} - rise" for m in diffs) + " |")
+            lines.append("|---" * (1 + len(methods) + len(diffs)) + "|")
+            for b in budgets:
+                by = {r["method"]: r for r in rows if r["budget"] == b}
+                cells = [_cell(by[m]["metrics"][metric]) if m in by else "-" for m in methods]
+                cells += [_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
+                lines.append(f"| {b} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines += [
+        "## Where does OISE catch up? (paired 95% CI of OISE - RISE at the same budget)",
+        "",
+        "| dataset | OISE | metric | verdict at each budget | never worse than RISE from |",
+        "|---|---|---|---|---|",
+    ]
+    for row in catch_up(payload):
+        verdicts = ", ".join(f"{b}: {v}" for b, v in row["verdicts"])
+        lines.append(
+            f"| {row['dataset']} | {row['method']} | {row['metric']} | {verdicts} | "
+            f"{row['never_worse_from'] if row['never_worse_from'] is not None else 'never (up to 5000)'} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(summary: dict, signed: bool = False) -> str:
+    fmt = "+.3f" if signed else ".3f"
+    return f"{summary['mean']:{fmt}} [{summary['ci95'][0]:{fmt}}, {summary['ci95'][1]:{fmt}}]"
+
+
+def budget_curve_figure(payload: dict):
+    """Per dataset, two rows against model calls per image (log x): the metric (mean, 95% CI bars) for each
+    method, and the paired difference OISE - RISE (mean, 95% CI; OISE has caught up where the bar reaches 0).
+    One column each for deletion, insertion and the pointing game."""
+    import matplotlib.pyplot as plt
+
+    records = payload["records"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    metrics = ["deletion", "insertion", "pointing"]
+    figure, axes = plt.subplots(2 * len(datasets), 3, figsize=(13, 6.4 * len(datasets)), squeeze=False)
+    styles = {"rise": ("tab:orange", "s"), "oise_1chain": ("tab:blue", "o")}
+    for row, dataset in enumerate(datasets):
+        rows = [r for r in records if r["dataset"] == dataset]
+        for col, metric in enumerate(metrics):
+            axis, below = axes[2 * row][col], axes[2 * row + 1][col]
+            if metric not in rows[0]["metrics"]:
+                for a in (axis, below):
+                    a.text(
+                        0.5,
+                        0.5,
+                        f"{dataset}: no boxes,\nno pointing game",
+                        ha="center",
+                        va="center",
+                        transform=a.transAxes,
+                    )
+                    a.set_axis_off()
+                continue
+            for method in dict.fromkeys(r["method"] for r in rows):
+                mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
+                colour, marker = styles.get(method, ("tab:green", "^"))
+                for a, key in ((axis, "metrics"), (below, "vs_rise")):
+                    if key not in mine[0]:
+                        continue
+                    xs = [r["model_calls"] for r in mine]
+                    means = [r[key][metric]["mean"] for r in mine]
+                    errors = [
+                        [m - r[key][metric]["ci95"][0] for m, r in zip(means, mine)],
+                        [r[key][metric]["ci95"][1] - m for m, r in zip(means, mine)],
+                    ]
+                    label = method if key == "metrics" else f"{method} - rise"
+                    a.errorbar(xs, means, yerr=errors, label=label, color=colour, marker=marker, capsize=3)
+            below.axhline(0, color="black", linewidth=0.8)
+            for a, title in (
+                (axis, METRIC_LABELS.get(metric, metric)),
+                (below, f"OISE - RISE, paired ({'below' if metric in LOWER_IS_BETTER else 'above'} 0: OISE better)"),
+            ):
+                a.set_xscale("log")
+                a.set_xlabel("model calls per image")
+                a.set_title(f"{dataset} (n = {rows[0]['n']}): {title}", fontsize=9)
+                a.legend(fontsize=7)
+    figure.suptitle("Budget curve (ours): mean and 95% CI over images", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def oise_settings_markdown(result: dict) -> str:
+    """The tables of :func:`saliency_lib.evaluation.budget_study.oise_settings`: OISE's settings one at a time, and the
+    seed-to-seed agreement at the paper's budget."""
+    first = result["settings"][0]
+    keys = list(first["metrics"])
+    lines = [
+        "# OISE's settings and determinism (ours, measured by this repository)",
+        "",
+        f"Command: `{result['command']}`. {result['dataset']}, n = {first['n']} images, {result['budget']} "
+        f"model calls per map, runtime {result['runtime']}, machine {result['machine']}. One setting changed at "
+        "a time from the paper's defaults (8x8 grid, p_init 0.3, step size 0.02, one chain) at reference "
+        f"{result.get('reference', 'mean (not recorded: an older file)')} for OISE (unless the row changes it), "
+        "RISE and deletion alike. "
+        "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
+        "rank correlation of the maps of seeds 0 and 1.",
+        "",
+        "| setting | "
+        + " | ".join(METRIC_LABELS.get(k, k) for k in keys)
+        + " | "
+        + " | ".join(f"{k} vs defaults" for k in keys)
+        + " | seed agreement | s / map |",
+        "|---" * (2 * len(keys) + 3) + "|",
+    ]
+    for row in result["settings"]:
+        cells = [_cell(row["metrics"][k]) for k in keys]
+        cells += [_cell(row["vs_defaults"][k], signed=True) if "vs_defaults" in row else "-" for k in keys]
+        lines.append(
+            f"| {row['setting']} | " + " | ".join(cells) + f" | {_cell(row['rank_corr_other_seed'])} | "
+            f"{row['seconds_per_map']:.3f} |"
+        )
+    lines += [
+        "",
+        f"## Seed-to-seed agreement at {result['agreement_budget']} model calls "
+        f"(n = {result['seed_agreement'][0]['n']} images)",
+        "",
+        "| method | model calls | rank corr., seed 0 vs 1 | s / map |",
+        "|---|---|---|---|",
+    ]
+    for row in result["seed_agreement"]:
+        lines.append(
+            f"| {row['method']} | {row['model_calls']} | {_cell(row['rank_corr_other_seed'])} | "
+            f"{row['seconds_per_map']:.3f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
