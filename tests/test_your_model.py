@@ -282,6 +282,13 @@ def test_stop_during_oise_keeps_the_partial_map_and_skips_the_rest(tmp_path):
     assert "stopped" in panel.status.value and panel.progress.bar_style == "warning"
     assert not panel.run_button.disabled and panel.stop_button.disabled
     assert not panel.save_button.disabled  # the partial map can be saved
+    _, npz_path = panel.save()
+    with np.load(npz_path) as saved:  # the file says the map is partial
+        assert bool(saved["stopped"]) and list(saved["outcomes"]) == ["stopped"]
+    assert "Saved in" in panel.saved_links.value
+    panel.budget.value = 10
+    panel.run(block=True)  # a new run: the old files describe other maps
+    assert panel.saved is None and panel.saved_links.value == ""
 
 
 def test_stop_during_rise_and_during_a_baseline(tmp_path):
@@ -322,6 +329,7 @@ def test_save_writes_the_png_and_the_maps_with_links(loader, tmp_path):
         assert saved["image"].shape == (3, SIZE, SIZE) and int(saved["target"]) == panel.target
         assert list(saved["model_calls"]) == [panel.calls[m] for m in ("oise", "rise", "saliency")]
         assert str(saved["model"]) == "small" and int(saved["budget"]) == 20
+        assert not bool(saved["stopped"]) and list(saved["outcomes"]) == ["done"] * 3
     links = panel.saved_links.value
     assert png_path.name in links and npz_path.name in links and "data:image/png;base64," in links
     other = panel.save(tmp_path / "elsewhere", embed_limit=10)

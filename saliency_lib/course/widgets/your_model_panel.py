@@ -325,6 +325,7 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
             return
         self._stop.clear()
         self.error = None
+        self.saved, self.saved_links.value = None, ""  # the last run's files describe other maps
         self.runs += 1
         self.progress.value, self.progress.bar_style = 0, ""
         self.run_button.disabled, self.stop_button.disabled, self.save_button.disabled = True, False, True
@@ -450,9 +451,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         """Write the figure (PNG) and the maps (``.npz``) to ``directory`` (default: ``out_dir``).
 
         The ``.npz`` holds ``image`` ``(C, H, W)``, one ``(H, W)`` array per method (``map_<method>``), and
-        ``methods``, ``seconds``, ``model_calls``, ``target``, ``target_name``, ``model``, ``image_name``,
-        ``budget``, ``seed``. Links to both appear under the figure (download links while the files are smaller
-        than ``embed_limit`` bytes together, so they work in Voila and on Binder too). Returns the two paths.
+        ``methods``, ``seconds``, ``model_calls``, ``outcomes`` (each method's "done" or "stopped": a stopped map is
+        partial), ``stopped`` (True when the run was stopped), ``target``, ``target_name``, ``model``,
+        ``image_name``, ``budget``, ``seed``. Links to both appear under the figure (download links while the files
+        are smaller than ``embed_limit`` bytes together, so they work in Voila and on Binder too); a new run clears
+        them. Returns the two paths.
         """
         if not self.maps:
             raise RuntimeError("nothing to save yet: press Run first")
@@ -470,6 +473,8 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                 methods=np.array(methods),
                 seconds=np.array([self.seconds[m] for m in methods]),
                 model_calls=np.array([self.calls[m] for m in methods]),
+                outcomes=np.array([self.outcome.get(m, "done") for m in methods]),
+                stopped=np.array(any(v in ("stopped", "skipped") for v in self.outcome.values())),
                 target=np.array(self.target),
                 target_name=np.array(class_name(self.model, self.target)),
                 model=np.array(model),
