@@ -105,7 +105,15 @@ class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        return importlib.import_module(self.home(spec.name))
+        home = self.home(spec.name)
+        module = importlib.import_module(home)
+        # The home's submodules already loaded get their short names too, so that importing one by its short name
+        # later finds it in sys.modules instead of loading it again: a fresh load would set it as an attribute of
+        # its package and hide a function of the same name (``widgets.your_model_panel``, the function).
+        for name, loaded in list(sys.modules.items()):
+            if name.startswith(home + "."):
+                sys.modules.setdefault(spec.name + name[len(home) :], loaded)
+        return module
 
     def exec_module(self, module):
         pass  # already executed under its home name

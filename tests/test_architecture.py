@@ -366,3 +366,22 @@ def test_the_checker_finds_a_cycle():
 )
 def test_the_checker_finds_upward_imports(source, current, upward):
     assert bool(upward_imports(source, current, False, KNOWN)) == upward
+
+
+def test_a_short_submodule_import_does_not_hide_a_function_of_the_same_name():
+    """Notebook 06 imports the panel function, then names from its module by the short name; run twice (a rerun),
+    the first import must still give the function, not the module."""
+    import subprocess
+    import sys
+
+    code = (
+        "from saliency_lib.widgets import your_model_panel\n"
+        "from saliency_lib.widgets.your_model_panel import METHOD_LABELS\n"
+        "from saliency_lib.widgets import your_model_panel as again\n"
+        "import sys, types\n"
+        "home = sys.modules['saliency_lib.course.widgets.your_model_panel']\n"
+        "assert callable(again) and not isinstance(again, types.ModuleType), type(again)\n"
+        "assert sys.modules['saliency_lib.widgets.your_model_panel'] is home and METHOD_LABELS is home.METHOD_LABELS\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
