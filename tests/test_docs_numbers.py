@@ -4,8 +4,9 @@ A section (the text under one heading) that quotes a number with three decimals 
 a two-decimal number must name the results file it comes from (``evaluation_paper.md``, ``budget_curve.{json,md}``,
 ...) or the notebook that prints it (``03_optimization_loop.ipynb``), and each number must appear in one of the
 files it names (the ``.md`` as written, the ``.json`` to that many decimals, a notebook in its outputs). So a re-run
-that changes a result fails here (one-decimal percentages too, as ``80.8%``) until the text is updated
-(``python benchmarks/sync_docs.py`` rewrites the generated blocks). Numbers that are settings, not results (the
+that changes a result fails here (one-decimal percentages and seconds too: ``80.8%``, ``8.3 s``) until the text
+is updated (``python benchmarks/sync_docs.py`` rewrites the generated blocks). Numbers that are settings, not
+results (the
 lr 0.02 of the update rule, ImageNet's mean), are listed in ``NOT_RESULTS`` with what they are.
 """
 
@@ -59,7 +60,7 @@ PAPER = {"88.9%", "81.7%", "66.2%", "68.0%", "64.7%"}
 # Sections that are quizzes or worked examples: their numbers are the question's, not results.
 NOT_RESULT_SECTIONS = ("Quiz",)
 
-NUMBER = re.compile(r"(?<![\d.\w])\d+\.(?:\d{2,3}(?![\d])|\d%)")
+NUMBER = re.compile(r"(?<![\d.\w])\d+\.(?:\d{2,3}(?![\d])|\d%|\d(?= s\b))")
 CITATION = re.compile(r"([A-Za-z0-9_]+)(?:\.\{[a-z,]+\}|\.(?:md|json|png|ipynb))")
 
 
