@@ -6,8 +6,7 @@ a two-decimal number must name the results file it comes from (``evaluation_pape
 files it names (the ``.md`` as written, the ``.json`` to that many decimals, a notebook in its outputs). So a re-run
 that changes a result fails here (one-decimal percentages and seconds too: ``80.8%``, ``8.3 s``) until the text
 is updated (``python benchmarks/sync_docs.py`` rewrites the generated blocks). Numbers that are settings, not
-results (the
-lr 0.02 of the update rule, ImageNet's mean), are listed in ``NOT_RESULTS`` with what they are.
+results (the lr 0.02 of the update rule, ImageNet's mean), are listed in ``NOT_RESULTS`` with what they are.
 """
 
 from __future__ import annotations
