@@ -31,16 +31,18 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import protocol_choices  # noqa: E402
 
+from saliency_lib.evaluation.reports import ci_cell  # noqa: E402
+from saliency_lib.generative.reconstruction_experiment import markdown_table  # noqa: E402
+from saliency_lib.io.assets import manifest_table  # noqa: E402
+
 
 def _results(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
 def _ci(summary: dict, signed: bool = True) -> str:
-    """``+0.013 [+0.009, +0.017]``: a summary's mean and 95% interval, as every results table writes it."""
-    form = "{:+.3f}" if signed else "{:.3f}"
-    low, high = summary["ci95"]
-    return f"{form.format(summary['mean'])} [{form.format(low)}, {form.format(high)}]"
+    """``+0.013 [+0.009, +0.017]``: :func:`ci_cell`, signed by default (most quotes are differences)."""
+    return ci_cell(summary, signed)
 
 
 def _pct(summary: dict) -> str:
@@ -311,12 +313,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "budget-catch-up": budget_catch_up,
     "oise-settings": oise_settings,
     "reference-table": reference_table,
-    "part-b-full": lambda: __import__(
-        "saliency_lib.generative.reconstruction_experiment", fromlist=["markdown_table"]
-    ).markdown_table(_results("reconstruction_full.json")),
-    "asset-table": lambda: (
-        __import__("saliency_lib.io.assets", fromlist=["manifest_table"]).manifest_table().rstrip("\n")
-    ),
+    "part-b-full": lambda: markdown_table(_results("reconstruction_full.json")),
+    "asset-table": lambda: manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),
 }

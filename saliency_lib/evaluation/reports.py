@@ -27,6 +27,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "catch_up",
     "paired_verdict",
+    "ci_cell",
     "budget_curve_markdown",
     "budget_curve_figure",
     "oise_settings_markdown",
@@ -124,9 +125,9 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
         )
         lines.append("|---" * (len(keys) + 3 + agreement) + "|")
         for r in rows:
-            cells = [_cell(r["metrics"][k]) for k in keys]
+            cells = [ci_cell(r["metrics"][k]) for k in keys]
             if agreement:
-                cells.append(_cell(r["seed_agreement"]) if "seed_agreement" in r else "-")
+                cells.append(ci_cell(r["seed_agreement"]) if "seed_agreement" in r else "-")
             calls = "-" if r.get("model_calls") is None else str(r["model_calls"])
             lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {calls} | {r['seconds_per_image']:.3f} |")
         lines.append("")
@@ -196,7 +197,7 @@ def _paired_lines(rows: list[dict], keys: list[str]) -> list[str]:
     for r in paired:
         lines.append(
             f"| {r['method']} | "
-            + " | ".join(_cell(r["vs_rise"][k], signed=True) for k in shown if k in r["vs_rise"])
+            + " | ".join(ci_cell(r["vs_rise"][k], signed=True) for k in shown if k in r["vs_rise"])
             + " |"
         )
     return lines + [""]
@@ -313,7 +314,7 @@ def budget_comparison_markdown(
             for method in ("oise", "rise"):
                 for payload in (low, high):
                     record = find(payload, dataset, method)
-                    cells.append(_cell(record["metrics"][metric]) if record and metric in record["metrics"] else "")
+                    cells.append(ci_cell(record["metrics"][metric]) if record and metric in record["metrics"] else "")
             if not any(cells):
                 continue
             order = ranking(high["records"], dataset, metric)
@@ -371,8 +372,8 @@ def budget_curve_markdown(payload: dict) -> str:
             lines.append("|---" * (1 + len(methods) + len(diffs)) + "|")
             for b in budgets:
                 by = {r["method"]: r for r in rows if r["budget"] == b}
-                cells = [_cell(by[m]["metrics"][metric]) if m in by else "-" for m in methods]
-                cells += [_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
+                cells = [ci_cell(by[m]["metrics"][metric]) if m in by else "-" for m in methods]
+                cells += [ci_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
                 lines.append(f"| {b} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += [
@@ -391,7 +392,8 @@ def budget_curve_markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def _cell(summary: dict, signed: bool = False) -> str:
+def ci_cell(summary: dict, signed: bool = False) -> str:
+    """``0.110 [0.097, 0.123]`` (``signed``: ``+0.013 [+0.009, +0.017]``): a summary as results tables write it."""
     fmt = "+.3f" if signed else ".3f"
     return f"{summary['mean']:{fmt}} [{summary['ci95'][0]:{fmt}}, {summary['ci95'][1]:{fmt}}]"
 
@@ -475,10 +477,10 @@ def oise_settings_markdown(result: dict) -> str:
         "|---" * (2 * len(keys) + 3) + "|",
     ]
     for row in result["settings"]:
-        cells = [_cell(row["metrics"][k]) for k in keys]
-        cells += [_cell(row["vs_defaults"][k], signed=True) if "vs_defaults" in row else "-" for k in keys]
+        cells = [ci_cell(row["metrics"][k]) for k in keys]
+        cells += [ci_cell(row["vs_defaults"][k], signed=True) if "vs_defaults" in row else "-" for k in keys]
         lines.append(
-            f"| {row['setting']} | " + " | ".join(cells) + f" | {_cell(row['rank_corr_other_seed'])} | "
+            f"| {row['setting']} | " + " | ".join(cells) + f" | {ci_cell(row['rank_corr_other_seed'])} | "
             f"{row['seconds_per_map']:.3f} |"
         )
     lines += [
@@ -491,7 +493,7 @@ def oise_settings_markdown(result: dict) -> str:
     ]
     for row in result["seed_agreement"]:
         lines.append(
-            f"| {row['method']} | {row['model_calls']} | {_cell(row['rank_corr_other_seed'])} | "
+            f"| {row['method']} | {row['model_calls']} | {ci_cell(row['rank_corr_other_seed'])} | "
             f"{row['seconds_per_map']:.3f} |"
         )
     lines.append("")
