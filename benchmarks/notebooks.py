@@ -1,9 +1,20 @@
-"""Wall time and peak memory of each notebook's full run (not fast mode), as a learner on Binder would see it.
+"""Wall time, CPU time and peak memory of each notebook's full run (not fast mode), as a learner on Binder would
+see it; with ``--write``, the run's outputs and saved widget state become the committed notebook.
 
 Usage (from the repository root)::
 
     python benchmarks/notebooks.py              # every notebooks/NN_*.ipynb
     python benchmarks/notebooks.py 00 04        # only these (by number or file name); other entries are kept
+    python benchmarks/notebooks.py --write      # and write each executed notebook back to notebooks/
+
+With ``--write`` a notebook that ran without an error is written back: every cell executed in order (check cells
+included), its outputs, and the widgets' state (``metadata.widgets``), so JupyterLab (in a trusted notebook:
+``make lab`` trusts its copies) and nbviewer show each panel as it was at the end of the run. A widget output's
+text form (``LoopPanel(children=(HBox(...``), which a viewer without widget support shows instead, becomes one
+line saying to run the cells. Cell timing metadata is left out.
+
+CPU time is the kernel's user and system time, all threads: load on the machine stretches the wall time but not
+the CPU time, so the two together say whether a slow run was the notebook or the machine.
 
 Each notebook runs in a fresh kernel (``nbclient``, the engine of ``jupyter nbconvert --execute``) from a
 temporary copy (the committed notebook is never written), with ``notebooks/`` as the working directory,
@@ -42,6 +53,9 @@ NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "benchmarks" / "results"
 LIMIT_BYTES = 1.5 * 2**30  # the tutorial's ceiling per notebook: Binder gives 2 GB
 GB = 2**30
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: What a viewer without live widgets shows for a panel (instead of the widget's Python repr).
+WIDGET_TEXT = "[an interactive panel: run the notebook's cells from the top to use it]"
 
 
 def _status_kb(pid: int, field: str) -> int | None:
@@ -136,6 +150,7 @@ class MeasuringClient(NotebookClient):
         if self.resettable:
             _reset_peak(pid)
         self.watcher.take()
+        self._cpu_started = _cpu_seconds(pid)
         self._started = time.perf_counter()
 
     def _after(self, cell, cell_index, execute_reply=None, **_) -> None:
@@ -152,10 +167,31 @@ class MeasuringClient(NotebookClient):
                 "id": cell.get("id"),
                 "first_line": first[:80],
                 "seconds": round(seconds, 2),
+                "cpu_seconds": round(_cpu_seconds(pid) - self._cpu_started, 2),
                 "peak_bytes": peak,
                 "rss_after_bytes": _status_kb(pid, "VmRSS") or 0,
             }
         )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far (0 when it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def committed_form(nb) -> None:
+    """Prepares an executed notebook for the repository: a widget output's text form becomes :data:`WIDGET_TEXT`
+    and cells lose their timing metadata (in place)."""
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                data["text/plain"] = WIDGET_TEXT
 
 
 def _machine() -> dict:
@@ -179,8 +215,9 @@ def _machine() -> dict:
     }
 
 
-def run_notebook(path: Path, threads: int, timeout: int) -> dict:
-    """Runs one notebook from a temporary copy; returns its measurements."""
+def run_notebook(path: Path, threads: int, timeout: int, write: bool = False) -> dict:
+    """Runs one notebook from a temporary copy; returns its measurements. ``write``: a run without an error is
+    written over ``path`` (outputs and widget state, :func:`committed_form`)."""
     nb = nbformat.read(path, as_version=4)
     env = {key: value for key, value in os.environ.items() if key != "SALIENCY_FAST"}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYDEVD_DISABLE_FILE_VALIDATION="1")
@@ -192,11 +229,13 @@ def run_notebook(path: Path, threads: int, timeout: int) -> dict:
             timeout=timeout,
             kernel_name="python3",
             allow_errors=False,
+            record_timing=False,
+            store_widget_state=True,
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
         load_before = os.getloadavg()
         started = time.perf_counter()
-        error = None
+        error, cpu = None, None
         try:
             with client.setup_kernel(env=env, cwd=str(NOTEBOOKS)):
                 client.kc.allow_stdin = False
@@ -205,10 +244,15 @@ def run_notebook(path: Path, threads: int, timeout: int) -> dict:
                         client.execute_cell(cell, index)
                 pid = client._pid()
                 client.kernel_peak = max(client.kernel_peak, _status_kb(pid, "VmHWM") or 0)
+                cpu = _cpu_seconds(pid)
         except Exception as exc:  # a failing cell: record how far it got
             error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:300]
         wall = time.perf_counter() - started
         polled = client.watcher.stop() if client.watcher else 0
+    if write and error is None:
+        client.set_widgets_metadata()
+        committed_form(client.nb)
+        nbformat.write(client.nb, path)
     cells = client.cells
     peak = max([client.kernel_peak, polled, *(c["peak_bytes"] for c in cells)], default=0)
     heaviest = sorted(cells, key=lambda c: -c["peak_bytes"])[:3]
@@ -217,6 +261,8 @@ def run_notebook(path: Path, threads: int, timeout: int) -> dict:
     return {
         "notebook": path.name,
         "wall_s": round(wall, 1),
+        "cpu_s": None if cpu is None else round(cpu, 1),
+        "written": write and error is None,
         "peak_rss_bytes": peak,
         "peak_rss_gb": round(peak / GB, 2),
         "imports_rss_gb": imports,
@@ -253,11 +299,12 @@ def markdown(payload: dict) -> str:
         f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
         f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory; "
         f'"imports" = its memory after the first cell (imports and `tutorial.setup`). Limit: '
-        f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). Times grow with the machine's load "
-        f"(load average at the start of each run in the table); memory does not.",
+        f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). CPU time is the kernel's, all threads: "
+        f"load on the machine stretches the wall time (load average at the start of each run in the table), not "
+        f"the CPU time or the memory.",
         "",
-        "| notebook | wall time | peak memory | imports | heaviest cell (peak) | load avg | measured |",
-        "|---|---:|---:|---:|---|---:|---|",
+        "| notebook | wall time | CPU time | peak memory | imports | heaviest cell (peak) | load avg | measured |",
+        "|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for name in sorted(payload["notebooks"]):
         r = payload["notebooks"][name]
@@ -267,10 +314,11 @@ def markdown(payload: dict) -> str:
         )
         flag = "" if r["under_limit"] else " (over)"
         wall = f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] >= 60 else f"{r['wall_s']:.0f} s"
+        cpu = "" if r.get("cpu_s") is None else f"{r['cpu_s']:.0f} s"
         if r.get("error"):
             wall += f" (failed: {r['error'][:60]})"
         lines.append(
-            f"| {name} | {wall} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
+            f"| {name} | {wall} | {cpu} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
             f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |"
         )
     return "\n".join(lines) + "\n"
@@ -282,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="kernel threads (default 2, as Binder)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell before giving up")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for notebooks.json / notebooks.md")
+    parser.add_argument("--write", action="store_true", help="write each executed notebook back to notebooks/")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "notebooks.json"
@@ -291,11 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     fresh: dict[str, dict] = {}
     for notebook in _select(args.names):
         print(f"{notebook.name}: running ...", flush=True)
-        result = run_notebook(notebook, args.threads, args.timeout)
+        result = run_notebook(notebook, args.threads, args.timeout, write=args.write)
         result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         payload["notebooks"][notebook.name] = result
         print(
-            f"{notebook.name}: {result['wall_s']:.0f} s, peak {result['peak_rss_gb']:.2f} GB, imports "
+            f"{notebook.name}: {result['wall_s']:.0f} s, CPU {result['cpu_s']} s, "
+            f"peak {result['peak_rss_gb']:.2f} GB, imports "
             f"{result['imports_rss_gb']} GB" + (f", FAILED: {result['error']}" if result["error"] else ""),
             flush=True,
         )

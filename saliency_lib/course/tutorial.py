@@ -251,6 +251,7 @@ def working_copy(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
         written.append(target)
+    trust([path for path in written if path.suffix == ".ipynb"])
     if report is not None:
         report(
             f"Your working copy of the notebooks: {destination}/ ({len(written)} new file(s), {kept} kept as you "
@@ -258,6 +259,24 @@ def working_copy(
             f"notebook, delete it from {destination}/ and run make lab again."
         )
     return written
+
+
+def trust(notebooks: list[Path]) -> list[Path]:
+    """Mark the repository's own notebooks as trusted for this user (``jupyter trust``), so that JupyterLab shows
+    their saved panels as panels.
+
+    JupyterLab renders a widget output only in a trusted notebook; in an untrusted one it shows the widget's text
+    form instead (``LoopPanel(children=(HBox(...``). A notebook is trusted when its signature is in the user's
+    ``nbsignatures.db``, which a clone cannot carry: ``make lab`` (:func:`working_copy`) and Binder's ``postBuild``
+    sign the copies they open. Returns the notebooks signed.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    notary = NotebookNotary()
+    for path in notebooks:
+        notary.sign(nbformat.read(path, as_version=nbformat.NO_CONVERT))
+    return list(notebooks)
 
 
 def fast_mode() -> bool:
@@ -422,16 +441,21 @@ def require(*names: str, scope: dict, run: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_lib.course.tutorial index`` (rewrite ``notebooks/README.md``) or ``working-copy DIR``."""
+    """``python -m saliency_lib.course.tutorial index`` (rewrite ``notebooks/README.md``), ``working-copy DIR`` or
+    ``trust NOTEBOOK...``."""
     parser = argparse.ArgumentParser(prog="python -m saliency_lib.course.tutorial")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("index", help="rewrite notebooks/README.md from NOTEBOOKS")
     copy = commands.add_parser("working-copy", help="copy notebooks/ into DIR without overwriting anything")
     copy.add_argument("directory", type=Path)
+    trusted = commands.add_parser("trust", help="mark these notebooks as trusted (their saved panels show as panels)")
+    trusted.add_argument("notebooks", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "index":
         (NOTEBOOK_DIR / INDEX).write_text(index_markdown(), encoding="utf-8")
         print(f"wrote {NOTEBOOK_DIR / INDEX}")
+    elif args.command == "trust":
+        print(f"trusted {len(trust(args.notebooks))} notebook(s): JupyterLab shows their saved panels")
     else:
         working_copy(args.directory)
     return 0

@@ -94,6 +94,17 @@ def _by_chunks(attribution: Callable[[slice], torch.Tensor], images: torch.Tenso
     return torch.cat([attribution(slice(start, start + size)) for start in range(0, len(images), size)])
 
 
+def _without_gradients(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` as a forward function that keeps no autograd graph: the perturbation methods (Occlusion, LIME)
+    only call the model, and a graph per batch of a 224 px network costs hundreds of MB."""
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(images)
+
+    return forward
+
+
 def _finish(maps: torch.Tensor, calls: int, targets: torch.Tensor, began: float) -> SaliencyResult:
     """The result of a method that started at ``time.perf_counter() == began``."""
     return SaliencyResult(maps.detach().float(), int(calls), targets, seconds=time.perf_counter() - began)
@@ -154,7 +165,7 @@ def occlusion(
         batch_size = max(1, default_batch_size(images, at_most=64 * len(images)) // len(images))
     check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
-    attribution = Occlusion(model).attribute(
+    attribution = Occlusion(_without_gradients(model)).attribute(
         images,
         sliding_window_shapes=(channels, window, window),
         strides=(channels, stride, stride),
@@ -329,7 +340,7 @@ def lime(
     segments = superpixels(images, n_segments, compactness).to(images.device)
     feature_mask = segments.unsqueeze(1).expand_as(images).contiguous()
     baselines = _reference_images(model, images, reference)
-    explainer = Lime(model, interpretable_model=LinearModel(train_fn=_weighted_ridge(alpha)))
+    explainer = Lime(_without_gradients(model), interpretable_model=LinearModel(train_fn=_weighted_ridge(alpha)))
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
 from ..io.assets import Asset, checked_path, register
 from ..io.data import fashion_sample, fashion_tensors, photographs
@@ -58,6 +57,7 @@ from ..io.models import (
 )
 from ..method._checks import check_choice, check_int
 from ..method.core import seeded_generator
+from ..method.progress import progress_bar
 
 __all__ = [
     "DATASETS",
@@ -167,7 +167,7 @@ def make_canvases(
     pool = items.shape[0]
     out_images, out_labels, out_boxes, out_source = [], [], [], []
     starts = range(0, n, chunk)
-    for start in tqdm(starts, desc="canvases", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc="canvases", enabled=progress):
         count = min(chunk, n - start)
         source = torch.randint(0, pool, (count,), generator=generator)
         top = torch.randint(0, size - ITEM_SIZE + 1, (count,), generator=generator)

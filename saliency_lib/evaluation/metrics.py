@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..method import masks as M
 from ..method._checks import check_fraction, check_images, check_int, check_maps
@@ -48,6 +47,7 @@ from ..method.core import (
     resolve_target,
     seeded_generator,
 )
+from ..method.progress import progress_bar
 from ..method.results import SaliencyResult
 
 __all__ = [
@@ -166,7 +166,7 @@ def causal_curves(
     per_call = max(1, batch_size)
     # Work through (image, step) pairs in chunks: each chunk is one batched model call.
     pairs = torch.cartesian_prod(torch.arange(batch, device=device), torch.arange(n_points, device=device))
-    bar = tqdm(total=len(pairs), desc=mode, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(pairs), desc=mode, unit="img", enabled=progress)
     for chunk_start in range(0, len(pairs), per_call):
         chunk = pairs[chunk_start : chunk_start + per_call]
         b, t = chunk[:, 0], chunk[:, 1]
@@ -372,7 +372,7 @@ def sanity_check(
         raise ValueError("model has no Conv2d or Linear layer to randomise")
     generator = seeded_generator(seed)
     stages, corr, corr_abs = [original], [], []
-    for _name, module in tqdm(layers, desc="randomising", disable=not progress, leave=False):
+    for _name, module in progress_bar(layers, desc="randomising", enabled=progress):
         weight = module.weight
         fan_in = weight[0].numel()
         new = torch.randn(weight.shape, generator=generator) * math.sqrt(2.0 / fan_in)

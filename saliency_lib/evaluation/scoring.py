@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..io.distributed import Block, run_sharded, save_arrays
+from ..method.progress import progress_bar
 from . import metrics as Mt
 from .baselines import attribute
 from .datasets import load_dataset
@@ -53,7 +53,7 @@ def evaluate(
     curves: dict[str, list] = {"deletion": [], "insertion": []}
     all_maps, seconds, calls, fraction = [], 0.0, 0, None
     starts = range(0, len(images), chunk)
-    for start in tqdm(starts, desc=method, disable=not progress, leave=False):
+    for start in progress_bar(starts, desc=method, enabled=progress):
         batch, target = images[start : start + chunk], targets[start : start + chunk]
         began = time.perf_counter()
         explained = attribute(method, model, batch, target, **options)

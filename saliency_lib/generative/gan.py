@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..io.assets import Asset, load_weights, register
 from ..method.core import seeded_generator, to_probabilities
+from ..method.progress import progress_bar
 
 __all__ = [
     "LATENT_DIM",
@@ -149,7 +149,7 @@ def train_dcgan(
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.functional.binary_cross_entropy_with_logits
     steps_per_epoch = len(images) // batch_size
-    bar = tqdm(total=epochs * steps_per_epoch, desc="training DCGAN", disable=not progress)
+    bar = progress_bar(total=epochs * steps_per_epoch, desc="training DCGAN", enabled=progress)
     gen.train()
     disc.train()
     for _ in range(epochs):

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..method._checks import check_fraction, check_images, check_int, check_maps, check_number
 from ..method.core import broadcast_reference, class_probabilities, seeded_generator
+from ..method.progress import progress_bar
 
 __all__ = [
     "CONTEXT_KERNEL",
@@ -303,7 +303,7 @@ def inpaint(
     chunks = [(start, min(start + step_images, batch)) for start in range(0, batch, step_images)]
     out_z, out_loss, out_context, out_realism, out_initial, out_history = [], [], [], [], [], []
     partial, steps_done, total_done = False, n_iterations, 0
-    bar = tqdm(total=n_iterations * len(chunks), desc="latent search", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(total=n_iterations * len(chunks), desc="latent search", unit="step", enabled=progress)
     try:
         for start, stop in chunks:
             n_img = stop - start

@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..method.core import model_device, seeded_generator
+from ..method.progress import progress_bar
 from .assets import Asset, load_weights, register
 from .data import FASHION_CLASSES, fashion_tensors
 from .runtime import fast_model
@@ -392,7 +392,7 @@ def train_classifier(
     optimiser = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=max_lr, total_steps=steps)
     net.train()
-    bar = tqdm(total=steps, desc=f"training {name}", disable=not progress)
+    bar = progress_bar(total=steps, desc=f"training {name}", enabled=progress)
     for epoch in range(epochs):
         images, labels = epoch_data(epoch)
         order = torch.randperm(examples_per_epoch, generator=generator)

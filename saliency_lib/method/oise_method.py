@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_callable, check_fraction, check_images, check_int
@@ -48,6 +47,7 @@ from .core import (
     seeded_generator,
     to_probabilities,
 )
+from .progress import progress_bar
 from .results import Recorder, SaliencyResult
 
 __all__ = ["oise", "OISE", "OISEStep", "Recorder", "RANDOM_CHUNK"]
@@ -216,7 +216,7 @@ def oise(
         preselect = per_step_bytes * RANDOM_CHUNK <= _WEIGHTS_BUDGET
         done = 0
         partial = False
-        bar = tqdm(total=steps, desc="OISE", unit="step", disable=not progress, leave=False)
+        bar = progress_bar(total=steps, desc="OISE", unit="step", enabled=progress)
         try:
             for start in range(0, steps, RANDOM_CHUNK):
                 # Always draw a full chunk (in a fixed order) so shorter runs are prefixes of longer ones.

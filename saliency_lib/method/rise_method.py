@@ -16,7 +16,6 @@ import time
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import masks as M
 from ._checks import check_fraction, check_images, check_int
@@ -31,6 +30,7 @@ from .core import (
     seeded_generator,
     to_probabilities,
 )
+from .progress import progress_bar
 from .results import SaliencyResult
 
 __all__ = ["rise", "RISE"]
@@ -101,7 +101,7 @@ def rise(
     total = torch.zeros(batch, height, width, device=device)
     used = 0
     partial = False
-    bar = tqdm(total=n_masks, desc="RISE", unit="mask", disable=not progress, leave=False)
+    bar = progress_bar(total=n_masks, desc="RISE", unit="mask", enabled=progress)
     with torch.inference_mode():
         ref = broadcast_reference(ref, images)
         ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref  # (B, 1, C, H, W) or broadcastable

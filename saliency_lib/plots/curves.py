@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .maps import scaled_map, show_image
+from .maps import fit_title, scaled_map, show_image
 
 __all__ = ["plot_curves", "draw_box", "plot_method_grid", "plot_benchmark_bars"]
 
@@ -59,6 +59,7 @@ def plot_method_grid(
     alpha: float = 0.5,
     cmap: str = "jet",
     title: str | None = None,
+    max_columns: int = 5,
 ):
     """The paper-style figure: one row per image, one column per method, each map over its image.
 
@@ -68,35 +69,45 @@ def plot_method_grid(
         scores: method -> list of B title strings (e.g. ``"del 0.07 / ins 0.81"``).
         boxes: ``(B, 4)`` ground-truth boxes drawn on every panel.
         row_names: B labels for the first column.
+        max_columns: for one image, panels per row (the image and up to ``max_columns - 1`` methods); more
+            methods continue on the next row. Several images keep one row each.
 
     Returns:
         The ``Figure`` (pyplot).
     """
     names = list(maps)
     batch = len(images)
+    # One image and many methods: wrap the row after ``columns`` panels, so the figure stays about 12 inches wide
+    # (the width a notebook shows without shrinking it, and its titles with it).
+    columns = len(names) + 1 if batch > 1 else min(len(names) + 1, max_columns)
+    rows_per_image = -(-(len(names) + 1) // columns)
     figure, axes = plt.subplots(
-        batch,
-        len(names) + 1,
-        figsize=(size * (len(names) + 1) + 0.8, size * batch + 0.3),
+        batch * rows_per_image,
+        columns,
+        figsize=(size * columns + 0.8, (size + 0.35) * batch * rows_per_image + 0.3),
         squeeze=False,
         constrained_layout=True,
     )
-    drawn = None
+    fontsize = 8 if size * columns <= 12 else 8 * size * columns / 12  # shown shrunk to ~12 inches: keep it legible
+    drawn, map_axes = None, []
     for row in range(batch):
-        show_image(axes[row, 0], images[row], row_names[row] if row_names is not None else None, axis_labels=False)
+        panels = axes[row * rows_per_image : (row + 1) * rows_per_image].ravel()
+        show_image(panels[0], images[row], axis_labels=False)
+        if row_names is not None:
+            panels[0].set_title(fit_title(str(row_names[row]), size, fontsize), fontsize=fontsize)
         if boxes is not None:
-            draw_box(axes[row, 0], boxes[row])
-        for col, name in enumerate(names, start=1):
-            ax = axes[row, col]
+            draw_box(panels[0], boxes[row])
+        for ax, name in zip(panels[1:], names):
             show_image(ax, images[row], axis_labels=False)
             drawn = ax.imshow(scaled_map(maps[name][row]), cmap=cmap, vmin=0, vmax=1, alpha=alpha)
+            map_axes.append(ax)
             if boxes is not None:
                 draw_box(ax, boxes[row])
             label = name if scores is None else f"{name}\n{scores[name][row]}"
-            ax.set_title(label, fontsize=8)
-    figure.colorbar(
-        drawn, ax=axes[:, 1:].ravel().tolist(), fraction=0.02, pad=0.01, label="saliency (min-max scaled per map)"
-    )
+            ax.set_title(fit_title(label, size, fontsize), fontsize=fontsize)
+        for ax in panels[len(names) + 1 :]:
+            ax.axis("off")
+    figure.colorbar(drawn, ax=map_axes, fraction=0.02, pad=0.01, label="saliency (min-max scaled per map)")
     if title:
         figure.suptitle(title)
     return figure

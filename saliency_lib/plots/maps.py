@@ -311,3 +311,12 @@ def scaled_map(values) -> np.ndarray:
         return np.zeros_like(array, dtype=np.float32)
     low, high = colour_range(array)
     return ((array - low) / (high - low)).astype(np.float32)
+
+
+def fit_title(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` with each line wrapped to fit ``width_inches`` at ``fontsize`` points (a glyph is ~0.55 em wide), so
+    titles over narrow columns wrap instead of running into the next one or off the figure."""
+    import textwrap
+
+    per_line = max(8, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, per_line, break_on_hyphens=False) or line for line in text.split("\n"))

@@ -72,10 +72,11 @@ def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dic
     figure.set_layout_engine("constrained")  # a panel's view turns layout off after its first frame
     # Square images: as tall as one column is wide, plus room for two title lines and a colour bar.
     width = figure.get_size_inches()[0]
-    figure.set_size_inches(width, width / max(len(maps) + 1, 4) + 1.5)
+    figure.set_size_inches(width, width / max(len(maps) + 1, 4) + 1.8)
     axes = figure.subplots(1, len(maps) + 1, squeeze=False)[0]
+    column = width / (len(maps) + 1)  # inches: long titles wrap to their column instead of being cut off
     plots.show_image(axes[0], image, axis_labels=False)
-    axes[0].set_title(title or "image", fontsize=9)
+    axes[0].set_title(plots.fit_title(title or "image", column, 9), fontsize=9)
     for ax, (method, values) in zip(axes[1:], maps.items()):
         scale = map_scale(method, values)
         plots.show_image(ax, image, axis_labels=False)
@@ -85,7 +86,7 @@ def draw_maps(figure, image, maps: dict, *, title: str | None = None, notes: dic
         heading = METHOD_LABELS.get(method, method)
         if notes and notes.get(method):
             heading += f"\n{notes[method]}"
-        ax.set_title(heading, fontsize=9)
+        ax.set_title(plots.fit_title(heading, column, 9), fontsize=9)
         bar = figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.03, orientation="horizontal")
         bar.set_label(scale["label"], fontsize=7)
         bar.ax.tick_params(labelsize=7)
