@@ -293,7 +293,7 @@ def _select(names: list[str]) -> list[Path]:
 def markdown(payload: dict) -> str:
     machine = payload["machine"]
     lines = [
-        "# Notebook runs: wall time and peak memory",
+        "# Notebook runs: wall time, CPU time and peak memory",
         "",
         f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
         f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "

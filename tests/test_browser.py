@@ -12,6 +12,11 @@ in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one ge
 refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way. And JupyterLab
 shows no news pop-up: its news and update checks are off by default.
 
+The committed notebooks, opened without running them in a learner's `make lab` copy (copied and trusted by
+``tutorial.working_copy``): every saved panel renders as a panel, from the widget state stored with the notebook;
+none shows its Python repr (``LoopPanel(children=(...``), the text line left for viewers without widgets, or
+"Error displaying widget: model not found". The Voila page is checked for the same.
+
 Skipped (with the reason) when /usr/bin/chromium or Playwright is missing, except under ``CI=true``, where it fails.
 """
 
@@ -290,6 +295,62 @@ def _notebook_03_in_a_real_browser(lab_server):
         page.screenshot(path=str(ARTIFACTS / "browser_03.png"), full_page=False)
 
 
+# ---- the committed notebooks, opened without running them (as a learner's `make lab` copy) ---------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# What a learner must never see: a widget's Python repr, or a widget whose model is gone.
+BROKEN_WIDGET = re.compile(r"\w+\(children=\(|Error displaying widget|model not found")
+
+
+def _widget_outputs(notebook: Path) -> int:
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    return sum(WIDGET_VIEW in out.get("data", {}) for cell in cells for out in cell.get("outputs", []))
+
+
+def _shut_down_kernels(base: str, token: str) -> None:
+    """Ends every session of the server (REST API), so the next notebook starts alone."""
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as reply:
+        sessions = json.load(reply)
+    for session in sessions:
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def _committed_notebooks_show_their_panels(tmp_path) -> None:
+    from saliency_lib.course import tutorial
+
+    root = tmp_path / "root"
+    tutorial.working_copy(root / "work", report=None)  # what `make lab` opens: a copy, trusted for this user
+    with _lab(tmp_path, root) as (base, token), _browser_page(root / "work" / "00_start_here.ipynb", "") as page:
+        for entry in tutorial.NOTEBOOKS:
+            expected = _widget_outputs(root / "work" / entry.file)
+            # ?reset: a fresh workspace (only this notebook open, not the tabs of the ones before)
+            page.goto(f"{base}/lab/tree/work/{entry.file}?reset&token={token}", timeout=EVENT_LIMIT * 1000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
+
+            def rendered(page=page):
+                # Output areas that hold a rendered widget (textContent: it sees cells the browser skips drawing).
+                return page.evaluate(
+                    """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+                        .filter(e => e.querySelector('.jupyter-widgets')).length"""
+                )
+
+            try:
+                _wait_for(lambda n=expected: rendered() >= n, f"{entry.file}: {expected} saved panels to render", page)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / f"unrun_{entry.number}.png"), full_page=False)
+            text = page.evaluate(  # the outputs only: notebook 00's own text quotes the errors to look out for
+                "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join('\\n')"
+            )
+            broken = BROKEN_WIDGET.search(text)
+            assert broken is None, f"{entry.file}: shows {text[max(0, broken.start() - 80) : broken.end() + 80]!r}"
+            assert "an interactive panel: run the notebook" not in text, f"{entry.file}: a panel shows as text"
+            assert expected > 0 and rendered() == expected, (entry.file, rendered(), expected)
+            _shut_down_kernels(base, token)  # one kernel at a time, as a learner's 2 GB allows
+
+
 # ---- notebook 06 as a standalone page (Voila, `make present`) ---------------------------------------------------
 
 PAGE_NOTEBOOK = "notebooks/06_your_own_model.ipynb"
@@ -370,6 +431,8 @@ def _notebook_06_as_a_standalone_page(voila_server):
             page.screenshot(path=str(ARTIFACTS / "browser_06_page.png"), full_page=False)
         assert state == "done", "a cell raised an error on the page:\n" + log.read_text()[-3000:]
         text = page.inner_text("body")
+        broken = BROKEN_WIDGET.search(page.evaluate("() => document.body.textContent"))
+        assert broken is None, f"the page shows a broken widget: {broken.group(0)!r}"
         assert "cfg = tutorial.setup(seed=0)" not in text and "def my_wrap" not in text, "the page shows code"
 
         # The controls rendered: the model dropdown with the models and the Run button.
@@ -389,6 +452,7 @@ def _notebook_06_as_a_standalone_page(voila_server):
         # give the same picture again (then the image keeps its source): check that one is shown, not that it changed.
         assert figure.is_visible() and figure.get_attribute("src") and before
         assert "OISE" in status.inner_text() and "RISE" in status.inner_text()
+        assert BROKEN_WIDGET.search(page.evaluate("() => document.body.textContent")) is None
         figure.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "browser_06.png"), full_page=False)
 
@@ -530,6 +594,11 @@ def _large_upload_in_voila(tmp_path) -> None:
 class TestJupyterLab:
     def test_notebook_03_in_a_real_browser(self, lab_server):
         _notebook_03_in_a_real_browser(lab_server)
+
+
+class TestCommittedNotebooks:
+    def test_every_committed_notebook_opened_unrun_shows_its_panels(self, tmp_path):
+        _committed_notebooks_show_their_panels(tmp_path)
 
 
 class TestVoila:

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from ..io import paths
+from . import times
 
 __all__ = [
     "fast_mode",
@@ -182,17 +183,43 @@ def navigation(key: str) -> str:
     return " · ".join(parts)
 
 
-def index_table(prefix: str = "") -> str:
+def index_table(prefix: str = "", *, machine: bool = False) -> str:
     """The markdown table of the notebooks (link, what you learn, learner time) and the total, as notebook 00's
-    map, ``notebooks/README.md`` and ``docs/instructor.md`` show it.
+    map shows it; with ``machine``, the one table of times (the README, ``notebooks/README.md`` and
+    ``docs/instructor.md``): also the computer's full run, wall and CPU time, and the peak memory, from
+    :mod:`saliency_lib.course.times` (``benchmarks/results/notebooks.json``).
 
     Args:
         prefix: put before each notebook's file name in its link (``"../notebooks/"`` from ``docs/``).
+        machine: add the measured columns and a line saying how they were measured.
     """
-    rows = ["| notebook | what you learn | learner time |", "|---|---|---:|"]
-    rows += [f"| [{entry.label}]({prefix}{entry.file}) | {entry.learn} | {entry.minutes} min |" for entry in NOTEBOOKS]
+    runs = times.machine_times()["notebooks"] if machine else {}
+    head = "| notebook | what you learn | learner time |"
+    if machine:
+        head += " computer: full run, wall (CPU) | peak memory |"
+    rows = [head, "|---|---|---:|" + ("---:|---:|" if machine else "")]
+    for entry in NOTEBOOKS:
+        row = f"| [{entry.label}]({prefix}{entry.file}) | {entry.learn} | {entry.minutes} min |"
+        if machine:
+            run = runs.get(entry.file)
+            row += (
+                f" {times.duration(run['wall_s'])} ({times.duration(run['cpu_s'])}) | {run['peak_rss_gb']:.2f} GB |"
+                if run and run.get("cpu_s") is not None
+                else " not measured | |"
+            )
+        rows.append(row)
     total = total_minutes()
     rows.append(f"| **all** | | **{total} min** ({total // 60} h {total % 60:02d} min) |")
+    if machine:
+        measured = [runs[e.file] for e in NOTEBOOKS if e.file in runs and runs[e.file].get("cpu_s") is not None]
+        wall, cpu = sum(r["wall_s"] for r in measured), sum(r["cpu_s"] for r in measured)
+        rows[-1] += f" {times.duration(wall)} ({times.duration(cpu)}) | |"
+        root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
+        rows.append(
+            f"\nComputer times: {times.measured_on(times.machine_times())} (`python benchmarks/notebooks.py`, "
+            f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
+            f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not."
+        )
     return "\n".join(rows)
 
 
@@ -205,10 +232,9 @@ edit by hand: tests/test_notebooks_anatomy.py fails when this file, the notebook
 drift. -->
 
 Open them in order; each runs on its own after [00 · Start here](00_start_here.ipynb). "Learner time" is reading,
-running, the widgets and the exercise. How long the computer takes for a full run of each notebook is measured in
-[benchmarks/results/notebooks.md](../benchmarks/results/notebooks.md).
+running, the widgets and the exercise; "computer" is how long a full run of the notebook takes, measured.
 
-{index_table()}
+{index_table(machine=True)}
 
 Every notebook opens with its time, prerequisites, learning objectives and contents, has a navigation line
 (previous · index · next) at the top and the bottom, and ends with an exercise, key points, a quiz and references.

@@ -422,12 +422,9 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
                 if method == "rise":
                     result = rise(wrapped, image, self.target, n_masks=budget, seed=seed)
                 else:
-                    # Batches sized for Binder's 2 GB: the library's defaults (8 photographs a call), except 2 for a
-                    # backward pass (~0.15 GB). ONNX Runtime keeps its arena at the largest batch it has seen.
-                    options = {
-                        "lime": {"n_samples": max(2, budget), "seed": seed},
-                        "integrated_gradients": {"batch_size": 2},
-                    }.get(method, {})
+                    # The library's batch sizes (8 photographs a call, 2 with gradients) keep Binder's 2 GB: ONNX
+                    # Runtime keeps its memory arena at the largest batch it has seen.
+                    options = {"lime": {"n_samples": max(2, budget), "seed": seed}}.get(method, {})
                     result = baselines.attribute(method, wrapped, image, self.target, **options)
                 calls = wrapped.calls
         except KeyboardInterrupt:  # a method without a partial result (the baselines)
