@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -318,36 +319,49 @@ def _shut_down_kernels(base: str, token: str) -> None:
         urllib.request.urlopen(request, timeout=30).close()
 
 
-def _committed_notebooks_show_their_panels(tmp_path) -> None:
+# Output areas that hold a rendered widget (textContent: it also sees cells the browser skips drawing), and a
+# summary of every output area for a failure message.
+RENDERED = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+    .filter(e => e.querySelector('.jupyter-widgets')).length"""
+OUTPUTS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+    .map(e => (e.querySelector('.jupyter-widgets') ? 'widget: ' : 'text: ') + e.textContent.slice(0, 60))"""
+FIRST_TRY = 120.0  # seconds before one reload (what a learner does when a panel stays empty)
+
+
+def _committed_notebooks_show_their_panels(tmp_path, monkeypatch) -> None:
     from saliency_lib.course import tutorial
 
+    # Our own Jupyter data folder (its nbsignatures.db): the copies are trusted there, and no other test that signs
+    # notebooks at the same time can hold that database while the server checks a signature.
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
     root = tmp_path / "root"
     tutorial.working_copy(root / "work", report=None)  # what `make lab` opens: a copy, trusted for this user
     with _lab(tmp_path, root) as (base, token), _browser_page(root / "work" / "00_start_here.ipynb", "") as page:
         for entry in tutorial.NOTEBOOKS:
             expected = _widget_outputs(root / "work" / entry.file)
-            # ?reset: a fresh workspace (only this notebook open, not the tabs of the ones before)
-            page.goto(f"{base}/lab/tree/work/{entry.file}?reset&token={token}", timeout=EVENT_LIMIT * 1000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
-
-            def rendered(page=page):
-                # Output areas that hold a rendered widget (textContent: it sees cells the browser skips drawing).
-                return page.evaluate(
-                    """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
-                        .filter(e => e.querySelector('.jupyter-widgets')).length"""
-                )
-
-            try:
-                _wait_for(lambda n=expected: rendered() >= n, f"{entry.file}: {expected} saved panels to render", page)
-            finally:
-                page.screenshot(path=str(ARTIFACTS / f"unrun_{entry.number}.png"), full_page=False)
+            assert expected > 0, entry.file
+            url = f"{base}/lab/tree/work/{entry.file}?reset&token={token}"  # ?reset: only this notebook open
+            tries = []
+            for limit in (FIRST_TRY, EVENT_LIMIT):
+                page.goto(url, timeout=EVENT_LIMIT * 1000)
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
+                try:
+                    _wait_for(lambda n=expected: page.evaluate(RENDERED) >= n, "the panels", page, timeout=limit)
+                    break
+                except AssertionError:
+                    tries.append(page.evaluate(OUTPUTS))
+                    _shut_down_kernels(base, token)
+            page.screenshot(path=str(ARTIFACTS / f"unrun_{entry.number}.png"), full_page=False)
+            assert len(tries) < 2, f"{entry.file}: {expected} saved panels did not render, twice: {tries}"
+            if tries:  # JupyterLab's widget manager can miss the saved state while the kernel starts; say so
+                warnings.warn(f"{entry.file}: the panels rendered after one reload; first: {tries[0]}", stacklevel=1)
             text = page.evaluate(  # the outputs only: notebook 00's own text quotes the errors to look out for
                 "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join('\\n')"
             )
             broken = BROKEN_WIDGET.search(text)
             assert broken is None, f"{entry.file}: shows {text[max(0, broken.start() - 80) : broken.end() + 80]!r}"
             assert "an interactive panel: run the notebook" not in text, f"{entry.file}: a panel shows as text"
-            assert expected > 0 and rendered() == expected, (entry.file, rendered(), expected)
+            assert page.evaluate(RENDERED) == expected, (entry.file, page.evaluate(OUTPUTS), expected)
             _shut_down_kernels(base, token)  # one kernel at a time, as a learner's 2 GB allows
 
 
@@ -597,8 +611,8 @@ class TestJupyterLab:
 
 
 class TestCommittedNotebooks:
-    def test_every_committed_notebook_opened_unrun_shows_its_panels(self, tmp_path):
-        _committed_notebooks_show_their_panels(tmp_path)
+    def test_every_committed_notebook_opened_unrun_shows_its_panels(self, tmp_path, monkeypatch):
+        _committed_notebooks_show_their_panels(tmp_path, monkeypatch)
 
 
 class TestVoila:
