@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_dry_run(*arguments: str, env: dict | None = None) -> str:
+    """What ``make ARGUMENTS`` would run in the repository (``make -n``), as text: the Makefile tests read it.
+    ``env``: the environment make sees (default: this process's)."""
+    return subprocess.run(
+        ["make", "-n", *arguments], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
 
 
 class PlantedModel(nn.Module):

@@ -83,19 +83,12 @@ def test_make_speed_times_the_methods_and_nothing_is_called_benchmark():
 
 def test_make_lab_serves_without_a_display_and_opens_notebook_00():
     import os
-    import subprocess
+
+    from conftest import make_dry_run
 
     env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
-    # -n: print the commands only; -o: treat the install stamp as up to date.
-    plan = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "lab"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    # -o: treat the install stamp as up to date.
+    plan = make_dry_run("-o", ".venv/.installed", "lab", env=env)
     assert "--no-browser" in plan
     # Learners work on a git-ignored copy (work/), so autosave never rewrites the committed notebooks.
     assert "-m saliency_lib.course.tutorial working-copy work" in plan
@@ -109,15 +102,10 @@ def test_make_lab_serves_without_a_display_and_opens_notebook_00():
 def test_the_first_install_shows_progress_and_can_take_the_cpu_build_of_torch():
     import subprocess
 
+    from conftest import make_dry_run
+
     def plan(*extra):
-        return subprocess.run(
-            ["make", "-n", "-W", "pyproject.toml", ".venv/.installed", *extra],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        return make_dry_run("-W", "pyproject.toml", ".venv/.installed", *extra)
 
     default = plan()
     assert "--quiet" not in default and "--progress-bar on" in default and "echo" in default
@@ -143,16 +131,9 @@ def test_the_licence_is_an_spdx_string_for_setuptools_77():
 
 def _present_plan(*variables: str) -> str:
     """The voila line `make present VARIABLES` runs (-n), install and settings stamps taken as done."""
-    import subprocess
+    from conftest import make_dry_run
 
-    plan = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "-o", ".venv/etc/jupyter/.saliency-settings", "present", *variables],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    plan = make_dry_run("-o", ".venv/.installed", "-o", ".venv/etc/jupyter/.saliency-settings", "present", *variables)
     return next(line for line in plan.splitlines() if "/bin/voila " in line)
 
 

@@ -8,11 +8,11 @@ The real upload, a 15 MB PNG through Chromium into JupyterLab and into Voila, is
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import make_dry_run
 from saliency_lib import server_settings, uploads
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,14 +108,7 @@ def test_a_broken_file_is_named_in_one_line(tmp_path, capsys):
 
 def _plan(target: str) -> str:
     """What `make TARGET` runs (-n), the install stamp taken as done and the settings as out of date (-W)."""
-    return subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "-W", "saliency_lib/course/server_settings.py", target],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    return make_dry_run("-o", ".venv/.installed", "-W", "saliency_lib/course/server_settings.py", target)
 
 
 @pytest.mark.parametrize("target, server", [("lab", "jupyter lab"), ("present", "voila")])
