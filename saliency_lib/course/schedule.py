@@ -208,7 +208,7 @@ def plan_table(plan: tuple[Step, ...], results: dict | None = None) -> str:
     rows = ["| start | minutes | notebook, sections | say | show, run |", "|---|---:|---|---|---|"]
     start = 0
     for step in plan:
-        wall, _ = run_seconds(step, results) if step.run else (0.0, 0.0)
+        wall, _ = run_seconds(step, results)
         run = f"{times.duration(wall)} on our machine" if step.run else ""
         where = f"{step.notebook} · {step.sections}" if step.notebook else step.sections
         rows.append(

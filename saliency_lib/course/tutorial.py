@@ -193,7 +193,8 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
         prefix: put before each notebook's file name in its link (``"../notebooks/"`` from ``docs/``).
         machine: add the measured columns and a line saying how they were measured.
     """
-    runs = times.machine_times()["notebooks"] if machine else {}
+    results = times.machine_times() if machine else {"notebooks": {}}
+    runs = results["notebooks"]
     head = "| notebook | what you learn | learner time |"
     if machine:
         head += " computer: full run, wall (CPU) | peak memory |"
@@ -216,7 +217,7 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
         rows[-1] += f" {times.duration(wall)} ({times.duration(cpu)}) | |"
         root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
         rows.append(
-            f"\nComputer times: {times.measured_on(times.machine_times())} (`python benchmarks/notebooks.py`, "
+            f"\nComputer times: {times.measured_on(results)} (`python benchmarks/notebooks.py`, "
             f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
             f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not."
         )

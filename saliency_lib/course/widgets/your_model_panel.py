@@ -101,7 +101,7 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.loader = loader if loader is not None else models.load
         self.dpi = dpi
         self._loaded: dict = {}  # label -> model (a name loaded once)
-        self._fast: dict = {}  # label -> the model in the fast runtime (OISE, RISE)
+        self._fast: dict = {}  # label -> the model in the fast runtime (the methods of _BLACK_BOX)
         self._unavailable: dict = {}  # label -> why
         self.model = None
         self.source: tuple[str, bytes] | None = None
@@ -334,7 +334,8 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.start_work(self._work, args, block=block, name="your-model-run")
 
     def _black_box(self):
-        """The model OISE and RISE call: the fast runtime for a model with ``.spec`` when asked for, else itself."""
+        """The model the black-box methods (:data:`_BLACK_BOX`) call: the fast runtime for a model with ``.spec``
+        when asked for, else itself."""
         label = self.model_choice.value
         if (
             self.runtime == "torch"
