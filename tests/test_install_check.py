@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from saliency_lib.course import install_check
+from saliency_lib.course import browsers, install_check
 from saliency_lib.course.install_check import Check, check_versions, run_checks, verdict
 from saliency_lib.io import assets
 
@@ -194,7 +194,7 @@ def test_every_browser_on_path_is_named_once(no_display):
 def test_playwrights_own_chromium_is_found(no_display):
     executable = _fake_browser(no_display / "ms-playwright" / "chromium-1140" / "chrome-linux", "chrome")
     _fake_browser(no_display / "ms-playwright" / "chromium-1105" / "chrome-linux", "chrome")
-    assert install_check.playwright_browsers()[0] == executable  # the newest first
+    assert browsers.playwright_browsers()[0] == executable  # the newest first
     check = install_check.check_browser(path=str(no_display / "empty"))
     assert check.detail.startswith(f"Playwright's Chromium ({executable})"), check.detail
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.paths import PYPROJECT
-from .browsers import BROWSER_COMMANDS, find_browsers, playwright_browsers
+from .browsers import find_browsers
 
 __all__ = [
     "Check",
@@ -40,9 +40,6 @@ __all__ = [
     "check_map",
     "check_widgets",
     "check_browser",
-    "find_browsers",
-    "playwright_browsers",
-    "BROWSER_COMMANDS",
     "run_checks",
     "verdict",
     "main",
