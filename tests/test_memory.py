@@ -12,8 +12,8 @@ Three tests:
   pixel row per step, on this one photo). About 80 s on 2 busy cores, 20-30 s on a quiet machine.
 - Notebook 06's panel: every method (OISE, RISE, Grad-CAM, gradients, Integrated Gradients, Occlusion, LIME) at
   the notebook's budget (300 calls) on a photograph through EfficientNet-Lite0, in a fresh subprocess: the process
-  peak, imports included, stays under :data:`PANEL_LIMIT_GB` (Binder kills a kernel at 2 GB; measured 1.20 GB,
-  against 2.07 GB before LIME and Occlusion went through ONNX Runtime without an autograd graph). About 30 s.
+  peak, imports included, stays under :data:`PANEL_LIMIT_GB` (Binder kills a kernel at 2 GB; the failure message
+  prints the peak; notebook 06's own measured peak is in ``benchmarks/results/notebooks.md``). About 30 s.
 - Batch sizes: with more work (64 masks, steps, samples, path points, positions; 3 photos) through a tiny
   model, no model call may hold more photos than ``default_batch_size`` allows (8 forward, 2 with gradients):
   the check that catches a default that goes back to "everything at once", at no cost.
