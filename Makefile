@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Threads per process: 2 pytest workers x 1 thread each fits the 2-core budget.
-export OMP_NUM_THREADS ?= 1
-export MKL_NUM_THREADS ?= 1
+# Threads: the tests run 2 pytest workers x 1 thread each (the 2-core budget); `make lab` and `make present` leave
+# the count to PyTorch (every core), which saliency_lib.method.threads shares between the model and the mask work.
+test test-fast: export OMP_NUM_THREADS ?= 1
+test test-fast: export MKL_NUM_THREADS ?= 1
 PYTEST_WORKERS ?= 2
 LAB_PORT ?= 8888
 

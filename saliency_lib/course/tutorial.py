@@ -332,15 +332,17 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Set
 
     Args:
         seed: seed of torch's global generator (notebook-level code; the library takes ``seed=`` itself).
-        threads: CPU threads for torch (default: leave as set by ``OMP_NUM_THREADS``/torch).
+        threads: CPU threads for torch (default: as set by ``OMP_NUM_THREADS``/torch, at most the cores this
+            process may use, a container's CPU quota included; see :mod:`saliency_lib.method.threads`).
         quiet: print nothing.
     """
     from .. import __version__
     from ..io.assets import DATA_DIR
 
     torch.manual_seed(seed)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from ..method.threads import default_count
+
+    torch.set_num_threads(threads if threads is not None else default_count())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = Setup(
         fast=fast_mode(),

@@ -56,6 +56,7 @@ from ..method.core import (
 from ..method.oise_method import oise
 from ..method.results import SaliencyResult
 from ..method.rise_method import rise
+from ..method.threads import black_box_threads
 from .metrics import random_maps
 
 __all__ = [
@@ -165,14 +166,15 @@ def occlusion(
         batch_size = max(1, default_batch_size(images, at_most=64 * len(images)) // len(images))
     check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
-    attribution = Occlusion(_without_gradients(model)).attribute(
-        images,
-        sliding_window_shapes=(channels, window, window),
-        strides=(channels, stride, stride),
-        baselines=baselines,
-        target=targets,
-        perturbations_per_eval=batch_size,
-    )
+    with black_box_threads(model):
+        attribution = Occlusion(_without_gradients(model)).attribute(
+            images,
+            sliding_window_shapes=(channels, window, window),
+            strides=(channels, stride, stride),
+            baselines=baselines,
+            target=targets,
+            perturbations_per_eval=batch_size,
+        )
     positions = ((images.shape[2] - window) // stride + 1) * ((images.shape[3] - window) // stride + 1)
     return _finish(attribution.mean(dim=1), positions + 1, targets, began)
 
@@ -344,7 +346,7 @@ def lime(
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), black_box_threads(model):
             # Captum warns that a batch trains one surrogate per image: that is what LIME does.
             warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
             attribution = explainer.attribute(

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..method._checks import check_callable, check_int, check_seed
+from ..method.threads import share_cores
 
 __all__ = [
     "Block",
@@ -151,6 +152,8 @@ def init(device: str | torch.device = "cpu") -> torch.device:
     elif device.type != "cpu":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {str(device)!r}")
     _, size = world()
+    if size > 1:  # processes x threads never more than the cores (SALIENCY_THREADS overrides; docs/scale-out.md)
+        share_cores(int(os.environ.get("LOCAL_WORLD_SIZE", size)))
     import torch.distributed as dist
 
     if size > 1 and not dist.is_initialized():

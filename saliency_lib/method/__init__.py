@@ -8,6 +8,7 @@ The bottom of the package: every other subpackage imports from here, and nothing
 ``masks``          the pieces of one step: grid, upsampling, shifted crop, masked image, update, post-processing
 ``results``        :class:`SaliencyResult` (what every method returns) and the step recorder
 ``core``           what the methods share: model calls in batches, probabilities, targets, references, seeds
+``threads``        the one place that sets threads for the black box (the model's budget, the mask work's one)
 ``_checks``        the shared argument checks (private to the library)
 =================  ==========================================================================================
 """

@@ -49,6 +49,7 @@ from .core import (
 )
 from .progress import progress_bar
 from .results import Recorder, SaliencyResult
+from .threads import black_box_threads
 
 __all__ = ["oise", "OISE", "OISEStep", "Recorder", "RANDOM_CHUNK"]
 
@@ -192,7 +193,7 @@ def oise(
     upsampler = M.Upsampler(grid_size, (height, width), device=device)
     cell_h, cell_w = upsampler.cell
 
-    with torch.inference_mode():
+    with torch.inference_mode(), black_box_threads(model):
         repeated = images.repeat_interleave(chains, dim=0) if chains > 1 else images
         ref = broadcast_reference(ref, images, repeats=chains)
         difference = repeated - ref  # masked = ref + (x - ref) * mask, one fused op per step

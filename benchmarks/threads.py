@@ -1,0 +1,332 @@
+"""Threads for the black box, side by side in one run: bare ONNX Runtime calls against the package's loops.
+
+Run:  .venv/bin/python benchmarks/threads.py          (about 10 minutes on 2 cores; writes benchmarks/results/threads.*)
+      .venv/bin/python benchmarks/threads.py --quick  (a smoke run, nothing written)
+
+Run it without ``OMP_NUM_THREADS`` set (``make`` exports 1): it measures the package's default settings.
+
+Two phases, each with the same workloads in interleaved rounds:
+
+* **quiet**: nothing else runs (the load average before the phase is recorded);
+* **busy**: one other process keeps one core busy (a Python busy loop the benchmark starts and stops itself).
+
+In each phase, for each model (EfficientNet-Lite0 on a 224 px photograph, the Fashion CNN on one 28 x 28 image):
+
+* **bare**: ``InferenceSession.run`` in a loop at each batch size the workloads use, with 1 thread and with the
+  default thread count spinning and sleeping (:func:`saliency_lib.runtime.session_options`);
+* **workloads** at the package's defaults: ``oise`` with 1 chain and with 8 chains, ``rise``, the deletion and
+  insertion curves, LIME and Occlusion, each in three settings: **default** (what a learner gets), **one thread**
+  (``torch.set_num_threads(1)``) and **before** (the configuration this benchmark replaced: the model behind a
+  plain function, so the loop leaves PyTorch's threads as they are, and ONNX Runtime's threads always spinning).
+
+Each workload's time is divided by the masked images it evaluated (counted by a forward hook on the model), and
+its ratio is to the best bare time per image at its most common batch size in the same phase. The 5,000-call
+photograph map (the paper's budget) runs once at the default setting and once with one thread, quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from saliency_lib import oise, rise  # noqa: E402
+from saliency_lib.evaluation import baselines, metrics  # noqa: E402
+from saliency_lib.io import data, models, runtime  # noqa: E402
+from saliency_lib.method import threads  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+SETTINGS = ("default", "one thread", "before")
+
+
+class Before:
+    """The configuration this benchmark replaced: a plain function (no ``runtime`` attribute), so the loop does
+    not touch PyTorch's threads, around a model whose ONNX Runtime threads always spin."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, images):
+        return self.model(images)
+
+
+def _load(which: str):
+    if which == "photo":
+        images, _ = data.photographs(["cat"])
+        return runtime.fast_model(models.load("efficientnet-lite0")), images
+    images, _ = data.fashion_sample()
+    return runtime.fast_model(models.load("fashion-cnn")), images[:1]
+
+
+def _workloads(model, images, calls: int) -> dict:
+    """name -> function(model) running one workload at the package's defaults (target given, fixed seeds)."""
+    with torch.inference_mode():
+        target = int(model(images).argmax(1)[0])
+    saliency = oise(model, images, target, n_steps=256, seed=1).maps
+    return {
+        "oise, 1 chain": lambda m: oise(m, images, target, n_steps=calls, seed=0),
+        "oise, 8 chains": lambda m: oise(m, images, target, n_steps=calls, n_chains=8, seed=0),
+        "rise": lambda m: rise(m, images, target, n_masks=calls, seed=0),
+        "deletion + insertion": lambda m: (
+            metrics.deletion(m, images, saliency, target),
+            metrics.insertion(m, images, saliency, target),
+        ),
+        "LIME": lambda m: baselines.lime(m, images, target),
+        "Occlusion": lambda m: baselines.occlusion(m, images, target),
+    }
+
+
+def _run(setting: str, model, function, default_threads: int) -> tuple[float, collections.Counter]:
+    """Seconds of one workload in one setting, and the batch sizes the model was called with."""
+    batches = collections.Counter()
+    hook = model.register_forward_pre_hook(lambda _module, args: batches.update([len(args[0])]))
+    spin = os.environ.pop(threads.SPIN_VARIABLE, None)
+    try:
+        torch.set_num_threads(1 if setting == "one thread" else default_threads)
+        if setting == "before":
+            os.environ[threads.SPIN_VARIABLE] = "1"
+        start = time.perf_counter()
+        function(Before(model) if setting == "before" else model)
+        seconds = time.perf_counter() - start
+    finally:
+        hook.remove()
+        os.environ.pop(threads.SPIN_VARIABLE, None)
+        if spin is not None:
+            os.environ[threads.SPIN_VARIABLE] = spin
+        torch.set_num_threads(default_threads)
+    return seconds, batches
+
+
+def _bare(model, images, batch: int, n_threads: int, spin: bool, calls: int) -> float:
+    """Seconds per image of ``calls`` bare session calls at ``batch`` images."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        model.onnx_path.read_bytes(), runtime.session_options(n_threads, spin), providers=["CPUExecutionProvider"]
+    )
+    feed = {"images": np.ascontiguousarray(images.expand(batch, -1, -1, -1).numpy())}
+    for _ in range(3):
+        session.run(["logits"], feed)
+    start = time.perf_counter()
+    for _ in range(calls):
+        session.run(["logits"], feed)
+    return (time.perf_counter() - start) / (calls * batch)
+
+
+def _busy_core():
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
+    hog = _busy_core() if name == "busy" else None
+    time.sleep(1.0)
+    load = os.getloadavg()
+    out = {"load_before": " ".join(f"{x:.2f}" for x in load), "models": {}}
+    try:
+        for model_name, (model, images, workloads, calls) in setups.items():
+            times = collections.defaultdict(list)
+            batches: dict[str, collections.Counter] = {}
+            bare = collections.defaultdict(list)
+            bare_ways = [("1 thread", 1, False), (f"{default_threads} threads, spinning", default_threads, True)]
+            if default_threads > 1:
+                bare_ways.append((f"{default_threads} threads, sleeping", default_threads, False))
+            for _ in range(rounds):
+                for workload, function in workloads.items():
+                    for setting in SETTINGS:
+                        seconds, counted = _run(setting, model, function, default_threads)
+                        batches[workload] = counted
+                        times[(workload, setting)].append(seconds / sum(b * n for b, n in counted.items()))
+                sizes = sorted({c.most_common(1)[0][0] for c in batches.values()})
+                for size in sizes:
+                    for label, n_threads, spin in bare_ways:
+                        per_call = max(20, calls // (4 * size))
+                        bare[(size, label)].append(_bare(model, images, size, n_threads, spin, per_call))
+            bare_median = {key: statistics.median(v) for key, v in bare.items()}
+            best = {size: min(v for (s, _), v in bare_median.items() if s == size) for size, _ in bare_median}
+            rows = []
+            for workload in workloads:
+                size = batches[workload].most_common(1)[0][0]
+                row = {"workload": workload, "batch": size, "images": sum(b * n for b, n in batches[workload].items())}
+                for setting in SETTINGS:
+                    values = times[(workload, setting)]
+                    row[setting] = {
+                        "ms_per_image": statistics.median(values) * 1e3,
+                        "ratio": statistics.median(values) / best[size],
+                        "all_ms": [v * 1e3 for v in values],
+                    }
+                rows.append(row)
+            out["models"][model_name] = {
+                "bare": [
+                    {"batch": s, "way": label, "ms_per_image": v * 1e3, "all_ms": [x * 1e3 for x in bare[(s, label)]]}
+                    for (s, label), v in bare_median.items()
+                ],
+                "workloads": rows,
+                "chosen": {str(k): v for k, v in model.ways()["shapes"].items()},
+            }
+            print(f"[{name}] {model_name}: done", flush=True)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    out["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return out
+
+
+def photo_map(model, images, steps: int, default_threads: int) -> dict:
+    """One ``steps``-call OISE map of the photograph at the default setting and with one thread (quiet)."""
+    result = {"steps": steps, "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    with torch.inference_mode():
+        target = int(model(images).argmax(1)[0])
+    for setting in ("default", "one thread"):
+        seconds, _ = _run(setting, model, lambda m: oise(m, images, target, n_steps=steps, seed=0), default_threads)
+        result[setting] = seconds
+    result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return result
+
+
+def _cell(entry: dict) -> str:
+    return f"{entry['ms_per_image']:.3g} ms ({entry['ratio']:.2f}x)"
+
+
+def write_markdown(summary: dict, path: Path) -> None:
+    c = summary["conditions"]
+    lines = [
+        "# Threads for the black box: the package's loops against bare ONNX Runtime calls (our measurements)",
+        "",
+        f"Command: `{c['command']}` ({c['date']}; {c['cpu']}, {c['cores']} cores, PyTorch {c['torch']}, "
+        f"ONNX Runtime {c['onnxruntime']}, default threads {c['default_threads']}; {c['minutes']:.1f} min).",
+        "",
+        "Each cell: median wall time per masked image over the rounds, and in brackets its ratio to the best bare "
+        "`InferenceSession.run` time per image at the workload's batch size in the same phase. **default**: what a "
+        "learner gets; **one thread**: `torch.set_num_threads(1)`; **before**: the replaced configuration (PyTorch's "
+        "threads left at the default inside the loop, ONNX Runtime's threads always spinning). **busy**: one "
+        "other process keeps one core busy (started and stopped by the benchmark).",
+        "",
+    ]
+    for phase_name in ("quiet", "busy"):
+        p = summary["phases"][phase_name]
+        lines += [f"## {phase_name} (load average {p['load_before']} before, {p['load_after']} after)", ""]
+        lines += [
+            "| model | workload | batch | images | default | one thread | before |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for model_name, m in p["models"].items():
+            for row in m["workloads"]:
+                cells = " | ".join(_cell(row[s]) for s in SETTINGS)
+                lines.append(f"| {model_name} | {row['workload']} | {row['batch']} | {row['images']} | {cells} |")
+        lines += ["", "Bare calls, ms per image (median):", ""]
+        lines += ["| model | batch | way | ms per image |", "|---|---:|---|---:|"]
+        for model_name, m in p["models"].items():
+            for b in m["bare"]:
+                lines.append(f"| {model_name} | {b['batch']} | {b['way']} | {b['ms_per_image']:.3g} |")
+        lines += ["", "What the runtime chose (per input shape; `FastClassifier.ways()` at the end of the phase):", ""]
+        for model_name, m in p["models"].items():
+            chosen = ", ".join(f"{shape}: {v['chosen']}" for shape, v in m["chosen"].items())
+            lines.append(f"- {model_name}: {chosen}")
+        lines.append("")
+    pm = summary["photo_map"]
+    lines += [
+        f"## The {pm['steps']:,}-call photograph map (quiet; load average {pm['load_before']} before, "
+        f"{pm['load_after']} after)",
+        "",
+        f"`oise(efficientnet-lite0 in ONNX Runtime, cat, n_steps={pm['steps']})`, one chain: "
+        f"**{pm['default']:.1f} s** at the default setting, {pm['one thread']:.1f} s with one thread "
+        f"({pm['one thread'] / pm['default']:.2f}x the default's time).",
+        "",
+        "Targets (issue 25): quiet, `oise` and `rise` at the default within 1.2x of the best bare rate; busy, the "
+        "default no slower than one thread.",
+        "",
+        "Checks of this run:",
+        "",
+    ]
+    lines += [f"- {check}" for check in summary["checks"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def checks(summary: dict) -> list[str]:
+    out = []
+    for model_name, m in summary["phases"]["quiet"]["models"].items():
+        for row in m["workloads"]:
+            if row["workload"].startswith(("oise", "rise")):
+                r = row["default"]["ratio"]
+                verdict = "within" if r <= 1.2 else "over"
+                out.append(f"quiet, {model_name}, {row['workload']}: {r:.2f}x the best bare rate ({verdict} 1.2x)")
+    for model_name, m in summary["phases"]["busy"]["models"].items():
+        for row in m["workloads"]:
+            r = row["default"]["ms_per_image"] / row["one thread"]["ms_per_image"]
+            out.append(f"busy, {model_name}, {row['workload']}: default / one thread = {r:.2f}")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few calls, one round, nothing written")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if os.environ.get("OMP_NUM_THREADS"):
+        print(f"note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} is set: the 'default' rows use that count")
+    began = time.time()
+    default_threads = torch.get_num_threads()
+    rounds = 1 if args.quick else args.rounds
+    setups = {}
+    for which, calls in (("photo", 40 if args.quick else 400), ("fashion", 200 if args.quick else 3000)):
+        model, images = _load(which)
+        setups[model.name] = (model, images, _workloads(model, images, calls), calls)
+    summary = {"phases": {}}
+    for name in ("quiet", "busy"):
+        summary["phases"][name] = phase(name, setups, rounds, default_threads)
+    photo_model, photo_images = setups["efficientnet-lite0"][:2]
+    summary["photo_map"] = photo_map(photo_model, photo_images, 200 if args.quick else 5000, default_threads)
+    summary["checks"] = checks(summary)
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    from importlib.metadata import version
+
+    summary["conditions"] = {
+        "command": ".venv/bin/python benchmarks/threads.py" + (" --quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "minutes": (time.time() - began) / 60,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "onnxruntime": version("onnxruntime"),
+        "default_threads": default_threads,
+        "python": platform.python_version(),
+    }
+    for check in summary["checks"]:
+        print(check)
+    if args.quick:
+        write_markdown(summary, Path("/dev/stdout"))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "threads.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    write_markdown(summary, RESULTS / "threads.md")
+    print(f"wrote {RESULTS / 'threads.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""Threads for the black box (issue 25): the loops never go back to two thread pools fighting over the cores.
+
+What is checked is the configuration, not a time (``benchmarks/results/threads.md`` has the times):
+
+* inside every black-box loop whose model runs in ONNX Runtime, PyTorch's mask work runs on one thread and the
+  model on the budget; PyTorch's count is restored afterwards (also after an error); a PyTorch model is left alone;
+* the model's sessions: the budget's threads, one spinning and one sleeping way, chosen by measured time;
+* the overrides (``SALIENCY_THREADS``, ``torch.set_num_threads``, ``SALIENCY_ORT_SPIN``) win, bad values fail
+  with a message naming the variable; torchrun's processes share the cores.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from saliency_lib import oise, rise
+from saliency_lib.evaluation import baselines, metrics
+from saliency_lib.io import data, models, runtime
+from saliency_lib.method import threads
+
+pytestmark = pytest.mark.skipif(not runtime.onnx_available(), reason="onnxruntime/onnx not installed")
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """PyTorch at 2 threads (the package's default on a 2-core machine), our variables unset; restored after."""
+    monkeypatch.delenv(threads.THREADS_VARIABLE, raising=False)
+    monkeypatch.delenv(threads.SPIN_VARIABLE, raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 2)  # the same on a machine with more or fewer cores
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    return runtime.fast_model(models.load("fashion-cnn"), cache=tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return data.fashion_sample()[0][:2]
+
+
+def _threads_seen(model) -> tuple[list[int], object]:
+    """PyTorch's thread count at every call of ``model`` (a forward pre-hook), and the hook to remove."""
+    seen: list[int] = []
+    hook = model.register_forward_pre_hook(lambda _m, _a: seen.append(torch.get_num_threads()))
+    return seen, hook
+
+
+LOOPS = {
+    "oise": lambda m, x: oise(m, x, 0, n_steps=40, seed=0),
+    "oise, 4 chains": lambda m, x: oise(m, x, 0, n_steps=40, n_chains=4, seed=0),
+    "rise": lambda m, x: rise(m, x, 0, n_masks=60, seed=0),
+    "deletion": lambda m, x: metrics.deletion(m, x, torch.rand(len(x), 28, 28), 0),
+    "insertion": lambda m, x: metrics.insertion(m, x, torch.rand(len(x), 28, 28), 0),
+    "lime": lambda m, x: baselines.lime(m, x, 0, n_samples=20),
+    "occlusion": lambda m, x: baselines.occlusion(m, x, 0),
+}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_every_black_box_loop_runs_its_mask_work_on_one_thread_and_restores_the_count(loop, fast, images, two_threads):
+    seen, hook = _threads_seen(fast)
+    try:
+        LOOPS[loop](fast, images)
+    finally:
+        hook.remove()
+    # The loop's own calls see 1 PyTorch thread (a clean-image call before the loop may see 2).
+    assert seen and seen.count(1) >= len(seen) - 1, seen
+    assert torch.get_num_threads() == 2
+    # ... while the model itself ran on the budget: 2 threads in ONNX Runtime.
+    assert fast.ways()["threads"] == 2
+    assert {threads for threads, _ in fast.chooser.sessions} >= {2}
+
+
+def test_a_pytorch_model_keeps_its_threads(fast, images, two_threads):
+    model = fast.torch_model
+    seen, hook = _threads_seen(model)
+    try:
+        oise(model, images, 0, n_steps=20, seed=0)
+    finally:
+        hook.remove()
+    assert set(seen) == {2}
+
+
+def test_the_count_is_restored_after_an_error_and_after_a_stop(fast, images, two_threads):
+    def fail(step):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        oise(fast, images, 0, n_steps=20, seed=0, callback=fail)
+    assert torch.get_num_threads() == 2
+
+    def stop(step):
+        if step.step == 5:
+            raise KeyboardInterrupt
+
+    result = oise(fast, images, 0, n_steps=20, seed=0, callback=stop)
+    assert result.partial and torch.get_num_threads() == 2
+
+
+def test_nested_loops_keep_the_outer_budget(fast, two_threads):
+    with threads.black_box_threads(fast):
+        assert torch.get_num_threads() == 1 and threads.budget() == 2
+        with threads.black_box_threads(fast):
+            assert torch.get_num_threads() == 1 and threads.budget() == 2
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2 and threads.budget() == 2
+
+
+def test_the_sessions_are_the_budget_spinning_and_sleeping_and_one(fast, images, two_threads):
+    for _ in range(runtime.PROBE_FIRST + 2 * runtime.PROBE_MAX_CALLS + 5):
+        fast(images)
+    sessions = fast.chooser.sessions
+    assert {(2, "spin"), (2, "sleep"), (1, "one")} <= set(sessions)
+    for (n_threads, way), session in sessions.items():
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == n_threads
+        assert options.inter_op_num_threads == 1
+        assert _entry(options, "session.intra_op.allow_spinning") == ("0" if way == "sleep" else None)
+    report = fast.ways()["shapes"][tuple(images.shape)]
+    assert set(report["median_ms"]) == set(runtime.WAYS) and report["chosen"] in runtime.WAYS
+
+
+def _entry(options, key: str) -> str | None:
+    """A session config entry, or None when none was written (ONNX Runtime raises for a missing key)."""
+    try:
+        return options.get_session_config_entry(key)
+    except Exception:  # noqa: BLE001 - onnxruntime's Fail has no stable public import path
+        return None
+
+
+def test_session_options_say_what_each_way_is():
+    spin, sleep, one = (runtime.session_options(n, s) for n, s in ((2, True), (2, False), (1, False)))
+    assert (spin.intra_op_num_threads, sleep.intra_op_num_threads, one.intra_op_num_threads) == (2, 2, 1)
+    assert (spin.inter_op_num_threads, sleep.inter_op_num_threads) == (1, 1)
+    assert _entry(sleep, "session.intra_op.allow_spinning") == "0"
+    assert _entry(sleep, "session.dynamic_block_base") == "4"
+    assert _entry(spin, "session.intra_op.allow_spinning") is None  # ONNX Runtime's default: spinning
+
+
+def test_every_way_gives_the_same_logits(fast, images, two_threads):
+    feed = images.numpy()
+    logits = {
+        key: fast.chooser.session(*key).run(["logits"], {"images": feed})[0]
+        for key in ((1, "one"), (2, "spin"), (2, "sleep"))
+    }
+    first = logits[(1, "one")]
+    for value in logits.values():
+        assert (value == first).all() or abs(value - first).max() < 1e-5
+
+
+class FakeSession:
+    """A session whose call takes ``delay[way]`` seconds: the chooser has to find the fastest way by timing."""
+
+    def __init__(self, delay: dict[str, float], way: str):
+        self.delay, self.way, self.calls = delay, way, 0
+
+    def run(self, names, feed):
+        self.calls += 1
+        time.sleep(self.delay[self.way])
+        return [feed["images"][:, :1]]
+
+
+def _way(n_threads: int, spin: bool) -> str:
+    return "one" if n_threads == 1 else "spin" if spin else "sleep"
+
+
+def _fake_chooser(delay: dict[str, float]) -> tuple[runtime.WayChooser, dict[str, FakeSession]]:
+    made: dict[str, FakeSession] = {}
+
+    def make(n_threads, spin):
+        way = _way(n_threads, spin)
+        assert n_threads == (1 if way == "one" else 2)
+        made[way] = FakeSession(delay, way)
+        return made[way]
+
+    return runtime.WayChooser(make), made
+
+
+ENOUGH = runtime.PROBE_FIRST + 2 * runtime.PROBE_MAX_CALLS + 5  # calls that always complete a round of timings
+
+
+@pytest.mark.parametrize("fastest", ["spin", "sleep", "one"])
+def test_the_chooser_keeps_the_fastest_way_and_looks_again(fastest, monkeypatch, two_threads):
+    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
+    delay = {way: 0.0 if way == fastest else 0.004 for way in runtime.WAYS}
+    chooser, made = _fake_chooser(delay)
+    array = torch.zeros(3, 1, 4, 4).numpy()
+    for _ in range(ENOUGH):
+        chooser.run(array)
+    report = chooser.report()["shapes"][(3, 1, 4, 4)]
+    assert report["chosen"] == fastest, report
+    assert set(report["median_ms"]) == set(runtime.WAYS)
+    assert all(ms >= 3.5 for way, ms in report["median_ms"].items() if way != fastest)  # cycles hold the 4 ms
+    # Timed again after PROBE_GAP_CALLS cycles: each slow way gets one more timing, a bounded number of calls.
+    slow = [way for way in runtime.WAYS if way != fastest]
+    before = {way: made[way].calls for way in slow}
+    for _ in range(runtime.PROBE_GAP_CALLS + 2 * runtime.PROBE_MAX_CALLS + 5):
+        chooser.run(array)
+    for way in slow:
+        assert runtime.PROBE_CALLS <= made[way].calls - before[way] <= runtime.PROBE_MAX_CALLS + 1
+    assert chooser.report()["shapes"][(3, 1, 4, 4)]["chosen"] == fastest
+
+
+def test_a_cycle_counts_the_work_between_calls(monkeypatch, two_threads):
+    """Three ways with the same call time: the ones after which the caller's work is slower lose (spinning threads
+    slow the mask work down when another process holds a core)."""
+    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
+    chooser, _ = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    array = torch.zeros(1, 1, 4, 4).numpy()
+    for _ in range(ENOUGH):
+        chooser.run(array)
+        time.sleep(0.0 if chooser.last_way == "one" else 0.003)  # the caller's work, slower after the others
+    report = chooser.report()["shapes"][(1, 1, 4, 4)]
+    assert report["chosen"] == "one", report
+
+
+def test_a_shape_met_once_pays_for_no_timings(two_threads):
+    chooser, made = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    for size in range(1, 6):
+        chooser.run(torch.zeros(size, 1, 2, 2).numpy())
+    assert set(made) == {runtime.START_WAY}  # only the starting way was ever made
+
+
+@pytest.mark.parametrize("value, ways", [("1", {"spin"}), ("0", {"sleep", "one"})])
+def test_saliency_ort_spin_narrows_the_ways(value, ways, monkeypatch, two_threads):
+    monkeypatch.setenv(threads.SPIN_VARIABLE, value)
+    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
+    chooser, made = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    for _ in range(ENOUGH):
+        chooser.run(torch.zeros(1, 1, 2, 2).numpy())
+    assert set(made) == ways
+
+
+def test_saliency_threads_wins_over_pytorchs_count(monkeypatch, fast, images, two_threads):
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "1")
+    assert threads.budget() == 1
+    fast(images)
+    assert fast.ways()["threads"] == 1
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "3")
+    with threads.black_box_threads(fast):
+        assert threads.budget() == 3
+
+
+def test_torch_set_num_threads_sets_the_budget(fast, images, two_threads):
+    torch.set_num_threads(1)
+    with threads.black_box_threads(fast):
+        assert threads.budget() == 1
+        fast(images)
+    assert fast.ways()["threads"] == 1
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize(
+    "variable, value", [("SALIENCY_THREADS", "two"), ("SALIENCY_THREADS", "0"), ("SALIENCY_ORT_SPIN", "yes")]
+)
+def test_bad_settings_fail_with_the_variable_named(variable, value, monkeypatch, two_threads):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"{variable}: expected .*got '{value}'"):
+        threads.budget()
+        threads.spin_setting()
+
+
+def test_torchrun_processes_share_the_cores(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    assert threads.share_cores(2) == 1 and torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    assert threads.share_cores(1) == 2
+    assert threads.share_cores(8) == 1  # more processes than cores: one thread each, never zero
+    torch.set_num_threads(2)
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "2")
+    assert threads.share_cores(2) == 2 and torch.get_num_threads() == 2  # the user's count wins
+    with pytest.raises(ValueError, match="processes: expected a positive integer"):
+        threads.share_cores(0)
+
+
+def test_distributed_init_shares_the_cores(monkeypatch, two_threads):
+    from saliency_lib.io import distributed
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    calls = []
+    monkeypatch.setattr("torch.distributed.init_process_group", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("torch.distributed.is_initialized", lambda: False)
+    distributed.init("cpu")
+    assert calls and torch.get_num_threads() == 1
+
+
+def test_the_cpu_quota_of_a_container_caps_the_default(tmp_path, monkeypatch, two_threads):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")  # Binder-like: 1.5 CPUs -> 2 threads
+    assert threads.cpu_quota(v2) == 2
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert threads.cpu_quota(v2) is None
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert threads.cpu_quota(v1.parent) == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert threads.cpu_quota(v1.parent) is None
+    assert threads.cpu_quota(tmp_path / "absent") is None
+    # PyTorch counted 2 cores, the container allows 1: the default is 1, unless OMP_NUM_THREADS asks for a count.
+    monkeypatch.setattr(threads, "cores", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.default_count() == 1 and threads.budget() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.default_count() == 2
