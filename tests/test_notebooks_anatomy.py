@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 
-from saliency_lib.course import schedule, tutorial
+from saliency_lib.course import exercises, schedule, tutorial
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 OPENING = ("**Time:**", "**Prerequisites:**", "### Learning objectives", "**Contents:**", "../docs/method.md")
@@ -202,6 +202,37 @@ def test_check_exercise_passes_and_says_what_is_wrong(capsys):
         tutorial.check_exercise("x", 0.3, at_least=0.4, hint="more steps")
 
 
+def test_a_failed_check_names_a_known_mistake_and_shows_no_traceback():
+    right, wrong = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 4.0])
+    mistakes = {"It matches the off-by-one answer.": wrong, "It matches zeros.": torch.zeros(3)}
+    with pytest.raises(tutorial.ExerciseFailed, match=r"^x: 1 of 3 values differ\. It matches the off-by-one"):
+        tutorial.check_exercise("x", wrong, right, known_mistakes=mistakes)
+    asked = []
+    with pytest.raises(AssertionError, match=r"^x: 1 of 3 values differ; the largest difference is 2") as failed:
+        tutorial.check_exercise(
+            "x", torch.tensor([1.0, 2.0, 5.0]), right, known_mistakes=lambda: asked.append(1) or mistakes
+        )
+    assert asked == [1]
+    tutorial.check_exercise("x", right, right, known_mistakes=lambda: asked.append(2) or mistakes)
+    assert asked == [1]  # a right answer never runs the wrong ones
+    # IPython draws the failure from _render_traceback_: the message alone, no frame of the library.
+    assert failed.value._render_traceback_() == [f"\x1b[0;31mExerciseFailed\x1b[0m: {failed.value}"]
+
+
+def test_an_error_in_the_learners_function_is_one_line_that_names_their_line():
+    def my_f(x):
+        return torch.ones(2) @ torch.ones(x)  # a shape error raised inside torch
+
+    assert tutorial.exercise_or_solution(my_f, "05_context_weights.py", 3) is my_f  # raising: not the stub
+    with pytest.raises(RuntimeError) as raised:
+        my_f(3)
+    message = str(exercises.learner_error("my_f", raised.value))
+    assert message.startswith("my_f raised RuntimeError: ") and "\n" not in message
+    assert message.endswith("of your code: return torch.ones(2) @ torch.ones(x)  # a shape error raised inside torch)")
+    known = str(exercises.learner_error("my_f", raised.value, "stopped: a known cause"))
+    assert known.startswith("my_f stopped: a known cause (line ")
+
+
 def test_exercise_or_solution_falls_back_only_for_the_stub(capsys):
     def my_context_weights(hole, k=7):
         return None
@@ -270,7 +301,7 @@ def test_every_relative_link_of_the_instructor_guide_resolves():
 
 def test_a_check_praises_only_the_learners_own_code(capsys, tmp_path, monkeypatch):
     (tmp_path / "07_double.py").write_text("def double(x):\n    return 2 * x\n")
-    monkeypatch.setattr(tutorial, "SOLUTIONS", tmp_path)
+    monkeypatch.setattr(exercises, "SOLUTIONS", tmp_path)
 
     def double(x):  # the untouched stub
         return None

@@ -119,6 +119,11 @@ def test_update_panel_reports_the_rule(planted_model, planted_images):
     dropped = (last["grid"] > 0) & (last["new_grid"] == 0)
     assert int(dropped.sum()) == record["dropped"]
     assert f"{record['p']:.3f}" in panel.readout.value
+    # D > 0 on the values: the turned-on cells and the kept cells that were below 1 (the update rescales both).
+    kept_rescaled = (last["grid"] > 0) & (last["grid"] < 1) & (last["new_grid"] > 0)
+    assert record["rescaled"] == record["turned_on"] + int(kept_rescaled.sum())
+    assert any(h["rescaled"] > h["turned_on"] for h in panel.history)  # lr = 0.3: some kept cells are rescaled
+    assert f"the {record['turned_on']} turned on and the {int(kept_rescaled.sum())} kept cells" in panel.readout.value
 
 
 def test_update_panel_labels_rescaled_cells_without_rounding_them_to_0_or_1(planted_model, planted_images):

@@ -1,4 +1,5 @@
-# Solution to notebook 03's exercise: the OISE loop written with the library's pieces (one chain).
+# Solution to notebook 03's exercise: the OISE loop written with the library's pieces (one chain). One generator,
+# drawn in the task's order (init_grid, upsample, then per step update_grid and upsample): the check compares exactly.
 import torch
 
 from saliency_lib.core import class_probabilities

@@ -5,10 +5,8 @@ Every notebook's first code cell is ``cfg = tutorial.setup(seed=0)`` (fast mode,
 while the notebook's assert cells still check real results.
 
 Every notebook ends with an exercise: a stub the learner fills in, then one check cell that runs
-``tutorial.exercise_or_solution`` (the learner's function, or ``notebooks/solutions/<file>`` while the stub is
-unchanged) and ``tutorial.check_exercise`` (compare with the library, say what is wrong). The check cell opens
-with its own ``from saliency_lib import tutorial`` and ``tutorial.require(...)``: run first after a kernel
-restart, it says which cells to run before it instead of ending in a bare ``NameError``.
+``tutorial.exercise_or_solution``, ``tutorial.check_exercise`` and ``tutorial.require``; they live in
+:mod:`saliency_lib.course.exercises` and are handed on here, so a notebook imports one module.
 
 :data:`NOTEBOOKS` is the one list of the notebooks: file, title, what each teaches and the learner time. The
 navigation line at the top and bottom of every notebook (:func:`navigation`), each notebook's ``**Time:**``, the
@@ -23,10 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import runpy
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +30,7 @@ import torch
 
 from ..io import paths
 from . import times
+from .exercises import SOLUTIONS, ExerciseFailed, check_exercise, exercise_or_solution, require
 
 __all__ = [
     "fast_mode",
@@ -42,6 +39,7 @@ __all__ = [
     "REPO_ROOT",
     "NOTEBOOK_DIR",
     "SOLUTIONS",
+    "ExerciseFailed",
     "exercise_or_solution",
     "check_exercise",
     "require",
@@ -60,7 +58,6 @@ __all__ = [
 
 REPO_ROOT = paths.REPO_ROOT
 NOTEBOOK_DIR = paths.NOTEBOOK_DIR
-SOLUTIONS = NOTEBOOK_DIR / "solutions"
 #: The index of the notebooks, next to them (``notebooks/README.md``; GitHub shows it under the folder listing).
 INDEX = "README.md"
 
@@ -358,115 +355,6 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Set
             f"device {device} | {torch.get_num_threads()} threads | fast mode {'ON' if config.fast else 'off'}"
         )
     return config
-
-
-# (function name, solution file) when the last exercise_or_solution call replaced a learner's untouched stub by our
-# solution; None when it returned the learner's own function. check_exercise reads it to praise only the learner.
-_STUB_IN_PLACE: tuple[str, str] | None = None
-
-
-def exercise_or_solution(function: Callable, solution: str, *probe_args, **probe_kwargs) -> Callable:
-    """The learner's ``function``, or the one of the same name in ``notebooks/solutions/<solution>``.
-
-    The stub of every exercise returns ``None``; while it still does on ``function(*probe_args, **probe_kwargs)``
-    the solution is used instead, so the notebook runs from top to bottom. ``%load solutions/<solution>`` in a
-    notebook cell shows the solution. Until the next call, :func:`check_exercise` then says that it checked our
-    solution, not the learner's code.
-    """
-    global _STUB_IN_PLACE
-    if function(*probe_args, **probe_kwargs) is not None:
-        _STUB_IN_PLACE = None
-        return function
-    _STUB_IN_PLACE = (function.__name__, solution)
-    print(f"{function.__name__} is not written yet (it returns None): checking solutions/{solution} instead.")
-    return runpy.run_path(str(SOLUTIONS / solution))[function.__name__]
-
-
-def check_exercise(
-    name: str,
-    actual,
-    expected=None,
-    *,
-    atol: float = 1e-6,
-    rtol: float = 0.0,
-    at_least: float | None = None,
-    hint: str = "",
-) -> None:
-    """Check an exercise's result; print a one-line pass, or raise ``AssertionError`` saying what is wrong.
-
-    Args:
-        name: what is checked, e.g. ``"my_upsample, s=8, 28 x 28"`` (starts every message).
-        actual: the learner's result: a tensor, an array or a number.
-        expected: the library's result, compared element-wise with ``|actual - expected| <= atol + rtol *
-            |expected|`` after checking the shape; ``None`` to skip.
-        atol, rtol: the tolerances of that comparison.
-        at_least: a lower bound for a single number (``actual >= at_least``); ``None`` to skip.
-        hint: one line added to a failure message (what to look at first).
-    """
-
-    def fail(message: str):
-        raise AssertionError(f"{name}: {message}" + (f"\nHint: {hint}" if hint else ""))
-
-    if actual is None:
-        fail("the function returned None (delete the `return None` line of the stub and return your result)")
-    if expected is not None:
-        got = torch.as_tensor(actual).detach().cpu().double()
-        want = torch.as_tensor(expected).detach().cpu().double()
-        if got.shape != want.shape:
-            fail(f"shape {tuple(got.shape)}, expected {tuple(want.shape)}")
-        if not torch.isfinite(got).all():
-            fail(f"{int((~torch.isfinite(got)).sum())} values are NaN or infinite")
-        error = (got - want).abs()
-        wrong = error > atol + rtol * want.abs()
-        if wrong.any():
-            where = tuple(int(i) for i in torch.unravel_index(error.argmax(), got.shape)) if got.dim() else ()
-            at = f" at index {where}" if where else ""
-            fail(
-                f"{int(wrong.sum())} of {got.numel()} values differ; the largest difference is "
-                f"{float(error.max()):.3g}{at} (yours {float(got[where]):.6g}, expected {float(want[where]):.6g}; "
-                f"tolerance atol={atol:g}, rtol={rtol:g})"
-            )
-    if at_least is not None:
-        value = float(torch.as_tensor(actual).detach().cpu().double())
-        if not value >= at_least:
-            fail(f"{value:.4g}, expected at least {at_least:g}")
-    if _STUB_IN_PLACE is None:
-        print(f"Correct: {name}")
-    else:
-        function, solution = _STUB_IN_PLACE
-        print(
-            f"Not yours yet: {function} is still the stub (it returns None), so this checked our "
-            f"solutions/{solution}, which gives the right result for {name}. Write your {function} above and run "
-            "this cell again."
-        )
-
-
-def require(*names: str, scope: dict, run: str) -> None:
-    """Stop a cell that is run before the cells it builds on, saying which cells to run first.
-
-    Every exercise's check cell starts with it: after a kernel restart a learner may run that cell first, and
-    without it the cell would end in a bare ``NameError`` about a variable of some earlier section::
-
-        tutorial.require("my_upsample", "init_grid", scope=globals(),
-                         run="section 1 (Setup) and the exercise cell above")
-
-    Args:
-        names: the names the cell uses that earlier cells define.
-        scope: where to look for them: the notebook's ``globals()``.
-        run: the cells that define them, as a learner finds them (section numbers and titles).
-
-    Raises:
-        NameError: when one of ``names`` is not defined in ``scope``; the message names the missing ones and
-            ``run``.
-    """
-    missing = [name for name in names if name not in scope]
-    if missing:
-        listed = ", ".join(missing)
-        raise NameError(
-            f"{listed} {'is' if len(missing) == 1 else 'are'} not defined yet: this cell needs {run}. "
-            "Run those cells first (JupyterLab: Run > Run All Above Selected Cell), then this cell "
-            "again."
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

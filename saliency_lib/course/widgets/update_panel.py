@@ -28,7 +28,8 @@ class UpdatePanel(ipywidgets.VBox):
     ``p_init``, ``grid_size`` (each restarts the chain) and ``step_size`` (lr; used from the next step on).
     State: ``grid`` ``(s, s)`` (the grid to be evaluated next), ``mask`` ``(H, W)``, ``p_previous``,
     ``step``; ``history``: one dict per step (``step, p, delta_p, kept, dropped, turned_on, stayed_off,
-    on_scale, off_scale``); ``last``: the evaluated grid, mask, masked image and the new grid of the last step;
+    rescaled, on_scale, off_scale``; ``rescaled``: the cells with D > 0, turned on or kept from below 1);
+    ``last``: the evaluated grid, mask, masked image and the new grid of the last step;
     ``saliency_sum`` ``(H, W)``. Each step is the library's own pieces in the loop's order
     (:func:`~saliency_lib.masks.apply_mask`, one model call, :func:`~saliency_lib.masks.update_grid`,
     :func:`~saliency_lib.masks.upsample`) drawing from ``generator``; ``oise`` runs the same rule but draws its
@@ -131,6 +132,8 @@ class UpdatePanel(ipywidgets.VBox):
                     "dropped": int(changes.dropped.sum()),
                     "turned_on": int(changes.turned_on.sum()),
                     "stayed_off": int(changes.stayed_off.sum()),
+                    # D > 0: on after the redraw, below 1 before (turned on, or kept after an earlier rescaling).
+                    "rescaled": int(((new_grid > 0) & (self.grid < 1)).sum()),
                     "on_scale": 1 - rate,
                     "off_scale": 1 + rate,
                 }
@@ -204,9 +207,10 @@ class UpdatePanel(ipywidgets.VBox):
                 f"<b>Step {record['step']}</b> &mdash; target <b>{name}</b>: p = <b>{record['p']:.3f}</b>, "
                 f"Δp = {record['delta_p']:+.3f}. On cells kept {record['kept']}, dropped {record['dropped']}; "
                 f"off cells turned on {record['turned_on']}, stayed off {record['stayed_off']}. "
-                f"Rescaling: cells whose value went up (D &gt; 0: those turned on) &times; (1 &minus; "
-                f"lr&middot;|Δp|) = {record['on_scale']:.4f}; dropped cells &times; (1 + lr&middot;|Δp|) = "
-                f"{record['off_scale']:.4f} (they are 0, so stay 0)."
+                f"Rescaling: the {record['rescaled']} cells whose value went up (D &gt; 0: the "
+                f"{record['turned_on']} turned on and the {record['rescaled'] - record['turned_on']} kept cells "
+                f"that were below 1) &times; (1 &minus; lr&middot;|Δp|) = {record['on_scale']:.4f}; dropped cells "
+                f"&times; (1 + lr&middot;|Δp|) = {record['off_scale']:.4f} (they are 0, so stay 0)."
             )
         for art, ax, grid in ((self._old_art, axes[0, 1], old), (self._new_art, axes[0, 3], new)):
             set_image(art, grid)
