@@ -106,11 +106,12 @@ CYCLE_GAP_SECONDS = 0.05
 # How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since).
 PROBE_SECONDS = 2.0
 PROBE_GAP_CALLS = 100
-# One timing of a way: at least PROBE_CALLS cycles and PROBE_MIN_SECONDS of them (sub-millisecond calls need
-# more cycles than one preemption can spoil), at most PROBE_MAX_CALLS; its median counts.
+# One timing of a way: at least PROBE_CALLS cycles and PROBE_MIN_SECONDS of them, at most PROBE_MAX_CALLS; their
+# *mean* counts, not the median: on a machine where another process holds a core, spinning threads make most
+# cycles fast and a few very slow (preempted), and the few decide the time a loop takes.
 PROBE_CALLS = 3
-PROBE_MIN_SECONDS = 0.02
-PROBE_MAX_CALLS = 64
+PROBE_MIN_SECONDS = 0.05
+PROBE_MAX_CALLS = 256
 # A new shape is first timed after this many cycles of its starting way.
 PROBE_FIRST = 8
 # The way a model's first shape starts with: sleeping threads lose at most ~15% on idle cores, spinning ones up to
@@ -201,7 +202,7 @@ class FastClassifier(nn.Module):
 
     def ways(self) -> dict:
         """What the runtime measured and chose (see the module's docstring): ``{"threads": T, "spin": setting,
-        "shapes": {shape: {"chosen": way, "median_ms": {way: ms}}}}``."""
+        "shapes": {shape: {"chosen": way, "mean_ms": {way: mean cycle in ms}}}}``."""
         return self.chooser.report()
 
     def to(self, *args, **kwargs):
@@ -298,8 +299,8 @@ class _Timing:
                 if self.to_time:
                     self.times[self.to_time[0]].clear()
                 else:  # a round of timings ended: keep the fastest way
-                    medians = {w: statistics.median(t) for w, t in self.times.items() if t}
-                    self.chosen = min(medians, key=medians.get)
+                    means = {w: statistics.fmean(t) for w, t in self.times.items() if t}
+                    self.chosen = min(means, key=means.get)
                     self.since_probe, self.last_probe = 0, now
         elif not self.to_time and way == self.chosen:
             self.times[way].append(seconds)
@@ -375,7 +376,7 @@ class WayChooser:
             "shapes": {
                 tuple(shape): {
                     "chosen": timing.chosen,
-                    "median_ms": {w: round(statistics.median(t) * 1e3, 3) for w, t in timing.times.items() if t},
+                    "mean_ms": {w: round(statistics.fmean(t) * 1e3, 3) for w, t in timing.times.items() if t},
                 }
                 for (n, setting, shape), timing in self._timings.items()
                 if (n, setting) == (threads, spin)
