@@ -18,7 +18,7 @@ import torch
 
 from saliency_lib import oise, rise
 from saliency_lib.evaluation import baselines, metrics
-from saliency_lib.io import data, models, runtime
+from saliency_lib.io import data, models, runtime, ways
 from saliency_lib.method import threads
 
 pytestmark = pytest.mark.skipif(not runtime.onnx_available(), reason="onnxruntime/onnx not installed")
@@ -115,7 +115,7 @@ def test_nested_loops_keep_the_outer_budget(fast, two_threads):
 
 
 def test_the_sessions_are_the_budget_spinning_and_sleeping_and_one(fast, images, two_threads):
-    for _ in range(runtime.PROBE_FIRST + 2 * runtime.PROBE_MAX_CALLS + 5):
+    for _ in range(ways.PROBE_FIRST + 2 * ways.PROBE_MAX_CALLS + 5):
         fast(images)
     sessions = fast.chooser.sessions
     assert {(2, "spin"), (2, "sleep"), (1, "one")} <= set(sessions)
@@ -125,7 +125,7 @@ def test_the_sessions_are_the_budget_spinning_and_sleeping_and_one(fast, images,
         assert options.inter_op_num_threads == 1
         assert _entry(options, "session.intra_op.allow_spinning") == ("0" if way == "sleep" else None)
     report = fast.ways()["shapes"][tuple(images.shape)]
-    assert set(report["mean_ms"]) == set(runtime.WAYS) and report["chosen"] in runtime.WAYS
+    assert set(report["mean_ms"]) == set(ways.WAYS) and report["chosen"] in ways.WAYS
 
 
 def _entry(options, key: str) -> str | None:
@@ -137,7 +137,7 @@ def _entry(options, key: str) -> str | None:
 
 
 def test_session_options_say_what_each_way_is():
-    spin, sleep, one = (runtime.session_options(n, s) for n, s in ((2, True), (2, False), (1, False)))
+    spin, sleep, one = (ways.session_options(n, s) for n, s in ((2, True), (2, False), (1, False)))
     assert (spin.intra_op_num_threads, sleep.intra_op_num_threads, one.intra_op_num_threads) == (2, 2, 1)
     assert (spin.inter_op_num_threads, sleep.inter_op_num_threads) == (1, 1)
     assert _entry(sleep, "session.intra_op.allow_spinning") == "0"
@@ -172,7 +172,7 @@ def _way(n_threads: int, spin: bool) -> str:
     return "one" if n_threads == 1 else "spin" if spin else "sleep"
 
 
-def _fake_chooser(delay: dict[str, float]) -> tuple[runtime.WayChooser, dict[str, FakeSession]]:
+def _fake_chooser(delay: dict[str, float]) -> tuple[ways.WayChooser, dict[str, FakeSession]]:
     made: dict[str, FakeSession] = {}
 
     def make(n_threads, spin):
@@ -181,39 +181,39 @@ def _fake_chooser(delay: dict[str, float]) -> tuple[runtime.WayChooser, dict[str
         made[way] = FakeSession(delay, way)
         return made[way]
 
-    return runtime.WayChooser(make), made
+    return ways.WayChooser(make), made
 
 
-ENOUGH = runtime.PROBE_FIRST + 2 * runtime.PROBE_MAX_CALLS + 5  # calls that always complete a round of timings
+ENOUGH = ways.PROBE_FIRST + 2 * ways.PROBE_MAX_CALLS + 5  # calls that always complete a round of timings
 
 
 @pytest.mark.parametrize("fastest", ["spin", "sleep", "one"])
 def test_the_chooser_keeps_the_fastest_way_and_looks_again(fastest, monkeypatch, two_threads):
-    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
-    delay = {way: 0.0 if way == fastest else 0.004 for way in runtime.WAYS}
+    monkeypatch.setattr(ways, "PROBE_SECONDS", 0.0)
+    delay = {way: 0.0 if way == fastest else 0.004 for way in ways.WAYS}
     chooser, made = _fake_chooser(delay)
     array = torch.zeros(3, 1, 4, 4).numpy()
     for _ in range(ENOUGH):
         chooser.run(array)
     report = chooser.report()["shapes"][(3, 1, 4, 4)]
     assert report["chosen"] == fastest, report
-    assert set(report["mean_ms"]) == set(runtime.WAYS)
+    assert set(report["mean_ms"]) == set(ways.WAYS)
     assert all(ms >= 3.5 for way, ms in report["mean_ms"].items() if way != fastest)  # cycles hold the 4 ms
     # Timed again after PROBE_GAP_CALLS cycles: each slow way gets one more timing, a bounded number of calls.
-    slow = [way for way in runtime.WAYS if way != fastest]
+    slow = [way for way in ways.WAYS if way != fastest]
     before = {way: made[way].calls for way in slow}
-    for _ in range(runtime.PROBE_GAP_CALLS + 2 * runtime.PROBE_MAX_CALLS + 5):
+    for _ in range(ways.PROBE_GAP_CALLS + 2 * ways.PROBE_MAX_CALLS + 5):
         chooser.run(array)
     for way in slow:
-        assert runtime.PROBE_CALLS <= made[way].calls - before[way] <= runtime.PROBE_MAX_CALLS + 1
+        assert ways.PROBE_CALLS <= made[way].calls - before[way] <= ways.PROBE_MAX_CALLS + 1
     assert chooser.report()["shapes"][(3, 1, 4, 4)]["chosen"] == fastest
 
 
 def test_a_cycle_counts_the_work_between_calls(monkeypatch, two_threads):
     """Three ways with the same call time: the ones after which the caller's work is slower lose (spinning threads
     slow the mask work down when another process holds a core)."""
-    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
-    chooser, _ = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    monkeypatch.setattr(ways, "PROBE_SECONDS", 0.0)
+    chooser, _ = _fake_chooser({way: 0.0 for way in ways.WAYS})
     array = torch.zeros(1, 1, 4, 4).numpy()
     for _ in range(ENOUGH):
         chooser.run(array)
@@ -223,20 +223,20 @@ def test_a_cycle_counts_the_work_between_calls(monkeypatch, two_threads):
 
 
 def test_a_shape_met_once_pays_for_no_timings(two_threads):
-    chooser, made = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    chooser, made = _fake_chooser({way: 0.0 for way in ways.WAYS})
     for size in range(1, 6):
         chooser.run(torch.zeros(size, 1, 2, 2).numpy())
-    assert set(made) == {runtime.START_WAY}  # only the starting way was ever made
+    assert set(made) == {ways.START_WAY}  # only the starting way was ever made
 
 
-@pytest.mark.parametrize("value, ways", [("1", {"spin"}), ("0", {"sleep", "one"})])
-def test_saliency_ort_spin_narrows_the_ways(value, ways, monkeypatch, two_threads):
+@pytest.mark.parametrize("value, expected", [("1", {"spin"}), ("0", {"sleep", "one"})])
+def test_saliency_ort_spin_narrows_the_ways(value, expected, monkeypatch, two_threads):
     monkeypatch.setenv(threads.SPIN_VARIABLE, value)
-    monkeypatch.setattr(runtime, "PROBE_SECONDS", 0.0)
-    chooser, made = _fake_chooser({way: 0.0 for way in runtime.WAYS})
+    monkeypatch.setattr(ways, "PROBE_SECONDS", 0.0)
+    chooser, made = _fake_chooser({way: 0.0 for way in ways.WAYS})
     for _ in range(ENOUGH):
         chooser.run(torch.zeros(1, 1, 2, 2).numpy())
-    assert set(made) == ways
+    assert set(made) == expected
 
 
 def test_saliency_threads_wins_over_pytorchs_count(monkeypatch, fast, images, two_threads):

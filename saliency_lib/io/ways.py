@@ -1,0 +1,222 @@
+"""How a model in ONNX Runtime uses its threads: the three ways to run it and the measured choice among them.
+
+The count comes from :mod:`saliency_lib.method.threads` (``benchmarks/results/threads.md`` measures it):
+the model runs on :func:`~saliency_lib.method.threads.budget` threads (``SALIENCY_THREADS``, else PyTorch's
+count, so ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` govern both runtimes alike), one between operators.
+With two threads or more there are three ways to run, each its own ONNX Runtime session (made when first needed;
+the sessions share one memory arena, so each more costs only its copy of the weights): the budget's threads
+**spinning** while they wait (the fastest on idle cores), the budget's threads **sleeping** (for a large model
+the fastest when another process holds a core, where spinning is 1.5-2x slower) and **one** thread (for a small
+model on such a machine, where waking a second thread costs more than it saves). Which is fastest depends on the
+model and on what else the machine runs, so :class:`WayChooser` measures: for each input shape it times a few
+call cycles of each way (a call and the caller's work up to the next call, which spinning threads slow down when a
+core is taken), keeps the fastest, and times the others again every few seconds (:data:`PROBE_SECONDS`), so it
+follows a machine that becomes busy or quiet. ``SALIENCY_ORT_SPIN=1`` fixes the spinning way, ``0`` rules it out.
+The logits are the same whichever way runs them (same graph, same kernels).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+
+import numpy as np
+
+from ..method import threads as thread_rule
+
+__all__ = [
+    "INPUT",
+    "OUTPUT",
+    "WAYS",
+    "CYCLE_GAP_SECONDS",
+    "PROBE_SECONDS",
+    "PROBE_GAP_CALLS",
+    "PROBE_CALLS",
+    "PROBE_MIN_SECONDS",
+    "PROBE_MAX_CALLS",
+    "PROBE_FIRST",
+    "START_WAY",
+    "session_options",
+    "ort_session",
+    "WayChooser",
+]
+
+# The exported graph's input and output names (saliency_lib.runtime exports with them).
+INPUT, OUTPUT = "images", "logits"
+# The ways to run the model on a budget of 2 threads or more: name -> (threads: the budget or 1, idle threads
+# spin). "one" ignores the budget: for a small model on a machine where another process holds a core, waking a
+# second thread costs more than the work it takes over.
+WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
+# What is timed is a call's *cycle*: from its start to the start of the next call of the same shape, so the work
+# between calls counts too (threads that spin after a call slow that work down when a core is taken). Cycles
+# whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
+CYCLE_GAP_SECONDS = 0.05
+# How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since).
+PROBE_SECONDS = 2.0
+PROBE_GAP_CALLS = 100
+# One timing of a way: at least PROBE_CALLS cycles and PROBE_MIN_SECONDS of them, at most PROBE_MAX_CALLS; their
+# *mean* counts, not the median: on a machine where another process holds a core, spinning threads make most
+# cycles fast and a few very slow (preempted), and the few decide the time a loop takes.
+PROBE_CALLS = 3
+PROBE_MIN_SECONDS = 0.05
+PROBE_MAX_CALLS = 256
+# A new shape is first timed after this many cycles of its starting way.
+PROBE_FIRST = 8
+# The way a model's first shape starts with: sleeping threads lose at most ~15% on idle cores, spinning ones up to
+# 2x on a busy machine, so sleep is the safer guess until the timings say otherwise.
+START_WAY = "sleep"
+
+
+def session_options(threads: int, spin: bool):
+    """ONNX Runtime's options for one way: ``threads`` inside an operator, one between operators; ``spin``:
+    whether idle threads spin (ONNX Runtime's default) or sleep (``session.intra_op.allow_spinning = 0``, and
+    work handed out in smaller blocks, ``session.dynamic_block_base = 4``, so a thread whose core is taken
+    leaves its share to the other)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: its warnings are not the learner's business
+    if threads > 1 and not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.dynamic_block_base", "4")
+    return options
+
+
+_shared_arena = False
+
+
+def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
+    """A session on the process's one shared CPU arena (ONNX Runtime's environment allocator), so a model's
+    sessions do not each keep an arena as large as their largest batch (about 115 MB at 8 photographs)."""
+    import onnxruntime as ort
+
+    global _shared_arena
+    options = session_options(threads, spin)
+    if _shared_arena is False:
+        try:
+            memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, -1, -1, -1))
+            _shared_arena = True
+        except Exception:  # noqa: BLE001 - registered already (by other code) or not supported: own arenas
+            _shared_arena = None
+    if _shared_arena:
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+class _Timing:
+    """Per input shape: recent cycle times of each way, the chosen way, and the way being timed (if any).
+
+    A new shape starts with the way last chosen for any shape of the model (``start``) and is first timed against
+    the others after :data:`PROBE_FIRST` cycles, so a shape met once or twice (the last, partial batch of a loop)
+    never pays for timings."""
+
+    def __init__(self, ways: tuple[str, ...], start: str):
+        self.times = {way: deque(maxlen=PROBE_MAX_CALLS) for way in ways}
+        self.chosen = start if start in self.times else ways[0]
+        self.to_time: list[str] = []  # the ways still to time in this round, the first one now
+        self.since_probe = PROBE_GAP_CALLS - PROBE_FIRST
+        self.last_probe = -float("inf")
+
+    @property
+    def way(self) -> str:
+        return self.to_time[0] if self.to_time else self.chosen
+
+    def record(self, way: str, seconds: float, now: float) -> None:
+        if self.to_time and way == self.to_time[0]:
+            block = self.times[way]
+            block.append(seconds)
+            if len(block) >= PROBE_CALLS and (sum(block) >= PROBE_MIN_SECONDS or len(block) >= PROBE_MAX_CALLS):
+                self.to_time.pop(0)
+                if self.to_time:
+                    self.times[self.to_time[0]].clear()
+                else:  # a round of timings ended: keep the fastest way
+                    means = {w: statistics.fmean(t) for w, t in self.times.items() if t}
+                    self.chosen = min(means, key=means.get)
+                    self.since_probe, self.last_probe = 0, now
+        elif not self.to_time and way == self.chosen:
+            self.times[way].append(seconds)
+            self.since_probe += 1
+            if len(self.times) > 1 and self.since_probe >= PROBE_GAP_CALLS and now - self.last_probe >= PROBE_SECONDS:
+                self.to_time = [w for w in self.times if w != way]
+                self.times[self.to_time[0]].clear()
+
+
+class WayChooser:
+    """A model's sessions, one per thread count and way (made when first used), and the measured choice of way per
+    thread budget, spin setting and input shape (kept, so changing a setting and back costs nothing).
+
+    Args:
+        make_session: ``(threads, spin) -> session``; the session's ``run(output_names, feed)`` is ONNX Runtime's.
+            :class:`~saliency_lib.runtime.FastClassifier` passes one that builds an ``InferenceSession`` with
+            :func:`session_options` (:func:`ort_session`).
+
+    ``run(array)`` returns the logits of one call; ``sessions`` holds the sessions made so far, by
+    ``(threads, way)``; ``last_way`` is the way of the last call; ``report()`` says what was measured and chosen.
+    """
+
+    def __init__(self, make_session):
+        self._make = make_session
+        self.sessions: dict[tuple[int, str], object] = {}
+        self._timings: dict[tuple[int, str, tuple[int, ...]], _Timing] = {}
+        self._last_chosen = START_WAY
+        self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call
+        self.last_way: str | None = None  # the way that ran the last call
+        threads, spin = self._settings()  # an unusable SALIENCY_THREADS / SALIENCY_ORT_SPIN fails here, at load
+        ways = self._ways(threads, spin)
+        self.session(threads, START_WAY if START_WAY in ways else ways[0])  # so does a file that will not load
+
+    @staticmethod
+    def _settings() -> tuple[int, str]:
+        return thread_rule.budget(), thread_rule.spin_setting()
+
+    @staticmethod
+    def _ways(threads: int, spin: str) -> tuple[str, ...]:
+        if threads == 1:
+            return ("one",)  # no other thread to spin or sleep
+        return {"1": ("spin",), "0": ("sleep", "one")}.get(spin, tuple(WAYS))
+
+    def session(self, threads: int, way: str):
+        n_threads, spin = WAYS[way]
+        key = (threads if n_threads == "budget" else n_threads, way)
+        if key not in self.sessions:
+            self.sessions[key] = self._make(key[0], spin)
+        return self.sessions[key]
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        threads, spin = self._settings()
+        key = (threads, spin, array.shape)
+        timing = self._timings.get(key)
+        if timing is None:
+            timing = self._timings[key] = _Timing(self._ways(threads, spin), self._last_chosen)
+        if self._previous is not None:  # the previous call's cycle ends now
+            previous_timing, previous_way, previous_start, previous_run = self._previous
+            cycle = start - previous_start
+            if previous_timing is timing and cycle - previous_run <= CYCLE_GAP_SECONDS + 4 * previous_run:
+                timing.record(previous_way, cycle, start)
+                self._last_chosen = timing.chosen
+        way = self.last_way = timing.way
+        logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
+        self._previous = (timing, way, start, time.perf_counter() - start)
+        return logits
+
+    def report(self) -> dict:
+        threads, spin = self._settings()
+        return {
+            "threads": threads,
+            "spin": spin,
+            "shapes": {
+                tuple(shape): {
+                    "chosen": timing.chosen,
+                    "mean_ms": {w: round(statistics.fmean(t) * 1e3, 3) for w, t in timing.times.items() if t},
+                }
+                for (n, setting, shape), timing in self._timings.items()
+                if (n, setting) == (threads, spin)
+            },
+        }
