@@ -307,6 +307,29 @@ def reference_table() -> str:
     return "\n".join(lines)
 
 
+def threads_speed(prefix: str = "benchmarks/results/") -> str:
+    """The black box's speed at the default threads, from ``threads.json`` (``python benchmarks/threads.py``)."""
+    result = _results("threads.json")
+    photo_map, conditions = result["photo_map"], result["conditions"]
+
+    def row(phase: str, workload: str) -> dict:
+        rows = result["phases"][phase]["models"]["efficientnet-lite0"]["workloads"]
+        return next(r for r in rows if r["workload"] == workload)
+
+    quiet, busy = row("quiet", "oise, 1 chain"), row("busy", "oise, 1 chain")
+    return (
+        f"One {photo_map['steps']:,}-call OISE map of a 224 px photograph (EfficientNet-Lite0 in ONNX Runtime, one "
+        f"chain) takes **{photo_map['default']:.1f} s** at the default threads and "
+        f"{photo_map['one thread']:.1f} s with one thread ({conditions['cpu']}, {conditions['cores']} cores, "
+        f"quiet, {conditions['date'][:10]}). Per model call the loop takes {quiet['default']['ratio']:.2f}x the best "
+        f"bare ONNX Runtime call on a quiet machine (the configuration it replaced: "
+        f"{quiet['before']['ratio']:.2f}x) and, with another process holding one core, "
+        f"{busy['default']['ms_per_image'] / busy['one thread']['ms_per_image']:.2f}x the time of one thread "
+        f"(before: {busy['before']['ms_per_image'] / busy['one thread']['ms_per_image']:.2f}x) "
+        f"([threads.md]({prefix}threads.md), `python benchmarks/threads.py`)."
+    )
+
+
 # name -> the text of the block, written from the results files (one function per block, no number typed here)
 BLOCKS: dict[str, Callable[[], str]] = {
     "readme-finding": readme_finding,
@@ -314,6 +337,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "budget-catch-up": budget_catch_up,
     "oise-settings": oise_settings,
     "reference-table": reference_table,
+    "threads-speed-readme": threads_speed,
+    "threads-speed-docs": lambda: threads_speed("../benchmarks/results/"),
     "part-b-full": lambda: markdown_table(_results("reconstruction_full.json")),
     "asset-table": lambda: manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
