@@ -120,6 +120,7 @@ class _Timing:
         self.times = {way: deque(maxlen=PROBE_MAX_CALLS) for way in ways}
         self.chosen = start if start in self.times else ways[0]
         self.to_time: list[str] = []  # the ways still to time in this round, the first one now
+        self.block: list[float] = []  # the cycles of the way being timed, so far
         self.since_probe = PROBE_GAP_CALLS - PROBE_FIRST
         self.last_probe = -float("inf")
 
@@ -129,13 +130,13 @@ class _Timing:
 
     def record(self, way: str, seconds: float, now: float) -> None:
         if self.to_time and way == self.to_time[0]:
-            block = self.times[way]
-            block.append(seconds)
+            self.block.append(seconds)  # the way being timed; its last complete timing stays in self.times
+            block = self.block
             if len(block) >= PROBE_CALLS and (sum(block) >= PROBE_MIN_SECONDS or len(block) >= PROBE_MAX_CALLS):
+                self.times[way] = deque(block, maxlen=PROBE_MAX_CALLS)
+                self.block = []
                 self.to_time.pop(0)
-                if self.to_time:
-                    self.times[self.to_time[0]].clear()
-                else:  # a round of timings ended: keep the fastest way
+                if not self.to_time:  # a round of timings ended: keep the fastest way
                     means = {w: statistics.fmean(t) for w, t in self.times.items() if t}
                     self.chosen = min(means, key=means.get)
                     self.since_probe, self.last_probe = 0, now
@@ -144,7 +145,6 @@ class _Timing:
             self.since_probe += 1
             if len(self.times) > 1 and self.since_probe >= PROBE_GAP_CALLS and now - self.last_probe >= PROBE_SECONDS:
                 self.to_time = [w for w in self.times if w != way]
-                self.times[self.to_time[0]].clear()
 
 
 class WayChooser:
