@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..io import paths
+from ..method.threads import default_count
 from . import times
 from .exercises import SOLUTIONS, ExerciseFailed, check_exercise, exercise_or_solution, require
 
@@ -337,8 +338,6 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Set
     from ..io.assets import DATA_DIR
 
     torch.manual_seed(seed)
-    from ..method.threads import default_count
-
     torch.set_num_threads(threads if threads is not None else default_count())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = Setup(

@@ -34,6 +34,7 @@ cores), ``0`` never (sleeping threads or one thread, by measured time); ``auto``
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,10 +122,12 @@ def black_box_threads(model) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+@functools.cache
 def cores() -> int:
     """CPU cores this process may use: its affinity where the OS says (Linux), else ``os.cpu_count()``, and at most
     the container's CPU quota (cgroup ``cpu.max`` or ``cpu.cfs_quota_us``: Binder and Docker limit CPU time that
-    way, and PyTorch, which counts the machine's cores, does not see it)."""
+    way, and PyTorch, which counts the machine's cores, does not see it). Read once per process: every model call
+    outside a loop asks (through :func:`budget`), and neither changes while a kernel runs."""
     try:
         count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
