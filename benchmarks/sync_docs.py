@@ -317,15 +317,18 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
         return next(r for r in rows if r["workload"] == workload)
 
     quiet, busy = row("quiet", "oise, 1 chain"), row("busy", "oise, 1 chain")
+    one = busy["one thread"]["ms_per_image"]
     return (
         f"One {photo_map['steps']:,}-call OISE map of a 224 px photograph (EfficientNet-Lite0 in ONNX Runtime, one "
         f"chain) takes **{photo_map['default']:.1f} s** at the default threads and "
         f"{photo_map['one thread']:.1f} s with one thread ({conditions['cpu']}, {conditions['cores']} cores, "
-        f"quiet, {conditions['date'][:10]}). Per model call the loop takes {quiet['default']['ratio']:.2f}x the best "
-        f"bare ONNX Runtime call on a quiet machine (the configuration it replaced: "
+        f"PyTorch's default of {conditions['default_threads']} threads, no other job; load average "
+        f"{photo_map['load_before']} at the start, the busy phase just ended; {conditions['date'][:10]}). "
+        f"Per model call the loop takes {quiet['default']['ratio']:.2f}x the best bare ONNX Runtime call on a quiet "
+        f"machine (load average {result['phases']['quiet']['load_before']}; the configuration it replaced: "
         f"{quiet['before']['ratio']:.2f}x) and, with another process holding one core, "
-        f"{busy['default']['ms_per_image'] / busy['one thread']['ms_per_image']:.2f}x the time of one thread "
-        f"(before: {busy['before']['ms_per_image'] / busy['one thread']['ms_per_image']:.2f}x) "
+        f"{busy['default']['ms_per_image'] / one:.2f}x the time of one thread "
+        f"(before: {busy['before']['ms_per_image'] / one:.2f}x) "
         f"([threads.md]({prefix}threads.md), `python benchmarks/threads.py`)."
     )
 
