@@ -12,6 +12,14 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _no_stub_left_over(monkeypatch):
+    """An exercise check remembers an untouched stub until the next check cell; a test is a check cell of its own."""
+    from saliency_lib.course import exercises
+
+    monkeypatch.setattr(exercises, "_STUB_IN_PLACE", None)
+
+
 def make_dry_run(*arguments: str, env: dict | None = None) -> str:
     """What ``make ARGUMENTS`` would run in the repository (``make -n``), as text: the Makefile tests read it.
     ``env``: the environment make sees (default: this process's)."""

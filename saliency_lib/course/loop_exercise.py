@@ -21,7 +21,7 @@ import torch
 from ..method._checks import check_int
 from ..method.core import class_probabilities
 from ..method.masks import apply_mask, cell_size, init_grid, postprocess, random_shifts, update_grid, upsample
-from .exercises import ExerciseFailed, learner_error
+from .exercises import ExerciseFailed, learner_call
 
 __all__ = ["MISTAKES", "LOGITS", "GLOBAL_RANDOM", "oise_loop", "wrong_loops", "run_learner"]
 
@@ -175,10 +175,17 @@ def run_learner(
     """
     state = torch.get_rng_state()
     try:
-        result = function(model, image, target, n_steps, seed, reference=reference)
-    except Exception as error:
-        logits = isinstance(error, ValueError) and "p must be probabilities" in str(error)
-        raise learner_error(name, error, f"stopped: {LOGITS}" if logits else "") from None
+        result = learner_call(
+            function,
+            model,
+            image,
+            target,
+            n_steps,
+            seed,
+            reference=reference,
+            name=name,
+            known_errors={r"^ValueError: p must be probabilities": f"stopped: {LOGITS}"},
+        )
     finally:
         drew = not torch.equal(state, torch.get_rng_state())
         torch.set_rng_state(state)
