@@ -8,8 +8,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
-from saliency_lib.course import learner_edition
+from saliency_lib.course import learner_edition, tutorial
 from saliency_lib.course.learner_edition import (
     first_exercise_index,
     is_exercise_cell,
@@ -156,15 +157,19 @@ def test_the_learner_edition_runs_what_nbval_runs_up_to_its_first_exercise(path,
     assert not relative, f"{path.name}: relative paths before the first exercise: {relative}"
 
 
-def test_every_load_line_and_link_of_the_learner_edition_works_from_its_folder(tmp_path):
-    """What the edition tells a learner to do works in ``learner/``: each ``%load`` path exists, and so does each
-    relative link of its notebooks and its README; the solutions are there, out of view."""
-    import nbformat
-
+@pytest.mark.parametrize("with_solutions", [False, True], ids=["hidden solutions", "with solutions"])
+def test_every_load_line_link_and_solution_path_of_the_learner_edition_works_from_its_folder(
+    with_solutions, tmp_path, monkeypatch, capsys
+):
+    """What the edition tells a learner works in ``learner/``: each ``%load`` path exists, and so does each relative
+    link and each solutions path its notebooks and README name; no link points into a hidden folder (Jupyter serves
+    no hidden file, so such a link is dead in JupyterLab); and a check cell run there with the stub untouched names
+    the solution as ``%load`` finds it from that folder."""
     out = tmp_path / "learner"
-    write_learner_edition(out)
-    assert not (out / "solutions").exists() and (out / ".solutions").is_dir()
-    loads, links = [], []
+    write_learner_edition(out, with_solutions=with_solutions)
+    folder = "solutions" if with_solutions else ".solutions"
+    assert (out / folder).is_dir() and not (out / ("." + folder if with_solutions else "solutions")).exists()
+    loads, links, paths = [], [], []
     for page in [*sorted(out.glob("*.ipynb")), *sorted(out.glob("*.md"))]:
         if page.suffix == ".ipynb":
             text = "\n".join(cell.source for cell in nbformat.read(page, as_version=4).cells)
@@ -172,11 +177,27 @@ def test_every_load_line_and_link_of_the_learner_edition_works_from_its_folder(t
             text = page.read_text()
         loads += [(page.name, target) for target in re.findall(r"%load\s+([^\s`]+)", text) if "<" not in target]
         links += [(page.name, target) for target in LINK.findall(text) if "://" not in target]
-    assert loads, "no %load line found: the notebooks tell learners how to see a solution"
+        paths += [(page.name, target) for target in re.findall(r"[\w./-]*solutions/[\w.-]*", text)]
+    assert loads and paths, "no %load line found: the notebooks tell learners how to see a solution"
     for page, target in loads:
         assert (out / target).is_file(), f"{page}: %load {target} does not work in the learner edition"
-        assert target.startswith(".solutions/"), f"{page}: %load {target} shows a solution in view"
+        assert target.startswith(f"{folder}/"), f"{page}: %load {target} is not the edition's {folder}/"
+    for page, target in paths:
+        assert (out / target).exists(), f"{page}: the path {target} does not exist in the learner edition"
     for page, target in links:
         target = target.split("#")[0]
         if target:
             assert (out / target).exists(), f"{page}: link {target} is broken in the learner edition"
+            assert not any(part.startswith(".") and part not in (".", "..") for part in Path(target).parts), (
+                f"{page}: link {target} points into a hidden folder, which Jupyter does not serve"
+            )
+    # A check cell, run in the edition's folder (a kernel's folder is its notebook's) with the stub untouched.
+    monkeypatch.chdir(out)
+
+    def my_upsample(grid, size, shift):
+        return None
+
+    candidate = tutorial.exercise_or_solution(my_upsample, "01_upsample.py", torch.ones(2, 2), (4, 4), (0, 0))
+    tutorial.check_exercise("my_upsample", candidate(torch.ones(8, 8), (28, 28), (0, 0)), torch.ones(28, 28))
+    [load] = re.findall(r"`%load ([^`]+)`", capsys.readouterr().out)
+    assert load == f"{folder}/01_upsample.py" and (out / load).is_file()

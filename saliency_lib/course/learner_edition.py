@@ -15,14 +15,17 @@ What changes, cell by cell:
   a notebook without such cells loses nothing but its outputs.
 - **kept**: everything else, including each exercise (the stub, ``# YOUR CODE HERE``) and its check cell
   (``tutorial.exercise_or_solution`` + ``tutorial.check_exercise``). An unchanged stub still lets the notebook
-  run to the end: the check cell falls back to the solution file that the library finds in the repository.
+  run to the end: the check cell falls back to the solution file beside the notebook (``.solutions/``) and names
+  it as ``%load`` finds it.
 - **cleared**: outputs, execution counts, execution timings and the saved widget state (they show answers).
 - **links**: relative links that leave ``notebooks/`` (``../docs/method.md``) are rewritten so they still
   resolve from ``OUT_DIR``; links between notebooks stay as they are.
 
-``notebooks/solutions/`` is copied to ``OUT_DIR/.solutions/``: available (every ``%load`` line and link of the
-edition is rewritten to it and works) but out of view (JupyterLab's file browser hides dot-folders), so a learner
-meets each exercise before its answer. ``--with-solutions`` keeps them in view instead, in ``OUT_DIR/solutions/``
+``notebooks/solutions/`` is copied to ``OUT_DIR/.solutions/``: available (every ``%load`` line and path of the
+edition is rewritten to it and works; the check cells name it too, as
+:data:`~saliency_lib.course.exercises.SOLUTION_FOLDERS` says) but out of view (JupyterLab's file browser hides
+dot-folders, and Jupyter serves no hidden file, so the index names it without a link), so a learner meets each
+exercise before its answer. ``--with-solutions`` keeps them in view instead, in ``OUT_DIR/solutions/``
 (self-study).
 """
 
@@ -36,6 +39,7 @@ import sys
 from pathlib import Path
 
 from ..io.paths import NOTEBOOK_DIR
+from .tutorial import solutions_line
 
 __all__ = [
     "SOLUTION_TAG",
@@ -58,7 +62,7 @@ EXERCISE_TAG = "exercise"
 EXERCISE_MARK = "YOUR CODE HERE"
 _LOAD_SOLUTION = re.compile(r"^\s*#?\s*%load\s+\S*solutions/", re.MULTILINE)
 _RELATIVE_LINK = re.compile(r"(\]\()(\.\./[^)\s]+)(\))")
-_SOLUTIONS_PATH = re.compile(r"(?<![\w./-])solutions/")
+_SOLUTIONS_PATH = re.compile(r"(?<![\w./-])(?:notebooks/)?solutions/")  # as seen from the repository, too
 #: Where the learner edition keeps the solutions: available to ``%load``, hidden from the file browser.
 HIDDEN_SOLUTIONS = ".solutions"
 
@@ -106,8 +110,10 @@ def _relink(text: str, source_dir: Path, out_dir: Path) -> str:
 
 
 def _point_to_solutions(text: str, solutions: str) -> str:
-    """``solutions/...`` (a ``%load`` line, a link) made to point at the edition's ``solutions`` folder."""
-    return text if solutions == "solutions" else _SOLUTIONS_PATH.sub(f"{solutions}/", text)
+    """``solutions/...`` or ``notebooks/solutions/...`` (a ``%load`` line, a link, a path in the text) made to point
+    at the edition's ``solutions`` folder, and the index's line on the solutions said for that folder."""
+    text = text.replace(solutions_line(), solutions_line(solutions, edition=True))
+    return _SOLUTIONS_PATH.sub(f"{solutions}/", text)
 
 
 def learner_notebook(path: str | Path, out_dir: str | Path | None = None, *, solutions: str = HIDDEN_SOLUTIONS):

@@ -53,6 +53,7 @@ __all__ = [
     "navigation",
     "index_table",
     "index_markdown",
+    "solutions_line",
     "working_copy",
     "main",
 ]
@@ -222,6 +223,26 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
     return "\n".join(rows)
 
 
+def solutions_line(folder: str = "solutions", *, edition: bool = False) -> str:
+    """The index's line on the solutions, for the folder beside the notebooks that holds them.
+
+    In view (``"solutions"``), with a link; in the repository's index it also names the learner edition's folder.
+    Out of view (the learner edition's ``".solutions"``), without a link: Jupyter serves no hidden file or folder,
+    so a link to one is dead in JupyterLab.
+    """
+    if folder == "solutions" and not edition:
+        return (
+            "Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell; the\n"
+            "learner edition of a workshop, `make learner-edition`, keeps them out of view in `.solutions/`)."
+        )
+    if folder == "solutions":
+        return "Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell)."
+    return (
+        f"Solutions to the exercises: in `{folder}/`, out of view (JupyterLab's file browser does not show it); "
+        f"`%load {folder}/<file>` in a notebook cell shows one."
+    )
+
+
 def index_markdown() -> str:
     """The text of ``notebooks/README.md``, the index (``python -m saliency_lib.course.tutorial index`` writes it)."""
     return f"""# The notebooks: index
@@ -237,8 +258,7 @@ running, the widgets and the exercise; "computer" is how long a full run of the 
 
 Every notebook opens with its time, prerequisites, learning objectives and contents, has a navigation line
 (previous · index · next) at the top and the bottom, and ends with an exercise, key points, a quiz and references.
-Solutions to the exercises: [solutions/](solutions/) (`%load solutions/<file>` in a notebook cell; the
-learner edition of a workshop, `make learner-edition`, keeps them out of view in `.solutions/`).
+{solutions_line()}
 The method, with what is the paper's and what is ours: [docs/method.md](../docs/method.md).
 Running a workshop: [docs/instructor.md](../docs/instructor.md).
 
