@@ -146,9 +146,10 @@ def _out_of_order(path: Path, run) -> list:
         error = _error(outputs)
         assert error is not None, f"{path.name}: the check cell ran {when}"
         message = error.evalue
-        assert error.ename == "NameError" and "not defined yet: this cell needs" in message, _describe(
+        assert error.ename == "CellsNotRun" and "not defined yet: this cell needs" in message, _describe(
             path, check, cells[check], error, when
         )
+        assert len(error.traceback) == 1, f"{path.name}: a traceback of {len(error.traceback)} lines"  # message alone
         assert "Setup" in message and "Run those cells first" in message, message
         for name in missing:
             assert re.search(rf"\b{name}\b", message.split(":")[0]), f"{path.name}: {name!r} not named: {message}"
