@@ -11,7 +11,7 @@ deletion and insertion AUC under each of the choices where our protocol and thei
   authors copied, and the package's default), p1 = 0.1 with s = 8 or 10 (RISE's saliency and evaluation notebooks);
 * the metric (:data:`METRICS`): the package's :func:`saliency_lib.metrics.deletion` / ``insertion`` at their
   defaults (one image row per step, insertion from :func:`saliency_lib.masks.blur`: torchvision's Gaussian blur,
-  kernel 11, sigma 5, reflect padding; ties in the map broken first pixel first), RISE's ``evaluation.py``
+  kernel 11, sigma 5, reflect padding; tied pixels in a seeded random order), RISE's ``evaluation.py``
   (:func:`rise_causal`: ``gkern(11, 5)`` blur with zero padding, one image row per step, pixels ordered by
   ``np.flip(np.argsort(map))``, so ties go in whatever order numpy's unstable sort leaves them), and the package's
   metric at the paper suite's step (``pixels_per_step`` 56 on Fashion-MNIST, 256 on the canvases: what the card's
@@ -75,9 +75,9 @@ BUDGET = 5000
 # OISE map -> the share of the mean subtracted before clipping at 0 and scaling to max 1 (0: the raw sum, scaled).
 OISE_MAPS = {"oise_raw": 0.0, "oise_mean0.96": 0.96, "oise_mean1.0": 1.0}
 OISE_LABELS = {
-    "oise_raw": "raw sum S",
+    "oise_raw": "raw sum S (ours: the evaluation's protocol, as RISE's raw map)",
     "oise_mean0.96": "S - 0.96 mean (explainer.py)",
-    "oise_mean1.0": "S - 1.0 mean (ours, method.md)",
+    "oise_mean1.0": "S - 1.0 mean (the paper's map, method.md)",
 }
 # RISE variant -> (p1 = p_keep, grid s).
 RISE_VARIANTS = {"rise_p0.5_s8": (0.5, 8), "rise_p0.1_s8": (0.1, 8), "rise_p0.1_s10": (0.1, 10)}
@@ -88,21 +88,23 @@ RISE_LABELS = {
 }
 METRICS = ("ours", "rise", "suite")
 METRIC_LABELS = {
-    "ours": "ours (package defaults: 1 row/step, reflect blur, ties first pixel first)",
+    "ours": "ours (package defaults: 1 row/step, reflect blur, ties in a seeded random order)",
     "rise": "RISE's evaluation.py (1 row/step, gkern zero-padded blur, np.argsort ties)",
     "suite": "ours at the paper suite's step (56 / 256 px)",
 }
 MODES = ("deletion", "insertion")
-DEFAULT = ("oise_mean1.0", "rise_p0.5_s8", "ours")
-# The rows of the main table: the default pair, one choice changed at a time, then the choices together.
+# Ours: both methods' raw maps (the evaluation's protocol, saliency_lib.evaluation.suites.SCORING).
+DEFAULT = ("oise_raw", "rise_p0.5_s8", "ours")
+# The rows of the main table: the default pair, one choice changed at a time, then the choices together. The
+# post-processing rows change OISE's map alone (RISE's stays raw, as RISE publishes it).
 ROWS = (
-    ("default (ours)", DEFAULT),
-    ("OISE map: raw sum", ("oise_raw", "rise_p0.5_s8", "ours")),
-    ("OISE map: S - 0.96 mean", ("oise_mean0.96", "rise_p0.5_s8", "ours")),
-    ("RISE: p1 0.1, s 8", ("oise_mean1.0", "rise_p0.1_s8", "ours")),
-    ("RISE: p1 0.1, s 10", ("oise_mean1.0", "rise_p0.1_s10", "ours")),
-    ("metric: RISE's evaluation.py", ("oise_mean1.0", "rise_p0.5_s8", "rise")),
-    ("metric: ours at the suite's step", ("oise_mean1.0", "rise_p0.5_s8", "suite")),
+    ("default (ours): raw maps for both", DEFAULT),
+    ("post-processing: OISE S - 0.96 mean, clip (explainer.py)", ("oise_mean0.96", "rise_p0.5_s8", "ours")),
+    ("post-processing: OISE S - mean, clip (the paper's)", ("oise_mean1.0", "rise_p0.5_s8", "ours")),
+    ("RISE: p1 0.1, s 8", ("oise_raw", "rise_p0.1_s8", "ours")),
+    ("RISE: p1 0.1, s 10", ("oise_raw", "rise_p0.1_s10", "ours")),
+    ("metric: RISE's evaluation.py", ("oise_raw", "rise_p0.5_s8", "rise")),
+    ("metric: ours at the suite's step", ("oise_raw", "rise_p0.5_s8", "suite")),
     ("together: authors' code (S - 0.96 mean, RISE 0.5/8, RISE's metric)", ("oise_mean0.96", "rise_p0.5_s8", "rise")),
     ("together: RISE's own (S - 0.96 mean, RISE 0.1/8, RISE's metric)", ("oise_mean0.96", "rise_p0.1_s8", "rise")),
     ("together: raw sum, RISE 0.1/10, RISE's metric", ("oise_raw", "rise_p0.1_s10", "rise")),
@@ -455,7 +457,12 @@ def merge(parts_dir: Path = PARTS_DIR, out_dir: Path = RESULTS_DIR, stem: str = 
     parts = _load_parts(parts_dir)
     if not parts:
         raise FileNotFoundError(f"no parts in {parts_dir}; run `benchmarks/protocol_choices.py run` first")
-    payload: dict = {"experiment": STEM, "datasets": {}}
+    payload: dict = {
+        "experiment": STEM,
+        "datasets": {},
+        # the protocol of the "ours" metric rows (saliency_lib.evaluation.suites.SCORING); RISE's metric keeps its own
+        "scoring": "ours: tied pixels in a seeded random order; default pair: OISE's raw sum against RISE's raw map",
+    }
     for dataset, entry in parts.items():
         records = entry["records"]
         main = [{"row": label, **paired_row(records, *choice)} for label, choice in ROWS]
@@ -761,10 +768,10 @@ def card_text(payload: dict) -> str:
     ]
     if shares:
         lines.append(
-            "- Why the OISE map and the metric matter: our OISE map (S minus its mean, clipped at 0) leaves many "
-            f"pixels tied at 0 ({' and '.join(shares)}), RISE's maps almost none; which map is scored and in "
-            "which order a metric takes those ties (ours: top row first; RISE's: numpy's sort order) move OISE's "
-            "scores, not RISE's. RISE's mask density moves RISE's."
+            "- Why the OISE map and the metric matter: the paper's OISE map (S minus its mean, clipped at 0) leaves "
+            f"many pixels tied at 0 ({' and '.join(shares)}), RISE's maps almost none; which map is scored and in "
+            "which order a metric takes those ties (ours: a seeded random order; RISE's: numpy's sort order) move "
+            "OISE's scores, not RISE's. RISE's mask density moves RISE's."
         )
     lines += ["", _conclusion(payload), "", *_summary_table(payload)]
     return "\n".join(lines)

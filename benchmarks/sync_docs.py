@@ -56,40 +56,96 @@ def _record(payload: dict, dataset: str, method: str) -> dict:
     return next(r for r in payload["records"] if r["dataset"] == dataset and r["method"] == method)
 
 
+def _top(payload: dict, dataset: str, method: str, post: str = "raw") -> dict:
+    """The budget-curve record of ``method`` on ``dataset`` at the largest budget, maps post-processed ``post``."""
+    mine = [
+        r
+        for r in payload["records"]
+        if r["dataset"] == dataset and r["method"] == method and r.get("postprocess", "raw") == post
+    ]
+    return max(mine, key=lambda r: r["budget"])
+
+
+VERDICT_WORDS = {"OISE better": "OISE better", "RISE better": "RISE better", "tie": "no difference shown"}
+
+
+def _verdict(metric: str, record: dict) -> str:
+    from saliency_lib.evaluation.reports import paired_verdict
+
+    return VERDICT_WORDS[paired_verdict(metric, record["vs_rise"][metric])]
+
+
+def _diff(metric: str, record: dict) -> str:
+    return f"{_ci(record['vs_rise'][metric])} ({_verdict(metric, record)})"
+
+
 def readme_finding() -> str:
-    """The README's five-line finding, from the paper suite, the budget curve, the protocol choices, the
-    cross-check against the authors' loop and Part B."""
+    """The README's finding, from the budget curve (re-scored: every method's raw map, ties explicit), the
+    paper suite's pointing game, the protocol choices, the cross-check against the authors' loop and Part B."""
     import torch
 
-    from saliency_lib.evaluation.reports import catch_up, summarise
+    from saliency_lib.evaluation.budget_report import PUBLISHED, catch_up
+    from saliency_lib.evaluation.reports import summarise
 
     paper, grey = _results("evaluation_paper.json"), _results("evaluation_paper_mean.json")
+    curve = _results("budget_curve.json")
     cross = next(
         t
         for t in _results("authors_crosscheck.json")["tables"]
         if t["reference"] == "black" and t["rule"] == "authors" and t["budget"] == 5000 and t["n"] >= 50
     )
     oise_cross = cross["OISE"]
-    clutter, fashion = _record(paper, "clutter", "oise"), _record(paper, "fashion", "oise")
+    clutter = _record(paper, "clutter", "oise")
     lines = [
         f"- **Our OISE is the authors' OISE.** Against a reference written step by step from the authors' code "
         f"(Fashion-MNIST, {cross['n']} images, {cross['budget']:,} calls), its maps agree with theirs as well as "
         f"either agrees with itself across seeds (Spearman, cross minus within: "
         f"{_ci(oise_cross['spearman']['cross_minus_within'])}), and deletion AUC differs by "
         f"{_ci(oise_cross['deletion']['package_minus_reference'])} "
-        "([authors_crosscheck.md](benchmarks/results/authors_crosscheck.md)).",
+        "([authors_crosscheck.md](benchmarks/results/authors_crosscheck.md)"
+        + (
+            ""
+            if _rescored("authors_crosscheck.json")
+            else "; scored before the scoring protocol of docs/results.md, with ties in pixel order on both sides and "
+            "the same "
+            "post-processing for both, so like with like"
+        )
+        + ").",
         f"- **The masked-pixel value decides what a black-box map shows.** On black cluttered canvases the authors' "
         f"grey made OISE point at the item in {_record(grey, 'clutter', 'oise')['metrics']['pointing']['mean']:.0%} "
         f"of the canvases (a random map: {_record(grey, 'clutter', 'random')['metrics']['pointing']['mean']:.0%}); "
         f"with black, the canvas's own background, in {clutter['metrics']['pointing']['mean']:.0%} "
         f"(RISE {_record(paper, 'clutter', 'rise')['metrics']['pointing']['mean']:.0%}; 500 canvases, 5,000 calls, "
-        "[evaluation_paper.md](benchmarks/results/evaluation_paper.md)).",
-        "- **At the paper's budget RISE stays more faithful than OISE.** OISE minus RISE, paired over 500 images at "
-        f"5,000 calls, black: deletion {_ci(clutter['vs_rise']['deletion'])} and insertion "
-        f"{_ci(clutter['vs_rise']['insertion'])} on the canvases, {_ci(fashion['vs_rise']['deletion'])} and "
-        f"{_ci(fashion['vs_rise']['insertion'])} on Fashion-MNIST (deletion: lower is better).",
+        "[evaluation_paper.md](benchmarks/results/evaluation_paper.md); the pointing game reads only a map's "
+        "maximum, which OISE's post-processing and the order of ties do not move).",
     ]
-    rows = catch_up(_results("budget_curve.json"))
+    one = {d: _top(curve, d, "oise_1chain") for d in ("clutter", "fashion")}
+    eight = {d: _top(curve, d, "oise_8chains") for d in ("clutter", "fashion")}
+    n = {d: one[d]["n"] for d in one}
+    lines.append(
+        f"- **Scored the same way, RISE is as faithful as OISE or more at the paper's budget.** Every method's raw "
+        f"map, ties in a seeded random order, OISE (one chain, as the paper) minus RISE at "
+        f"{one['clutter']['budget']:,} calls, paired over {n['clutter']} images per dataset, black: deletion "
+        f"{_diff('deletion', one['clutter'])} and insertion {_diff('insertion', one['clutter'])} on the cluttered "
+        f"canvases, {_diff('deletion', one['fashion'])} and {_diff('insertion', one['fashion'])} on Fashion-MNIST "
+        f"(deletion: lower is better). With 8 chains: {_diff('deletion', eight['clutter'])}, "
+        f"{_diff('insertion', eight['clutter'])}, {_diff('deletion', eight['fashion'])}, "
+        f"{_diff('insertion', eight['fashion'])} ([budget_curve.md](benchmarks/results/budget_curve.md)).",
+    )
+    published = _top(curve, "clutter", "oise_1chain", PUBLISHED)
+    clipped = _top(curve, "clutter", "oise_1chain", "S - mean, clip")
+    raw = one["clutter"]
+    lines.append(
+        "- **OISE's lead in the box was its post-processing.** Energy in the box on the cluttered canvases, OISE "
+        f"(one chain) minus RISE at {raw['budget']:,} calls: {_ci(published['vs_rise']['energy'])} when OISE's "
+        f"map is mean-subtracted and clipped and RISE's is not (as each method publishes its map, and as our "
+        f"earlier results scored them), {_ci(raw['vs_rise']['energy'])} with both raw and "
+        f"{_ci(clipped['vs_rise']['energy'])} with both clipped. IoU with the box moves the other way: "
+        f"{_ci(published['vs_rise']['iou'])} as published, {_ci(raw['vs_rise']['iou'])} raw, "
+        f"{_ci(clipped['vs_rise']['iou'])} both clipped; the pointing game: {_diff('pointing', raw)} "
+        "(budget_curve.md has every post-processing).",
+    )
+    rows = catch_up(curve)
     wins: dict[str, list[str]] = {}
     losses = []
     metric_names = {"iou": "IoU", "energy": "energy in the box", "pointing": "pointing"}
@@ -104,52 +160,113 @@ def readme_finding() -> str:
             wins.setdefault(where, []).append(f"{chains}: {span}")
         if row["method"] == "oise_1chain" and row["verdicts"][-1][1] == "RISE better":
             losses.append(where)
-    wins_text = "; ".join(f"{where} ({', '.join(spans)})" for where, spans in wins.items())
+    wins_text = "; ".join(f"{where} ({', '.join(spans)})" for where, spans in wins.items()) or "no metric"
     lines.append(
-        "- **Budget: OISE wins early and in the box, RISE wins at the paper's budget.** From 100 to 5,000 calls "
-        "(100 images per dataset, black), OISE is better than RISE (paired 95% CI) on " + wins_text + ". "
-        "At 5,000 calls RISE is better on " + ", ".join(losses) + " "
-        "([budget_curve.md](benchmarks/results/budget_curve.md)).",
+        f"- **Budget.** From 100 to 5,000 calls ({n['clutter']} images per dataset, black, raw maps), OISE is better "
+        "than RISE (paired 95% CI) on "
+        + wins_text
+        + ". At 5,000 calls RISE is better on "
+        + (", ".join(losses) or "no metric")
+        + " ([budget_curve.md](benchmarks/results/budget_curve.md)).",
     )
     choices = _results("protocol_choices.json")["datasets"]
-    both = sum(
-        all(r[m]["verdict"] == "OISE better" for m in ("deletion", "insertion"))
-        for e in choices.values()
-        for r in e["grid"]
-    )
-    combos = sum(len(e["grid"]) for e in choices.values())
+    counts = []
+    for dataset, entry in choices.items():
+        for mode in ("deletion", "insertion"):
+            verdicts = [r[mode]["verdict"] for r in entry["grid"]]
+            counts.append(
+                f"{DATASET_NAMES.get(dataset, dataset)} {mode}: RISE better in {verdicts.count('RISE better')}, "
+                f"OISE better in {verdicts.count('OISE better')}, no difference shown in {verdicts.count('tie')}"
+            )
+    combos = {len(e["grid"]) for e in choices.values()}
     lines.append(
         f"- **The authors' and RISE's own protocol choices** (which OISE map, RISE's mask density, RISE's metric; "
-        f"{combos} combinations on two datasets) change the size of RISE's lead, and in some combinations the "
-        f"insertion verdict; {'none' if both == 0 else both} makes OISE better on both metrics "
+        f"{' / '.join(map(str, sorted(combos)))} combinations per dataset, 5,000 calls): " + "; ".join(counts) + " "
         "([protocol_choices.md](benchmarks/results/protocol_choices.md)).",
     )
     part_b, part_b_grey = _results("reconstruction_paper.json"), _results("reconstruction_paper_mean.json")
+    fractions = ("0.5", "0.6", "0.7")
 
-    def gan_minus_classical(result: dict) -> dict:
+    def gan_minus_classical(result: dict, f: str) -> dict:
         per_image = result["per_image_agreement"]
-        return summarise(
-            torch.tensor(per_image["oise_generated"]["0.5"]) - torch.tensor(per_image["oise_biharmonic"]["0.5"])
-        )
+        return summarise(torch.tensor(per_image["oise_generated"][f]) - torch.tensor(per_image["oise_biharmonic"][f]))
 
     agreement = {name: part_b["conditions"][name]["0.5"]["agreement"]["mean"] for name in part_b["conditions"]}
     lines.append(
         "- **Part B: whether the generator matters depends on the map that chose the region.** Regenerating half "
         f"of OISE's region with our DCGAN keeps the class in {agreement['oise_generated']:.1%} of the variations, "
-        f"a classical inpainting of the same pixels in {agreement['oise_biharmonic']:.1%} (paired difference "
-        f"{_pct(gan_minus_classical(part_b))}; with the regions of the grey-reference maps it was "
-        f"{_pct(gan_minus_classical(part_b_grey))}), a random region regenerated in "
-        f"{agreement['random_generated']:.1%} ({part_b['images']} images, maps at "
-        f"{part_b['settings']['saliency_calls']:,} calls; [reconstruction_paper.md]"
-        "(benchmarks/results/reconstruction_paper.md), [reconstruction_paper_mean.md]"
+        f"a classical inpainting of the same pixels in {agreement['oise_biharmonic']:.1%}, a random region "
+        f"regenerated in {agreement['random_generated']:.1%}. GAN minus inpainting, paired, at "
+        + ", ".join(f"{float(f):.0%}" for f in fractions)
+        + " of the region: "
+        + ", ".join(_pct(gan_minus_classical(part_b, f)) for f in fractions)
+        + "; with the regions of the grey-reference maps: "
+        + ", ".join(_pct(gan_minus_classical(part_b_grey, f)) for f in fractions)
+        + f" ({part_b['images']} images, raw maps at {part_b['settings']['saliency_calls']:,} calls; "
+        "[reconstruction_paper.md](benchmarks/results/reconstruction_paper.md), [reconstruction_paper_mean.md]"
         "(benchmarks/results/reconstruction_paper_mean.md)).",
     )
+    box = {m: _verdict(m, raw) for m in ("pointing", "iou", "energy")}
     lines.append(
         "- So the paper's claim that OISE localises better than existing methods is **not reproduced** on the data "
-        "that ships here; what we cannot test offline is its exact setting (ImageNet, ResNet50), for which "
-        "`evaluate --suite boxes` is ready ([docs/scale-out.md](docs/scale-out.md))."
+        f"that ships here: against RISE, scored the same way at {raw['budget']:,} calls (pointing game: "
+        f"{box['pointing']}; IoU: {box['iou']}; energy in the box: {box['energy']}), the localisation verdict depends "
+        "on the metric. What we cannot test offline is "
+        "the paper's exact setting (ImageNet, ResNet50), for which `evaluate --suite boxes` is ready "
+        "([docs/scale-out.md](docs/scale-out.md))."
     )
     return "\n".join(lines)
+
+
+def _rescored(name: str) -> bool:
+    """Whether the results file ``name`` was scored under the protocol of issue 29 (each kind says so its way)."""
+    payload = _results(name)
+    if name.startswith("evaluation_"):
+        return "scoring" in payload.get("settings", {})
+    if name.startswith("budget_curve"):
+        return all("postprocess" in r for r in payload["records"])
+    if name.startswith("reconstruction_"):
+        return "oise_map" in payload.get("settings", {})
+    return "scoring" in payload  # paper_oise_settings, protocol_choices, authors_crosscheck
+
+
+SCORED_FILES = (
+    "budget_curve.json",
+    "budget_curve_mean.json",
+    "evaluation_full.json",
+    "evaluation_full_mean.json",
+    "evaluation_paper.json",
+    "evaluation_paper_mean.json",
+    "protocol_choices.json",
+    "paper_oise_settings.json",
+    "paper_oise_settings_mean.json",
+    "reconstruction_paper.json",
+    "reconstruction_paper_mean.json",
+    "reconstruction_full.json",
+    "reconstruction_full_mean.json",
+    "authors_crosscheck.json",
+)
+
+
+def scoring_status() -> str:
+    """The scoring protocol (one home: ``saliency_lib.evaluation.suites.SCORING``) and which results files were
+    scored under it, read from the files themselves."""
+    from saliency_lib.evaluation.suites import SCORING
+
+    done = [name for name in SCORED_FILES if _rescored(name)]
+    old = [name for name in SCORED_FILES if name not in done]
+    return "\n".join(
+        [
+            f"**The scoring protocol** (ours, the same for every method): {SCORING}.",
+            "",
+            "- Scored under it: " + (", ".join(f"`{n[:-5]}`" for n in done) or "none yet") + ".",
+            "- Scored before it (OISE's clipped map against RISE's raw map, energy without min-max, ties in pixel "
+            "order; read their deletion, insertion, energy, IoU and seed-agreement numbers as superseded, their "
+            "pointing game as valid: it reads only the maximum): "
+            + (", ".join(f"`{n[:-5]}`" for n in old) or "none")
+            + ".",
+        ]
+    )
 
 
 def part_b_paper() -> str:
@@ -201,18 +318,20 @@ DATASET_NAMES = {"fashion": "Fashion-MNIST", "clutter": "cluttered canvases", "p
 def budget_catch_up() -> str:
     """From the black budget curve: OISE and RISE at 5,000 calls, the paired gap, and from which budget OISE is
     no worse than RISE (paired 95% CI), per dataset and metric."""
-    from saliency_lib.evaluation.reports import catch_up
+    from saliency_lib.evaluation.budget_report import HEADLINE, catch_up
 
     payload = _results("budget_curve.json")
     rows = catch_up(payload)
+    # the headline's records: every method's raw map (older files without post-processing rows: all)
+    records = [r for r in payload["records"] if r.get("postprocess", HEADLINE) == HEADLINE]
     lines = [
         "| data | metric | OISE 1 chain @5000 | OISE 8 chains @5000 | RISE @5000 | OISE 1 chain - RISE, paired "
         "| OISE no worse than RISE from (1 chain / 8 chains) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys(r["dataset"] for r in payload["records"]):
-        top = max(r["budget"] for r in payload["records"] if r["dataset"] == dataset)
-        at = {r["method"]: r for r in payload["records"] if r["dataset"] == dataset and r["budget"] == top}
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        top = max(r["budget"] for r in records if r["dataset"] == dataset)
+        at = {r["method"]: r for r in records if r["dataset"] == dataset and r["budget"] == top}
         for metric in at["rise"]["metrics"]:
             starts = []
             for method in ("oise_1chain", "oise_8chains"):
@@ -228,7 +347,7 @@ def budget_catch_up() -> str:
                 f"{' / '.join(starts)} |"
             )
     settings = payload["settings"]
-    n = {d: next(r["n"] for r in payload["records"] if r["dataset"] == d) for d in settings}
+    n = {d: next(r["n"] for r in records if r["dataset"] == d) for d in settings}
     lines += [
         "",
         "("
@@ -236,7 +355,8 @@ def budget_catch_up() -> str:
             f"{DATASET_NAMES.get(d, d)}: n = {n[d]}, masked pixels {s['reference']}" for d, s in settings.items()
         )
         + f"; budgets {', '.join(f'{b:,}' for b in next(iter(settings.values()))['budgets'])}; `budget_curve.md` has "
-        "every budget. Deletion: lower is better. 'never': at some budget up to 5,000 RISE is still better.)",
+        "every budget and every post-processing. Each method's raw map, ties in a seeded random order. Deletion: "
+        "lower is better. 'never': at some budget up to 5,000 RISE is still better.)",
     ]
     return "\n".join(lines)
 
@@ -274,35 +394,26 @@ def _box(record: dict) -> str:
     return f"{metrics['pointing']['mean']:.3f} / {metrics['iou']['mean']:.3f}" if "pointing" in metrics else "no boxes"
 
 
-def _paired(oise: dict, rise: dict, metric: str) -> str:
-    if metric in oise.get("vs_rise", {}):
-        return _ci(oise["vs_rise"][metric])
-    return f"not paired: OISE {oise['metrics'][metric]['mean']:.3f}, RISE {rise['metrics'][metric]['mean']:.3f}"
-
-
 def reference_table() -> str:
-    """OISE and RISE at 5,000 calls under black (each dataset's own) and the authors' grey, per dataset: pointing
-    and IoU, the paired OISE - RISE differences, seed agreement."""
+    """OISE (one chain) and RISE at 5,000 calls under black (each dataset's own) and the authors' grey, per
+    dataset, from the budget curves (every method's raw map, ties explicit): pointing and IoU, the paired
+    OISE - RISE differences."""
     files = (
-        ("black (default)", "evaluation_paper.json"),
-        ("dataset mean, grey (the authors')", "evaluation_paper_mean.json"),
+        ("black (default)", "budget_curve.json"),
+        ("dataset mean, grey (the authors')", "budget_curve_mean.json"),
     )
     lines = [
-        "| data | masked pixels become | OISE pointing / IoU | RISE pointing / IoU | OISE - RISE deletion, paired "
-        "| OISE - RISE insertion, paired | seed agreement OISE / RISE |",
+        "| data | masked pixels become | n | OISE pointing / IoU | RISE pointing / IoU | OISE - RISE deletion, "
+        "paired | OISE - RISE insertion, paired |",
         "|---|---|---|---|---|---|---|",
     ]
     for dataset in ("clutter", "fashion"):
         for label, name in files:
             payload = _results(name)
-            oise, rise = _record(payload, dataset, "oise"), _record(payload, dataset, "rise")
-
-            agreement = " / ".join(
-                f"{r['seed_agreement']['mean']:.2f}" if "seed_agreement" in r else "-" for r in (oise, rise)
-            )
+            oise, rise = _top(payload, dataset, "oise_1chain"), _top(payload, dataset, "rise")
             lines.append(
-                f"| {DATASET_NAMES.get(dataset, dataset)} | {label} | {_box(oise)} | {_box(rise)} | "
-                f"{_paired(oise, rise, 'deletion')} | {_paired(oise, rise, 'insertion')} | {agreement} |"
+                f"| {DATASET_NAMES.get(dataset, dataset)} | {label} | {oise['n']} | {_box(oise)} | {_box(rise)} | "
+                f"{_ci(oise['vs_rise']['deletion'])} | {_ci(oise['vs_rise']['insertion'])} |"
             )
     return "\n".join(lines)
 
@@ -336,6 +447,7 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
 # name -> the text of the block, written from the results files (one function per block, no number typed here)
 BLOCKS: dict[str, Callable[[], str]] = {
     "readme-finding": readme_finding,
+    "scoring-status": scoring_status,
     "part-b-paper": part_b_paper,
     "budget-catch-up": budget_catch_up,
     "oise-settings": oise_settings,

@@ -129,7 +129,8 @@ def test_iou_and_energy():
     half[0, :8, :4] = 1  # half of box 0
     assert Mt.box_iou(half[:1], boxes[:1]).item() == pytest.approx(0.5)
     assert Mt.energy_in_box(torch.zeros(1, 16, 16), boxes[:1]).item() == pytest.approx(64 / 256)
-    assert Mt.energy_in_box(-exact, boxes).tolist() == pytest.approx([0.25, 0.25])  # negative mass is clipped
+    # min-max first: the box holds the map's minimum, so none of the scaled mass
+    assert Mt.energy_in_box(-exact, boxes).tolist() == pytest.approx([0.0, 0.0])
     with pytest.raises(ValueError, match="boxes"):
         Mt.box_iou(exact, torch.tensor([[0, 0, 8]]))
     with pytest.raises(ValueError, match="x1 > x0"):
@@ -184,3 +185,88 @@ def test_sanity_check_separates_model_blind_maps_from_model_dependent_ones():
 def test_random_maps_are_seeded():
     assert torch.equal(Mt.random_maps(2, (5, 5), seed=3), Mt.random_maps(2, (5, 5), seed=3))
     assert not torch.equal(Mt.random_maps(2, (5, 5), seed=3), Mt.random_maps(2, (5, 5), seed=4))
+
+
+# ---- the scoring protocol: no method wins by its post-processing or by where its ties fall (issue 29) --------
+
+
+def sparse_maps(batch, size=28, zeros=0.65, seed=0):
+    """Random maps with a share ``zeros`` of exact zeros, as a mean-subtracted, clipped map has."""
+    maps = torch.rand(batch, size, size, generator=torch.Generator().manual_seed(seed))
+    return torch.where(maps < zeros, torch.zeros_like(maps), maps)
+
+
+def test_value_metrics_ignore_an_offset_and_a_positive_scale():
+    maps = torch.rand(6, 20, 20, generator=torch.Generator().manual_seed(3))
+    boxes = torch.tensor([[2, 2, 10, 10], [0, 0, 20, 5], [5, 5, 15, 15], [1, 8, 9, 19], [10, 0, 20, 20], [3, 3, 4, 4]])
+    moved = 2.5 * maps + 0.76  # a floor as RISE's expectation map has, and another scale
+    for metric in (Mt.energy_in_box, Mt.box_iou, Mt.pointing_game):
+        assert torch.allclose(metric(moved, boxes), metric(maps, boxes), atol=1e-6), metric.__name__
+
+
+def test_an_offset_on_one_method_does_not_change_who_wins_the_box():
+    """The artefact the old energy had: a map with a floor (RISE's raw map) lost to a clipped one by its floor."""
+    boxes = torch.tensor([[4, 4, 12, 12]] * 8)
+    inside = Mt.box_masks(boxes, (16, 16)).float()
+    noise = torch.rand(8, 16, 16, generator=torch.Generator().manual_seed(4))
+    a = inside * 0.5 + noise * 0.5  # weaker evidence in the box
+    b = inside + noise * 0.5  # stronger evidence in the box
+    before = Mt.energy_in_box(b, boxes) - Mt.energy_in_box(a, boxes)
+    after = Mt.energy_in_box(b + 10.0, boxes) - Mt.energy_in_box(a, boxes)
+    assert (before > 0).all()
+    assert torch.allclose(after, before, atol=1e-6)
+
+
+def test_minmax_scales_each_map_to_the_unit_interval():
+    maps = torch.stack([torch.arange(4.0).view(2, 2), torch.full((2, 2), 7.0)])
+    assert torch.allclose(Mt.minmax(maps), torch.tensor([[[0, 1 / 3], [2 / 3, 1]], [[1, 1], [1, 1]]]))
+    assert torch.equal(maps[1], torch.full((2, 2), 7.0))  # the input is not changed
+
+
+def test_tied_pixels_go_in_a_seeded_random_order_and_distinct_values_keep_theirs():
+    flat = torch.zeros(1, 8, 8)
+    by_order = Mt.pixel_ranks(flat, "order")
+    assert by_order[0, :8].tolist() == list(range(8))  # the old rule: the top row first
+    top_row = torch.stack([Mt.pixel_ranks(flat, "random", seed)[0, :8] for seed in range(200)]).float()
+    assert abs(top_row.mean().item() - 31.5) < 2.0  # anywhere in the order, on average
+    assert torch.equal(Mt.pixel_ranks(flat, "random", 5), Mt.pixel_ranks(flat, "random", 5))
+    maps = sparse_maps(4, size=10, seed=1)
+    ranks = Mt.pixel_ranks(maps, "random", 3).view(4, -1)
+    values = maps.view(4, -1)
+    for b in range(4):
+        order = torch.argsort(ranks[b])
+        assert (values[b][order].diff() <= 0).all()  # most salient first, whatever the tie-break
+    with pytest.raises(ValueError, match="ties"):
+        Mt.pixel_ranks(maps, "first")
+
+
+def test_deletion_of_a_clipped_map_does_not_depend_on_where_its_zeros_sit(images):
+    """A map tied at zero except a few pixels: with the pixel-order rule the zeros of the top rows, where the
+    model's evidence is, go first; with random ties the result is the same as for the mirrored layout."""
+    model = RegionModel()
+    maps = torch.zeros(3, 16, 16)
+    maps[:, 15, 15] = 1.0  # one salient pixel far from the evidence; the rest tied
+    mirrored = maps.flip(1).flip(2)  # the salient pixel now in the corner of the evidence
+    mirrored[:, :8, :8] = 0
+    mirrored[:, 15, 0] = 1.0
+    ordered = Mt.deletion(model, images, maps, 1, pixels_per_step=16, ties="order").auc
+    ordered_other = Mt.deletion(model, images, mirrored, 1, pixels_per_step=16, ties="order").auc
+    fair = torch.stack([Mt.deletion(model, images, maps, 1, pixels_per_step=16, tie_seed=s).auc for s in range(8)])
+    fair_other = torch.stack(
+        [Mt.deletion(model, images, mirrored, 1, pixels_per_step=16, tie_seed=s).auc for s in range(8)]
+    )
+    assert torch.allclose(ordered, ordered_other)  # both lucky in the same way: the evidence's rows go first
+    assert (fair.mean() - ordered.mean()).abs() > 0.05  # ... which random ties do not give
+    assert (fair.mean() - fair_other.mean()).abs() < 0.05
+
+
+def test_spearman_gives_ties_their_average_rank():
+    from scipy.stats import spearmanr
+
+    a, b = sparse_maps(200, seed=1), sparse_maps(200, seed=2)
+    rho = Mt.spearman(a, b)
+    assert abs(rho.mean().item()) < 0.02  # two unrelated sparse maps do not agree (pixel-order ties gave ~0.18)
+    for i in range(3):
+        expected = spearmanr(a[i].flatten().numpy(), b[i].flatten().numpy()).statistic
+        assert rho[i].item() == pytest.approx(expected, abs=1e-6)
+    assert torch.allclose(Mt.spearman(a * 3 + 1, b), rho)

@@ -430,3 +430,16 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
         f"{p_top.mean():.3f}, a random 10% {p_random.mean():.3f}, the bottom 10% {p_bottom.mean():.3f}"
     )
     assert p_top.mean() < p_random.mean() < p_bottom.mean()
+
+
+def test_the_raw_sum_is_the_map_before_the_papers_post_processing():
+    from saliency_lib import data, models
+
+    model, images = models.load("fashion-cnn"), data.fashion_sample(n_per_class=1)[0][:3]
+    paper = oise(model, images, n_steps=60, seed=2, record_every=[30, 60])
+    raw = oise(model, images, n_steps=60, seed=2, record_every=[30, 60], postprocess=False)
+    assert torch.equal(M.postprocess(raw.maps), paper.maps)
+    assert torch.equal(M.postprocess(raw.history.saliency[0]), paper.history.saliency[0])
+    assert raw.maps.min() >= 0 and raw.maps.max() > 1  # a sum of masks, not scaled
+    with pytest.raises(TypeError, match="postprocess"):
+        oise(model, images, n_steps=10, postprocess="raw")

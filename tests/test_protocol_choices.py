@@ -57,7 +57,7 @@ def test_rise_order_breaks_ties_as_flipped_argsort():
     assert order == np.flip(np.argsort(TIED_MAP.reshape(-1).numpy())).tolist()
     # By hand: pixel 3 (value 2), then pixel 0 (value 1), then the tied pixels 1, 2, 4, 5.
     assert order[:2] == [3, 0] and sorted(order[2:]) == [1, 2, 4, 5]
-    # The package puts tied pixels first pixel first: 3, 0, 1, 2, 4, 5.
+    # With ties="order" (pixel_ranks' default) the package puts tied pixels first pixel first: 3, 0, 1, 2, 4, 5.
     assert torch.argsort(Mt.pixel_ranks(TIED_MAP)[0]).tolist() == [3, 0, 1, 2, 4, 5]
 
 
@@ -75,9 +75,13 @@ def test_rise_deletion_one_row_per_step_and_tie_order():
     left = _weight_left(P.rise_order(TIED_MAP)[0].tolist())
     assert rise_style.model_calls == 4 and left[:2] == [63, 54] and left[-1] == 0
     assert torch.allclose(rise_style.curve, sigmoid(left), atol=1e-6)
-    # The package's deletion removes the ties in pixel order: {3, 0}; {1, 2}; {4, 5}: 63, 54, 48, 0.
-    ours = Mt.deletion(model, image, TIED_MAP, torch.tensor([0]), reference=0.0)
+    # The package's deletion with ties="order" removes the ties in pixel order: {3, 0}; {1, 2}; {4, 5}: 63, 54, 48, 0.
+    ours = Mt.deletion(model, image, TIED_MAP, torch.tensor([0]), reference=0.0, ties="order")
     assert torch.allclose(ours.curve, sigmoid([63, 54, 48, 0]), atol=1e-6)
+    # By default the ties go in a seeded random order: the first step is always {3, 0}, the rest depends on it.
+    fair = Mt.deletion(model, image, TIED_MAP, torch.tensor([0]), reference=0.0, tie_seed=1)
+    shuffled = torch.argsort(Mt.pixel_ranks(TIED_MAP, "random", 1)[0]).tolist()
+    assert shuffled[0] == 3 and torch.allclose(fair.curve, sigmoid(_weight_left(shuffled)), atol=1e-6)
     expected_auc = (sigmoid(left).sum() - sigmoid([63])[0, 0] / 2 - sigmoid([0])[0, 0] / 2) / 3
     assert rise_style.auc.item() == pytest.approx(expected_auc.item(), abs=1e-6)
 
@@ -188,7 +192,7 @@ def test_merge_pairs_images_across_parts(tmp_path):
         assert payload["main"][0][mode]["oise_minus_rise"] == summarise(torch.tensor(difference, dtype=torch.float64))
     assert len(payload["grid"]) == len(P.OISE_MAPS) * len(P.RISE_VARIANTS) * len(P.METRICS)
     text = md_path.read_text()
-    assert "default (ours)" in text and "Text for the card and notebook 04" in text
+    assert "default (ours): raw maps for both" in text and "Text for the card and notebook 04" in text
 
 
 def test_merge_refuses_an_image_in_two_parts(tmp_path):

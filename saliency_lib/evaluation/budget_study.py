@@ -18,10 +18,11 @@ from ..method._checks import check_choice
 from ..method.core import REFERENCES
 from . import metrics as Mt
 from .baselines import attribute
+from .budget_report import POSTPROCESSING, PUBLISHED, postprocess_maps
 from .datasets import DATASETS, load_dataset
 from .reports import RESULTS_DIR, summarise, write_results
 from .suite_results import locked, machine, reference_setting
-from .suites import FAITHFULNESS, PAPER_BUDGET, SUITES, DatasetPlan, plan_runtime
+from .suites import FAITHFULNESS, PAPER_BUDGET, SCORING, SUITES, DatasetPlan, plan_runtime
 
 __all__ = [
     "BUDGETS",
@@ -43,8 +44,8 @@ BUDGET_CURVE_STEM = "budget_curve"
 
 def _curve_variants(chains: int, reference: str = "mean") -> dict[str, tuple[str, dict]]:
     return {
-        "oise_1chain": ("oise", {"n_chains": 1, "reference": reference}),
-        f"oise_{chains}chains": ("oise", {"n_chains": chains, "reference": reference}),
+        "oise_1chain": ("oise", {"n_chains": 1, "reference": reference, "postprocess": False}),
+        f"oise_{chains}chains": ("oise", {"n_chains": chains, "reference": reference, "postprocess": False}),
         "rise": ("rise", {"batch_size": 500, "reference": reference}),
     }
 
@@ -144,11 +145,13 @@ def budget_curve(
     ``reference``: the masked-pixel value of OISE, RISE and deletion alike (``None``: the dataset's own,
     :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes ``budget_curve_<reference>.*``).
 
-    One record per (dataset, method, budget): deletion, insertion (and on datasets with boxes, e.g. ``clutter``,
-    the pointing game, IoU and energy) summarised with :func:`saliency_lib.reports.summarise`, plus the paired
-    per-image difference OISE - RISE at the same budget (``vs_rise``: its mean and 95% CI say whether OISE has
-    caught up). Written (``write=True``) into ``budget_curve.json``/``.md``/``.png`` in ``out_dir``; records of
-    other datasets already in the file are kept (runs of several datasets may go at the same time).
+    OISE runs with ``postprocess=False`` and every map (OISE's and RISE's) is scored once per post-processing of
+    :data:`saliency_lib.evaluation.budget_report.POSTPROCESSING` plus ``PUBLISHED``, applied the same way to both.
+    One record per (dataset, method, post-processing, budget): deletion, insertion (and on datasets with boxes,
+    e.g. ``clutter``, the pointing game, IoU and energy) summarised with :func:`saliency_lib.reports.summarise`,
+    plus the paired per-image difference OISE - RISE at the same budget (``vs_rise``: its mean and 95% CI say
+    whether OISE has caught up). Written (``write=True``) into ``budget_curve.json``/``.md``/``.png`` in
+    ``out_dir``; records of other datasets already in the file are kept (several datasets may run at once).
     """
     check_choice("dataset", dataset, DATASETS)
     if reference is not None:
@@ -160,7 +163,9 @@ def budget_curve(
     images, targets = data["images"][:n], data["targets"][:n]
     boxes = data["boxes"][:n] if data["boxes"] is not None else None
     variants = _curve_variants(chains, plan.masked_value())
-    values: dict[str, dict[int, dict[str, list]]] = {name: {b: {} for b in budgets} for name in variants}
+    posts = (*POSTPROCESSING, PUBLISHED)
+    # values[post][method][budget][metric]: per-image values of each chunk
+    values = {post: {name: {b: {} for b in budgets} for name in variants} for post in posts}
     calls: dict[str, dict[int, int]] = {}
     seconds = {name: 0.0 for name in variants}
     result = {}
@@ -174,19 +179,20 @@ def budget_curve(
             )
             seconds[name] += spent
             for b in budgets:
-                scores = _score(
-                    fast,
-                    images[start:stop],
-                    targets[start:stop],
-                    maps[b],
-                    None if boxes is None else boxes[start:stop],
-                    plan.pixels_per_step,
-                    plan.curve_batch,
-                    plan.masked_value(),
-                    plan.insertion_start,
-                )
-                for key, v in scores.items():
-                    values[name][b].setdefault(key, []).append(v)
+                for post in posts:  # the raw maps, then each post-processing, scored the same way
+                    scores = _score(
+                        fast,
+                        images[start:stop],
+                        targets[start:stop],
+                        postprocess_maps(maps[b], post, method),
+                        None if boxes is None else boxes[start:stop],
+                        plan.pixels_per_step,
+                        plan.curve_batch,
+                        plan.masked_value(),
+                        plan.insertion_start,
+                    )
+                    for key, v in scores.items():
+                        values[post][name][b].setdefault(key, []).append(v)
         result = _budget_curve_result(
             dataset, values, calls, seconds, stop, budgets, chains, seed, plan, fast_runtime, data["info"], n
         )
@@ -205,29 +211,31 @@ def _budget_curve_result(
     dataset, values, calls, seconds, done, budgets, chains, seed, plan, runtime, info, planned
 ) -> dict:
     records = []
-    for name in values:
-        for b in budgets:
-            per_image = {k: torch.cat(v).double() for k, v in values[name][b].items()}
-            # OISE's smaller budgets are prefixes of one run: their time is the run's time pro rata; RISE's runs
-            # at all budgets are timed together: pro rata too (ours, an estimate).
-            share = calls[name][b] / max(budgets) if name.startswith("oise") else b / sum(budgets)
-            record = {
-                "dataset": dataset,
-                "method": name,
-                "budget": b,
-                "model_calls": calls[name][b],
-                "n": done,
-                "metrics": {k: summarise(v) for k, v in per_image.items()},
-                "seconds_per_image": round(seconds[name] / done * share, 4),
-                "reference": plan.masked_value(),
-                "insertion_start": plan.insertion_start,
-                "runtime": runtime,
-                "machine": machine(),
-            }
-            if name != "rise":
-                rise_values = {k: torch.cat(v).double() for k, v in values["rise"][b].items()}
-                record["vs_rise"] = {k: summarise(per_image[k] - rise_values[k]) for k in per_image}
-            records.append(record)
+    for post, by_method in values.items():
+        for name in by_method:
+            for b in budgets:
+                per_image = {k: torch.cat(v).double() for k, v in by_method[name][b].items()}
+                # OISE's smaller budgets are prefixes of one run: their time is the run's time pro rata; RISE's
+                # runs at all budgets are timed together: pro rata too (ours, an estimate).
+                share = calls[name][b] / max(budgets) if name.startswith("oise") else b / sum(budgets)
+                record = {
+                    "dataset": dataset,
+                    "method": name,
+                    "postprocess": post,
+                    "budget": b,
+                    "model_calls": calls[name][b],
+                    "n": done,
+                    "metrics": {k: summarise(v) for k, v in per_image.items()},
+                    "seconds_per_image": round(seconds[name] / done * share, 4),
+                    "reference": plan.masked_value(),
+                    "insertion_start": plan.insertion_start,
+                    "runtime": runtime,
+                    "machine": machine(),
+                }
+                if name != "rise":
+                    rise_values = {k: torch.cat(v).double() for k, v in by_method["rise"][b].items()}
+                    record["vs_rise"] = {k: summarise(per_image[k] - rise_values[k]) for k in per_image}
+                records.append(record)
     return {
         "records": records,
         "settings": {
@@ -256,7 +264,7 @@ def write_budget_curve(
     Raises:
         ValueError: the file holds results of another reference setting (they never share a file).
     """
-    from .reports import budget_curve_figure, budget_curve_markdown
+    from .budget_report import budget_curve_figure, budget_curve_markdown
 
     out_dir = Path(out_dir or RESULTS_DIR)
     stem = _stem(BUDGET_CURVE_STEM, reference)
@@ -334,7 +342,8 @@ def oise_settings(
     deletion and insertion AUC, their paired difference to the paper's defaults, the rank correlation of the two
     seeds' maps (:func:`saliency_lib.metrics.spearman`) and seconds per map. RISE at the same budget is the
     yardstick. Then seed-to-seed agreement at ``agreement_budget`` calls on the first ``agreement_n`` images for
-    OISE (1 and 8 chains) and RISE. Writes ``paper_oise_settings.json``/``.md``.
+    OISE (1 and 8 chains) and RISE. OISE's maps are its raw sums, as RISE's (the evaluation's protocol,
+    :data:`saliency_lib.evaluation.suites.SCORING`). Writes ``paper_oise_settings.json``/``.md``.
 
     ``reference``: the masked-pixel value of every map (unless a setting changes OISE's) and of deletion
     (``None``: the dataset's own, :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes
@@ -355,7 +364,7 @@ def oise_settings(
         method, options = (
             ("rise", {"n_masks": budget, "batch_size": 500, "reference": ref})
             if change is None
-            else ("oise", {"reference": ref, **change, "n_steps": budget})
+            else ("oise", {"reference": ref, "postprocess": False, **change, "n_steps": budget})
         )
         began = time.perf_counter()
         maps = attribute(method, fast, images, targets, **options, seed=seed).maps.cpu()
@@ -388,8 +397,12 @@ def oise_settings(
     agreement = []
     few, few_targets = data["images"][:agreement_n], data["targets"][:agreement_n]
     for name, method, options in (
-        ("oise, 1 chain", "oise", {"n_steps": agreement_budget, "reference": ref}),
-        ("oise, 8 chains", "oise", {"n_steps": agreement_budget, "n_chains": 8, "reference": ref}),
+        ("oise, 1 chain", "oise", {"n_steps": agreement_budget, "reference": ref, "postprocess": False}),
+        (
+            "oise, 8 chains",
+            "oise",
+            {"n_steps": agreement_budget, "n_chains": 8, "reference": ref, "postprocess": False},
+        ),
         ("rise", "rise", {"n_masks": agreement_budget, "batch_size": 500, "reference": ref}),
     ):
         began = time.perf_counter()
@@ -420,6 +433,7 @@ def oise_settings(
         "insertion_start": plan.insertion_start,
         "runtime": fast_runtime,
         "machine": machine(),
+        "scoring": SCORING,
         "info": data["info"],
         "settings": rows,
         "seed_agreement": agreement,

@@ -18,12 +18,23 @@ Conventions. Maps are ``(B, H, W)`` (any real values: higher = more salient); im
 model's input range; boxes ``(B, 4)`` as ``(x0, y0, x1, y1)`` in pixels, end-exclusive. The RISE curves follow
 ``docs/method.md``: deletion replaces pixels by the reference (the dataset mean, 0 after normalisation);
 insertion starts from ``saliency_lib.masks.blur`` (kernel 11, sigma 5); ``pixels_per_step`` pixels change per
-step (RISE: 224 at 224 x 224); AUC is the trapezoid area divided by the number of steps, in [0, 1]. Ties in a
-map are broken by pixel order (row-major), as ``torch.argsort(stable=True)`` does: a flat map deletes top row
-first. RISE's ``evaluation.py`` differs: it orders pixels by ``np.flip(np.argsort(map))``, an unstable quicksort
-reversed, so its ties go in an arbitrary order (a flat map tends to go bottom row first); and its insertion blur is
-``gkern(11, 5)`` with zero padding, nearly a box filter, where ours is a true Gaussian with reflect padding
-(``docs/method.md``; ``benchmarks/protocol_choices.py`` runs RISE's version).
+step (RISE: 224 at 224 x 224); AUC is the trapezoid area divided by the number of steps, in [0, 1].
+
+The scoring protocol (ours; the same for every method, so no method wins by its post-processing or by how its
+ties fall):
+
+- **Value-based metrics see each map min-max scaled to [0, 1]** (``energy_in_box``, ``box_iou``'s threshold), as
+  Score-CAM scales its maps. Adding a constant to a map or multiplying it by a positive number changes nothing.
+  Clipping does change them (it moves mass): that is post-processing, and the evaluation reports it as its own
+  row (``docs/results.md``).
+- **Rank-based metrics handle ties explicitly.** ``deletion``/``insertion`` take tied pixels in a seeded random
+  order (``ties="random"``, the default; the mean AUC over images is then the expected AUC of a random
+  tie-break), ``spearman`` gives tied pixels their average rank (``scipy.stats.rankdata``), ``pointing_game``
+  scores a tied maximum by the share of it inside the box. ``ties="order"`` keeps the old row-major order
+  (pixel order, ``torch.argsort(stable=True)``: a flat map deletes the top row first). RISE's ``evaluation.py``
+  orders pixels by ``np.flip(np.argsort(map))``, an unstable quicksort reversed (a flat map tends to go bottom
+  row first); its insertion blur is ``gkern(11, 5)`` with zero padding, nearly a box filter, where ours is a
+  true Gaussian with reflect padding (``benchmarks/protocol_choices.py`` runs RISE's version).
 """
 
 from __future__ import annotations
@@ -33,11 +44,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import nn
 
 from ..method import masks as M
-from ..method._checks import check_fraction, check_images, check_int, check_maps
+from ..method._checks import check_choice, check_fraction, check_images, check_int, check_maps
 from ..method.core import (
     broadcast_reference,
     class_probabilities,
@@ -66,7 +79,11 @@ __all__ = [
     "sanity_check",
     "random_maps",
     "pixel_ranks",
+    "TIES",
+    "minmax",
 ]
+
+TIES = ("random", "order")  # how deletion/insertion order tied pixels (see the module's docstring)
 
 
 @dataclass
@@ -96,13 +113,35 @@ def auc(curve: torch.Tensor) -> torch.Tensor:
     return (curve.sum(dim=1) - curve[:, 0] / 2 - curve[:, -1] / 2) / (curve.shape[1] - 1)
 
 
-def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
-    """Rank of every pixel of ``maps`` ``(B, H, W)``, 0 = most salient: int64 ``(B, H*W)`` (ties by pixel order)."""
+def pixel_ranks(maps: torch.Tensor, ties: str = "order", seed: int = 0) -> torch.Tensor:
+    """Rank of every pixel of ``maps`` ``(B, H, W)``, 0 = most salient: int64 ``(B, H*W)``.
+
+    Tied pixels are ranked in pixel order (``ties="order"``, row-major) or in a random order drawn from
+    ``seed`` (``ties="random"``: the same draw for every method scored with the same seed).
+    """
+    check_choice("ties", ties, TIES)
     flat = maps.reshape(maps.shape[0], -1)
-    order = torch.argsort(-flat, dim=1, stable=True)
+    if ties == "random":
+        generator = seeded_generator(seed)
+        shuffle = torch.argsort(torch.rand(flat.shape, generator=generator), dim=1).to(flat.device)  # (B, HW)
+        order = shuffle.gather(1, torch.argsort(-flat.gather(1, shuffle), dim=1, stable=True))
+    else:
+        order = torch.argsort(-flat, dim=1, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
     return ranks
+
+
+def minmax(maps: torch.Tensor) -> torch.Tensor:
+    """Each map of ``(B, H, W)`` scaled to [0, 1] (``(m - min) / (max - min)``; a flat map becomes all 1).
+
+    The one normalisation the value-based metrics apply to every method's maps: the result does not change when
+    a constant is added to a map or the map is multiplied by a positive number. Returns float ``(B, H, W)``.
+    """
+    maps = check_maps(maps).float()
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    span = maps.amax(dim=(1, 2), keepdim=True) - low
+    return torch.where(span > 0, (maps - low) / span.clamp_min(1e-12), torch.ones_like(maps))
 
 
 def causal_curves(
@@ -118,6 +157,8 @@ def causal_curves(
     batch_size: int | None = None,
     progress: bool = False,
     output: str = "logits",
+    ties: str = "random",
+    tie_seed: int = 0,
 ) -> CurveResult:
     """RISE's deletion (``mode="deletion"``) or insertion (``mode="insertion"``) curves for a batch.
 
@@ -137,6 +178,8 @@ def causal_curves(
             tensor).
         batch_size: masked images per model call (default: :func:`saliency_lib.core.default_batch_size`, at most
             256: 256 at 28 x 28, 8 at 3 x 224 x 224).
+        ties: order of tied pixels, ``"random"`` (seeded by ``tie_seed``; default) or ``"order"`` (row-major),
+            see :func:`pixel_ranks`.
 
     Returns:
         :class:`CurveResult`.
@@ -162,7 +205,7 @@ def causal_curves(
     filler = broadcast_reference(filler, images).expand_as(images)  # (B, C, H, W)
     n_points = math.ceil(n_pixels / pixels_per_step) + 1  # 0 pixels changed, then one step at a time
     changed = torch.clamp(torch.arange(n_points, device=device) * pixels_per_step, max=n_pixels)  # (T,)
-    ranks = pixel_ranks(maps)  # (B, HW)
+    ranks = pixel_ranks(maps, ties, tie_seed)  # (B, HW)
     curve = torch.empty(batch, n_points, device=device)
     per_call = max(1, batch_size)
     # Work through (image, step) pairs in chunks: each chunk is one batched model call.
@@ -252,10 +295,7 @@ def box_iou(maps: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.5) -> 
     """
     check_fraction("threshold", threshold)
     maps, boxes = _maps_and_boxes(maps, boxes)
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    span = maps.amax(dim=(1, 2), keepdim=True) - low
-    scaled = torch.where(span > 0, (maps - low) / span.clamp_min(1e-12), torch.ones_like(maps))
-    region = scaled >= threshold
+    region = minmax(maps) >= threshold
     inside = box_masks(boxes, maps.shape[1:])
     intersection = (region & inside).sum(dim=(1, 2)).float()
     union = (region | inside).sum(dim=(1, 2)).float()
@@ -263,17 +303,17 @@ def box_iou(maps: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.5) -> 
 
 
 def energy_in_box(maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Share of the map's positive mass inside the box (negative values clipped to 0). ``(B,)`` in [0, 1].
+    """Share of the map's mass inside the box, after :func:`minmax` (Score-CAM's energy-based pointing game).
 
-    An all-zero map scores the box's area share (as a uniform map would).
+    Min-max first, so adding a constant to a map (a floor, as RISE's expectation map has) or scaling it does not
+    change the score. A flat map scores the box's area share (as a uniform map would). ``(B,)`` in [0, 1].
     """
     maps, boxes = _maps_and_boxes(maps, boxes)
-    positive = maps.clamp_min(0)
+    scaled = minmax(maps)
     inside = box_masks(boxes, maps.shape[1:]).float()
-    total = positive.sum(dim=(1, 2))
-    share = (positive * inside).sum(dim=(1, 2)) / total.clamp_min(1e-12)
-    area = inside.mean(dim=(1, 2))
-    return torch.where(total > 0, share, area)
+    flat = maps.amax(dim=(1, 2)) == maps.amin(dim=(1, 2))
+    share = (scaled * inside).sum(dim=(1, 2)) / scaled.sum(dim=(1, 2)).clamp_min(1e-12)
+    return torch.where(flat, inside.mean(dim=(1, 2)), share)
 
 
 def random_maps(batch: int, size: tuple[int, int], seed: int = 0, device="cpu") -> torch.Tensor:
@@ -286,21 +326,26 @@ def random_maps(batch: int, size: tuple[int, int], seed: int = 0, device="cpu") 
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of each pair of maps ``(B, H, W)`` (ties by pixel order). ``(B,)`` in [-1, 1].
+    """Spearman rank correlation of each pair of maps ``(B, H, W)``, tied pixels at their average rank
+    (``scipy.stats.rankdata``, as ``scipy.stats.spearmanr``). ``(B,)`` float32 in [-1, 1].
 
-    A flat map has no ranking: its correlation is reported as 0 (ours).
+    Average ranks matter for maps with many tied values (a clipped map's zeros): breaking ties by pixel order
+    would rank them by position and make two unrelated sparse maps agree. A flat map has no ranking: its
+    correlation is reported as 0 (ours).
     """
     if a.shape != b.shape or a.dim() < 2:
         raise ValueError(
             f"a and b must be batches of maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    ra = pixel_ranks(a.reshape(a.shape[0], -1, 1)).float()
-    rb = pixel_ranks(b.reshape(b.shape[0], -1, 1)).float()
-    ra, rb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
-    rho = (ra * rb).sum(dim=1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)
-    flat_a = a.reshape(a.shape[0], -1).amax(dim=1) == a.reshape(a.shape[0], -1).amin(dim=1)
-    flat_b = b.reshape(b.shape[0], -1).amax(dim=1) == b.reshape(b.shape[0], -1).amin(dim=1)
-    return torch.where(flat_a | flat_b, torch.zeros_like(rho), rho)
+    flat_a = a.detach().reshape(a.shape[0], -1).double().cpu().numpy()
+    flat_b = b.detach().reshape(b.shape[0], -1).double().cpu().numpy()
+    ra = rankdata(flat_a, axis=1)
+    rb = rankdata(flat_b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(ra, axis=1) * np.linalg.norm(rb, axis=1)
+    rho = np.where(norms > 0, (ra * rb).sum(axis=1) / np.maximum(norms, 1e-300), 0.0)
+    return torch.from_numpy(rho).float()
 
 
 @dataclass

@@ -25,15 +25,21 @@ __all__ = [
     "write_results",
     "load_results",
     "LOWER_IS_BETTER",
-    "catch_up",
     "paired_verdict",
     "ci_cell",
-    "budget_curve_markdown",
-    "budget_curve_figure",
+    "reference_line",
+    "OLD_SCORING",
     "oise_settings_markdown",
     "ranking",
     "budget_comparison_markdown",
 ]
+
+# What a result file without a "scoring" setting was scored with: files made before suites.SCORING.
+OLD_SCORING = (
+    "OLD PROTOCOL (not comparable with files that state a scoring): OISE's mean-subtracted, clipped map against "
+    "RISE's raw map; energy on the positive mass without min-max; ties in deletion, insertion and Spearman taken "
+    "in pixel order"
+)
 
 RESULTS_DIR = paths.RESULTS_DIR
 # The command that makes each experiment's result files (named in messages when one is missing).
@@ -99,6 +105,8 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
         f"Total {payload['settings']['total_seconds']} s (per dataset: "
         f"{payload['settings'].get('dataset_seconds')}) on {payload['settings']['machine']}.",
         "",
+        f"Scoring: {payload['settings'].get('scoring', OLD_SCORING)}.",
+        "",
     ]
     for dataset in order:
         rows = [r for r in records if r["dataset"] == dataset]
@@ -115,7 +123,7 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
         lines += [f"## {dataset} (n = {rows[0]['n']}; OISE = RISE budget: {budget_text})", ""]
         if rows[0].get("info"):
             lines += ["Data: " + "; ".join(f"{k}: {v}" for k, v in rows[0]["info"].items()), ""]
-        lines += [_reference_line(rows), ""]
+        lines += [reference_line(rows), ""]
         agreement = any("seed_agreement" in r for r in rows)
         lines.append(
             "| method | "
@@ -154,7 +162,7 @@ SEED_AGREEMENT_LABEL = "seed agreement (Spearman, seed 0 vs 1)"
 AGREEMENT_FLOOR = 0.5  # a method whose maps agree less than this across seeds has not converged on the dataset
 
 
-def _reference_line(rows: list[dict]) -> str:
+def reference_line(rows: list[dict]) -> str:
     """Which reference the records of one dataset used (older records do not say: the mean)."""
     used = sorted({r.get("reference", "mean (not recorded: an older file)") for r in rows})
     starts = sorted({r.get("insertion_start", "blur") for r in rows})
@@ -238,35 +246,6 @@ def paired_verdict(metric: str, difference: dict) -> str:
     return "OISE better" if low > 0 else "RISE better" if high < 0 else "tie"
 
 
-def catch_up(payload: dict) -> list[dict]:
-    """For each dataset, OISE variant and metric of a budget curve: the verdict at every budget and the smallest
-    budget from which OISE is never worse than RISE (paired 95% CI), or ``None`` if it never catches up."""
-    rows = []
-    records = payload["records"]
-    for dataset in dict.fromkeys(r["dataset"] for r in records):
-        for method in dict.fromkeys(r["method"] for r in records if r["dataset"] == dataset and "vs_rise" in r):
-            mine = sorted(
-                (r for r in records if r["dataset"] == dataset and r["method"] == method), key=lambda r: r["budget"]
-            )
-            for metric in mine[0]["vs_rise"]:
-                verdicts = [(r["budget"], paired_verdict(metric, r["vs_rise"][metric])) for r in mine]
-                from_budget = None
-                for i, (budget, _) in enumerate(verdicts):
-                    if all(v != "RISE better" for _, v in verdicts[i:]):
-                        from_budget = budget
-                        break
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "method": method,
-                        "metric": metric,
-                        "verdicts": verdicts,
-                        "never_worse_from": from_budget,
-                    }
-                )
-    return rows
-
-
 def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
     """The methods of ``dataset`` best first by their mean ``metric`` (lower first for :data:`LOWER_IS_BETTER`)."""
     scored = [
@@ -336,121 +315,10 @@ def budget_comparison_markdown(
     return "\n".join(lines)
 
 
-def budget_curve_markdown(payload: dict) -> str:
-    """The budget curve's tables: per dataset and metric, each method's mean [95% CI] at every budget, and the
-    paired difference OISE - RISE; then where (if anywhere) OISE catches up."""
-    records = payload["records"]
-    lines = [
-        "# Budget curve: OISE (1 chain, several chains) and RISE from 100 to 5,000 model calls per image "
-        "(ours, measured by this repository)",
-        "",
-        f"Command: `{payload.get('command', '')}`. Same images, same seed for every budget; OISE's maps at "
-        "smaller budgets are the prefixes of its 5,000-call run (identical to separate runs, by construction "
-        "of its random numbers); RISE runs once per budget. 'OISE - RISE' is the paired per-image difference "
-        "with its 95% CI (Student t).",
-        "",
-    ]
-    for dataset in dict.fromkeys(r["dataset"] for r in records):
-        rows = [r for r in records if r["dataset"] == dataset]
-        settings = payload.get("settings", {}).get(dataset, {})
-        methods = list(dict.fromkeys(r["method"] for r in rows))
-        budgets = sorted({r["budget"] for r in rows})
-        planned = settings.get("images_planned", rows[0]["n"])
-        partial = f" of {planned} planned: a partial run" if planned != rows[0]["n"] else ""
-        lines += [
-            f"## {dataset} (n = {rows[0]['n']}{partial}"
-            + f"; runtime {settings.get('runtime', '?')}; seconds per method: {settings.get('seconds')})",
-            "",
-            _reference_line(rows),
-            "",
-        ]
-        for metric in rows[0]["metrics"]:
-            lines.append(f"### {METRIC_LABELS.get(metric, metric)}")
-            lines.append("")
-            diffs = [m for m in methods if m != "rise"]
-            lines.append("| budget | " + " | ".join(methods) + " | " + " | ".join(f"{m} - rise" for m in diffs) + " |")
-            lines.append("|---" * (1 + len(methods) + len(diffs)) + "|")
-            for b in budgets:
-                by = {r["method"]: r for r in rows if r["budget"] == b}
-                cells = [ci_cell(by[m]["metrics"][metric]) if m in by else "-" for m in methods]
-                cells += [ci_cell(by[m]["vs_rise"][metric], signed=True) if m in by else "-" for m in diffs]
-                lines.append(f"| {b} | " + " | ".join(cells) + " |")
-            lines.append("")
-    lines += [
-        "## Where does OISE catch up? (paired 95% CI of OISE - RISE at the same budget)",
-        "",
-        "| dataset | OISE | metric | verdict at each budget | never worse than RISE from |",
-        "|---|---|---|---|---|",
-    ]
-    for row in catch_up(payload):
-        verdicts = ", ".join(f"{b}: {v}" for b, v in row["verdicts"])
-        lines.append(
-            f"| {row['dataset']} | {row['method']} | {row['metric']} | {verdicts} | "
-            f"{row['never_worse_from'] if row['never_worse_from'] is not None else 'never (up to 5000)'} |"
-        )
-    lines.append("")
-    return "\n".join(lines)
-
-
 def ci_cell(summary: dict, signed: bool = False) -> str:
     """``0.110 [0.097, 0.123]`` (``signed``: ``+0.013 [+0.009, +0.017]``): a summary as results tables write it."""
     fmt = "+.3f" if signed else ".3f"
     return f"{summary['mean']:{fmt}} [{summary['ci95'][0]:{fmt}}, {summary['ci95'][1]:{fmt}}]"
-
-
-def budget_curve_figure(payload: dict):
-    """Per dataset, two rows against model calls per image (log x): the metric (mean, 95% CI bars) for each
-    method, and the paired difference OISE - RISE (mean, 95% CI; OISE has caught up where the bar reaches 0).
-    One column each for deletion, insertion and the pointing game."""
-    import matplotlib.pyplot as plt
-
-    records = payload["records"]
-    datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    metrics = ["deletion", "insertion", "pointing"]
-    figure, axes = plt.subplots(2 * len(datasets), 3, figsize=(13, 6.4 * len(datasets)), squeeze=False)
-    styles = {"rise": ("tab:orange", "s"), "oise_1chain": ("tab:blue", "o")}
-    for row, dataset in enumerate(datasets):
-        rows = [r for r in records if r["dataset"] == dataset]
-        for col, metric in enumerate(metrics):
-            axis, below = axes[2 * row][col], axes[2 * row + 1][col]
-            if metric not in rows[0]["metrics"]:
-                for a in (axis, below):
-                    a.text(
-                        0.5,
-                        0.5,
-                        f"{dataset}: no boxes,\nno pointing game",
-                        ha="center",
-                        va="center",
-                        transform=a.transAxes,
-                    )
-                    a.set_axis_off()
-                continue
-            for method in dict.fromkeys(r["method"] for r in rows):
-                mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
-                colour, marker = styles.get(method, ("tab:green", "^"))
-                for a, key in ((axis, "metrics"), (below, "vs_rise")):
-                    if key not in mine[0]:
-                        continue
-                    xs = [r["model_calls"] for r in mine]
-                    means = [r[key][metric]["mean"] for r in mine]
-                    errors = [
-                        [m - r[key][metric]["ci95"][0] for m, r in zip(means, mine)],
-                        [r[key][metric]["ci95"][1] - m for m, r in zip(means, mine)],
-                    ]
-                    label = method if key == "metrics" else f"{method} - rise"
-                    a.errorbar(xs, means, yerr=errors, label=label, color=colour, marker=marker, capsize=3)
-            below.axhline(0, color="black", linewidth=0.8)
-            for a, title in (
-                (axis, METRIC_LABELS.get(metric, metric)),
-                (below, f"OISE - RISE, paired ({'below' if metric in LOWER_IS_BETTER else 'above'} 0: OISE better)"),
-            ):
-                a.set_xscale("log")
-                a.set_xlabel("model calls per image")
-                a.set_title(f"{dataset} (n = {rows[0]['n']}): {title}", fontsize=9)
-                a.legend(fontsize=7)
-    figure.suptitle("Budget curve (ours): mean and 95% CI over images", fontsize=10)
-    figure.tight_layout()
-    return figure
 
 
 def oise_settings_markdown(result: dict) -> str:
@@ -468,6 +336,8 @@ def oise_settings_markdown(result: dict) -> str:
         "RISE and deletion alike. "
         "'vs defaults' is the paired per-image difference with its 95% CI; 'seed agreement' is the Spearman "
         "rank correlation of the maps of seeds 0 and 1.",
+        "",
+        f"Scoring: {result.get('scoring', OLD_SCORING)}.",
         "",
         "| setting | "
         + " | ".join(METRIC_LABELS.get(k, k) for k in keys)

@@ -16,7 +16,7 @@ import torch
 
 from .datasets import DATASETS
 from .reports import AGREEMENT_FLOOR, evaluation_markdown, summarise, write_results
-from .suites import EXPERIMENT, SUITES, result_stem
+from .suites import EXPERIMENT, SCORING, SUITES, result_stem
 
 __all__ = [
     "PAPER_NOTES",
@@ -42,6 +42,7 @@ def suite_settings(suite: str, seed: int, dataset_seconds: dict, reference: str 
     """The ``settings`` of a suite's result file: seed, reference, every dataset's plan, wall times, machine."""
     return {
         "seed": seed,
+        "scoring": SCORING,
         "reference": reference_setting(reference),
         "plans": [
             {

@@ -30,8 +30,16 @@ __all__ = [
     "result_stem",
     "method_options",
     "plan_runtime",
+    "SCORING",
 ]
 
+# The scoring protocol, the same for every method (saliency_lib.evaluation.metrics); result files record it.
+SCORING = (
+    "every method's own map, OISE's raw sum S as RISE's raw expectation map (no post-processing for any method); "
+    "energy in the box and IoU's threshold on min-max scaled maps; deletion and insertion take tied pixels in a "
+    "seeded random order; Spearman gives tied pixels their average rank; the pointing game scores a tied "
+    "maximum by its share inside the box"
+)
 EXPERIMENT = "evaluation"  # result files are named evaluation_<suite>.json and .md
 LOCALIZATION = ("pointing", "iou", "energy")
 FAITHFULNESS = ("deletion", "insertion")
@@ -222,12 +230,16 @@ SUITES = {"quick": _suite("quick"), "full": _suite("full"), "paper": _paper_suit
 
 def method_options(plan: DatasetPlan, method: str, seed: int) -> dict:
     """One method's options on ``plan``: its own options, the dataset's reference for every method that masks,
-    the plan's budget as OISE's steps and RISE's masks, and ``seed`` for every seeded method."""
+    the plan's budget as OISE's steps and RISE's masks, OISE's raw sum (``postprocess=False``, as RISE's raw
+    map) and ``seed`` for every seeded method."""
     options = dict(plan.options.get(method, {}))
     if method in REFERENCE_METHODS:
         options.setdefault("reference", plan.masked_value())
     if method == "oise":
         options.setdefault("n_steps", plan.budget)
+        # Scored raw, as RISE's expectation map is: the same post-processing (none) for every method, so no
+        # method wins by it (budget_report.POSTPROCESSING compares the post-processings side by side).
+        options.setdefault("postprocess", False)
     elif method == "rise":
         options.setdefault("n_masks", plan.budget)
     if method in ("oise", "rise", "random", "lime"):

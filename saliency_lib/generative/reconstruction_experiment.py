@@ -110,7 +110,12 @@ def _saliency_maps(model, images, settings: dict, reference: str, progress: bool
     from ..method.rise_method import rise
 
     calls, chains = settings["saliency_calls"], settings["oise_chains"]
-    by_oise = oise(model, images, n_steps=calls, n_chains=chains, seed=SEED, reference=reference, progress=progress)
+    # OISE's raw sum S, as RISE's raw map: the same ranking as the paper's clipped map above the mean, and no
+    # half of the pixels tied at zero whose pixel order would then choose the region (issue 29).
+    by_oise = oise(
+        model, images, n_steps=calls, n_chains=chains, seed=SEED, reference=reference, progress=progress,
+        postprocess=False,
+    )  # fmt: skip
     by_rise = rise(model, images, n_masks=calls, seed=SEED, reference=reference, progress=progress)
     return {
         "oise": by_oise.maps,
@@ -156,6 +161,7 @@ def run_experiment(
     key = {name: settings[name] for name in ("n_per_class", "saliency_calls", "oise_chains")} | {
         "seed": SEED,
         "reference": used,
+        "oise_map": "raw sum S",
     }
     maps = None
     if maps_cache is not None and Path(maps_cache).exists():
@@ -268,6 +274,7 @@ def run_experiment(
             "momentum": 0.9,
             "realism_weight": 0.005,
             "context_kernel": 7,
+            "oise_map": key["oise_map"],
         },
         "choices": {
             "paper": "DCGAN G and D; z in [-1,1]^100 clipped; L1 context loss with W = K * boxfilter(B) + 0.005 * "
@@ -282,7 +289,8 @@ def run_experiment(
                 f"its f most salient part, i.e. the top {REGION_SHARE:.0%}*f pixels (the paper: a share of the "
                 "salient box)",
                 f"OISE with {settings['saliency_calls']} model calls per image in {settings['oise_chains']} chains "
-                f"(paper: 5000 calls, 1 chain); RISE with {settings['saliency_calls']} masks",
+                f"(paper: 5000 calls, 1 chain); RISE with {settings['saliency_calls']} masks; both maps raw (OISE's "
+                "sum S, not its mean-subtracted, clipped map, whose zeros would tie and be taken in pixel order)",
                 "random control: the top pixels of a smooth random map (7x7 uniform grid, bilinear), same pixel "
                 "count as the OISE region",
                 f"masked-pixel value of the maps: {used} (the authors: the dataset mean); controls '{used}' (the "

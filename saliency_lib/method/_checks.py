@@ -208,6 +208,8 @@ def check_images(
         raise ValueError(f"{name} is an empty batch, shape {tuple(images.shape)}; pass at least one image")
     if images.shape[2] == 0 or images.shape[3] == 0:
         raise ValueError(f"{name} has no pixels, shape {tuple(images.shape)}")
+    if images.shape[1] == 0:
+        raise ValueError(f"{name} has no channels, shape {tuple(images.shape)}; expected (B, C, H, W) with C >= 1")
     finite = torch.isfinite(images)
     if not finite.all():
         raise ValueError(

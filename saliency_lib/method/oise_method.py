@@ -123,6 +123,7 @@ def oise(
     callback: Callable[[OISEStep], None] | None = None,
     output: str = "logits",
     record_every: int | list[int] | tuple[int, ...] | None = None,
+    postprocess: bool = True,
 ) -> SaliencyResult:
     """Saliency maps by the authors' mask random walk (OISE). Black-box: only calls ``model``.
 
@@ -151,6 +152,9 @@ def oise(
         record_every: an int k records step 1, every k-th step and the last; a list of ints records those
             steps (per chain); either way into a :class:`Recorder` returned as ``result.history`` (ours; a
             history without writing a callback).
+        postprocess: ``True`` (the paper): the maps (and a history's saliency) are the mean-subtracted, clipped,
+            scaled sum (:func:`saliency_lib.masks.postprocess`); ``False``: the raw sum S of the masks (ours: for
+            scoring every method's maps the same way, ``docs/results.md``).
 
     Returns:
         A :class:`~saliency_lib.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)`` saliency in [0, 1] (a
@@ -166,13 +170,15 @@ def oise(
     images, _ = check_images(images, model)
     batch, _, height, width = images.shape
     _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, height, width)
+    if not isinstance(postprocess, bool):
+        raise TypeError(f"postprocess must be True (the paper's map) or False (the raw sum), got {postprocess!r}")
     history = None
     if isinstance(record_every, (list, tuple)):
         for step in record_every:
             check_int("record_every", step, 1)
-        history = Recorder(at=tuple(record_every))
+        history = Recorder(at=tuple(record_every), postprocess=postprocess)
     elif record_every is not None:
-        history = Recorder(every=check_int("record_every", record_every, 1))
+        history = Recorder(every=check_int("record_every", record_every, 1), postprocess=postprocess)
     if callback is not None:
         check_callable("callback", callback)
     device = model_device(model, images.device)
@@ -279,7 +285,7 @@ def oise(
     if done and not bool(torch.isfinite(p_previous).all()):
         raise ValueError("the model returned NaN or infinite values for a masked image")
     return SaliencyResult(
-        maps=M.postprocess(total.clone()),  # an ordinary tensor (not an inference tensor)
+        maps=M.postprocess(total.clone()) if postprocess else total.clone(),  # an ordinary tensor
         model_calls=done * chains,
         target=targets.clone(),  # an ordinary tensor too
         partial=partial,

@@ -40,8 +40,8 @@ class Recorder:
 
     Attributes:
         steps ``[int]``, grids ``[(B, K, s, s)]``, masks ``[(B, K, H, W)]`` (the evaluated masks), p ``[(B, K)]``,
-        delta_p ``[(B, K)]``, saliency ``[(B, H, W)]`` (the running map in [0, 1]): one entry per recorded step,
-        on the CPU, as ordinary tensors.
+        delta_p ``[(B, K)]``, saliency ``[(B, H, W)]`` (the running map in [0, 1]; with ``postprocess=False``
+        the raw running sum S): one entry per recorded step, on the CPU, as ordinary tensors.
     """
 
     every: int = 50
@@ -52,6 +52,7 @@ class Recorder:
     p: list = field(default_factory=list)
     delta_p: list = field(default_factory=list)
     saliency: list = field(default_factory=list)
+    postprocess: bool = True
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
@@ -74,7 +75,8 @@ class Recorder:
             self.masks.append(state.mask.detach().cpu().clone())
             self.p.append(state.p.detach().cpu().clone())
             self.delta_p.append(state.delta_p.detach().cpu().clone())
-            self.saliency.append(M.postprocess(state.saliency_sum.detach().cpu().clone()))
+            running = state.saliency_sum.detach().cpu().clone()
+            self.saliency.append(M.postprocess(running) if self.postprocess else running)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -87,6 +89,7 @@ class Recorder:
             every=self.every,
             at=self.at,
             steps=list(self.steps),
+            postprocess=self.postprocess,
             **{name: [entry[index] for entry in getattr(self, name)] for name in _PER_IMAGE},
         )
 
