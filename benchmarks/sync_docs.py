@@ -101,7 +101,8 @@ def readme_finding() -> str:
         f"(Fashion-MNIST, {cross['n']} images, {cross['budget']:,} calls), its maps agree with theirs as well as "
         f"either agrees with itself across seeds (Spearman, cross minus within: "
         f"{_ci(oise_cross['spearman']['cross_minus_within'])}), and deletion AUC differs by "
-        f"{_ci(oise_cross['deletion']['package_minus_reference'])} "
+        f"{_ci(oise_cross['deletion']['package_minus_reference'])}, read against the package's own seed-to-seed "
+        f"difference ({_ci(oise_cross['deletion']['package_seed0_minus_seed1'])}) "
         "([authors_crosscheck.md](benchmarks/results/authors_crosscheck.md)"
         + (
             ""
