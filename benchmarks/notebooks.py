@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python benchmarks/notebooks.py              # every notebooks/NN_*.ipynb
     python benchmarks/notebooks.py 00 04        # only these (by number or file name); other entries are kept
     python benchmarks/notebooks.py --write      # and write each executed notebook back to notebooks/
+    python benchmarks/notebooks.py 06 --no-sequence   # without 06's learner sequence (Run All, upload, Run, Save)
 
 With ``--write`` a notebook that ran without an error is written back: every cell executed in order (check cells
 included), its outputs, and the widgets' state (``metadata.widgets``), so JupyterLab (in a trusted notebook:
@@ -25,6 +26,11 @@ spike), which is what Binder's 2 GB limit kills a kernel for. Per cell, the peak
 (``/proc/<pid>/clear_refs``) and read after it; where the kernel cannot be reset, the script polls the kernel's
 process tree with ``psutil`` every 0.2 s instead. ``imports`` is the memory after the first code cell (the
 imports and ``tutorial.setup``), before any work.
+
+Notebook 06 is also measured as a learner uses it (:func:`run_learner_sequence`, skipped with ``--no-sequence``):
+in one fresh kernel, Run All, then a 15 MB photo uploaded in the panel, every method selected, Run, Save, the
+upload and the clicks sent to the kernel as JupyterLab and Voila send them (``comm_msg``, the file as a binary
+buffer), with the kernel's peak per stage; ``tests/test_learner_sequence.py`` runs the same sequence.
 
 Results go to ``benchmarks/results/notebooks.json`` (every number) and ``notebooks.md`` (the table), with the
 machine, its load average and the date: on a loaded machine times grow, memory does not.
@@ -373,14 +379,16 @@ def learner_steps(client, photo: bytes, out_dir: str, timeout: float) -> dict:
 
 
 def run_learner_sequence(
-    path: Path, threads: int, timeout: int, photo: bytes | None = None, fast: bool = False
+    path: Path, threads: int, timeout: int, photo: bytes | None = None, fast: bool = False, after_run_all=None
 ) -> dict:
     """Notebook 06 as a learner uses it, in one fresh kernel: Run All (every cell, in order), then
     :func:`learner_steps` (upload a 15 MB photo in the panel, Run with every method, Save).
 
     Returns each stage's peak (``VmHWM`` reset at the start of the stage, where the kernel allows it) and the
     kernel's peak so far at its end (``peak_so_far``: what Binder's limit applies to), with the load average.
-    ``fast``: ``SALIENCY_FAST=1`` (the notebook's small budgets), as ``make test`` runs it."""
+    ``fast``: ``SALIENCY_FAST=1`` (the notebook's small budgets), as ``make test`` and ``make present`` run it.
+    ``after_run_all``: called with the executed notebook (outputs, and the widgets' state in ``metadata.widgets``:
+    what a Voila page shows) before the learner's steps."""
     from jupyter_client import BlockingKernelClient
 
     photo = photo_file() if photo is None else photo
@@ -392,7 +400,8 @@ def run_learner_sequence(
     stages: dict[str, dict] = {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        client = NotebookClient(
+        # Per cell as run_notebook measures (VmHWM reset before each cell), so the heaviest cell is named too.
+        client = MeasuringClient(
             nb,
             timeout=timeout,
             kernel_name="python3",
@@ -400,13 +409,13 @@ def run_learner_sequence(
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
         with client.setup_kernel(env=env, cwd=str(NOTEBOOKS)):
-            pid = client.km.provisioner.process.pid
+            pid = client._pid()
             resettable = _reset_peak(pid)
             overall = {"peak": 0}
             started = {"time": time.perf_counter()}
 
-            def on_stage(name: str) -> None:
-                peak = _status_kb(pid, "VmHWM") or 0
+            def on_stage(name: str, floor: int = 0) -> None:
+                peak = max(_status_kb(pid, "VmHWM") or 0, floor)
                 overall["peak"] = max(overall["peak"], peak)
                 stages[name] = {
                     "peak_bytes": peak,
@@ -423,7 +432,11 @@ def run_learner_sequence(
             for index, cell in enumerate(client.nb.cells):
                 if cell.cell_type == "code":
                     client.execute_cell(cell, index)
-            on_stage("run_all")
+            client.watcher.stop()
+            if after_run_all is not None:
+                client.set_widgets_metadata()
+                after_run_all(client.nb)
+            on_stage("run_all", max([client.kernel_peak, *(c["peak_bytes"] for c in client.cells)]))
             blocking = BlockingKernelClient()
             blocking.load_connection_info(client.km.get_connection_info())
             blocking.start_channels()
@@ -445,6 +458,8 @@ def run_learner_sequence(
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "panel": result,
+        "heaviest_cells": sorted(client.cells, key=lambda c: -c["peak_bytes"])[:3],
+        "cells": client.cells,
     }
 
 
@@ -492,6 +507,31 @@ def markdown(payload: dict) -> str:
             f"| {name} | {wall} | {cpu} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
             f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |"
         )
+    sequences = {
+        name: r["learner_sequence"] for name, r in sorted(payload["notebooks"].items()) if "learner_sequence" in r
+    }
+    if sequences:
+        lines += [
+            "",
+            "## As a learner uses it: Run All, then a 15 MB photo uploaded in the panel, Run with every method, Save",
+            "",
+            "One kernel, full budgets, the upload and the clicks sent as the browser sends them "
+            "(`run_learner_sequence`; the photo: a 48-megapixel JPEG made from the shipped cat at run time). Peak "
+            "of each stage (`VmHWM` reset at its start) and the kernel's peak so far at its end, which Binder's "
+            "limit applies to.",
+            "",
+            "| notebook | stage | stage peak | peak so far | seconds | load avg | measured |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        labels = {"run_all": "Run All", "upload": "upload (15 MB)", "panel": "Run, every method", "save": "Save"}
+        for name, sequence in sequences.items():
+            for stage, r in sequence["stages"].items():
+                flag = "" if r["peak_so_far_bytes"] <= LIMIT_BYTES else " (over)"
+                lines.append(
+                    f"| {name} | {labels.get(stage, stage)} | {r['peak_bytes'] / GB:.2f} GB | "
+                    f"{r['peak_so_far_bytes'] / GB:.2f} GB{flag} | {r['seconds']:.0f} | {r['load_average']:.1f} | "
+                    f"{sequence['date']} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -502,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell before giving up")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for notebooks.json / notebooks.md")
     parser.add_argument("--write", action="store_true", help="write each executed notebook back to notebooks/")
+    parser.add_argument(
+        "--no-sequence", action="store_true", help="skip the learner sequence of " + ", ".join(LEARNER_SEQUENCE)
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "notebooks.json"
@@ -513,6 +556,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{notebook.name}: running ...", flush=True)
         result = run_notebook(notebook, args.threads, args.timeout, write=args.write)
         result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        if notebook.name in LEARNER_SEQUENCE and not args.no_sequence:
+            print(f"{notebook.name}: the learner sequence (Run All, 15 MB upload, every method, Save) ...", flush=True)
+            sequence = run_learner_sequence(notebook, args.threads, args.timeout)
+            sequence["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+            result["learner_sequence"] = sequence
+            result["under_limit"] = result["under_limit"] and sequence["under_limit"]
+            print(
+                f"{notebook.name}: learner sequence peak {sequence['peak_rss_gb']:.2f} GB ("
+                + ", ".join(f"{k} {v['peak_bytes'] / GB:.2f}" for k, v in sequence["stages"].items())
+                + ")",
+                flush=True,
+            )
         payload["notebooks"][notebook.name] = result
         print(
             f"{notebook.name}: {result['wall_s']:.0f} s, CPU {result['cpu_s']} s, "
