@@ -483,7 +483,8 @@ def markdown(payload: dict) -> str:
         "",
         f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
         f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
-        f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory; "
+        f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory (for a notebook "
+        f"with a learner sequence, below, the larger of its Run All and the sequence); "
         f'"imports" = its memory after the first cell (imports and `tutorial.setup`). Limit: '
         f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). CPU time is the kernel's, all threads: "
         f"load on the machine stretches the wall time (load average at the start of each run in the table), not "
@@ -561,7 +562,11 @@ def main(argv: list[str] | None = None) -> int:
             sequence = run_learner_sequence(notebook, args.threads, args.timeout)
             sequence["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
             result["learner_sequence"] = sequence
-            result["under_limit"] = result["under_limit"] and sequence["under_limit"]
+            # The notebook's peak is what a learner meets: the larger of Run All alone and the sequence.
+            result["run_all_peak_rss_bytes"] = result["peak_rss_bytes"]
+            result["peak_rss_bytes"] = max(result["peak_rss_bytes"], sequence["peak_rss_bytes"])
+            result["peak_rss_gb"] = round(result["peak_rss_bytes"] / GB, 2)
+            result["under_limit"] = result["peak_rss_bytes"] <= LIMIT_BYTES
             print(
                 f"{notebook.name}: learner sequence peak {sequence['peak_rss_gb']:.2f} GB ("
                 + ", ".join(f"{k} {v['peak_bytes'] / GB:.2f}" for k, v in sequence["stages"].items())
