@@ -105,10 +105,15 @@ PRESENT_PORT ?= 8866
 PRESENT_FAST ?= 1
 FAST ?= $(PRESENT_FAST)
 .PHONY: present
+# Voila is started through Python with Ctrl+C's default handler set: a process started in the background by a
+# shell without job control (a script's `make present &`, some IDE terminals) inherits SIGINT as ignored, and Voila
+# then stops only on SIGTERM; a shell cannot undo an ignored signal (`trap` cannot), Python can.
+VOILA = $(PY) -c 'import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); \
+  from voila.app import main; sys.exit(main())'
 present: $(STAMP) $(JUPYTER_SETTINGS)
 	$(PY) -m saliency_lib assets verify
 	@echo "Serving notebooks/06_your_own_model.ipynb at http://127.0.0.1:$(PRESENT_PORT)/ (Ctrl+C to stop)."
-	SALIENCY_FAST=$(FAST) $(VENV)/bin/voila notebooks/06_your_own_model.ipynb --no-browser \
+	SALIENCY_FAST=$(FAST) $(VOILA) notebooks/06_your_own_model.ipynb --no-browser \
 	  --port=$(PRESENT_PORT) --Voila.ip=127.0.0.1 --VoilaConfiguration.progressive_rendering=True
 
 clean:

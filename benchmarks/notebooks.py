@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python benchmarks/notebooks.py              # every notebooks/NN_*.ipynb
     python benchmarks/notebooks.py 00 04        # only these (by number or file name); other entries are kept
     python benchmarks/notebooks.py --write      # and write each executed notebook back to notebooks/
+    python benchmarks/notebooks.py 06 --no-sequence   # without 06's learner sequence (Run All, upload, Run, Save)
 
 With ``--write`` a notebook that ran without an error is written back: every cell executed in order (check cells
 included), its outputs, and the widgets' state (``metadata.widgets``), so JupyterLab (in a trusted notebook:
@@ -25,6 +26,11 @@ spike), which is what Binder's 2 GB limit kills a kernel for. Per cell, the peak
 (``/proc/<pid>/clear_refs``) and read after it; where the kernel cannot be reset, the script polls the kernel's
 process tree with ``psutil`` every 0.2 s instead. ``imports`` is the memory after the first code cell (the
 imports and ``tutorial.setup``), before any work.
+
+Notebook 06 is also measured as a learner uses it (:func:`run_learner_sequence`, skipped with ``--no-sequence``):
+in one fresh kernel, Run All, then a 15 MB photo uploaded in the panel, every method selected, Run, Save, the
+upload and the clicks sent to the kernel as JupyterLab and Voila send them (``comm_msg``, the file as a binary
+buffer), with the kernel's peak per stage; ``tests/test_learner_sequence.py`` runs the same sequence.
 
 Results go to ``benchmarks/results/notebooks.json`` (every number) and ``notebooks.md`` (the table), with the
 machine, its load average and the date: on a loaded machine times grow, memory does not.
@@ -277,6 +283,186 @@ def run_notebook(path: Path, threads: int, timeout: int, write: bool = False) ->
     }
 
 
+#: Notebooks whose panel a learner drives after Run All: the learner sequence below runs for them.
+LEARNER_SEQUENCE = ("06_your_own_model.ipynb",)
+#: The upload of the learner sequence: a JPEG of about this many bytes (15 MB: a 48-megapixel phone photo).
+UPLOAD_BYTES = 15_000_000
+
+
+def photo_file(n_bytes: int = UPLOAD_BYTES, size: tuple[int, int] = (8000, 6000)) -> bytes:
+    """A JPEG of ``size`` (width, height) pixels and at least ``n_bytes``, made from the shipped cat photograph:
+    upscaled, with seeded noise (JPEG compresses a smooth upscale to a tenth of a phone photo's size) whose
+    amplitude grows until the file is large enough. Deterministic; made at run time, never committed."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from saliency_lib.io import data
+
+    cat = data.photographs(["cat"])[0][0].permute(1, 2, 0).mul(255).round().byte().numpy()
+    pixels = np.asarray(Image.fromarray(cat).resize(size, Image.BICUBIC), dtype=np.int16)
+    noise = np.random.default_rng(0).integers(-1, 2, pixels.shape, dtype=np.int16)
+    for amplitude in range(12, 64, 2):
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(pixels + amplitude * noise, 0, 255).astype(np.uint8)).save(
+            buffer, format="JPEG", quality=90
+        )
+        if buffer.tell() >= n_bytes:
+            return buffer.getvalue()
+    raise RuntimeError(f"could not make a {n_bytes / 1e6:.0f} MB JPEG of {size} pixels")
+
+
+def _comm(client, comm_id: str, data: dict, buffers: list | None = None) -> None:
+    """Sends ``data`` to the kernel's widget ``comm_id`` as the browser does (a ``comm_msg``; file bytes as binary
+    buffers, as JupyterLab and Voila send an upload)."""
+    client.session.send(
+        client.shell_channel.socket, "comm_msg", {"comm_id": comm_id, "data": data}, buffers=buffers or []
+    )
+
+
+def _run_code(client, code: str, timeout: float) -> str:
+    """Runs ``code`` in the kernel (after every message sent before it) and returns what it printed; raises on an
+    error."""
+    printed: list[str] = []
+
+    def hook(message) -> None:
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream":
+            printed.append(content["text"])
+        elif kind == "error":
+            printed.append("\n".join(content["traceback"]))
+
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"{code.splitlines()[0]!r} failed in the kernel: {''.join(printed)[-2000:]}")
+    return "".join(printed)
+
+
+def learner_steps(client, photo: bytes, out_dir: str, timeout: float) -> dict:
+    """After Run All of notebook 06, what a learner does next, sent to the kernel as the browser sends it: upload
+    ``photo`` in the panel's upload box, select every method, click Run (and wait for the end), click Save.
+    ``client``: a blocking client of the kernel. Calls ``client.on_stage(name)`` after each step; returns the
+    panel's status line and outcomes."""
+    ids = _run_code(
+        client,
+        "import json\n"
+        f"panel.out_dir = __import__('pathlib').Path({out_dir!r})  # Save writes here, not into notebooks/\n"
+        "print(json.dumps({'upload': panel.upload.model_id, 'methods': panel.methods.model_id,\n"
+        "    'n_methods': len(panel.methods.options), 'run': panel.run_button.model_id,\n"
+        "    'save': panel.save_button.model_id}))",
+        timeout,
+    )
+    ids = json.loads(ids.strip().splitlines()[-1])
+    entry = {"name": "photo.jpg", "type": "image/jpeg", "size": len(photo), "last_modified": 0}
+    _comm(
+        client,
+        ids["upload"],
+        {"method": "update", "state": {"value": [entry]}, "buffer_paths": [["value", 0, "content"]]},
+        [photo],
+    )
+    shown = _run_code(client, "print(panel.status_text)", timeout)
+    if "photo.jpg" not in shown or "Press Run" not in shown:
+        raise RuntimeError(f"the upload was not used: {shown.strip()}")
+    client.on_stage("upload")
+    _comm(client, ids["methods"], {"method": "update", "state": {"index": list(range(ids["n_methods"]))}})
+    _comm(client, ids["run"], {"method": "custom", "content": {"event": "click"}})
+    done = _run_code(
+        client, "panel.wait()\nprint(json.dumps({'status': panel.status_text, 'outcome': panel.outcome}))", timeout
+    )
+    result = json.loads(done.strip().splitlines()[-1])
+    client.on_stage("panel")
+    _comm(client, ids["save"], {"method": "custom", "content": {"event": "click"}})
+    result["saved"] = _run_code(client, "print(panel.saved is not None)", timeout).strip() == "True"
+    client.on_stage("save")
+    return result
+
+
+def run_learner_sequence(
+    path: Path, threads: int, timeout: int, photo: bytes | None = None, fast: bool = False, after_run_all=None
+) -> dict:
+    """Notebook 06 as a learner uses it, in one fresh kernel: Run All (every cell, in order), then
+    :func:`learner_steps` (upload a 15 MB photo in the panel, Run with every method, Save).
+
+    Returns each stage's peak (``VmHWM`` reset at the start of the stage, where the kernel allows it) and the
+    kernel's peak so far at its end (``peak_so_far``: what Binder's limit applies to), with the load average.
+    ``fast``: ``SALIENCY_FAST=1`` (the notebook's small budgets), as ``make test`` and ``make present`` run it.
+    ``after_run_all``: called with the executed notebook (outputs, and the widgets' state in ``metadata.widgets``:
+    what a Voila page shows) before the learner's steps."""
+    from jupyter_client import BlockingKernelClient
+
+    photo = photo_file() if photo is None else photo
+    nb = nbformat.read(path, as_version=4)
+    env = {key: value for key, value in os.environ.items() if key != "SALIENCY_FAST"}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYDEVD_DISABLE_FILE_VALIDATION="1")
+    if fast:
+        env["SALIENCY_FAST"] = "1"
+    stages: dict[str, dict] = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        # Per cell as run_notebook measures (VmHWM reset before each cell), so the heaviest cell is named too.
+        client = MeasuringClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=False,
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        )
+        with client.setup_kernel(env=env, cwd=str(NOTEBOOKS)):
+            pid = client._pid()
+            resettable = _reset_peak(pid)
+            overall = {"peak": 0}
+            started = {"time": time.perf_counter()}
+
+            def on_stage(name: str, floor: int = 0) -> None:
+                peak = max(_status_kb(pid, "VmHWM") or 0, floor)
+                overall["peak"] = max(overall["peak"], peak)
+                stages[name] = {
+                    "peak_bytes": peak,
+                    "peak_so_far_bytes": overall["peak"],
+                    "rss_after_bytes": _status_kb(pid, "VmRSS") or 0,
+                    "seconds": round(time.perf_counter() - started["time"], 1),
+                    "load_average": round(os.getloadavg()[0], 2),
+                }
+                if resettable:
+                    _reset_peak(pid)
+                started["time"] = time.perf_counter()
+
+            client.kc.allow_stdin = False
+            for index, cell in enumerate(client.nb.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
+            client.watcher.stop()
+            if after_run_all is not None:
+                client.set_widgets_metadata()
+                after_run_all(client.nb)
+            on_stage("run_all", max([client.kernel_peak, *(c["peak_bytes"] for c in client.cells)]))
+            blocking = BlockingKernelClient()
+            blocking.load_connection_info(client.km.get_connection_info())
+            blocking.start_channels()
+            blocking.on_stage = on_stage
+            try:
+                blocking.wait_for_ready(timeout=60)
+                result = learner_steps(blocking, photo, tmp, timeout)
+            finally:
+                blocking.stop_channels()
+    return {
+        "notebook": path.name,
+        "fast": fast,
+        "upload_bytes": len(photo),
+        "stages": stages,
+        "peak_rss_bytes": overall["peak"],
+        "peak_rss_gb": round(overall["peak"] / GB, 2),
+        "under_limit": overall["peak"] <= LIMIT_BYTES,
+        "peak_method": "VmHWM reset per stage" if resettable else "VmHWM of the whole run",
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "panel": result,
+        "heaviest_cells": sorted(client.cells, key=lambda c: -c["peak_bytes"])[:3],
+        "cells": client.cells,
+    }
+
+
 def _select(names: list[str]) -> list[Path]:
     every = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not names:
@@ -297,7 +483,8 @@ def markdown(payload: dict) -> str:
         "",
         f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
         f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
-        f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory; "
+        f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory (for a notebook "
+        f"with a learner sequence, below, the larger of its Run All and the sequence); "
         f'"imports" = its memory after the first cell (imports and `tutorial.setup`). Limit: '
         f"{LIMIT_BYTES / GB:.1f} GB per notebook (Binder gives 2 GB). CPU time is the kernel's, all threads: "
         f"load on the machine stretches the wall time (load average at the start of each run in the table), not "
@@ -321,6 +508,31 @@ def markdown(payload: dict) -> str:
             f"| {name} | {wall} | {cpu} | {r['peak_rss_gb']:.2f} GB{flag} | {r['imports_rss_gb']} GB | "
             f"{heavy_text} | {r['load_average_before'][0]:.1f} | {r['date']} |"
         )
+    sequences = {
+        name: r["learner_sequence"] for name, r in sorted(payload["notebooks"].items()) if "learner_sequence" in r
+    }
+    if sequences:
+        lines += [
+            "",
+            "## As a learner uses it: Run All, then a 15 MB photo uploaded in the panel, Run with every method, Save",
+            "",
+            "One kernel, full budgets, the upload and the clicks sent as the browser sends them "
+            "(`run_learner_sequence`; the photo: a 48-megapixel JPEG made from the shipped cat at run time). Peak "
+            "of each stage (`VmHWM` reset at its start) and the kernel's peak so far at its end, which Binder's "
+            "limit applies to.",
+            "",
+            "| notebook | stage | stage peak | peak so far | seconds | load avg | measured |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        labels = {"run_all": "Run All", "upload": "upload (15 MB)", "panel": "Run, every method", "save": "Save"}
+        for name, sequence in sequences.items():
+            for stage, r in sequence["stages"].items():
+                flag = "" if r["peak_so_far_bytes"] <= LIMIT_BYTES else " (over)"
+                lines.append(
+                    f"| {name} | {labels.get(stage, stage)} | {r['peak_bytes'] / GB:.2f} GB | "
+                    f"{r['peak_so_far_bytes'] / GB:.2f} GB{flag} | {r['seconds']:.0f} | {r['load_average']:.1f} | "
+                    f"{sequence['date']} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -331,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell before giving up")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for notebooks.json / notebooks.md")
     parser.add_argument("--write", action="store_true", help="write each executed notebook back to notebooks/")
+    parser.add_argument(
+        "--no-sequence", action="store_true", help="skip the learner sequence of " + ", ".join(LEARNER_SEQUENCE)
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "notebooks.json"
@@ -342,6 +557,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{notebook.name}: running ...", flush=True)
         result = run_notebook(notebook, args.threads, args.timeout, write=args.write)
         result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        if notebook.name in LEARNER_SEQUENCE and not args.no_sequence:
+            print(f"{notebook.name}: the learner sequence (Run All, 15 MB upload, every method, Save) ...", flush=True)
+            sequence = run_learner_sequence(notebook, args.threads, args.timeout)
+            sequence["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+            result["learner_sequence"] = sequence
+            # The notebook's peak is what a learner meets: the larger of Run All alone and the sequence.
+            result["run_all_peak_rss_bytes"] = result["peak_rss_bytes"]
+            result["peak_rss_bytes"] = max(result["peak_rss_bytes"], sequence["peak_rss_bytes"])
+            result["peak_rss_gb"] = round(result["peak_rss_bytes"] / GB, 2)
+            result["under_limit"] = result["peak_rss_bytes"] <= LIMIT_BYTES
+            print(
+                f"{notebook.name}: learner sequence peak {sequence['peak_rss_gb']:.2f} GB ("
+                + ", ".join(f"{k} {v['peak_bytes'] / GB:.2f}" for k, v in sequence["stages"].items())
+                + ")",
+                flush=True,
+            )
         payload["notebooks"][notebook.name] = result
         print(
             f"{notebook.name}: {result['wall_s']:.0f} s, CPU {result['cpu_s']} s, "

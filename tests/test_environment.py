@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -134,7 +135,7 @@ def _present_plan(*variables: str) -> str:
     from conftest import make_dry_run
 
     plan = make_dry_run("-o", ".venv/.installed", "-o", ".venv/etc/jupyter/.saliency-settings", "present", *variables)
-    return next(line for line in plan.splitlines() if "/bin/voila " in line)
+    return next(line for line in plan.splitlines() if "voila.app" in line)
 
 
 def test_make_present_takes_the_variable_the_page_names():
@@ -154,3 +155,52 @@ def test_make_present_takes_the_variable_the_page_names():
     # The help names the variable that works.
     makefile = (REPO / "Makefile").read_text()
     assert "FAST=0" in makefile.split("help:")[1].split("\n\n")[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_ctrl_c_stops_make_present(tmp_path, sigint):
+    """Ctrl+C (SIGINT to the terminal's process group) stops `make present` and its Voila server, also when the
+    command was started with SIGINT ignored (a script's `make present &`), where Voila once stopped only on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if subprocess.run([sys.executable, "-c", "import voila"], capture_output=True).returncode:
+        pytest.skip("voila is not installed (pip install -e '.[test]')")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    venv = Path(sys.prefix)  # this environment's python and voila, its install and settings stamps taken as done
+    command = ["make", "-o", f"{venv}/.installed", "-o", f"{venv}/etc/jupyter/.saliency-settings", "present"]
+    command += [f"VENV={venv}", f"PRESENT_PORT={port}"]
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
+    log = open(tmp_path / "present.log", "w")
+    server = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=ignore
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "present.log").read_text()
+                time.sleep(0.5)
+        os.killpg(server.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("`make present` still runs 30 s after Ctrl+C (SIGINT to its process group)")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        log.close()

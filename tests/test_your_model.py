@@ -121,6 +121,16 @@ def make_panel(loader, tmp_path, **options) -> YourModelPanel:
 # ---- choosing a model -------------------------------------------------------------------------------------------
 
 
+def test_the_models_mean_is_shown_with_three_decimals(loader, tmp_path):
+    # EfficientNet-Lite0's mean is 127/255 per channel: the panel (and the `make present` page) shows 0.498.
+    model = small_classifier()
+    model.spec = models.InputSpec(channels=3, size=(SIZE, SIZE), mean=(127 / 255,) * 3, std=(0.5,) * 3)
+    panel = make_panel(loader, tmp_path, extra_models={"mean 127/255": model})
+    panel.model_choice.value = "mean 127/255"
+    assert "normalised with mean (0.498, 0.498, 0.498)" in panel.model_info.value, panel.model_info.value
+    assert "0.4980392" not in panel.model_info.value
+
+
 def test_choose_model_and_an_unavailable_one_says_why(loader, tmp_path):
     panel = make_panel(loader, tmp_path)
     assert panel.model is not None and not panel.run_button.disabled

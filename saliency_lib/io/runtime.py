@@ -44,6 +44,7 @@ import io
 import os
 import sys
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,12 @@ def _cached_bytes(path: Path) -> tuple[bytes | None, str]:
     return data, "verified"
 
 
+# The FastClassifier last made of each PyTorch model (weak both ways: neither is kept alive by this): asked again for
+# the same model, weights and verified file, e.g. by notebook 06's panel for the model the notebook already made
+# fast, the same one is returned, so its ONNX Runtime sessions (0.1 GB for EfficientNet-Lite0) are not built twice.
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _onnx_model(model: nn.Module, directory: Path) -> FastClassifier:
     """Load the verified cached file, or export (again) and cache it. Raises on any failure."""
     digest = weights_sha256(model)
@@ -243,8 +250,11 @@ def _onnx_model(model: nn.Module, directory: Path) -> FastClassifier:
     path = directory / f"{name}-{digest[:16]}.onnx"
     data, why = _cached_bytes(path)
     if data is not None:
+        made = _MADE[model]() if model in _MADE else None
+        if made is not None and made.onnx_path == path and made._onnx_bytes == data:
+            return made
         try:
-            return FastClassifier(model, data, path, digest)
+            return _remember(model, FastClassifier(model, data, path, digest))
         except Exception as error:  # noqa: BLE001 - a file that passes its hash but will not load: rebuild it
             why = f"{path.name} could not be loaded ({type(error).__name__})"
     if why != "not cached yet":
@@ -253,7 +263,12 @@ def _onnx_model(model: nn.Module, directory: Path) -> FastClassifier:
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, data)
     _write_atomic(path.with_name(path.name + ".sha256"), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
-    return FastClassifier(model, data, path, digest)
+    return _remember(model, FastClassifier(model, data, path, digest))
+
+
+def _remember(model: nn.Module, fast: FastClassifier) -> FastClassifier:
+    _MADE[model] = weakref.ref(fast)
+    return fast
 
 
 def fast_model(

@@ -1,5 +1,4 @@
-"""Notebook 06's panel: your image, your model, OISE, RISE and the baselines side by side; the factory is
-:func:`your_model_panel`.
+"""Notebook 06's panel: your image, your model, OISE, RISE and baselines side by side (:func:`your_model_panel`).
 
 Pick a shipped photograph or upload a file (checked and decoded only by :mod:`saliency_lib.uploads`), pick a model
 (EfficientNet-Lite0 offline, ResNet50 / VGG16 when their weights can be downloaded, or a model you add with
@@ -240,7 +239,8 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
             return
         spec = getattr(self.model, "spec", None)
         shape = (
-            f"{spec.channels} x {spec.size[0]} x {spec.size[1]}, normalised with mean {spec.mean}"
+            f"{spec.channels} x {spec.size[0]} x {spec.size[1]}, normalised with mean "
+            f"({', '.join(f'{value:.3f}' for value in spec.mean)})"  # 0.498, not 0.4980392156862745
             if spec is not None
             else f"no .spec: RGB at {self.default_size} px, masked pixels 0"
         )
@@ -308,6 +308,8 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
             self.image = None
             self._say(f"{name}: {error}", problem=True)
             return
+        finally:
+            release_memory()  # the decoded photo (192 MB at 48 megapixels) goes back to the system, not to a free list
         self.maps, self.seconds, self.calls, self.outcome = {}, {}, {}, {}
         self.save_button.disabled = True
         self.message = ""
