@@ -103,3 +103,12 @@ def test_the_present_page_shows_the_models_mean_rounded(sequence):
     texts = _page_texts(page)
     assert any("normalised with mean (0.498, 0.498, 0.498)" in text for text in texts)
     assert not [text for text in texts if "0.4980392" in text]
+
+
+@pytest.mark.slow
+def test_the_present_page_shows_the_image_without_the_checks_maps(sequence):
+    # The check of section 7 ran at 10 calls a map in fast mode; the page then shows the image alone, no table.
+    _, page = sequence
+    values = [state["value"] for state in _widget_states(page) if isinstance(state.get("value"), str)]
+    assert any("Press Run." in value for value in values), values
+    assert not any("<table>" in value for value in values), [v for v in values if "<table>" in v]

@@ -256,6 +256,16 @@ def test_run_every_method_matches_the_library(loader, tmp_path):
     assert panel.progress.bar_style == "success"
 
 
+def test_clear_forgets_the_maps_and_the_table_and_keeps_the_image(loader, tmp_path):
+    panel = make_panel(loader, tmp_path, methods=("oise", "rise"), budget=10, seed=0)
+    panel.run(block=True)
+    assert set(panel.maps) == {"oise", "rise"} and "<table>" in panel.table.value
+    image = panel.image
+    panel.clear()
+    assert panel.maps == {} and panel.outcome == {} and panel.table.value == ""
+    assert torch.equal(panel.image, image) and "Press Run." in panel.status.value and panel.save_button.disabled
+
+
 def test_fast_runtime_gives_the_same_oise_map(loader, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("SALIENCY_CACHE_DIR", str(tmp_path / "cache"))

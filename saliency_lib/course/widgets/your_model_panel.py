@@ -116,18 +116,14 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.message = ""
         self.status_text = ""
         self.runs = 0
-        self._stop = threading.Event()
-        self._thread = None
+        self._stop, self._thread = threading.Event(), None
 
         wide = {"description_width": "70px"}
         self.image_choice = ipywidgets.Dropdown(
             options=list(self.photographs), description="image", style=wide, layout=ipywidgets.Layout(width="300px")
         )
-        self.upload = ipywidgets.FileUpload(
-            accept=",".join(f".{e}" for e in ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff")),
-            multiple=False,
-            description="Upload image",
-        )
+        kinds = ",".join(f".{e}" for e in ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"))
+        self.upload = ipywidgets.FileUpload(accept=kinds, multiple=False, description="Upload image")
         self.model_choice = ipywidgets.Dropdown(
             options=list(self.model_choices), description="model", style=wide, layout=ipywidgets.Layout(width="430px")
         )
@@ -175,8 +171,7 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         self.save_button.on_click(lambda _: self.save())
 
         note = ipywidgets.HTML(
-            "<small>budget = model calls per image for OISE, RISE and LIME; the other methods "
-            "state their own calls.</small>"
+            "<small>budget = model calls per image for OISE, RISE and LIME; the others state theirs.</small>"
         )
         left = ipywidgets.VBox(
             [
@@ -317,6 +312,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
         with self.view.lock:
             draw_maps(self.view.figure, self.image[0], {}, title=f"{name}")
             self.view.update()
+
+    def clear(self) -> None:
+        """Forget the maps shown (e.g. a quick check's): the image alone again, no results table, ready for Run."""
+        self._prepare_image()
+        self._show_table()
 
     # -- running ---------------------------------------------------------------------------------------------
     def run(self, block: bool = False) -> None:
