@@ -16,6 +16,7 @@ __all__ = [
     "POSTPROCESSING",
     "HEADLINE",
     "PUBLISHED",
+    "mean_fraction",
     "postprocess_maps",
     "catch_up",
     "budget_curve_markdown",
@@ -31,15 +32,20 @@ PUBLISHED = "as each method publishes it"
 HEADLINE = "raw"
 
 
+def mean_fraction(name: str, method: str) -> float | None:
+    """The share of the mean that post-processing ``name`` (a key of :data:`POSTPROCESSING` or :data:`PUBLISHED`)
+    subtracts from ``method``'s (``"oise..."`` or ``"rise"``) raw maps before clipping; ``None``: kept raw."""
+    if name == PUBLISHED:
+        return 1.0 if method.startswith("oise") else None
+    if name in POSTPROCESSING:
+        return POSTPROCESSING[name]
+    raise ValueError(f"name must be one of {[*POSTPROCESSING, PUBLISHED]}, got {name!r}")
+
+
 def postprocess_maps(maps: torch.Tensor, name: str, method: str) -> torch.Tensor:
     """``maps`` ``(B, H, W)`` (a method's raw maps) post-processed as ``name`` (a key of :data:`POSTPROCESSING`
     or :data:`PUBLISHED`) for ``method`` (``"oise..."`` or ``"rise"``). Returns float ``(B, H, W)``."""
-    if name == PUBLISHED:
-        fraction = 1.0 if method.startswith("oise") else None
-    elif name in POSTPROCESSING:
-        fraction = POSTPROCESSING[name]
-    else:
-        raise ValueError(f"name must be one of {[*POSTPROCESSING, PUBLISHED]}, got {name!r}")
+    fraction = mean_fraction(name, method)
     maps = maps.float()
     return maps if fraction is None else M.postprocess(maps, mean_fraction=fraction)
 

@@ -18,7 +18,7 @@ from ..method._checks import check_choice
 from ..method.core import REFERENCES
 from . import metrics as Mt
 from .baselines import attribute
-from .budget_report import POSTPROCESSING, PUBLISHED, postprocess_maps
+from .budget_report import POSTPROCESSING, PUBLISHED, mean_fraction, postprocess_maps
 from .datasets import DATASETS, load_dataset
 from .reports import RESULTS_DIR, summarise, write_results
 from .suite_results import locked, machine, reference_setting
@@ -179,19 +179,24 @@ def budget_curve(
             )
             seconds[name] += spent
             for b in budgets:
-                for post in posts:  # the raw maps, then each post-processing, scored the same way
-                    scores = _score(
-                        fast,
-                        images[start:stop],
-                        targets[start:stop],
-                        postprocess_maps(maps[b], post, method),
-                        None if boxes is None else boxes[start:stop],
-                        plan.pixels_per_step,
-                        plan.curve_batch,
-                        plan.masked_value(),
-                        plan.insertion_start,
-                    )
-                    for key, v in scores.items():
+                # The raw maps, then each post-processing, scored the same way. Two names can be one
+                # post-processing (as published: RISE raw, OISE S - mean): each distinct one is scored once.
+                scored: dict[float | None, dict] = {}
+                for post in posts:
+                    fraction = mean_fraction(post, method)
+                    if fraction not in scored:
+                        scored[fraction] = _score(
+                            fast,
+                            images[start:stop],
+                            targets[start:stop],
+                            postprocess_maps(maps[b], post, method),
+                            None if boxes is None else boxes[start:stop],
+                            plan.pixels_per_step,
+                            plan.curve_batch,
+                            plan.masked_value(),
+                            plan.insertion_start,
+                        )
+                    for key, v in scored[fraction].items():
                         values[post][name][b].setdefault(key, []).append(v)
         result = _budget_curve_result(
             dataset, values, calls, seconds, stop, budgets, chains, seed, plan, fast_runtime, data["info"], n
