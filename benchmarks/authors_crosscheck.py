@@ -64,6 +64,12 @@ RISE_P1 = 0.5  # RISE's paper and the package's default p_keep (RISE's notebooks
 IMAGE_SPLIT = (0, 20, 50)  # `all` runs images 0:20 then 20:50, so n = 20 is a prefix of n = 50
 # The maps each part makes: package OISE / RISE, reference OISE (notebook and explainer.py post-processing), RISE.
 MAP_KINDS = ("pkg_oise", "ref_oise", "ref_oise_096", "pkg_rise", "ref_rise")
+# How the parts score (the protocol of saliency_lib.evaluation.suites.SCORING for ties; the maps are compared like
+# with like, so OISE's post-processing is the same 1.0 x mean on both sides).
+SCORING = (
+    "deletion and insertion take tied pixels in a seeded random order and Spearman gives tied pixels their average "
+    "rank (the protocol of docs/results.md); OISE's maps post-processed 1.0 x mean on both sides, like with like"
+)
 
 
 def select_images(n: int) -> np.ndarray:
@@ -452,6 +458,7 @@ def merge(parts_dir: Path = PARTS, out_dir: Path = RESULTS, seeds: tuple[int, in
             "seeds": "package OISE: seed=s per batch (part); package RISE: seed=10000*s+index per image; "
             "reference OISE and RISE: RandomState((s, index)) per image",
         },
+        "scoring": SCORING,
         "tables": tables,
         "notes": NOTES,
         "parts": sorted(r["name"] for r in records),
@@ -485,6 +492,8 @@ def markdown(payload: dict) -> str:
         "`process_sal`) and `eclique/RISE` (`explanations.py`, `evaluation.py`). Same data, classifier, budget, "
         "masked-pixel reference and metric code on both sides; two seeds (0, 1) each. Means with paired 95% CIs "
         "over images (Student t).",
+        "",
+        "Scoring: " + payload.get("scoring", "before the protocol: ties in pixel order") + ".",
         "",
         "Map agreement: Spearman of package vs reference maps (4 seed pairs averaged) minus the mean of "
         "package seed 0 vs 1 and reference seed 0 vs 1. Near 0 = the two agree as well as two seeds of one do.",
