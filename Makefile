@@ -18,7 +18,7 @@ help:
 	@echo "make lab     - install what is missing, copy notebooks/ to work/ (yours, git-ignored), open JupyterLab there"
 	@echo "               (CPU=1: install PyTorch's CPU-only build, for laptops)"
 	@echo "make test    - install what is missing, lint (ruff), run every test (library, notebooks, browser)"
-	@echo "make lint    - ruff check and ruff format --check on everything"
+	@echo "make lint    - ruff check and ruff format --check on everything, lint-imports on the import contracts"
 	@echo "make test-fast - the library tests without the slow ones (no notebooks, browser, wheel or portability runs)"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
@@ -69,10 +69,12 @@ lab: $(STAMP) $(JUPYTER_SETTINGS)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --LabApp.default_url=/lab/tree/$(WORK)/00_start_here.ipynb
 
-# ruff reads the library, tests, benchmarks and notebooks (.ipynb); settings in pyproject.toml.
+# ruff reads the library, tests, benchmarks and notebooks (.ipynb); lint-imports checks the import contracts
+# (import-linter: the research bench above the library, the library's layers, no cycles); settings in pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache .
 	$(VENV)/bin/ruff format --no-cache --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP) browser-deps lint
 	$(PY) -m saliency_lib assets verify

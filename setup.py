@@ -2,7 +2,7 @@
 
 ``data/`` stays the checkout's top-level folder (made by repo code, listed in data/MANIFEST.json). An editable
 install reads it in place; a regular build copies it to ``saliency_lib/shipped_data/`` in the wheel, where
-``saliency_lib.assets.find_data_dir`` looks when there is no checkout. Everything else is in pyproject.toml.
+``saliency_lib.io.assets.find_data_dir`` looks when there is no checkout. Everything else is in pyproject.toml.
 """
 
 import shutil

@@ -8,8 +8,8 @@ the same metric code, and asks two questions:
 * **Do the maps agree as well as two seeds of one implementation do?** Per image, the Spearman correlation of a
   package map with a reference map (the four package-seed x reference-seed pairs, averaged) minus the mean of
   package seed 0 vs 1 and reference seed 0 vs 1. Equal algorithms give a difference near 0; its paired 95% CI
-  (Student t, :func:`saliency_lib.reports.summarise`) says how near.
-* **Do they score the same?** Deletion and insertion AUC (:mod:`saliency_lib.metrics`), package minus
+  (Student t, :func:`saliency_research.reports.summarise`) says how near.
+* **Do they score the same?** Deletion and insertion AUC (:mod:`saliency_lib.evaluation.metrics`), package minus
   reference, per image averaged over the two seeds, paired 95% CI. Seed noise of each side is shown alongside.
 
 It also records the two post-processing variants (the notebook's ``process_sal``, 1.0 x mean, which the package
@@ -50,9 +50,9 @@ import authors_reference as R  # noqa: E402
 
 import saliency_lib as S  # noqa: E402
 from saliency_lib.evaluation import metrics  # noqa: E402
-from saliency_lib.evaluation.reports import summarise  # noqa: E402
 from saliency_lib.io import data, models  # noqa: E402
 from saliency_lib.method.core import class_probabilities  # noqa: E402
+from saliency_research.reports import summarise  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 PARTS = RESULTS / "authors_crosscheck.parts"
@@ -64,7 +64,7 @@ RISE_P1 = 0.5  # RISE's paper and the package's default p_keep (RISE's notebooks
 IMAGE_SPLIT = (0, 20, 50)  # `all` runs images 0:20 then 20:50, so n = 20 is a prefix of n = 50
 # The maps each part makes: package OISE / RISE, reference OISE (notebook and explainer.py post-processing), RISE.
 MAP_KINDS = ("pkg_oise", "ref_oise", "ref_oise_096", "pkg_rise", "ref_rise")
-# How the parts score (the protocol of saliency_lib.evaluation.suites.SCORING for ties; the maps are compared like
+# How the parts score (the protocol of saliency_research.suites.SCORING for ties; the maps are compared like
 # with like, so OISE's post-processing is the same 1.0 x mean on both sides).
 SCORING = (
     "deletion and insertion take tied pixels in a seeded random order and Spearman gives tied pixels their average "
@@ -73,7 +73,7 @@ SCORING = (
 
 
 def select_images(n: int) -> np.ndarray:
-    """Indices into :func:`saliency_lib.data.fashion_sample`: the k-th image of class 0..9, k = 0, 1, ... (so any
+    """Indices into :func:`saliency_lib.io.data.fashion_sample`: the k-th image of class 0..9, k = 0, 1, ... (so any
     prefix of 10 is class-balanced and the first 20 are 2 per class). int64 ``(n,)``."""
     _, labels = data.fashion_sample()
     per_class = [torch.nonzero(labels == c).flatten().tolist() for c in range(10)]
@@ -223,7 +223,7 @@ def run_part(
     model=None,
 ) -> Path:
     """Compute and write one part (``<name>.json`` + ``<name>.npz``); returns the JSON path."""
-    from saliency_lib.evaluation.suite_results import machine
+    from saliency_research.suite_results import machine
 
     begin = time.perf_counter()
     model = model or load_model()
@@ -442,7 +442,7 @@ def merge(parts_dir: Path = PARTS, out_dir: Path = RESULTS, seeds: tuple[int, in
             "(benchmarks/authors_reference.py), shipped Fashion-MNIST sample and classifier (ONNX Runtime, 1 thread)."
         ),
         "settings": {
-            "images": "saliency_lib.data.fashion_sample(), k-th image of each class in turn (select_images)",
+            "images": "saliency_lib.io.data.fashion_sample(), k-th image of each class in turn (select_images)",
             "target": "top-1 class of the clean image",
             "references": {
                 "black": "pixel 0 in [0, 1] (package reference=0.0; (0 - 0.286) / 0.353 = -0.810 normalised)",
@@ -451,10 +451,10 @@ def merge(parts_dir: Path = PARTS, out_dir: Path = RESULTS, seeds: tuple[int, in
             "oise": "grid 8, p_init 0.3, lr 0.02, 1 chain, unweighted sum, post-processing 1.0 x mean on both sides",
             "rise": f"grid 8, p1 {RISE_P1} on both sides (RISE's notebooks: 0.1), one mask set per image and seed",
             "metrics": (
-                "saliency_lib.metrics deletion (to the same reference as the maps) and insertion (from the "
-                "package's blur), 28 pixels per step, for every map; Spearman: saliency_lib.metrics.spearman"
+                "saliency_lib.evaluation.metrics deletion (to the same reference as the maps) and insertion (from the "
+                "package's blur), 28 pixels per step, for every map; Spearman: saliency_lib.evaluation.metrics.spearman"
             ),
-            "ci95": "paired over images, Student t (saliency_lib.reports.summarise)",
+            "ci95": "paired over images, Student t (saliency_research.reports.summarise)",
             "seeds": "package OISE: seed=s per batch (part); package RISE: seed=10000*s+index per image; "
             "reference OISE and RISE: RandomState((s, index)) per image",
         },

@@ -63,7 +63,7 @@ class TargetProbability:
     """The adapter: a numpy batch in the model's normalised input space -> the target-class probability.
 
     Args:
-        model: a :mod:`saliency_lib.models` classifier (takes ``(B, C, H, W)`` in [0, 1], returns logits).
+        model: a :mod:`saliency_lib.io.models` classifier (takes ``(B, C, H, W)`` in [0, 1], returns logits).
         mean, std: the model's per-channel normalisation (``model.spec.mean``, ``model.spec.std``).
 
     ``adapter(batch, target)``: ``batch`` float ``(B, C, H, W)`` normalised, ``target`` an int; returns float64

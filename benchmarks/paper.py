@@ -7,12 +7,12 @@
     python benchmarks/paper.py compare                                    # -> benchmarks/results/paper_vs_full.md
 
 Every command takes ``--reference mean|black|blur``: the masked-pixel value of the maps and of deletion forced on
-every dataset (default: each dataset's own, ``saliency_lib.datasets.DATASET_REFERENCES``); its results go to
+every dataset (default: each dataset's own, ``saliency_lib.evaluation.datasets.DATASET_REFERENCES``); its results go to
 ``<stem>_<reference>.*`` (e.g. ``budget_curve_mean.md``: the authors' dataset mean), never into the default files.
 
-The 5,000-call evaluation itself is ``python -m saliency_lib evaluate --suite paper`` (or
-``saliency_lib.evaluation.runner.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
-at that budget is ``python -m saliency_lib reconstruct --suite paper``. Single-thread runs:
+The 5,000-call evaluation itself is ``python -m saliency_research evaluate --suite paper`` (or
+``saliency_research.runner.run_suite("paper", datasets=[...], methods=[...])`` in parts that merge), and Part B
+at that budget is ``python -m saliency_research reconstruct --suite paper``. Single-thread runs:
 ``OMP_NUM_THREADS=1``.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from saliency_lib.evaluation import budget_study, suites  # noqa: E402
+from saliency_research import budget_study, suites  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         )
     args = parser.parse_args(argv)
     if args.command == "compare":
-        from saliency_lib.evaluation import reports
+        from saliency_research import reports
 
         out = args.out or reports.RESULTS_DIR
         suffix = f"_{args.reference}" if args.reference else ""

@@ -6,11 +6,12 @@ deletion and insertion AUC under each of the choices where our protocol and thei
 * which OISE map is scored (:data:`OISE_MAPS`): the raw sum ``S`` (scaled to max 1), ``max(S - 0.96 mean(S), 0)``
   (the authors' ``explainer.py``) or ``max(S - mean(S), 0)`` (their notebook, ``method.md``, the package), each
   scaled to max 1. One OISE run gives all three: the raw sum is read at the last step by a ``callback``
-  (:class:`LastSum`), and the three maps are :func:`saliency_lib.masks.postprocess` with ``mean_fraction`` 0, 0.96, 1;
+  (:class:`LastSum`), and the three maps are :func:`saliency_lib.method.masks.postprocess` with ``mean_fraction`` 0,
+  0.96, 1;
 * RISE's mask density and grid (:data:`RISE_VARIANTS`): p1 = 0.5, s = 8 (RISE's easy-start notebook, which the
   authors copied, and the package's default), p1 = 0.1 with s = 8 or 10 (RISE's saliency and evaluation notebooks);
-* the metric (:data:`METRICS`): the package's :func:`saliency_lib.metrics.deletion` / ``insertion`` at their
-  defaults (one image row per step, insertion from :func:`saliency_lib.masks.blur`: torchvision's Gaussian blur,
+* the metric (:data:`METRICS`): the package's :func:`saliency_lib.evaluation.metrics.deletion` / ``insertion`` at their
+  defaults (one image row per step, insertion from :func:`saliency_lib.method.masks.blur`: torchvision's Gaussian blur,
   kernel 11, sigma 5, reflect padding; tied pixels in a seeded random order), RISE's ``evaluation.py``
   (:func:`rise_causal`: ``gkern(11, 5)`` blur with zero padding, one image row per step, pixels ordered by
   ``np.flip(np.argsort(map))``, so ties go in whatever order numpy's unstable sort leaves them), and the package's
@@ -18,7 +19,7 @@ deletion and insertion AUC under each of the choices where our protocol and thei
   verdict uses).
 
 Every difference is paired over images: OISE minus RISE, mean and 95% Student t interval
-(:func:`saliency_lib.reports.summarise`). The masked-pixel value is black (pixel 0, ``reference="black"``) for both
+(:func:`saliency_research.reports.summarise`). The masked-pixel value is black (pixel 0, ``reference="black"``) for both
 methods and for deletion's substrate, RISE's zero padding is padding with that same black, and the targets are the
 evaluation's (Fashion-MNIST: the model's top-1; canvases: the true class) in every variant.
 
@@ -54,19 +55,16 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from authors_reference import gkern  # noqa: E402  (RISE's evaluation.py kernel, transcribed by authors_reference)
 
-from saliency_lib.evaluation import (  # noqa: E402
-    datasets,  # noqa: E402
-    suite_results,
-    suites,
-)
+from saliency_lib.evaluation import datasets  # noqa: E402
 from saliency_lib.evaluation import metrics as Mt  # noqa: E402
-from saliency_lib.evaluation.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
 from saliency_lib.io import models  # noqa: E402
-from saliency_lib.io.distributed import block_seed  # noqa: E402
 from saliency_lib.method import core  # noqa: E402
 from saliency_lib.method import masks as M  # noqa: E402
 from saliency_lib.method.oise_method import OISEStep, oise  # noqa: E402
 from saliency_lib.method.rise_method import rise  # noqa: E402
+from saliency_research import suite_results, suites  # noqa: E402
+from saliency_research.distributed import block_seed  # noqa: E402
+from saliency_research.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
 
 STEM = "protocol_choices"
 PARTS_DIR = RESULTS_DIR / f"{STEM}.parts"
@@ -93,7 +91,7 @@ METRIC_LABELS = {
     "suite": "ours at the paper suite's step (56 / 256 px)",
 }
 MODES = ("deletion", "insertion")
-# Ours: both methods' raw maps (the evaluation's protocol, saliency_lib.evaluation.suites.SCORING).
+# Ours: both methods' raw maps (the evaluation's protocol, saliency_research.suites.SCORING).
 DEFAULT = ("oise_raw", "rise_p0.5_s8", "ours")
 # The rows of the main table: the default pair, one choice changed at a time, then the choices together. The
 # post-processing rows change OISE's map alone (RISE's stays raw, as RISE publishes it).
@@ -176,14 +174,15 @@ def rise_causal(
 
     Deletion replaces pixels by ``fill``; insertion puts them back into :func:`rise_blur` (padded with ``fill``).
     ``step`` pixels change per point (default: one image row, ``W``; RISE: 224 at 224 x 224), ``ceil(HW / step) + 1``
-    points, pixels in :func:`rise_order`, AUC by RISE's ``auc`` (the same formula as :func:`saliency_lib.metrics.auc`).
+    points, pixels in :func:`rise_order`, AUC by RISE's ``auc`` (the same formula as
+    :func:`saliency_lib.evaluation.metrics.auc`).
 
     Args:
         images: ``(B, C, H, W)`` in the model's pixel space; maps ``(B, H, W)``; targets int64 ``(B,)``.
         images_per_call: images whose whole curves go into one model call.
 
     Returns:
-        :class:`saliency_lib.metrics.CurveResult` (``auc`` ``(B,)``, ``curve`` ``(B, T)``).
+        :class:`saliency_lib.evaluation.metrics.CurveResult` (``auc`` ``(B,)``, ``curve`` ``(B, T)``).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -460,7 +459,7 @@ def merge(parts_dir: Path = PARTS_DIR, out_dir: Path = RESULTS_DIR, stem: str = 
     payload: dict = {
         "experiment": STEM,
         "datasets": {},
-        # the protocol of the "ours" metric rows (saliency_lib.evaluation.suites.SCORING); RISE's metric keeps its own
+        # the protocol of the "ours" metric rows (saliency_research.suites.SCORING); RISE's metric keeps its own
         "scoring": "ours: tied pixels in a seeded random order; default pair: OISE's raw sum against RISE's raw map",
     }
     for dataset, entry in parts.items():
@@ -569,7 +568,7 @@ def markdown(payload: dict) -> str:
         "# Would the authors' and RISE's own protocol choices change the verdict? (ours, measured by this repository)",
         "",
         "OISE and RISE at the same budget on the same images; deletion AUC (lower better) and insertion AUC (higher "
-        "better); OISE - RISE paired over images, mean [95% Student t CI] (`saliency_lib.reports.summarise`); "
+        "better); OISE - RISE paired over images, mean [95% Student t CI] (`saliency_research.reports.summarise`); "
         "verdict from that interval (`tie` when it contains 0). Every number here is ours, none is the paper's.",
         "",
         "Choices: OISE map = which post-processing of OISE's sum S is scored (each clipped at 0 and scaled to max 1); "

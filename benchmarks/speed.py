@@ -16,7 +16,7 @@ one thread:
   K = 1.
 * **images per call**: B images in one ``oise`` call against B calls of one image (per-image time).
 * **RISE**: ``rise(n_masks=N)`` for one image (N masked images, 100 per call) against OISE's N steps.
-* **runtime** (PyTorch eager against ONNX Runtime, :mod:`saliency_lib.runtime`): images per second of each
+* **runtime** (PyTorch eager against ONNX Runtime, :mod:`saliency_lib.io.runtime`): images per second of each
   model in each runtime at batch 1 and at the larger batch (same inputs, interleaved rounds), and one
   ``oise(n_steps=5000)`` map of a 224 px photograph with EfficientNet-Lite0 in each runtime (the paper's budget),
   with the largest difference between the two maps.
@@ -370,7 +370,7 @@ def write_markdown(summary: dict, path: Path) -> None:
     if rt:
         lines += [
             "",
-            "## PyTorch eager against ONNX Runtime (`saliency_lib.runtime.fast_model`)",
+            "## PyTorch eager against ONNX Runtime (`saliency_lib.io.runtime.fast_model`)",
             "",
             f"Images per second (median over {rt['repeats']} interleaved rounds; CPU time of the process, "
             "wall time in brackets), same inputs; ratio = ONNX Runtime / PyTorch (CPU-time medians; "
@@ -634,7 +634,7 @@ def main(argv=None) -> int:
         "overhead above it is the spread of model-call times between rounds (other jobs use the same caches "
         "and memory bandwidth), so a single run can land on either side of a target.",
         "Only CPU numbers: this machine has no GPU.",
-        "Runtime: the ONNX files are exported by saliency_lib.runtime (torch.onnx.export, opset 17, dynamic batch) "
+        "Runtime: the ONNX files are exported by saliency_lib.io.runtime (torch.onnx.export, opset 17, dynamic batch) "
         "and run by ONNX Runtime's CPU provider with torch's thread count. The photo map runs once per runtime; "
         "its CPU time is the cost on one free core, its wall time depends on the other jobs on the machine (see "
         "the load average above). With --torch-map-steps below 5000 the PyTorch map runs that many calls and its "

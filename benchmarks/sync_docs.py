@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import protocol_choices  # noqa: E402
 
 from saliency_lib.course import schedule, tutorial  # noqa: E402
-from saliency_lib.evaluation.reports import ci_cell  # noqa: E402
-from saliency_lib.generative.reconstruction_experiment import markdown_table  # noqa: E402
 from saliency_lib.io.assets import manifest_table  # noqa: E402
+from saliency_lib.plots import agreement_table  # noqa: E402
+from saliency_research.reports import ci_cell  # noqa: E402
 
 
 def _results(name: str) -> dict:
@@ -70,7 +70,7 @@ VERDICT_WORDS = {"OISE better": "OISE better", "RISE better": "RISE better", "ti
 
 
 def _verdict(metric: str, record: dict) -> str:
-    from saliency_lib.evaluation.reports import paired_verdict
+    from saliency_research.reports import paired_verdict
 
     return VERDICT_WORDS[paired_verdict(metric, record["vs_rise"][metric])]
 
@@ -84,8 +84,8 @@ def readme_finding() -> str:
     paper suite's pointing game, the protocol choices, the cross-check against the authors' loop and Part B."""
     import torch
 
-    from saliency_lib.evaluation.budget_report import PUBLISHED, catch_up
-    from saliency_lib.evaluation.reports import summarise
+    from saliency_research.budget_report import PUBLISHED, catch_up
+    from saliency_research.reports import summarise
 
     paper, grey = _results("evaluation_paper.json"), _results("evaluation_paper_mean.json")
     curve = _results("budget_curve.json")
@@ -250,9 +250,9 @@ SCORED_FILES = (
 
 
 def scoring_status() -> str:
-    """The scoring protocol (one home: ``saliency_lib.evaluation.suites.SCORING``) and which results files were
+    """The scoring protocol (one home: ``saliency_research.suites.SCORING``) and which results files were
     scored under it, read from the files themselves."""
-    from saliency_lib.evaluation.suites import SCORING
+    from saliency_research.suites import SCORING
 
     done = [name for name in SCORED_FILES if _rescored(name)]
     old = [name for name in SCORED_FILES if name not in done]
@@ -274,7 +274,7 @@ def part_b_paper() -> str:
     """Part B at 5,000 calls: OISE's region regenerated, inpainted, filled; a random region; both references."""
     import torch
 
-    from saliency_lib.evaluation.reports import summarise
+    from saliency_research.reports import summarise
 
     fractions = ("0.5", "0.7", "0.9")
     lines = [
@@ -319,7 +319,7 @@ DATASET_NAMES = {"fashion": "Fashion-MNIST", "clutter": "cluttered canvases", "p
 def budget_catch_up() -> str:
     """From the black budget curve: OISE and RISE at 5,000 calls, the paired gap, and from which budget OISE is
     no worse than RISE (paired 95% CI), per dataset and metric."""
-    from saliency_lib.evaluation.budget_report import HEADLINE, catch_up
+    from saliency_research.budget_report import HEADLINE, catch_up
 
     payload = _results("budget_curve.json")
     rows = catch_up(payload)
@@ -364,8 +364,8 @@ def budget_catch_up() -> str:
 
 def oise_settings() -> str:
     """OISE's settings one at a time (black reference) and its seed agreement at 5,000 calls, from
-    ``paper_oise_settings.json``: the rows of :func:`saliency_lib.reports.oise_settings_markdown`'s tables."""
-    from saliency_lib.evaluation.reports import oise_settings_markdown
+    ``paper_oise_settings.json``: the rows of :func:`saliency_research.reports.oise_settings_markdown`'s tables."""
+    from saliency_research.reports import oise_settings_markdown
 
     text = oise_settings_markdown(_results("paper_oise_settings.json"))
     tables, current = [], []
@@ -455,7 +455,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "reference-table": reference_table,
     "threads-speed-readme": threads_speed,
     "threads-speed-docs": lambda: threads_speed("../benchmarks/results/"),
-    "part-b-full": lambda: markdown_table(_results("reconstruction_full.json")),
+    "part-b-full": lambda: agreement_table(_results("reconstruction_full.json")),
     "asset-table": lambda: manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),

@@ -1,6 +1,6 @@
 """A tiny evaluation suite for tests/test_distributed.py, run as a script (under torchrun or alone).
 
-``python tests/evaluate_driver.py OUT`` runs :func:`saliency_lib.evaluation.runner.run_suite` on the ``tiny`` suite
+``python tests/evaluate_driver.py OUT`` runs :func:`saliency_research.runner.run_suite` on the ``tiny`` suite
 (:data:`TINY`: 6 planted canvases in blocks of 2, so 2 ranks share 3 blocks) and writes ``OUT/evaluation_tiny.*``.
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from saliency_lib.evaluation import runner, suites
-from saliency_lib.io import distributed
+from saliency_research import distributed, runner, suites
 
 TINY = [
     suites.DatasetPlan(

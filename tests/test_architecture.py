@@ -1,47 +1,56 @@
-"""The package's structure, held by a test: what may import what.
+"""The packages' structure: what ``lint-imports`` (import-linter, run by ``make lint``) cannot check.
 
-- Imports only run downwards (:data:`LAYERS`): ``method`` and ``plots`` at the bottom, then ``io``, then
-  ``evaluation``, then ``generative``, with ``course`` and ``cli`` on top. A subpackage imports only from lower
-  ones, never the package's face (``saliency_lib/__init__.py``, which hands the short names on) save
-  ``__version__``.
-- No module is over :data:`MAX_LINES` lines.
-- No private name crosses a module border: ``from .masks import _x`` or ``masks._x`` in another module fails.
-  The one private *module*, ``method._checks``, is the shared argument checks: library modules may import it.
-- No library module imports the widgets (widgets import the library, never the other way round).
-- No notebook or exercise solution imports a ``_`` module or a ``_`` name of the library.
-- No import cycle between library modules (imports inside functions count too: a lazy import hides a cycle,
-  it does not remove it).
-- Every module of ``cli`` stays a thin shim (parse arguments, call the library).
+The import contracts live in ``pyproject.toml`` (``[tool.importlinter]``): ``saliency_research`` above
+``saliency_lib``, the library's subpackages in layers, the widgets imported only by notebooks, no import cycles.
+This file holds the rest:
+
+- ``saliency_lib`` is the tutorial's library: every module of it is reached from the notebooks, their solutions, the
+  widgets or one of the tutorial's commands (:data:`ENTRY_POINTS`); a module nothing reaches belongs in the
+  research bench, ``saliency_research``, or nowhere.
+- Plain imports: no import hook of ours, so every module is found by its file's path.
+- No private name crosses a module border (``from .masks import _x``, ``masks._x``), in either package or in the
+  notebooks.
+- Every ``from saliency_lib... import name`` of the notebooks and solutions resolves.
+- The command-line modules stay thin shims (parse arguments, call the library).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "saliency_lib"
+PACKAGES = (PACKAGE, ROOT / "saliency_research")
+ROOTS = ("saliency_lib", "saliency_research")
 CLI_MAX_STATEMENTS = 40
-MAX_LINES = 500
-CHECKS = "saliency_lib.method._checks"
-WIDGETS = "saliency_lib.course.widgets"
-# Subpackage -> floor: a module may import only from subpackages on a lower floor (or its own subpackage).
-LAYERS = {"method": 0, "plots": 0, "io": 1, "evaluation": 2, "generative": 3, "course": 4, "cli": 5}
+CLI_MODULES = sorted(path for package in PACKAGES for path in (package / "cli").glob("*.py"))
+# The tutorial's ways into saliency_lib besides the notebooks and their solutions (which are read from the files):
+ENTRY_POINTS = {
+    "saliency_lib.__main__": "python -m saliency_lib (explain one image, assets)",
+    "saliency_lib.course.widgets": "the panels (every widget module is an entry point of the notebooks)",
+    "saliency_lib.course.install_check": "make check and notebook 00",
+    "saliency_lib.course.learner_edition": "make learner-edition",
+    "saliency_lib.course.server_settings": "make lab and Binder's postBuild",
+    "saliency_lib.course.schedule": "docs/instructor.md's workshop plans (python -m saliency_lib.course.schedule)",
+}
 
 
 def module_name(path: Path) -> str:
-    """``saliency_lib/widgets/view.py`` -> ``saliency_lib.widgets.view`` (``__init__`` -> the package)."""
+    """``saliency_lib/widgets/view.py`` -> ``saliency_lib.course.widgets.view`` (``__init__`` -> the package)."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def library_modules() -> dict[str, Path]:
-    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+def library_modules(*packages: Path) -> dict[str, Path]:
+    """Dotted name -> file of every module of ``packages`` (default: both of this repository's)."""
+    return {module_name(path): path for package in packages or PACKAGES for path in sorted(package.rglob("*.py"))}
 
 
 def resolve(current: str, is_package: bool, level: int, target: str | None) -> str:
@@ -70,26 +79,24 @@ def imports_of(source: str, current: str, is_package: bool = False):
 def private_uses(source: str, current: str, is_package: bool, known: set[str]) -> list[str]:
     """Private names of *other* library modules that ``source`` imports or reads (``module._name``).
 
-    ``current`` is the module's dotted name (``"notebook"`` for notebook code); library modules (those in
-    ``known``) may import the private :data:`CHECKS` module, nothing else may.
+    ``current`` is the module's dotted name (``"notebook"`` for notebook code); ``known``: the packages' modules.
     """
     problems, aliases = [], {}
-    may_use_checks = current in known
 
     def private_module(module: str) -> bool:
-        return module.split(".")[-1].startswith("_") and not (module == CHECKS and may_use_checks)
+        return any(part.startswith("_") and not part.startswith("__") for part in module.split("."))
 
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("saliency_lib"):
+                if alias.name.startswith(ROOTS):
                     if private_module(alias.name):
                         problems.append(f"{current}:{node.lineno} imports private module {alias.name}")
                     aliases[alias.asname or alias.name] = alias.name
         elif isinstance(node, ast.ImportFrom):
             target = resolve(current, is_package, node.level, node.module)
-            if not target.startswith("saliency_lib") or target == current:
+            if not target.startswith(ROOTS) or target == current:
                 continue
             if private_module(target):
                 problems.append(f"{current}:{node.lineno} imports from private module {target}")
@@ -114,72 +121,12 @@ def private_uses(source: str, current: str, is_package: bool, known: set[str]) -
     return problems
 
 
-def library_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Module -> library modules it imports (a ``from package import module`` counts as that module)."""
-    graph = {}
-    for name, path in modules.items():
-        edges = set()
-        for target, names, _, _ in imports_of(path.read_text(), name, path.name == "__init__.py"):
-            if not target.startswith("saliency_lib"):
-                continue
-            targets = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules] or [target]
-            edges.update(t for t in targets if t in modules and t != name)
-        graph[name] = edges
-    return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle as a list of modules, or None. Package ``__init__`` re-exports are not followed."""
-    state, stack = {}, []
-
-    def visit(node):
-        state[node] = "open"
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt == "saliency_lib" or (nxt in graph and node.startswith(nxt + ".")):
-                continue  # a submodule importing its own package's face is not a cycle of ideas
-            if state.get(nxt) == "open":
-                return stack[stack.index(nxt) :] + [nxt]
-            if nxt not in state:
-                cycle = visit(nxt)
-                if cycle:
-                    return cycle
-        stack.pop()
-        state[node] = "done"
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            cycle = visit(node)
-            if cycle:
-                return cycle
-    return None
-
-
-# ---- the rules, on the real package ---------------------------------------------------------------------------------
-
-
 def test_no_private_name_crosses_a_module_border():
     modules = library_modules()
     problems = []
     for name, path in modules.items():
         problems += private_uses(path.read_text(), name, path.name == "__init__.py", set(modules))
     assert not problems, "\n".join(problems)
-
-
-def test_the_library_never_imports_the_widgets():
-    modules = library_modules()
-    offenders = []
-    for name, path in modules.items():
-        if name.startswith(WIDGETS):
-            continue
-        for target, names, line, _ in imports_of(path.read_text(), name, path.name == "__init__.py"):
-            parent, _, leaf = WIDGETS.rpartition(".")
-            if target.startswith((WIDGETS, "saliency_lib.widgets")) or (
-                target in (parent, "saliency_lib") and leaf in names
-            ):
-                offenders.append(f"{name}:{line}")
-    assert not offenders, offenders
 
 
 def notebook_sources():
@@ -201,80 +148,64 @@ def test_notebooks_use_only_public_library_names():
     assert not problems, "\n".join(problems)
 
 
-def floor_of(module: str) -> int | None:
-    """The floor of a library module (:data:`LAYERS`); None for the package's face and ``__main__``."""
-    parts = module.split(".")
-    return LAYERS[parts[1]] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else None
+def notebook_imports() -> set[str]:
+    """Library modules the notebooks and solutions import (``from saliency_lib.io import data``: ``...io.data``)."""
+    modules = set(library_modules(PACKAGE))
+    found = set()
+    for _, source in notebook_sources():
+        for target, names, _, _ in imports_of(source, "notebook"):
+            if target.startswith("saliency_lib"):
+                found.add(target)
+                found.update(f"{target}.{name}" for name in names if f"{target}.{name}" in modules)
+    return found & modules
 
 
-def upward_imports(source: str, current: str, is_package: bool, known: set[str]) -> list[str]:
-    """Imports of ``source`` (module ``current``) that do not run downwards."""
-    here = floor_of(current)
-    if here is None:
-        return []
-    problems = []
-    for target, names, line, _ in imports_of(source, current, is_package):
-        if not target.startswith("saliency_lib"):
-            continue
-        if target == "saliency_lib":
-            modules = [f"saliency_lib.{n}" for n in names if f"saliency_lib.{n}" in known]
-            if not modules and set(names) <= {"__version__"}:
-                continue
-            targets = modules or [target]
-        else:
-            targets = [target]
-        for t in targets:
-            there = floor_of(t)
-            same_package = there is not None and t.split(".")[1] == current.split(".")[1]
-            if there is None or (not same_package and there >= here):
-                problems.append(f"{current}:{line} imports {t} (floor {there}, it is on floor {here})")
-    return problems
+def unreached_modules(starts: set[str]) -> list[str]:
+    """Modules of saliency_lib that no module of ``starts`` imports, even indirectly (grimp, import-linter's graph)."""
+    import grimp
+
+    graph = grimp.build_graph("saliency_lib", cache_dir=None)
+    reached = set()
+    for start in starts:
+        reached |= {start} | graph.find_upstream_modules(start) | graph.find_descendants(start)
+        for descendant in graph.find_descendants(start):
+            reached |= graph.find_upstream_modules(descendant)
+    for module in list(reached):  # importing a module runs its packages' __init__ too
+        parts = module.split(".")
+        reached.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return sorted(graph.modules - reached)
 
 
-def test_imports_only_run_downwards():
-    modules = library_modules()
-    problems = []
-    for name, path in modules.items():
-        problems += upward_imports(path.read_text(), name, path.name == "__init__.py", set(modules))
-    assert not problems, "\n".join(problems)
+def test_the_library_holds_only_what_the_tutorial_uses():
+    starts = notebook_imports()
+    assert {"saliency_lib.io.data", "saliency_lib.course.tutorial", "saliency_lib.method.core"} <= starts, starts
+    unreached = unreached_modules(starts | set(ENTRY_POINTS) | {"saliency_lib.cli." + n for n in ("assets", "explain")})
+    assert not unreached, (
+        f"saliency_lib modules that no notebook, solution, widget or tutorial command reaches: {unreached}; "
+        "move them to saliency_research (or name their entry point in ENTRY_POINTS)"
+    )
 
 
-def test_every_subpackage_has_a_floor():
-    subpackages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
-    assert subpackages == set(LAYERS), f"subpackages {sorted(subpackages)}, floors for {sorted(LAYERS)}"
-    flat = sorted(path.name for path in PACKAGE.glob("*.py"))
-    assert flat == ["__init__.py", "__main__.py"], f"modules outside a subpackage: {flat}"
+def test_the_scope_check_finds_a_module_nothing_reaches():
+    everything = unreached_modules(set(ENTRY_POINTS))
+    assert "saliency_lib.io.uploads" not in everything  # reached through the widgets
+    assert "saliency_lib.generative.reconstruct" in unreached_modules({"saliency_lib.__main__"})
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_no_module_is_over_the_line_limit(path):
-    lines = len(path.read_text().splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines (at most {MAX_LINES}: split it by idea)"
-
-
-def test_the_short_names_reach_each_module_at_its_home():
-    """``saliency_lib.models``, ``from saliency_lib.core import ...``: one module object, found at its home."""
+def test_no_import_hook_of_ours():
+    """Every module is found by its file's path: no finder of ours on ``sys.meta_path``, no ``__getattr__`` on
+    the packages' faces handing out modules."""
     import importlib
 
-    import saliency_lib
-
-    modules = library_modules()
-    for short, home in saliency_lib.SHORT_NAMES.items():
-        assert f"saliency_lib.{home}" in modules, f"{short} -> {home}: no such module"
-        module = importlib.import_module(f"saliency_lib.{home}")
-        assert getattr(saliency_lib, short) is module
-        assert importlib.import_module(f"saliency_lib.{short}") is module
-
-
-def test_python_dash_m_with_a_short_name_runs_the_module_at_its_home():
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "saliency_lib.tutorial", "--help"], capture_output=True, text=True, cwd=ROOT
-    )
-    assert result.returncode == 0, result.stderr
-    assert "python -m saliency_lib.course.tutorial" in result.stdout
+    modules = {name: path for name, path in library_modules().items() if not name.endswith("__main__")}
+    for name in modules:
+        importlib.import_module(name)
+    finders = [type(f).__module__ for f in sys.meta_path if type(f).__module__.startswith(ROOTS)]
+    assert not finders, finders
+    for root in ROOTS:
+        assert not hasattr(importlib.import_module(root), "__getattr__"), root
+    for name, path in modules.items():
+        assert Path(sys.modules[name].__file__).resolve() == path.resolve(), name
 
 
 def test_every_notebook_import_from_the_library_resolves():
@@ -295,12 +226,7 @@ def test_every_notebook_import_from_the_library_resolves():
     assert not problems, "\n".join(problems)
 
 
-def test_no_import_cycles():
-    cycle = find_cycle(library_graph(library_modules()))
-    assert cycle is None, " -> ".join(cycle)
-
-
-@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CLI_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_cli_modules_are_thin_shims(path):
     tree = ast.parse(path.read_text())
     # Statements, not lines: the formatter spreads one call over several lines without adding logic.
@@ -310,17 +236,16 @@ def test_cli_modules_are_thin_shims(path):
     assert not classes, f"{path.name} defines classes {classes}: library code belongs in a library module"
 
 
-# ---- the checker itself can fail (each rule on a small example) -----------------------------------------------------
+# ---- the private-name checker itself can fail ------------------------------------------------------------------------
 
 KNOWN = {
     "saliency_lib",
     "saliency_lib.method",
     "saliency_lib.method.masks",
-    "saliency_lib.method._checks",
+    "saliency_lib.method.checks",
     "saliency_lib.method.core",
     "saliency_lib.io",
     "saliency_lib.io.models",
-    "saliency_lib.course.widgets",
 }
 
 
@@ -338,50 +263,7 @@ def test_the_checker_catches_private_uses(source, expected):
     assert any(expected in problem for problem in problems), problems
 
 
-def test_the_checker_allows_public_names_and_the_checks_module():
-    source = "from .masks import upsample\nfrom ._checks import check_int\nfrom . import masks as M\nM.upsample"
+def test_the_checker_allows_public_names():
+    source = "from .masks import upsample\nfrom .checks import check_int\nfrom . import masks as M\nM.upsample"
     assert private_uses(source, "saliency_lib.method.core", False, KNOWN) == []
-    # ... but a notebook may not use the private checks module.
-    assert private_uses("from saliency_lib.method._checks import check_int", "notebook", False, KNOWN)
-
-
-def test_the_checker_finds_a_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-
-
-@pytest.mark.parametrize(
-    "source, current, upward",
-    [
-        ("from ..io import models", "saliency_lib.evaluation.datasets", False),
-        ("from ..method.core import call_model", "saliency_lib.io.models", False),
-        ("from .masks import upsample", "saliency_lib.method.core", False),
-        ("from .. import __version__", "saliency_lib.course.tutorial", False),
-        ("from ..io import models", "saliency_lib.method.core", True),
-        ("from ..course import widgets", "saliency_lib.evaluation.metrics", True),
-        ("from .. import models", "saliency_lib.method.core", True),  # the face's short name hides an upward import
-        ("from ..plots import show_map", "saliency_lib.method.core", True),  # same floor, another subpackage
-        ("import saliency_lib.generative.gan", "saliency_lib.evaluation.metrics", True),
-    ],
-)
-def test_the_checker_finds_upward_imports(source, current, upward):
-    assert bool(upward_imports(source, current, False, KNOWN)) == upward
-
-
-def test_a_short_submodule_import_does_not_hide_a_function_of_the_same_name():
-    """Notebook 06 imports the panel function, then names from its module by the short name; run twice (a rerun),
-    the first import must still give the function, not the module."""
-    import subprocess
-    import sys
-
-    code = (
-        "from saliency_lib.widgets import your_model_panel\n"
-        "from saliency_lib.widgets.your_model_panel import METHOD_LABELS\n"
-        "from saliency_lib.widgets import your_model_panel as again\n"
-        "import sys, types\n"
-        "home = sys.modules['saliency_lib.course.widgets.your_model_panel']\n"
-        "assert callable(again) and not isinstance(again, types.ModuleType), type(again)\n"
-        "assert sys.modules['saliency_lib.widgets.your_model_panel'] is home and METHOD_LABELS is home.METHOD_LABELS\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert private_uses("from saliency_lib.method._helpers import x", "notebook", False, KNOWN)

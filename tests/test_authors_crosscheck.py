@@ -3,7 +3,8 @@
 A small version of ``benchmarks/authors_crosscheck.py``. Three kinds of check:
 
 * **One step, and one loop, exactly.** The authors' ``upsize_mask`` and their resampling + rescaling step give the
-  package's :class:`~saliency_lib.masks.Upsampler` and :func:`~saliency_lib.masks.update_grid` to float rounding
+  package's :class:`~saliency_lib.method.masks.Upsampler` and :func:`~saliency_lib.method.masks.update_grid` to float
+  rounding
   once the same random numbers are fed to both (the authors draw on-cells first and compare ``rand > 1 - p``; the
   package compares ``uniform < p`` cell by cell, so the numbers are mapped, not reused). Fed the package's own
   random stream, the authors' whole loop gives the package's map (measured: max difference 2e-6 over 150 steps).

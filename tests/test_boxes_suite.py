@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from saliency_lib.cli import main
-from saliency_lib.evaluation import box_annotations as BA
-from saliency_lib.evaluation import boxes_data, boxes_suite
 from saliency_lib.evaluation.baselines import METHODS
 from saliency_lib.io.models import Classifier, InputSpec
+from saliency_research import box_annotations as BA
+from saliency_research import boxes_data, boxes_suite
+from saliency_research.cli import main
 
 
 def tiny_model(size: int = 32) -> Classifier:

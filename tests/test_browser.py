@@ -6,7 +6,8 @@ Starts ``jupyter lab`` on 127.0.0.1 (a free port, a random token, ``SALIENCY_FAS
 loop panel and clicks its Run button, and checks that the rendered figure changes each time. A screenshot goes to
 ``test-artifacts/``. The server is stopped by its process id.
 
-Every server starts with the Jupyter settings ``make lab`` and ``make present`` write (``saliency_lib.server_settings``,
+Every server starts with the Jupyter settings ``make lab`` and ``make present`` write
+(``saliency_lib.course.server_settings``,
 in the server's own configuration directory). With them, a 15 MB PNG chosen in an upload box (a one-cell notebook,
 in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one gets the upload check's one-line
 refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way. And JupyterLab
@@ -91,9 +92,9 @@ def stop_server(server: subprocess.Popen, log) -> None:
 
 
 def _make_settings(tmp_path) -> Path:
-    """The Jupyter settings `make lab` and `make present` write for .venv (saliency_lib.server_settings), written
+    """The Jupyter settings `make lab` and `make present` write for .venv (saliency_lib.course.server_settings), written
     into the test server's own configuration directory (its JUPYTER_CONFIG_DIR); returns that directory."""
-    from saliency_lib import server_settings
+    from saliency_lib.course import server_settings
 
     config = tmp_path / "config"
     server_settings.install(config)
@@ -474,13 +475,13 @@ def _notebook_06_as_a_standalone_page(voila_server):
 # ---- an upload over tornado's 10 MiB websocket default reaches the kernel ---------------------------
 
 # The smallest page with an upload box: the box, and a line the kernel writes when the file has arrived (through
-# saliency_lib.uploads, as notebook 06's panel reads it): its size and sha256.
+# saliency_lib.io.uploads, as notebook 06's panel reads it): its size and sha256.
 UPLOAD_CELL = """\
 import hashlib
 
 import ipywidgets
 
-from saliency_lib import uploads
+from saliency_lib.io import uploads
 
 upload = ipywidgets.FileUpload(accept=".png", multiple=False, description="Upload image")
 received = ipywidgets.HTML("nothing received yet")
@@ -559,7 +560,7 @@ def _upload(page, picture: Path, log: Path, before: str) -> str:
 def _upload_reaches_the_kernel(page, tmp_path, log: Path) -> None:
     """Choose a ~15 MB noise PNG in the page's upload box: the kernel must report every byte (size and sha256).
     Then a ~27 MB one: the kernel must answer with the upload check's one-line refusal, not silence."""
-    from saliency_lib import uploads
+    from saliency_lib.io import uploads
 
     received = page.locator(".upload-received")
     _wait_for(lambda: received.count() and "nothing received" in received.inner_text(), "the upload box", page)

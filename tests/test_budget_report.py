@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from saliency_lib.evaluation import budget_report as B
-from saliency_lib.evaluation.suites import SUITES, method_options
 from saliency_lib.method import masks as M
+from saliency_research import budget_report as B
+from saliency_research.suites import SUITES, method_options
 
 
 def raw_maps():

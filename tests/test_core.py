@@ -1,4 +1,4 @@
-"""The black-box core (saliency_lib.core) and the shared argument checks (saliency_lib._checks).
+"""The black-box core (saliency_lib.method.core) and the shared argument checks (saliency_lib._checks).
 
 Each check raises a ValueError/TypeError naming the argument and what was expected."""
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from saliency_lib.io.models import Classifier, InputSpec
-from saliency_lib.method import _checks as C
+from saliency_lib.method import checks as C
 from saliency_lib.method import core as V
 
 

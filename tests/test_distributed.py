@@ -1,4 +1,4 @@
-"""Sharded runs (:mod:`saliency_lib.distributed`): the same records however the work is split, and after a resume.
+"""Sharded runs (:mod:`saliency_research.distributed`): the same records however the work is split, and after a resume.
 
 One real ``torchrun`` with 2 ranks (gloo, CPU, localhost) runs ``explain-folder``; the other splits are played in
 this process with ``rank_world`` (each rank run in turn, no process group), which exercises the same block,
@@ -19,9 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_lib import cli, oise
-from saliency_lib.io import distributed, image_files
-from saliency_lib.io.distributed import block_seed, run_sharded
+from saliency_lib import oise
+from saliency_research import cli, distributed, image_folders
+from saliency_research.distributed import block_seed, run_sharded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_any_split_and_a_resume_give_the_same_records(planted_model, tmp_path):
 
 def test_evaluate_sharded_is_evaluate_in_blocks(tmp_path, one_thread):
     from saliency_lib.evaluation.datasets import load_dataset
-    from saliency_lib.evaluation.scoring import evaluate, evaluate_sharded
+    from saliency_research.scoring import evaluate, evaluate_sharded
 
     options, data = {"n_masks": 40, "seed": 3}, load_dataset("planted", 4, seed=0)
     kwargs = dict(options=options, seed=0, block_size=2, same_seed=True, data=data, pixels_per_step=256)
@@ -206,10 +206,10 @@ def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_th
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # an image that cannot be read: a record
     options = dict(model_name="fashion-cnn", method="oise", steps=20, seed=0, block_size=2, progress=False)
 
-    reference = image_files.explain_folder(folder, tmp_path / "one", **options)  # 6 files, 3 blocks
+    reference = image_folders.explain_folder(folder, tmp_path / "one", **options)  # 6 files, 3 blocks
     assert reference.complete and len(reference.records) == 6
     assert "error" in reference.records[0] and reference.records[0]["file"] == "broken.png"
-    stopped = image_files.explain_folder(folder, tmp_path / "two", max_blocks=1, **options)
+    stopped = image_folders.explain_folder(folder, tmp_path / "two", max_blocks=1, **options)
     assert stopped.missing == [1, 2]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -226,7 +226,7 @@ def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_th
         "--master-port",
         str(_free_port()),
         "-m",
-        "saliency_lib",
+        "saliency_research",
         "explain-folder",
         str(folder),
         "--out",
@@ -267,7 +267,7 @@ def test_evaluate_two_torchrun_ranks_resume_a_killed_run_and_equal_one_process(t
     sys.path.insert(0, str(ROOT / "tests"))
     from evaluate_driver import TINY
 
-    from saliency_lib.evaluation import runner, suites
+    from saliency_research import runner, suites
 
     monkeypatch.setitem(suites.SUITES, "tiny", TINY)
     single = runner.run_suite("tiny", tmp_path / "one", progress=False)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from saliency_lib.cli import main
-from saliency_lib.evaluation import budget_study, runner, suite_results, suites
+from saliency_research import budget_study, runner, suite_results, suites
+from saliency_research.cli import main
 
 PIXEL_METHODS = ("oise", "rise", "gradcam", "occlusion", "integrated_gradients", "saliency")
 

@@ -1,4 +1,4 @@
-"""Tests of saliency_lib.gan: shapes and ranges, seeded training, and the shipped DCGAN's quality."""
+"""Tests of saliency_lib.generative.gan: shapes and ranges, seeded training, and the shipped DCGAN's quality."""
 
 from __future__ import annotations
 

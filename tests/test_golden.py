@@ -180,7 +180,7 @@ def benchmark_numbers(payload: dict) -> dict[str, float]:
 
 def quick_benchmark_numbers(tmp: Path) -> dict[str, float]:
     """Runs the quick suite for :data:`OUR_METHODS` into ``tmp`` and returns :func:`benchmark_numbers` of it."""
-    from saliency_lib.cli import main
+    from saliency_research.cli import main
 
     assert main(["evaluate", "--suite", "quick", "--methods", *OUR_METHODS, "--out", str(tmp), "--no-progress"]) == 0
     return benchmark_numbers(json.loads((tmp / "evaluation_quick.json").read_text()))

@@ -13,10 +13,10 @@ import runpy
 import pytest
 import torch
 
-from saliency_lib import data, models
-from saliency_lib.core import class_probabilities
 from saliency_lib.course import loop_exercise, tutorial
-from saliency_lib.masks import (
+from saliency_lib.io import data, models
+from saliency_lib.method.core import class_probabilities
+from saliency_lib.method.masks import (
     Upsampler,
     apply_mask,
     flip_cells,

@@ -7,7 +7,7 @@ Three tests:
   process's peak resident memory (``VmHWM``, reset before each call through ``/proc/self/clear_refs``; where it
   cannot be reset, the peak so far: a stricter test) minus the resident memory just before the call. Stated
   ceiling: :data:`CEILING_GB` per call over the memory after the imports, the model and the photo are loaded
-  (measured: 0.13-0.19 GB each, 0.2 GB for the whole run, with ``saliency_lib.core.CALL_BUDGET``; the old
+  (measured: 0.13-0.19 GB each, 0.2 GB for the whole run, with ``saliency_lib.method.core.CALL_BUDGET``; the old
   defaults put up to 100 photos into one call: 1.6 GB for RISE and LIME and 3.6 GB for a deletion curve at one
   pixel row per step, on this one photo). About 80 s on 2 busy cores, 20-30 s on a quiet machine.
 - Notebook 06's panel: every method (OISE, RISE, Grad-CAM, gradients, Integrated Gradients, Occlusion, LIME) at

@@ -20,10 +20,12 @@ import skimage.transform
 import torch
 import torch.nn.functional as F
 
-from saliency_lib import datasets, metrics, models, reconstruct
-from saliency_lib.core import class_probabilities
 from saliency_lib.course import exercises, mistakes, tutorial
-from saliency_lib.masks import init_grid, update_grid, upsample
+from saliency_lib.evaluation import datasets, metrics
+from saliency_lib.generative import reconstruct
+from saliency_lib.io import models
+from saliency_lib.method.core import class_probabilities
+from saliency_lib.method.masks import init_grid, update_grid, upsample
 
 
 def check_cell(notebook: str) -> str:
@@ -218,7 +220,8 @@ DELETION = {
 @pytest.fixture(scope="module")
 def canvas():
     """Notebook 04's canvas 3 (its setup cell), and an OISE map of it, with its ties at 0 (fewer steps here)."""
-    from saliency_lib import data, oise
+    from saliency_lib import oise
+    from saliency_lib.io import data
 
     items, labels = data.fashion_sample()
     canvases = datasets.make_canvases(items, labels, 8, seed=11)

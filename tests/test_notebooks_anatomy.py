@@ -152,7 +152,7 @@ def test_setup_cell(path):
     cells = _cells(path)
     assert cells[1].cell_type == "markdown" and cells[1].source.startswith("## 1 · Setup")
     code = [c for c in cells if c.cell_type == "code"][0].source
-    assert "from saliency_lib import" in code and code.rstrip().endswith("cfg = tutorial.setup(seed=0)")
+    assert "from saliency_lib" in code and code.rstrip().endswith("cfg = tutorial.setup(seed=0)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

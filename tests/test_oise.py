@@ -433,7 +433,7 @@ def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
 
 
 def test_the_raw_sum_is_the_map_before_the_papers_post_processing():
-    from saliency_lib import data, models
+    from saliency_lib.io import data, models
 
     model, images = models.load("fashion-cnn"), data.fashion_sample(n_per_class=1)[0][:3]
     paper = oise(model, images, n_steps=60, seed=2, record_every=[30, 60])

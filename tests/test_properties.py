@@ -18,7 +18,7 @@ from torch import nn
 
 import saliency_lib
 from saliency_lib.evaluation import metrics
-from saliency_lib.method import _checks as C
+from saliency_lib.method import checks as C
 from saliency_lib.method import core
 from saliency_lib.method import masks as M
 

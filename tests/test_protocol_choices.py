@@ -23,9 +23,9 @@ import authors_reference as R  # noqa: E402
 import protocol_choices as P  # noqa: E402
 
 from saliency_lib.evaluation import metrics as Mt  # noqa: E402
-from saliency_lib.evaluation.reports import summarise  # noqa: E402
 from saliency_lib.method import masks as M  # noqa: E402
 from saliency_lib.method.oise_method import oise  # noqa: E402
+from saliency_research.reports import summarise  # noqa: E402
 
 
 class WeightedSum(nn.Module):

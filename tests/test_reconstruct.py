@@ -1,4 +1,5 @@
-"""Tests of saliency_lib.reconstruct: region selection, context weights, latent search, agreement, controls."""
+"""Tests of saliency_lib.generative.reconstruct: region selection, context weights, latent search, agreement,
+controls."""
 
 from __future__ import annotations
 
@@ -269,8 +270,8 @@ def test_inpainting_recovers_a_planted_region_the_classifier_needs(toy_gan):
 def test_quick_experiment_writes_consistent_results(tmp_path):
     import json
 
-    from saliency_lib.cli import main
-    from saliency_lib.generative.reconstruction_experiment import FRACTIONS, PAPER_LYNX
+    from saliency_research.cli import main
+    from saliency_research.reconstruction_experiment import FRACTIONS, PAPER_LYNX
 
     assert main(["reconstruct", "--suite", "quick", "--out", str(tmp_path), "--no-progress"]) == 0
     result = json.loads((tmp_path / "reconstruction_quick.json").read_text())
@@ -307,7 +308,7 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
 
 
 def test_the_reference_reaches_the_maps_and_a_forced_one_gets_its_own_file(tmp_path):
-    from saliency_lib.generative.reconstruction_experiment import result_stem, run_experiment
+    from saliency_research.reconstruction_experiment import result_stem, run_experiment
 
     caches = {}
     for reference in (None, "mean", "black"):
@@ -337,8 +338,8 @@ def test_latent_search_refuses_networks_in_training_mode():
 def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tmp_path):
     import json
 
-    from saliency_lib.evaluation.reports import summarise
-    from saliency_lib.generative.reconstruction_experiment import resummarise, write_results
+    from saliency_research.reconstruction_experiment import resummarise, write_results
+    from saliency_research.reports import summarise
 
     per_image = {"oise_generated": {"0.5": [1.0, 0.875, 0.5, 1.0], "0.9": [0.25, 1.0, 0.75, 0.0]}}
     old = {
@@ -377,7 +378,7 @@ def test_resummarise_turns_old_half_widths_into_intervals_with_the_same_means(tm
 
 
 def test_the_paper_suite_makes_its_maps_at_5000_calls_and_adds_the_classical_control():
-    from saliency_lib.generative.reconstruction_experiment import SUITES
+    from saliency_research.reconstruction_experiment import SUITES
 
     paper = SUITES["paper"]
     assert paper["saliency_calls"] == 5000 and paper["oise_chains"] == 1 and paper["biharmonic"] is True
@@ -386,8 +387,8 @@ def test_the_paper_suite_makes_its_maps_at_5000_calls_and_adds_the_classical_con
 
 
 def test_biharmonic_fill_replaces_only_the_region_on_two_images():
-    from saliency_lib.generative.reconstruction_experiment import biharmonic_fill
     from saliency_lib.io.data import fashion_sample
+    from saliency_research.reconstruction_experiment import biharmonic_fill
 
     images = fashion_sample(n_per_class=1)[0][:2]
     region = torch.zeros(2, 28, 28, dtype=torch.bool)
@@ -401,7 +402,7 @@ def test_biharmonic_fill_replaces_only_the_region_on_two_images():
 
 
 def test_the_paired_table_compares_the_gan_with_the_classical_fills():
-    from saliency_lib.generative.reconstruction_experiment import paired_table
+    from saliency_research.reconstruction_experiment import paired_table
 
     per_image = {
         "oise_generated": {"0.5": [1.0, 0.75]},

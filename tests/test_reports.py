@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from saliency_lib.evaluation import reports
 from saliency_lib.evaluation.datasets import DATASETS
+from saliency_research import reports
 
 
 def test_summarise_uses_student_t():
@@ -48,7 +48,7 @@ def test_write_then_load_results(tmp_path):
     json_path, md_path = reports.write_results(payload, "# table", "evaluation_quick", tmp_path / "out")
     assert json.loads(json_path.read_text()) == payload and md_path.read_text() == "# table\n"
     assert reports.load_results("quick", tmp_path / "out") == payload
-    with pytest.raises(FileNotFoundError, match="python -m saliency_lib evaluate --suite full"):
+    with pytest.raises(FileNotFoundError, match="python -m saliency_research evaluate --suite full"):
         reports.load_results("full", tmp_path)
 
 

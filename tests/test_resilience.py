@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from saliency_lib import cli
-from saliency_lib.evaluation import runner, suites
-from saliency_lib.generative import reconstruction_experiment
 from saliency_lib.io import assets
+from saliency_research import cli, reconstruction_experiment, runner, suites
 
 # --- Weights from outside data/ -------------------------------------------------------------------------------------
 
@@ -86,7 +84,8 @@ def test_a_learners_file_that_is_not_a_state_dict_is_refused(tmp_path, recwarn):
         assets.load_user_weights(path)
 
 
-# --- Ctrl+C in `python -m saliency_lib evaluate` ----------------------------------------------------------------------
+# --- Ctrl+C in `python -m saliency_research evaluate`
+# ----------------------------------------------------------------------
 
 QUICK = [plan.name for plan in suites.SUITES["quick"]]
 
@@ -106,7 +105,7 @@ def _interrupt_evaluation_after(finished: list[str]):
 
 def _resume_args(stderr: str) -> list[str]:
     command = stderr.split("resume with: ")[1].strip()
-    assert command.startswith("python -m saliency_lib ")
+    assert command.startswith("python -m saliency_research ")
     return command.split()[3:]
 
 
@@ -160,7 +159,8 @@ def test_ctrl_c_in_a_restricted_evaluate_run_resumes_only_the_rest(tmp_path, mon
     assert (args.datasets, args.methods) == (["sanity"], ["oise"])
 
 
-# --- Ctrl+C in `python -m saliency_lib reconstruct` -------------------------------------------------------------------
+# --- Ctrl+C in `python -m saliency_research reconstruct`
+# -------------------------------------------------------------------
 
 
 def _interrupt_reconstruction(write_cache: bool):

@@ -1,4 +1,4 @@
-"""The Jupyter settings `make lab`, `make present` and Binder write (saliency_lib.server_settings): the websocket
+"""The Jupyter settings `make lab`, `make present` and Binder write (saliency_lib.course.server_settings): the websocket
 message limit that lets a 20 MB upload reach the kernel (tornado's default, 10 MiB, drops it without a word), and
 JupyterLab's news off by default (its first start asked in a pop-up over the notebook).
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import make_dry_run
-from saliency_lib import server_settings, uploads
+from saliency_lib.course import server_settings
+from saliency_lib.io import uploads
 
 REPO = Path(__file__).resolve().parent.parent
 TORNADO_DEFAULT = 10 * 2**20  # tornado.websocket's websocket_max_message_size when none is set

@@ -282,7 +282,7 @@ def test_torchrun_processes_share_the_cores(monkeypatch, two_threads):
 
 
 def test_distributed_init_shares_the_cores(monkeypatch, two_threads):
-    from saliency_lib.io import distributed
+    from saliency_research import distributed
 
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setenv("WORLD_SIZE", "2")

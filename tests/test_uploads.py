@@ -1,4 +1,4 @@
-"""Upload checks (saliency_lib.uploads): good files of every kind decode right, bad ones are refused by name.
+"""Upload checks (saliency_lib.io.uploads): good files of every kind decode right, bad ones are refused by name.
 
 Every file is made here with Pillow (or by hand for the bad ones): nothing is shipped for this test.
 """

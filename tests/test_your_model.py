@@ -134,7 +134,7 @@ def test_the_models_mean_is_shown_with_three_decimals(loader, tmp_path):
 def test_choose_model_and_an_unavailable_one_says_why(loader, tmp_path):
     panel = make_panel(loader, tmp_path)
     assert panel.model is not None and not panel.run_button.disabled
-    assert panel.image.shape == (1, 3, SIZE, SIZE)  # resized to the model's spec through saliency_lib.uploads
+    assert panel.image.shape == (1, 3, SIZE, SIZE)  # resized to the model's spec through saliency_lib.io.uploads
     assert "input 3 x 32 x 32" in panel.model_info.value and "4 classes" in panel.model_info.value
     panel.model_choice.value = "ResNet50 (downloads once)"
     assert panel.model is None and panel.run_button.disabled

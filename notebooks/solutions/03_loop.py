@@ -2,8 +2,8 @@
 # drawn in the task's order (init_grid, upsample, then per step update_grid and upsample): the check compares exactly.
 import torch
 
-from saliency_lib.core import class_probabilities
-from saliency_lib.masks import apply_mask, init_grid, postprocess, update_grid, upsample
+from saliency_lib.method.core import class_probabilities
+from saliency_lib.method.masks import apply_mask, init_grid, postprocess, update_grid, upsample
 
 
 def my_oise(model, image, target, n_steps, seed, reference=0.0, grid_size=8, p_init=0.3, step_size=0.02):

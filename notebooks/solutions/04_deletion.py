@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from saliency_lib.core import class_probabilities
+from saliency_lib.method.core import class_probabilities
 
 
 def my_deletion_auc(model, image, saliency_map, target, pixels_per_step):

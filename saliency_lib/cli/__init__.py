@@ -5,11 +5,9 @@ Commands:
     assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
     assets list                      print the manifest as a markdown table (the asset table of docs/install.md)
     explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
-    explain-folder DIR --out OUT     maps of every image in a folder; runs under torchrun too (resumable)
-    evaluate --suite quick|full      every method on data with ground truth; writes
-                                     benchmarks/results/evaluation_<suite>.json and .md
-    reconstruct --suite quick|full   Part B: regenerate the salient region with the GAN; writes
-                                     benchmarks/results/reconstruction_<suite>.json, .md and .png
+
+The research bench's commands (evaluation suites, Part B's experiment, folders under torchrun) are
+``python -m saliency_research COMMAND``.
 
 Each command lives in a thin module of this package (:data:`COMMANDS`) that parses its arguments and calls the library.
 """
@@ -24,9 +22,6 @@ import sys
 COMMANDS = [
     "saliency_lib.cli.assets",
     "saliency_lib.cli.explain",
-    "saliency_lib.cli.explain_folder",
-    "saliency_lib.cli.evaluate",
-    "saliency_lib.cli.reconstruct",
 ]
 
 

@@ -3,7 +3,7 @@
 E.g. ``python -m saliency_lib explain cat.jpg --model efficientnet-lite0 --method oise --steps 5000 --out map.png``.
 Prints the top-5 classes, the target and the time; writes a figure. A problem the user can fix (missing or
 unreadable image, unknown or unavailable model, bad option) is one line on stderr, exit code 2. The work is done
-by :mod:`saliency_lib.image_files`.
+by :mod:`saliency_lib.io.image_files`.
 """
 
 from __future__ import annotations

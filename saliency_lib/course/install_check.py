@@ -181,7 +181,7 @@ def check_versions(dependencies: list[str] | None = None) -> list[Check]:
 
 
 def check_assets() -> Check:
-    """Every shipped file against its sha256 in ``data/MANIFEST.json`` (:func:`saliency_lib.assets.verify`)."""
+    """Every shipped file against its sha256 in ``data/MANIFEST.json`` (:func:`saliency_lib.io.assets.verify`)."""
     from ..io import assets
 
     try:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..method._checks import check_int
+from ..method.checks import check_int
 from ..method.core import class_probabilities
 from ..method.masks import apply_mask, cell_size, init_grid, postprocess, random_shifts, update_grid, upsample
 from .exercises import ExerciseFailed, learner_call

@@ -1,6 +1,6 @@
 """The Jupyter settings the tutorial needs, written where Jupyter Server, JupyterLab and Voila read them.
 
-``python -m saliency_lib.server_settings`` merges them into a Jupyter configuration directory (default: this
+``python -m saliency_lib.course.server_settings`` merges them into a Jupyter configuration directory (default: this
 environment's, ``sys.prefix/etc/jupyter``, which the environment's ``jupyter lab`` and ``voila`` read, first
 among the directories ``jupyter --paths`` lists). ``make lab`` and ``make present`` run it for ``.venv``, and
 Binder's ``postBuild`` for its conda environment::
@@ -11,8 +11,8 @@ Binder's ``postBuild`` for its conda environment::
 
 Why: an upload travels from the browser to the kernel as one websocket message, and tornado drops a message over
 its ``websocket_max_message_size`` (10 MiB by default) without a word to the learner (the page shows "Restoring
-connection" and nothing happens). The limit written is :data:`saliency_lib.uploads.MAX_MESSAGE_BYTES` (100 MiB),
-derived from the upload limit :data:`saliency_lib.uploads.MAX_BYTES` (20 MB, the one home of that number), so a
+connection" and nothing happens). The limit written is :data:`saliency_lib.io.uploads.MAX_MESSAGE_BYTES` (100 MiB),
+derived from the upload limit :data:`saliency_lib.io.uploads.MAX_BYTES` (20 MB, the one home of that number), so a
 file up to 20 MB arrives and a larger one gets the upload check's one-line refusal. And JupyterLab's first start
 asks in a pop-up whether to fetch Jupyter's news, over the corner of the notebook: the defaults set here answer
 "no" (and no update check, which needs the internet too); a learner can still turn both on in Settings, since
@@ -70,7 +70,8 @@ def _read(path: Path) -> dict:
         problem = f"not valid JSON: {error}"
     if problem:
         raise ValueError(
-            f"{path} is {problem}; fix it or move it away, then run `python -m saliency_lib.server_settings` again"
+            f"{path} is {problem}; fix it or move it away, then run "
+            "`python -m saliency_lib.course.server_settings` again"
         )
     return current
 
@@ -98,9 +99,9 @@ def install(config_dir: str | Path | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_lib.server_settings [--config-dir DIR]``: write the settings; say what changed."""
+    """``python -m saliency_lib.course.server_settings [--config-dir DIR]``: write the settings; say what changed."""
     parser = argparse.ArgumentParser(
-        prog="python -m saliency_lib.server_settings",
+        prog="python -m saliency_lib.course.server_settings",
         description="Write the Jupyter Server, Voila and JupyterLab settings the saliency tutorial needs.",
     )
     parser.add_argument(

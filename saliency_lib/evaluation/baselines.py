@@ -4,7 +4,7 @@ Every method has the same call shape (Captum's ``attribute`` turned into a funct
 
     result = method(model, images, target=None, **options)   # images (B, C, H, W) -> result.maps (B, H, W)
 
-and returns a :class:`~saliency_lib.results.SaliencyResult`: the maps with ``model_calls`` (forward passes per
+and returns a :class:`~saliency_lib.method.results.SaliencyResult`: the maps with ``model_calls`` (forward passes per
 image; the gradient methods also run one backward pass per forward), ``target`` and ``seconds``. :data:`METHODS`
 maps names to functions; :func:`attribute` calls one by name. How a Captum attribution ``(B, C, H, W)`` becomes
 one ``(B, H, W)`` map is our choice, stated per method.
@@ -20,15 +20,15 @@ name                        Captum class / library function      map (B, H, W)
 ``"lime"``                  ``Lime`` on SLIC superpixels         the superpixel's weight (weighted ridge, as LIME)
 ``"rise"``                  :func:`saliency_lib.rise`            RISE's map
 ``"oise"``                  :func:`saliency_lib.oise`            the paper's map
-``"random"``                :func:`saliency_lib.metrics.random_maps`  uniform noise: the floor to beat
+``"random"``                :func:`saliency_lib.evaluation.metrics.random_maps`  uniform noise: the floor to beat
 ==========================  ===================================  ==============================================
 
 Perturbation baselines (Occlusion, IG, LIME) replace pixels by a ``reference``
-(:func:`saliency_lib.core.resolve_reference`), by default the dataset mean (``model.spec.reference()``, 0 after
+(:func:`saliency_lib.method.core.resolve_reference`), by default the dataset mean (``model.spec.reference()``, 0 after
 normalisation) as OISE, RISE and the deletion metric; the evaluation gives all of them each dataset's own
-(:data:`saliency_lib.datasets.DATASET_REFERENCES`, e.g. ``"black"``).
+(:data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`, e.g. ``"black"``).
 
-Memory: every ``batch_size`` defaults to :func:`saliency_lib.core.default_batch_size` (capped at the method's
+Memory: every ``batch_size`` defaults to :func:`saliency_lib.method.core.default_batch_size` (capped at the method's
 former default, so small images keep their batches); Grad-CAM and plain gradients go through the images in
 chunks of the gradient budget. Bounded on a 224 px photo by ``tests/test_memory.py``.
 """
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..method._checks import check_choice, check_images, check_int
+from ..method.checks import check_choice, check_images, check_int
 from ..method.core import (
     broadcast_reference,
     class_probabilities,
@@ -152,7 +152,8 @@ def occlusion(
         stride: step between squares (default: ``window // 2``).
         reference: what the square is replaced by (default: the dataset mean, as the deletion metric).
         batch_size: occluded copies of each image per model call (Captum's ``perturbations_per_eval``; one call
-            holds ``B`` times as many images). Default: :func:`saliency_lib.core.default_batch_size` shared by the
+            holds ``B`` times as many images). Default: :func:`saliency_lib.method.core.default_batch_size` shared by
+            the
             ``B`` images, at most 64.
     """
     from captum.attr import Occlusion
@@ -195,7 +196,7 @@ def integrated_gradients(
         n_path_points: points on the path from the reference to the image (Captum's ``n_steps``;
             Gauss-Legendre, Captum's default method).
         batch_size: images on the path per forward/backward, over all images (Captum's ``internal_batch_size``;
-            default: :func:`saliency_lib.core.default_batch_size` with the gradient budget, at most 64). More
+            default: :func:`saliency_lib.method.core.default_batch_size` with the gradient budget, at most 64). More
             images than that are explained ``batch_size`` at a time (Captum needs every image in each call).
     """
     from captum.attr import IntegratedGradients
@@ -327,7 +328,7 @@ def lime(
         alpha: ridge penalty of the surrogate (LIME's default 1).
         reference: value of switched-off superpixels (default: the dataset mean).
         batch_size: perturbations per model call (Captum explains the images one at a time). Default:
-            :func:`saliency_lib.core.default_batch_size` of one image, at most 100.
+            :func:`saliency_lib.method.core.default_batch_size` of one image, at most 100.
         seed: Captum's LIME samples with the global generator; it is seeded here and restored after (ours).
     """
     from captum._utils.models.linear_model import LinearModel
@@ -418,7 +419,7 @@ METHODS: dict[str, Callable[..., SaliencyResult]] = {
 
 def attribute(method: str, model: nn.Module, images: torch.Tensor, target=None, **options) -> SaliencyResult:
     """Saliency maps ``(B, H, W)`` of ``images`` ``(B, C, H, W)`` by the method called ``method``, in a
-    :class:`~saliency_lib.results.SaliencyResult` (``result.maps``, ``result.model_calls``, ...).
+    :class:`~saliency_lib.method.results.SaliencyResult` (``result.maps``, ``result.model_calls``, ...).
 
     Args:
         method: a key of :data:`METHODS` (``"oise"``, ``"rise"``, ``"gradcam"``, ...).

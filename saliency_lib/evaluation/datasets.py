@@ -1,7 +1,7 @@
 """The evaluation's datasets: images with ground truth, each with the model it is explained for (ours).
 
 =============  ==========================================  ===================================================
-name           model (:func:`saliency_lib.models.load`)    images and ground truth
+name           model (:func:`saliency_lib.io.models.load`)    images and ground truth
 =============  ==========================================  ===================================================
 ``planted``    ``planted-evidence`` (fixed weights: "is    cluttered canvases with an 8 x 8 checkerboard pasted
                there a checkerboard?")                     at a random place (:func:`planted_canvases`); the box
@@ -55,7 +55,7 @@ from ..io.models import (
     train_classifier,
     wrap,
 )
-from ..method._checks import check_choice, check_int
+from ..method.checks import check_choice, check_int
 from ..method.core import seeded_generator
 from ..method.progress import progress_bar
 
@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 DATASETS = ("planted", "clutter", "fashion", "photos", "sanity", "budget")
-# The masked-pixel value each dataset is evaluated with (a name of saliency_lib.core.REFERENCES), for the methods
+# The masked-pixel value each dataset is evaluated with (a name of saliency_lib.method.core.REFERENCES), for the methods
 # and the deletion metric alike: the data's own "absent" value where it has one (black: the canvases' and
 # Fashion-MNIST's background; on the planted canvases black is also the model's mean), the dataset mean (the
 # authors' choice) on photographs, which have no absent colour. A grey patch on a black canvas is out of
@@ -223,7 +223,8 @@ def make_canvases(
 
 
 def planted_canvases(items: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0):
-    """Cluttered canvases (:func:`make_canvases`) with an 8 x 8 checkerboard (:func:`saliency_lib.models.checkerboard`)
+    """Cluttered canvases (:func:`make_canvases`) with an 8 x 8 checkerboard
+    (:func:`saliency_lib.io.models.checkerboard`)
     pasted over a random place. Returns :class:`Canvases` whose labels are all 1 and boxes are the checkerboards.
     """
     base = make_canvases(items, labels, n, seed=seed)
@@ -250,8 +251,8 @@ def train_clutter_cnn(
     seed: int = 0,
     progress: bool = True,
 ) -> ClutterCNN:
-    """Train :class:`~saliency_lib.models.ClutterCNN` on fresh canvases every epoch
-    (:func:`saliency_lib.models.train_classifier`: Adam, one-cycle learning rate).
+    """Train :class:`~saliency_lib.io.models.ClutterCNN` on fresh canvases every epoch
+    (:func:`saliency_lib.io.models.train_classifier`: Adam, one-cycle learning rate).
 
     Args:
         items, labels: the pool the canvases are made from (``(N, 1, 28, 28)``, ``(N,)``).
@@ -303,8 +304,8 @@ register(
         "clutter_cnn.pt",
         _build_clutter_cnn,
         licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-        origin="saliency_lib.models.ClutterCNN trained on cluttered 64x64 canvases made by "
-        "saliency_lib.datasets.make_canvases from the Fashion-MNIST training set",
+        origin="saliency_lib.io.models.ClutterCNN trained on cluttered 64x64 canvases made by "
+        "saliency_lib.evaluation.datasets.make_canvases from the Fashion-MNIST training set",
         needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
     )
 )
@@ -313,7 +314,7 @@ register(
 # ---- photographs: our boxes ------------------------------------------------------------------------------------
 
 PHOTO_BOXES_FILE = "photo_boxes.json"
-# Drawn by us (by eye, on a 16-px grid over the 224 x 224 centre crop of saliency_lib.data.photographs) around the
+# Drawn by us (by eye, on a 16-px grid over the 224 x 224 centre crop of saliency_lib.io.data.photographs) around the
 # object of EfficientNet-Lite0's top-1 class. (x0, y0, x1, y1), end-exclusive pixels.
 PHOTO_BOXES = {
     "cat": {
@@ -341,7 +342,7 @@ PHOTO_BOXES = {
 # More skimage photographs, public domain or CC0 by skimage.data's docstrings (camera: CC0, Lav Varshney; clock:
 # public domain, Stefan van der Walt); grey, repeated to RGB. Boxes drawn by us as above, on an 8-px grid over the
 # same 224 x 224 centre crop, around the object of EfficientNet-Lite0's top-1 class. Used by the boxes suite
-# (saliency_lib.boxes_suite, ``--images shipped``); not in data/photo_boxes.json, whose hash pins the four above.
+# (saliency_research.boxes_suite, ``--images shipped``); not in data/photo_boxes.json, whose hash pins the four above.
 MORE_PHOTO_BOXES = {
     "camera": {
         "skimage": "camera",
@@ -361,8 +362,9 @@ MORE_PHOTO_BOXES = {
 
 def _build_photo_boxes(path: Path, seed: int, progress: bool) -> dict:
     payload = {
-        "how": "Boxes drawn by eye in code (saliency_lib.datasets.PHOTO_BOXES) on a 16-px grid over the 224x224 "
-        "centre crops of saliency_lib.data.photographs(), around the object of EfficientNet-Lite0's top-1 "
+        "how": "Boxes drawn by eye in code (saliency_lib.evaluation.datasets.PHOTO_BOXES) on a 16-px grid over the "
+        "224x224 "
+        "centre crops of saliency_lib.io.data.photographs(), around the object of EfficientNet-Lite0's top-1 "
         "class; format (x0, y0, x1, y1), end-exclusive pixels.",
         "image_size": 224,
         "model": "efficientnet-lite0",
@@ -377,7 +379,7 @@ register(
         PHOTO_BOXES_FILE,
         _build_photo_boxes,
         licence="MIT (ours); the photographs are scikit-image's (public domain)",
-        origin="boxes drawn by us in saliency_lib.datasets.PHOTO_BOXES around the object of the top-1 class",
+        origin="boxes drawn by us in saliency_lib.evaluation.datasets.PHOTO_BOXES around the object of the top-1 class",
     )
 )
 

@@ -17,7 +17,7 @@ metric                     what it measures                                     
 Conventions. Maps are ``(B, H, W)`` (any real values: higher = more salient); images ``(B, C, H, W)`` in the
 model's input range; boxes ``(B, 4)`` as ``(x0, y0, x1, y1)`` in pixels, end-exclusive. The RISE curves follow
 ``docs/method.md``: deletion replaces pixels by the reference (the dataset mean, 0 after normalisation);
-insertion starts from ``saliency_lib.masks.blur`` (kernel 11, sigma 5); ``pixels_per_step`` pixels change per
+insertion starts from ``saliency_lib.method.masks.blur`` (kernel 11, sigma 5); ``pixels_per_step`` pixels change per
 step (RISE: 224 at 224 x 224); AUC is the trapezoid area divided by the number of steps, in [0, 1].
 
 The scoring protocol (ours; the same for every method, so no method wins by its post-processing or by how its
@@ -50,7 +50,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from ..method import masks as M
-from ..method._checks import check_choice, check_fraction, check_images, check_int, check_maps
+from ..method.checks import check_choice, check_fraction, check_images, check_int, check_maps
 from ..method.core import (
     broadcast_reference,
     class_probabilities,
@@ -172,11 +172,11 @@ def causal_curves(
         pixels_per_step: pixels changed per step (default: ``W``, i.e. RISE's 224 at 224 x 224).
         reference: deletion's replacement (``"mean"``: the dataset mean = 0 after normalisation, as RISE and
             the paper; ``"black"``: pixel 0, the absent value of black-background data; ``"blur"``, a number or a
-            tensor: :func:`saliency_lib.core.resolve_reference`). Choose it with the maps' own reference: a
+            tensor: :func:`saliency_lib.method.core.resolve_reference`). Choose it with the maps' own reference: a
             black-box method's map measures what its reference does to the model.
         start: insertion's starting image (``"blur"``: RISE's blurred copy; ``"mean"``, ``"black"``, a number, a
             tensor).
-        batch_size: masked images per model call (default: :func:`saliency_lib.core.default_batch_size`, at most
+        batch_size: masked images per model call (default: :func:`saliency_lib.method.core.default_batch_size`, at most
             256: 256 at 28 x 28, 8 at 3 x 224 x 224).
         ties: order of tied pixels, ``"random"`` (seeded by ``tie_seed``; default) or ``"order"`` (row-major),
             see :func:`pixel_ranks`.
@@ -397,8 +397,8 @@ def sanity_check(
     that stays the same while the model is destroyed explains the image, not the model.
 
     Args:
-        explain: ``explain(model, images, targets)`` -> a :class:`~saliency_lib.results.SaliencyResult` or
-            ``(B, H, W)`` maps (e.g. a :mod:`saliency_lib.baselines` method bound to its options).
+        explain: ``explain(model, images, targets)`` -> a :class:`~saliency_lib.method.results.SaliencyResult` or
+            ``(B, H, W)`` maps (e.g. a :mod:`saliency_lib.evaluation.baselines` method bound to its options).
         model: the trained model.
         images: ``(B, C, H, W)``; target: as everywhere (default: the trained model's top-1).
         seed: seed of the new weights.

@@ -6,6 +6,6 @@ references and the reports' confidence intervals).
 =============================  ===========================================================================
 ``gan``                        our small DCGAN for Fashion-MNIST (generator, discriminator, training)
 ``reconstruct``                semantic inpainting of a region: ``salient_region``, ``inpaint``, ``agreement``
-``reconstruction_experiment``  the experiment of ``python -m saliency_lib reconstruct``
+``reconstruction_experiment``  the experiment of ``python -m saliency_research reconstruct``
 =============================  ===========================================================================
 """

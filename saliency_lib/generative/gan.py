@@ -2,7 +2,8 @@
 
 The authors regenerate the salient region with a DCGAN generator ``G(z)``, ``z`` in ``[-1, 1]^100``, and use its
 discriminator ``D`` for a realism loss (semantic inpainting after Yeh et al., CVPR 2017; see
-:mod:`saliency_lib.reconstruct`). They worked on 64 px and 224 px images; this network is ours, sized for 28 x 28
+:mod:`saliency_lib.generative.reconstruct`). They worked on 64 px and 224 px images; this network is ours, sized for
+28 x 28
 Fashion-MNIST and for a CPU:
 
 * :class:`Generator` (ours): ``z`` ``(B, 100)`` -> linear -> 48 x 7 x 7 -> transposed conv -> 24 x 14 x 14 ->
@@ -287,7 +288,8 @@ register(
         GENERATOR_FILE,
         _build_generator,
         licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-        origin="saliency_lib.gan.Generator (DCGAN, ours for 28x28) trained on the full Fashion-MNIST training set",
+        origin="saliency_lib.generative.gan.Generator (DCGAN, ours for 28x28) trained on the full Fashion-MNIST "
+        "training set",
         needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet; data/fashion_cnn.pt",
         depends_on=("fashion_cnn.pt",),
     )
@@ -297,7 +299,8 @@ register(
         DISCRIMINATOR_FILE,
         _build_discriminator,
         licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-        origin="saliency_lib.gan.Discriminator trained with the generator (one run of saliency_lib.gan.train_dcgan)",
+        origin="saliency_lib.generative.gan.Discriminator trained with the generator (one run of "
+        "saliency_lib.generative.gan.train_dcgan)",
         needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
         depends_on=(GENERATOR_FILE,),
     )

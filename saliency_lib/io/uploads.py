@@ -13,7 +13,7 @@ cell that opens a photo call these functions. What is checked, in order, and why
 Then every image is normalised the same way: EXIF orientation applied (phone photos), transparency composited
 on a background (white by default), palette / CMYK / 1-bit / 16-bit / float images converted to 8-bit RGB or
 grey (16-bit grey scaled by 65535, not clipped), and, for a model, the shorter side resized to the model's input
-size and the centre cropped (as :func:`saliency_lib.data.photographs` does)::
+size and the centre cropped (as :func:`saliency_lib.io.data.photographs` does)::
 
     info = check_image(upload.value[0]["content"])           # ImageInfo(format="PNG", width=.., ...), no decode
     image = image_tensor(upload.value[0]["content"], model)    # float32 (1, C, H, W) in [0, 1]
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..method._checks import check_int
+from ..method.checks import check_int
 
 if TYPE_CHECKING:  # Pillow is imported when an image is opened, not with the package
     from PIL import Image
@@ -367,7 +367,7 @@ def _spec_of(model_or_spec) -> tuple[int, tuple[int, int] | None]:
     if channels not in (1, 3) or size is None or len(tuple(size)) != 2:
         raise ValueError(
             f"model: expected a classifier with .spec, or a spec with .channels (1 or 3) and "
-            f".size (H, W), e.g. saliency_lib.models.InputSpec; got {type(model_or_spec).__name__}"
+            f".size (H, W), e.g. saliency_lib.io.models.InputSpec; got {type(model_or_spec).__name__}"
         )
     height, width = (check_int("size[0]", int(size[0])), check_int("size[1]", int(size[1])))
     return int(channels), (height, width)
@@ -386,10 +386,10 @@ def image_tensor(
 
     Args:
         source: a path or the bytes of a file (e.g. ``upload.value[0]["content"]``), as for :func:`check_image`.
-        model: a classifier with ``.spec`` (:class:`saliency_lib.models.Classifier`), a spec with ``.channels``
-            and ``.size`` (:class:`saliency_lib.models.InputSpec`), or None: RGB at the file's own size.
+        model: a classifier with ``.spec`` (:class:`saliency_lib.io.models.Classifier`), a spec with ``.channels``
+            and ``.size`` (:class:`saliency_lib.io.models.InputSpec`), or None: RGB at the file's own size.
             With a spec, the shorter side is resized to fit ``size`` and the centre cropped to ``size`` (as
-            :func:`saliency_lib.data.photographs`); one-channel models get a grey image. Fashion-MNIST items
+            :func:`saliency_lib.io.data.photographs`); one-channel models get a grey image. Fashion-MNIST items
             are light on black: a photo of a shirt on white looks nothing like them.
         batch: True: ``(1, C, H, W)``; False: ``(C, H, W)``.
         background, max_bytes, max_pixels: as for :func:`open_image`.

@@ -42,7 +42,7 @@ __all__ = [
     "WayChooser",
 ]
 
-# The exported graph's input and output names (saliency_lib.runtime exports with them).
+# The exported graph's input and output names (saliency_lib.io.runtime exports with them).
 INPUT, OUTPUT = "images", "logits"
 # The ways to run the model on a budget of 2 threads or more: name -> (threads: the budget or 1, idle threads
 # spin). "one" ignores the budget: for a small model on a machine where another process holds a core, waking a
@@ -153,7 +153,7 @@ class WayChooser:
 
     Args:
         make_session: ``(threads, spin) -> session``; the session's ``run(output_names, feed)`` is ONNX Runtime's.
-            :class:`~saliency_lib.runtime.FastClassifier` passes one that builds an ``InferenceSession`` with
+            :class:`~saliency_lib.io.runtime.FastClassifier` passes one that builds an ``InferenceSession`` with
             :func:`session_options` (:func:`ort_session`).
 
     ``run(array)`` returns the logits of one call; ``sessions`` holds the sessions made so far, by

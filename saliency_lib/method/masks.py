@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import check_fraction, check_int
+from .checks import check_fraction, check_int
 
 __all__ = [
     "init_grid",

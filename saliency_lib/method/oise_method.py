@@ -1,7 +1,7 @@
 """OISE, the saliency method of Thakur & Fischmeister (ICPR 2020), as one batched call.
 
 The loop, as in the authors' code (``explain_and_update`` in ``shailja-thakur/explainability-project``;
-see ``docs/method.md`` and :mod:`saliency_lib.masks` for each piece)::
+see ``docs/method.md`` and :mod:`saliency_lib.method.masks` for each piece)::
 
     M = init_grid(p_init)                    # 8x8 cells, on with probability 0.3
     m = upsample(M)                          # bilinear, random shift
@@ -19,7 +19,7 @@ Our additions, each off by default and each labelled "ours" below: ``n_chains`` 
 ``output="probabilities"``, ``record_every`` (a history), the partial result on ``KeyboardInterrupt``.
 
 Speed (ours, not part of the method): the random numbers of 64 steps are drawn at once, the upsampling weights
-are precomputed (:class:`~saliency_lib.masks.Upsampler`), the input is checked once, the loop runs under
+are precomputed (:class:`~saliency_lib.method.masks.Upsampler`), the input is checked once, the loop runs under
 ``torch.inference_mode`` and never synchronises with the device. ``benchmarks/speed.py`` measures the cost
 against bare model calls.
 """
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from . import masks as M
-from ._checks import check_callable, check_fraction, check_images, check_int
+from .checks import check_callable, check_fraction, check_images, check_int
 from .core import (
     broadcast_reference,
     call_model,
@@ -129,7 +129,7 @@ def oise(
 
     Args:
         model: maps ``(B, C, H, W)`` images to logits ``(B, n_classes)`` (or probabilities, see ``output``).
-        images: float ``(B, C, H, W)`` or ``(C, H, W)``; in [0, 1] for models of :mod:`saliency_lib.models`.
+        images: float ``(B, C, H, W)`` or ``(C, H, W)``; in [0, 1] for models of :mod:`saliency_lib.io.models`.
         target: ``None`` (top-1 class of each clean image, the paper's choice), an int, or one int per image.
         grid_size: cells per side s (paper: 8).
         p_init: probability a cell starts on (paper: 0.3).
@@ -138,10 +138,10 @@ def oise(
         n_chains: independent chains per image, run in the same model call and summed into one map
             (ours; 1 reproduces the paper).
         reference: masked-pixel value: ``"mean"`` (paper: 0 in the normalised space = dataset mean),
-            ``"blur"`` (ours), a number or a tensor (see :func:`saliency_lib.masks.apply_mask`).
+            ``"blur"`` (ours), a number or a tensor (see :func:`saliency_lib.method.masks.apply_mask`).
         weight_by_score: sum ``p * mask`` over the evaluated masks instead of the plain masks (ours, as RISE
             weights its masks; paper: False).
-        batch_size: largest batch per model call (default: :func:`saliency_lib.core.default_batch_size`, chosen
+        batch_size: largest batch per model call (default: :func:`saliency_lib.method.core.default_batch_size`, chosen
             from the image size: all ``B*K`` masked images of a step in one call for small images, e.g. up to 1,536
             at 28 x 28, 8 at a time at 3 x 224 x 224). Splitting bounds memory; it does not change the random numbers.
         seed: makes the output bit-identical for the same inputs; ``None`` draws a fresh seed. Only a private
@@ -153,11 +153,11 @@ def oise(
             steps (per chain); either way into a :class:`Recorder` returned as ``result.history`` (ours; a
             history without writing a callback).
         postprocess: ``True`` (the paper): the maps (and a history's saliency) are the mean-subtracted, clipped,
-            scaled sum (:func:`saliency_lib.masks.postprocess`); ``False``: the raw sum S of the masks (ours: for
+            scaled sum (:func:`saliency_lib.method.masks.postprocess`); ``False``: the raw sum S of the masks (ours: for
             scoring every method's maps the same way, ``docs/results.md``).
 
     Returns:
-        A :class:`~saliency_lib.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)`` saliency in [0, 1] (a
+        A :class:`~saliency_lib.method.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)`` saliency in [0, 1] (a
         single ``(C, H, W)`` image gives ``(1, H, W)``), ``model_calls`` (masked images evaluated per input
         image), ``target`` (int64 ``(B,)``), ``partial`` (True when stopped by ``KeyboardInterrupt``, e.g. the
         notebook's Stop button: the map of the steps done so far), ``steps_done`` (steps per chain), ``seconds``
@@ -300,7 +300,7 @@ class OISE:
 
     For users who know Captum (``IntegratedGradients(model).attribute(inputs, target=...)``). Two differences:
     Captum returns attributions shaped like the input ``(B, C, H, W)``; OISE's map is per pixel, ``(B, H, W)``,
-    and comes in a :class:`~saliency_lib.results.SaliencyResult` (the tensor is ``result.maps``).
+    and comes in a :class:`~saliency_lib.method.results.SaliencyResult` (the tensor is ``result.maps``).
 
     Args:
         forward_func: the model (``(B, C, H, W)`` -> logits ``(B, n_classes)``).

@@ -1,7 +1,7 @@
 """What a saliency method returns: :class:`SaliencyResult`, the maps with what produced them.
 
 Every method returns one (:func:`saliency_lib.oise`, :func:`saliency_lib.rise`, every function of
-:mod:`saliency_lib.baselines`)::
+:mod:`saliency_lib.evaluation.baselines`)::
 
     result = oise(model, images, n_steps=1000, seed=0)
     result.maps                # float32 (B, H, W): an ordinary tensor
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from . import masks as M
-from ._checks import check_int
+from .checks import check_int
 
 __all__ = ["SaliencyResult", "Recorder"]
 
@@ -66,7 +66,7 @@ class Recorder:
         return step % self.every == 0 or step == n_steps or step == 1
 
     def __call__(self, state) -> None:
-        """Record ``state`` (an :class:`~saliency_lib.oise_method.OISEStep`) if its step is wanted."""
+        """Record ``state`` (an :class:`~saliency_lib.method.oise_method.OISEStep`) if its step is wanted."""
         if not self.wants(state.step, state.n_steps):
             return
         with torch.inference_mode(False):  # plain copies, usable anywhere (even with autograd)

@@ -1,7 +1,7 @@
 """RISE (Petsiuk, Das & Saenko, BMVC 2018) on the same mask machinery as OISE: the method's closest relative.
 
 RISE draws ``n_masks`` independent random grids (cells on with probability ``p_keep``), upsamples them the same
-way as OISE (:class:`~saliency_lib.masks.Upsampler`, bilinear with a random shift), and weights each mask by
+way as OISE (:class:`~saliency_lib.method.masks.Upsampler`, bilinear with a random shift), and weights each mask by
 the target probability of the masked image::
 
     saliency = sum_i p_i * m_i / (n_masks * p_keep)
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import masks as M
-from ._checks import check_fraction, check_images, check_int
+from .checks import check_fraction, check_images, check_int
 from .core import (
     broadcast_reference,
     call_model,
@@ -62,10 +62,11 @@ def rise(
         grid_size: cells per side (RISE: 7 or 8).
         p_keep: probability a cell is on (0.5 as in RISE's easy-start notebook, which the authors copied; RISE's
             saliency and evaluation notebooks use 0.1 with s = 8 or 10, compared in protocol_choices.md).
-        reference: masked-pixel value, as in :func:`saliency_lib.oise_method.oise` (default: the dataset mean = RISE's 0
+        reference: masked-pixel value, as in :func:`saliency_lib.method.oise_method.oise` (default: the dataset mean =
+        RISE's 0
             after normalisation).
         batch_size: masked images per model call, over all images (default:
-            :func:`saliency_lib.core.default_batch_size`, chosen from the image size: 100 masks x B images in one
+            :func:`saliency_lib.method.core.default_batch_size`, chosen from the image size: 100 masks x B images in one
             call for small images, e.g. up to 1,536 at 28 x 28; 8 at a time at 3 x 224 x 224). The masked images
             are built one call at a time, so memory stays bounded. It does not change the masks drawn.
         seed: bit-identical output for the same seed (a private generator; the global state is untouched).
@@ -73,7 +74,7 @@ def rise(
         output: ``"logits"`` or ``"probabilities"``.
 
     Returns:
-        A :class:`~saliency_lib.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)``, RISE's normalised
+        A :class:`~saliency_lib.method.results.SaliencyResult`: ``maps`` float32 ``(B, H, W)``, RISE's normalised
         expectation (near [0, 1], not rescaled); ``model_calls`` (per image), ``target``, ``partial`` (stopped by
         ``KeyboardInterrupt``; the sum so far is normalised by the masks actually used), ``steps_done`` (masks
         used) and ``seconds``.
@@ -152,7 +153,7 @@ def rise(
 class RISE:
     """Captum-shaped entry point: ``RISE(model).attribute(images, target=...)`` is ``rise(model, images, target)``.
 
-    Returns :func:`rise`'s :class:`~saliency_lib.results.SaliencyResult`: its maps are ``(B, H, W)`` (per pixel),
+    Returns :func:`rise`'s :class:`~saliency_lib.method.results.SaliencyResult`: its maps are ``(B, H, W)`` (per pixel),
     where Captum's methods return a tensor of the input's shape.
     """
 

@@ -1,7 +1,7 @@
 """Threads for the black box: the one place that decides how many threads the model and the mask work get.
 
 A black-box loop (OISE, RISE, the deletion/insertion curves, LIME, Occlusion) takes turns: a model call, then
-mask work in PyTorch, then the next call. When the model runs in ONNX Runtime (:mod:`saliency_lib.runtime`), two
+mask work in PyTorch, then the next call. When the model runs in ONNX Runtime (:mod:`saliency_lib.io.runtime`), two
 thread pools take those turns: ONNX Runtime's and PyTorch's (OpenMP). Each pool's threads spin for a while after
 their work ends, so with both pools at 2 threads on a 2-core machine each spun on the core the other needed: the
 default setting made a 224 px OISE step 2x slower than one thread (``benchmarks/results/threads.md``).
@@ -10,7 +10,7 @@ The rule, applied by :func:`black_box_threads` around every black-box loop whose
 
 * the **model** gets the thread budget (:func:`budget`), in ONNX Runtime, which picks by measured time among
   its ways of running on those threads (spinning, sleeping, or one thread; see
-  :class:`saliency_lib.runtime.FastClassifier`);
+  :class:`saliency_lib.io.runtime.FastClassifier`);
 * the **mask work** between calls runs on one PyTorch thread (it is small, and one thread never competes with
   the model's threads). The PyTorch thread count is put back when the loop ends.
 
@@ -101,7 +101,7 @@ def black_box_threads(model) -> Iterator[None]:
     """Inside: a model in ONNX Runtime gets :func:`budget` threads, PyTorch's mask work one. Anything else: as is.
 
     ``model`` is what the loop calls; only one with ``runtime == "onnx"`` (a
-    :class:`~saliency_lib.runtime.FastClassifier`) changes anything. Nested loops (a metric inside a method) keep
+    :class:`~saliency_lib.io.runtime.FastClassifier`) changes anything. Nested loops (a metric inside a method) keep
     the outermost budget. PyTorch's thread count is restored on the way out, also after an exception or a
     ``KeyboardInterrupt``. ``torch.set_num_threads`` is process-wide: do not run two loops in two Python threads
     of one process at once (use processes: ``docs/scale-out.md``).

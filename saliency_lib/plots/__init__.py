@@ -25,7 +25,14 @@ from .maps import (
     show_image,
     show_map,
 )
-from .reconstruction import plot_agreement_curves, plot_inpainting_setup, plot_search_loss, plot_variations
+from .reconstruction import (
+    CONDITION_LABELS,
+    agreement_table,
+    plot_agreement_curves,
+    plot_inpainting_setup,
+    plot_search_loss,
+    plot_variations,
+)
 
 __all__ = [
     "as_array",
@@ -51,4 +58,6 @@ __all__ = [
     "plot_variations",
     "plot_search_loss",
     "plot_agreement_curves",
+    "CONDITION_LABELS",
+    "agreement_table",
 ]

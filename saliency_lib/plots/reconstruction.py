@@ -10,10 +10,17 @@ import torch
 
 from .maps import as_array, show_image, show_map
 
-__all__ = ["plot_inpainting_setup", "plot_variations", "plot_search_loss", "plot_agreement_curves"]
+__all__ = [
+    "plot_inpainting_setup",
+    "plot_variations",
+    "plot_search_loss",
+    "plot_agreement_curves",
+    "CONDITION_LABELS",
+    "agreement_table",
+]
 
 # Figures of Part B: the inpainting set-up (hole, context weights), a grid of variations with the classifier's
-# class on each, the latent-search loss, and the agreement curves of `python -m saliency_lib reconstruct`.
+# class on each, the latent-search loss, and the agreement curves of `python -m saliency_research reconstruct`.
 
 # Fixed colours per condition so every figure of the experiment reads the same way.
 _CONDITION_STYLE = {
@@ -105,7 +112,7 @@ def plot_search_loss(ax, history, title: str | None = "latent search"):
 def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
     """Agreement (mean ± 95% CI over images, ours) and reconstruction loss against the regenerated fraction.
 
-    ``result`` is the dict written by ``python -m saliency_lib reconstruct`` (``reconstruction_<suite>.json``).
+    ``result`` is the dict written by ``python -m saliency_research reconstruct`` (``reconstruction_<suite>.json``).
     The paper's one-image figures (a lynx, ResNet50) are drawn as separate black stars, labelled theirs.
     """
     fractions = result["fractions"]
@@ -145,3 +152,45 @@ def plot_agreement_curves(result: dict, *, conditions=None, size: float = 4.2):
     handles, labels = left.get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     return figure
+
+
+CONDITION_LABELS = {
+    "oise_generated": "OISE region, regenerated (GAN)",
+    "rise_generated": "RISE region, regenerated (GAN)",
+    "random_generated": "random region, regenerated (GAN)",
+    "oise_mean": "OISE region, filled with the mean",
+    "oise_black": "OISE region, filled with black",
+    "oise_blur": "OISE region, blurred",
+    "rise_mean": "RISE region, filled with the mean",
+    "rise_black": "RISE region, filled with black",
+    "rise_blur": "RISE region, blurred",
+    "oise_biharmonic": "OISE region, biharmonic inpainting",
+    "rise_biharmonic": "RISE region, biharmonic inpainting",
+    "random_biharmonic": "random region, biharmonic inpainting",
+}
+
+
+def agreement_table(result: dict) -> str:
+    """The agreement table of a reconstruction result file (ours) as markdown, the paper's one-image figures on a
+    separate, labelled row: the table beside :func:`plot_agreement_curves`."""
+    fractions = result["fractions"]
+    head = "| condition (ours, " + f"{result['images']} images) | " + " | ".join(f"{f:.0%}" for f in fractions) + " |"
+    lines = [head, "|---|" + "---|" * len(fractions)]
+    for name, label in CONDITION_LABELS.items():
+        if name not in result["conditions"]:
+            continue
+        cells = []
+        for f in fractions:
+            a = result["conditions"][name][str(f)]["agreement"]
+            cells.append(f"{a['mean']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for name in ("oise_generated", "rise_generated", "random_generated"):
+        if name in result["conditions"]:
+            cells = [f"{result['conditions'][name][str(f)]['loss']:.2f}" for f in fractions]
+            lines.append(f"| loss, {CONDITION_LABELS[name]} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| *paper (theirs): one lynx image, ResNet50* | "
+        + " | ".join(f"*{result['paper_lynx_theirs'][str(f)]:.1%}*" for f in fractions)
+        + " |"
+    )
+    return "\n".join(lines)

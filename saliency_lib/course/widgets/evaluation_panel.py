@@ -12,7 +12,7 @@ import torch
 from ... import plots
 from ...evaluation import baselines, metrics
 from ...method import core, masks
-from ...method._checks import check_images
+from ...method.checks import check_images
 from .view import FigureView
 
 __all__ = ["EvaluationPanel", "evaluation_panel"]
@@ -21,7 +21,7 @@ __all__ = ["EvaluationPanel", "evaluation_panel"]
 class EvaluationPanel(ipywidgets.VBox):
     """Notebook 04: maps of several methods side by side, and their deletion/insertion curves step by step.
 
-    Controls: ``image`` (index), ``methods`` (names of :data:`saliency_lib.baselines.METHODS`), ``mode``
+    Controls: ``image`` (index), ``methods`` (names of :data:`saliency_lib.evaluation.baselines.METHODS`), ``mode``
     (``"deletion"``/``"insertion"``), ``step`` (how many steps of pixels have gone), ``shown`` (whose perturbed
     image is drawn), ``run`` (button: explain and score). Results after a run: ``maps`` (method -> ``(H, W)``),
     ``curves`` (mode -> method -> ``(T,)``), ``auc`` (mode -> method -> float), ``fraction`` ``(T,)``,

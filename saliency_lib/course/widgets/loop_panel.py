@@ -12,7 +12,7 @@ import ipywidgets
 import torch
 
 from ... import plots
-from ...method._checks import check_images
+from ...method.checks import check_images
 from ...method.oise_method import OISEStep, Recorder, oise
 from .view import BackgroundRun, FigureView, class_name
 

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 
 from ... import plots
 from ...method import core, masks
-from ...method._checks import check_images
+from ...method.checks import check_images
 from .view import FigureView, class_name, set_cell_lines, set_image
 
 __all__ = ["MaskPanel", "mask_panel"]

@@ -13,7 +13,7 @@ import torch
 
 from ... import plots
 from ...generative import reconstruct
-from ...method._checks import check_images
+from ...method.checks import check_images
 from ...method.oise_method import oise
 from ...method.rise_method import rise
 from .view import BackgroundRun, FigureView, StoppableModel, class_name
@@ -26,8 +26,9 @@ class ReconstructPanel(BackgroundRun, ipywidgets.VBox):
 
     Controls: ``image`` (index), ``source`` (``"oise"`` / ``"rise"``), ``fraction`` (share of the salient region
     regenerated, 0.5-0.9), ``n_variations`` (latent codes), ``n_iterations`` (optimiser steps of the latent search,
-    :func:`~saliency_lib.reconstruct.inpaint`'s ``n_iterations``); ``run_button``, ``stop_button``.
-    Results after a run: ``region`` bool ``(H, W)``, ``result`` (:class:`~saliency_lib.reconstruct.InpaintResult`
+    :func:`~saliency_lib.generative.reconstruct.inpaint`'s ``n_iterations``); ``run_button``, ``stop_button``.
+    Results after a run: ``region`` bool ``(H, W)``, ``result``
+    (:class:`~saliency_lib.generative.reconstruct.InpaintResult`
     for the one image; ``result.partial`` after Stop), ``predicted`` int ``(K,)``, ``original_class``,
     ``agreement`` (share of variations keeping the class), ``runs``, ``error`` (the last run's exception, or
     None); ``maps`` caches the saliency map per ``(image, source)`` (a map stopped part-way is not cached).

@@ -1,7 +1,7 @@
 """Notebook 02's panel: the pixel-weighting update, one step per click (Step / 10 steps / Reset).
 
-Each step is the library's own pieces in the loop's order (:func:`~saliency_lib.masks.apply_mask`, one model
-call, :func:`~saliency_lib.masks.update_grid`, :func:`~saliency_lib.masks.upsample`); the factory is
+Each step is the library's own pieces in the loop's order (:func:`~saliency_lib.method.masks.apply_mask`, one model
+call, :func:`~saliency_lib.method.masks.update_grid`, :func:`~saliency_lib.method.masks.upsample`); the factory is
 :func:`update_panel`.
 """
 
@@ -15,7 +15,7 @@ import torch
 
 from ... import plots
 from ...method import core, masks
-from ...method._checks import check_images
+from ...method.checks import check_images
 from .view import FigureView, class_name, set_cell_lines, set_image
 
 __all__ = ["UpdatePanel", "update_panel"]
@@ -31,8 +31,8 @@ class UpdatePanel(ipywidgets.VBox):
     rescaled, on_scale, off_scale``; ``rescaled``: the cells with D > 0, turned on or kept from below 1);
     ``last``: the evaluated grid, mask, masked image and the new grid of the last step;
     ``saliency_sum`` ``(H, W)``. Each step is the library's own pieces in the loop's order
-    (:func:`~saliency_lib.masks.apply_mask`, one model call, :func:`~saliency_lib.masks.update_grid`,
-    :func:`~saliency_lib.masks.upsample`) drawing from ``generator``; ``oise`` runs the same rule but draws its
+    (:func:`~saliency_lib.method.masks.apply_mask`, one model call, :func:`~saliency_lib.method.masks.update_grid`,
+    :func:`~saliency_lib.method.masks.upsample`) drawing from ``generator``; ``oise`` runs the same rule but draws its
     random numbers in blocks, so the same seed gives a different (equally valid) chain.
     """
 
@@ -144,7 +144,7 @@ class UpdatePanel(ipywidgets.VBox):
 
     @property
     def saliency(self) -> torch.Tensor:
-        """The running map ``(H, W)``: :func:`saliency_lib.masks.postprocess` of the sum so far."""
+        """The running map ``(H, W)``: :func:`saliency_lib.method.masks.postprocess` of the sum so far."""
         return masks.postprocess(self.saliency_sum[None])[0]
 
     def _build_figure(self) -> None:

@@ -17,7 +17,7 @@ from ... import plots
 
 __all__ = ["METHOD_LABELS", "map_scale", "draw_maps", "write_figure_and_maps", "saved_links", "results_table"]
 
-#: Methods the panel runs: name for :func:`saliency_lib.baselines.attribute` -> label.
+#: Methods the panel runs: name for :func:`saliency_lib.evaluation.baselines.attribute` -> label.
 METHOD_LABELS = {
     "oise": "OISE",
     "rise": "RISE",

@@ -1,13 +1,13 @@
 """Notebook 06's panel: your image, your model, OISE, RISE and baselines side by side (:func:`your_model_panel`).
 
-Pick a shipped photograph or upload a file (checked and decoded only by :mod:`saliency_lib.uploads`), pick a model
+Pick a shipped photograph or upload a file (checked and decoded only by :mod:`saliency_lib.io.uploads`), pick a model
 (EfficientNet-Lite0 offline, ResNet50 / VGG16 when their weights can be downloaded, or a model you add with
 :meth:`YourModelPanel.add_model`), tick the methods, set the budget (model calls per image for OISE, RISE and
 LIME), press Run. Every method gets a progress bar, Stop, and its time; Save writes the figure (PNG) and the maps
 (``.npz``) next to the notebook and gives a link to each.
 
 What the panel needs from a model (the recipe of notebook 06): a callable mapping ``(B, C, H, W)`` images in
-[0, 1] to logits ``(B, n_classes)``; optionally ``.spec`` (:class:`saliency_lib.models.InputSpec`: the input
+[0, 1] to logits ``(B, n_classes)``; optionally ``.spec`` (:class:`saliency_lib.io.models.InputSpec`: the input
 size the upload is resized to, and the masked-pixel reference, the dataset mean), ``.class_names``, ``.name``
 and ``.gradcam_layer`` (Grad-CAM). Without ``.spec`` the image is RGB at ``default_size`` and masked pixels are 0.
 
@@ -44,7 +44,7 @@ from .your_model_output import (
 
 __all__ = ["YourModelPanel", "your_model_panel", "MODEL_CHOICES", "METHOD_LABELS", "map_scale", "draw_maps"]
 
-#: The models offered by name: dropdown label -> name for :func:`saliency_lib.models.load`.
+#: The models offered by name: dropdown label -> name for :func:`saliency_lib.io.models.load`.
 MODEL_CHOICES = {
     "EfficientNet-Lite0 (ImageNet, offline)": "efficientnet-lite0",
     "ResNet50 (ImageNet, the paper's; downloads once)": "resnet50",
@@ -490,11 +490,11 @@ class YourModelPanel(BackgroundRun, ipywidgets.VBox):
 def your_model_panel(photographs: dict | None = None, **options) -> YourModelPanel:
     """Notebook 06's panel: image (shipped or uploaded), model, methods, budget, seed, Run / Stop / Save.
 
-    ``photographs``: name -> ``(3, H, W)`` in [0, 1] (default: :func:`saliency_lib.data.photographs`).
+    ``photographs``: name -> ``(3, H, W)`` in [0, 1] (default: :func:`saliency_lib.io.data.photographs`).
     Options: ``model_choices`` (label -> model name or model; default :data:`MODEL_CHOICES`), ``extra_models``
     (label -> your model, added after them), ``methods`` (ticked at the start), ``budget`` (500), ``seed`` (0),
     ``runtime`` (``"auto"``: OISE and RISE in ONNX Runtime when the model allows; ``"torch"``), ``out_dir``
     (where Save writes, default the working directory), ``default_size`` (224, for a model without ``.spec``),
-    ``loader`` (name -> model, default :func:`saliency_lib.models.load`), ``dpi``.
+    ``loader`` (name -> model, default :func:`saliency_lib.io.models.load`), ``dpi``.
     """
     return YourModelPanel(photographs, **options)

@@ -20,18 +20,18 @@ run equals an uninterrupted one::
     run = run_sharded(job, len(images), "results/", "peaks", seed=0, block_size=8)
     run.records                           # on rank 0, once every block is done: [{"index": 0, "peak": ...}, ...]
 
-Commands (``python -m saliency_lib explain-folder`` is :func:`saliency_lib.image_files.explain_folder`)::
+Commands (``python -m saliency_research explain-folder`` is :func:`saliency_research.image_folders.explain_folder`)::
 
-    python -m saliency_lib explain-folder photos/ --out maps/                          # one process
-    torchrun --nproc-per-node 2 -m saliency_lib explain-folder photos/ --out maps/     # 2 processes
+    python -m saliency_research explain-folder photos/ --out maps/                          # one process
+    torchrun --nproc-per-node 2 -m saliency_research explain-folder photos/ --out maps/     # 2 processes
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-id maps --rdzv-backend c10d \\
-        --rdzv-endpoint HOST:29500 -m saliency_lib explain-folder photos/ --out maps/  # the same on 2 machines
+        --rdzv-endpoint HOST:29500 -m saliency_research explain-folder photos/ --out maps/  # the same on 2 machines
 
 (or a static rendezvous: ``--nnodes 2 --node-rank R --master-addr HOST --master-port 29500`` on machine R).
 Across machines ``out_dir`` must be one shared folder (NFS, ...): rank 0 reads every rank's file. The process
 group (gloo on the CPU; gloo and NCCL with ``device="cuda"``) is used only for the final barriers: the blocks
-need no communication. :func:`saliency_lib.evaluation.scoring.evaluate_sharded` runs the evaluation this way, and
-``python -m saliency_lib evaluate`` (every suite) runs on it, so the benchmark runs under torchrun too.
+need no communication. :func:`saliency_research.scoring.evaluate_sharded` runs the evaluation this way, and
+``python -m saliency_research evaluate`` (every suite) runs on it, so the benchmark runs under torchrun too.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..method._checks import check_callable, check_int, check_seed
-from ..method.threads import share_cores
+from saliency_lib.method.checks import check_callable, check_int, check_seed
+from saliency_lib.method.threads import share_cores
 
 __all__ = [
     "Block",

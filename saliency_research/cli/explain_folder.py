@@ -1,15 +1,15 @@
-"""``python -m saliency_lib explain-folder DIR --out OUTDIR``: saliency maps of every image in a folder.
+"""``python -m saliency_research explain-folder DIR --out OUTDIR``: saliency maps of every image in a folder.
 
-One process, or many: ``torchrun --nproc-per-node 2 -m saliency_lib explain-folder DIR --out OUTDIR`` (and
+One process, or many: ``torchrun --nproc-per-node 2 -m saliency_research explain-folder DIR --out OUTDIR`` (and
 ``--nnodes``/``--rdzv-endpoint`` across machines, OUTDIR on a shared disk). Same maps however many processes;
-run it again to resume. The work is :func:`saliency_lib.image_files.explain_folder`.
+run it again to resume. The work is :func:`saliency_research.image_folders.explain_folder`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ..io import image_files
+from saliency_research import image_folders
 
 __all__ = ["add_command"]
 
@@ -22,7 +22,7 @@ def add_command(subparsers) -> None:
     )
     parser.add_argument("folder", metavar="DIR", help="folder of PNG/JPEG/... files (not searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: explain.json and maps/<file>.npz")
-    parser.add_argument("--model", default="efficientnet-lite0", help="a name of saliency_lib.models.MODEL_NAMES")
+    parser.add_argument("--model", default="efficientnet-lite0", help="a name of saliency_lib.io.models.MODEL_NAMES")
     parser.add_argument("--method", default="oise", help="oise (default) or rise")
     parser.add_argument("--steps", type=int, default=5000, help="model calls per image (default 5000)")
     parser.add_argument("--chains", type=int, default=1, help="OISE chains run together (default 1)")
@@ -43,7 +43,7 @@ def add_command(subparsers) -> None:
 
 def _run(args) -> int:
     try:
-        run = image_files.explain_folder(
+        run = image_folders.explain_folder(
             args.folder,
             args.out,
             args.model,

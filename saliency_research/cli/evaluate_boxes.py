@@ -1,12 +1,12 @@
-"""The options of ``python -m saliency_lib evaluate --suite boxes`` (:mod:`saliency_lib.boxes_suite` runs it).
+"""The options of ``python -m saliency_research evaluate --suite boxes`` (:mod:`saliency_research.boxes_suite` runs it).
 
 The paper's experiment on your images and boxes::
 
-    python -m saliency_lib evaluate --suite boxes --images val/ --boxes val_xml/ --model resnet50
-    python -m saliency_lib evaluate --suite boxes --images oi/ --boxes validation-annotations-bbox.csv
-    python -m saliency_lib evaluate --suite boxes --images shipped --runtime onnx     # our photographs
+    python -m saliency_research evaluate --suite boxes --images val/ --boxes val_xml/ --model resnet50
+    python -m saliency_research evaluate --suite boxes --images oi/ --boxes validation-annotations-bbox.csv
+    python -m saliency_research evaluate --suite boxes --images shipped --runtime onnx     # our photographs
 
-Runs under ``torchrun --nproc-per-node N -m saliency_lib evaluate --suite boxes ...`` too, and resumes.
+Runs under ``torchrun --nproc-per-node N -m saliency_research evaluate --suite boxes ...`` too, and resumes.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Run the boxes suite with the parsed arguments; the exit status."""
-    from ..evaluation.boxes_suite import run_command
+    from saliency_research.boxes_suite import run_command
 
     if args.images is None:
         print("evaluate --suite boxes: --images is required (a folder of images, or 'shipped')")

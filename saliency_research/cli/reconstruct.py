@@ -1,6 +1,6 @@
-"""``python -m saliency_lib reconstruct --suite quick|full``: the acceptable-variations experiment over a test set.
+"""``python -m saliency_research reconstruct --suite quick|full``: the acceptable-variations experiment over a test set.
 
-A thin shim: the experiment, its suites and its writers live in :mod:`saliency_lib.reconstruction_experiment`.
+A thin shim: the experiment, its suites and its writers live in :mod:`saliency_research.reconstruction_experiment`.
 Ctrl+C: the experiment writes its results only at the end; the maps cache (``--maps-cache``) is all it keeps.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..generative import reconstruction_experiment as experiment
+from saliency_lib.plots import agreement_table
+from saliency_research import reconstruction_experiment as experiment
 
 __all__ = ["add_command"]
 
@@ -35,7 +36,7 @@ def add_command(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--reference",
-        default=None,  # checked by run_experiment against saliency_lib.core.REFERENCES
+        default=None,  # checked by run_experiment against saliency_lib.method.core.REFERENCES
         help="the masked-pixel value of the maps and of the 'filled' control (default: Fashion-MNIST's own, black); "
         "mean: the authors' dataset mean; writes reconstruction_<suite>_<reference>.* instead",
     )
@@ -43,7 +44,7 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from ..io.paths import RESULTS_DIR
+    from saliency_lib.io.paths import RESULTS_DIR
 
     out = args.out or RESULTS_DIR
     try:
@@ -64,7 +65,7 @@ def _run(args) -> int:
         )
         command = " ".join(
             [
-                "python -m saliency_lib reconstruct --suite",
+                "python -m saliency_research reconstruct --suite",
                 args.suite,
                 *(["--out", str(args.out)] if args.out else []),
                 "--maps-cache",
@@ -77,5 +78,5 @@ def _run(args) -> int:
         print(f"interrupted: {kept}; resume with: {command}", file=sys.stderr)
         return 130
     if result is not None:
-        print(experiment.markdown_table(result))
+        print(agreement_table(result))
     return 0

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io.distributed import Block, run_sharded, save_arrays
-from ..method.progress import progress_bar
-from . import metrics as Mt
-from .baselines import attribute
-from .datasets import load_dataset
-from .suites import FAITHFULNESS, LOCALIZATION
+from saliency_lib.evaluation import metrics as Mt
+from saliency_lib.evaluation.baselines import attribute
+from saliency_lib.evaluation.datasets import load_dataset
+from saliency_lib.method.progress import progress_bar
+from saliency_research.distributed import Block, run_sharded, save_arrays
+from saliency_research.suites import FAITHFULNESS, LOCALIZATION
 
 __all__ = ["evaluate", "evaluate_sharded"]
 
@@ -43,7 +43,7 @@ def evaluate(
     ``curve_model`` (default ``model``) runs the deletion/insertion curves: the same classifier in another
     runtime (e.g. ONNX Runtime while ``model`` is the PyTorch one a gradient method needs). ``reference`` is
     deletion's replacement and ``insertion_start`` insertion's starting image
-    (:func:`saliency_lib.metrics.causal_curves`; the suites pass the plan's, the same as the methods').
+    (:func:`saliency_lib.evaluation.metrics.causal_curves`; the suites pass the plan's, the same as the methods').
 
     Returns:
         ``{"values": {metric: (n,) tensor}, "maps": (n, H, W), "seconds": explanation time per image,
@@ -110,10 +110,11 @@ def evaluate_sharded(
 ) -> dict | None:
     """:func:`evaluate` of one method on a dataset, in blocks over torchrun's ranks, resumable.
 
-    :func:`saliency_lib.distributed.run_sharded` does the splitting: each rank has the dataset (``data``, or
-    :func:`~saliency_lib.datasets.load_dataset` ``(dataset, n, seed)``: the same on every rank) and evaluates its
+    :func:`saliency_research.distributed.run_sharded` does the splitting: each rank has the dataset (``data``, or
+    :func:`~saliency_lib.evaluation.datasets.load_dataset` ``(dataset, n, seed)``: the same on every rank) and
+    evaluates its
     blocks of ``block_size`` images, with ``options["seed"]`` (when the options have one: OISE, RISE, LIME,
-    random) replaced by the block's seed, :func:`~saliency_lib.distributed.block_seed` ``(seed, block)``. Maps,
+    random) replaced by the block's seed, :func:`~saliency_research.distributed.block_seed` ``(seed, block)``. Maps,
     curves and metric values go to ``out_dir/evaluation-<dataset>-<method>.blocks/block<k>.npz``, the per-image
     metric values to the records of ``evaluation-<dataset>-<method>.json``. Blocks already in ``out_dir`` (a run
     killed part-way) are not computed again.
@@ -122,9 +123,9 @@ def evaluate_sharded(
         same_seed: give every block ``options["seed"]`` itself, as :func:`evaluate` gives every chunk: with
             ``block_size == chunk`` the numbers are exactly ``evaluate``'s, still independent of the split
             (:func:`run_suite` runs this way).
-        data: the dataset as :func:`~saliency_lib.datasets.load_dataset` gave it (default: loaded here).
+        data: the dataset as :func:`~saliency_lib.evaluation.datasets.load_dataset` gave it (default: loaded here).
         model: the model that explains (default ``data["model"]``; e.g. its ONNX Runtime twin).
-        max_blocks, rank_world, progress: as :func:`~saliency_lib.distributed.run_sharded`.
+        max_blocks, rank_world, progress: as :func:`~saliency_research.distributed.run_sharded`.
         evaluate_options: ``pixels_per_step``, ``curve_batch``, ``curve_model``, ... passed to ``evaluate``.
 
     Returns:

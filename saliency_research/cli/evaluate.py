@@ -1,6 +1,6 @@
-"""``python -m saliency_lib evaluate --suite quick|full|paper``: run the evaluation, write JSON and markdown.
+"""``python -m saliency_research evaluate --suite quick|full|paper``: run the evaluation, write JSON and markdown.
 
-Runs under ``torchrun --nproc-per-node N -m saliency_lib evaluate ...`` too (ranks share the images; rank 0
+Runs under ``torchrun --nproc-per-node N -m saliency_research evaluate ...`` too (ranks share the images; rank 0
 writes). Ctrl+C keeps the datasets already finished (``run_suite`` writes after each) and the finished blocks of
 the others, and prints the command to resume.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import evaluate_boxes
+from saliency_research.cli import evaluate_boxes
 
 
 def add_command(subparsers) -> None:
@@ -38,7 +38,7 @@ def add_command(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument(
         "--reference",
-        default=None,  # checked by run_suite against saliency_lib.core.REFERENCES (one list, no copy here)
+        default=None,  # checked by run_suite against saliency_lib.method.core.REFERENCES (one list, no copy here)
         help=(
             "the value masked pixels take, in the methods and in the deletion metric alike (default: each "
             "dataset's own: black on Fashion-MNIST and the canvases, the dataset mean on photos); mean: the "
@@ -59,11 +59,11 @@ def add_command(subparsers) -> None:
 def _run(args) -> int:
     if args.suite == "boxes":
         return evaluate_boxes.run(args)
-    from ..evaluation.datasets import DATASETS
-    from ..evaluation.reports import RESULTS_DIR
-    from ..evaluation.runner import interrupted, run_suite
-    from ..evaluation.suites import result_stem
-    from ..io.distributed import finish
+    from saliency_lib.evaluation.datasets import DATASETS
+    from saliency_research.distributed import finish
+    from saliency_research.reports import RESULTS_DIR
+    from saliency_research.runner import interrupted, run_suite
+    from saliency_research.suites import result_stem
 
     if args.datasets and any(d not in DATASETS for d in args.datasets):
         print(f"--datasets: choose from {list(DATASETS)}", file=sys.stderr)

@@ -14,15 +14,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..method._checks import check_choice
-from ..method.core import REFERENCES
-from . import metrics as Mt
-from .baselines import attribute
-from .budget_report import POSTPROCESSING, PUBLISHED, mean_fraction, postprocess_maps
-from .datasets import DATASETS, load_dataset
-from .reports import RESULTS_DIR, summarise, write_results
-from .suite_results import locked, machine, reference_setting
-from .suites import FAITHFULNESS, PAPER_BUDGET, SCORING, SUITES, DatasetPlan, plan_runtime
+from saliency_lib.evaluation import metrics as Mt
+from saliency_lib.evaluation.baselines import attribute
+from saliency_lib.evaluation.datasets import DATASETS, load_dataset
+from saliency_lib.method.checks import check_choice
+from saliency_lib.method.core import REFERENCES
+from saliency_research.budget_report import POSTPROCESSING, PUBLISHED, mean_fraction, postprocess_maps
+from saliency_research.reports import RESULTS_DIR, summarise, write_results
+from saliency_research.suite_results import locked, machine, reference_setting
+from saliency_research.suites import FAITHFULNESS, PAPER_BUDGET, SCORING, SUITES, DatasetPlan, plan_runtime
 
 __all__ = [
     "BUDGETS",
@@ -110,7 +110,7 @@ def budget_maps(
     if method == "oise":
         chains = options.get("n_chains", 1)
         steps = {b: -(-b // chains) for b in budgets}
-        from ..method.oise_method import oise  # the function itself: it returns the recorded history
+        from saliency_lib.method.oise_method import oise  # the function itself: it returns the recorded history
 
         out = oise(
             model, images, targets, **options, n_steps=max(budgets), seed=seed, record_every=sorted(set(steps.values()))
@@ -143,12 +143,12 @@ def budget_curve(
     """OISE (1 chain and ``chains`` chains) and RISE at every budget on the first ``n`` images of ``dataset``.
 
     ``reference``: the masked-pixel value of OISE, RISE and deletion alike (``None``: the dataset's own,
-    :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes ``budget_curve_<reference>.*``).
+    :data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`; a forced one writes ``budget_curve_<reference>.*``).
 
     OISE runs with ``postprocess=False`` and every map (OISE's and RISE's) is scored once per post-processing of
-    :data:`saliency_lib.evaluation.budget_report.POSTPROCESSING` plus ``PUBLISHED``, applied the same way to both.
+    :data:`saliency_research.budget_report.POSTPROCESSING` plus ``PUBLISHED``, applied the same way to both.
     One record per (dataset, method, post-processing, budget): deletion, insertion (and on datasets with boxes,
-    e.g. ``clutter``, the pointing game, IoU and energy) summarised with :func:`saliency_lib.reports.summarise`,
+    e.g. ``clutter``, the pointing game, IoU and energy) summarised with :func:`saliency_research.reports.summarise`,
     plus the paired per-image difference OISE - RISE at the same budget (``vs_rise``: its mean and 95% CI say
     whether OISE has caught up). Written (``write=True``) into ``budget_curve.json``/``.md``/``.png`` in
     ``out_dir``; records of other datasets already in the file are kept (several datasets may run at once).
@@ -269,7 +269,7 @@ def write_budget_curve(
     Raises:
         ValueError: the file holds results of another reference setting (they never share a file).
     """
-    from .budget_report import budget_curve_figure, budget_curve_markdown
+    from saliency_research.budget_report import budget_curve_figure, budget_curve_markdown
 
     out_dir = Path(out_dir or RESULTS_DIR)
     stem = _stem(BUDGET_CURVE_STEM, reference)
@@ -345,13 +345,13 @@ def oise_settings(
     Each setting of ``settings`` (default :data:`OISE_SETTINGS`, one change at a time from the paper's) runs on
     the first ``n`` images of ``dataset`` at ``budget`` calls per image, with seeds ``seed`` and ``seed + 1``:
     deletion and insertion AUC, their paired difference to the paper's defaults, the rank correlation of the two
-    seeds' maps (:func:`saliency_lib.metrics.spearman`) and seconds per map. RISE at the same budget is the
+    seeds' maps (:func:`saliency_lib.evaluation.metrics.spearman`) and seconds per map. RISE at the same budget is the
     yardstick. Then seed-to-seed agreement at ``agreement_budget`` calls on the first ``agreement_n`` images for
     OISE (1 and 8 chains) and RISE. OISE's maps are its raw sums, as RISE's (the evaluation's protocol,
-    :data:`saliency_lib.evaluation.suites.SCORING`). Writes ``paper_oise_settings.json``/``.md``.
+    :data:`saliency_research.suites.SCORING`). Writes ``paper_oise_settings.json``/``.md``.
 
     ``reference``: the masked-pixel value of every map (unless a setting changes OISE's) and of deletion
-    (``None``: the dataset's own, :data:`saliency_lib.datasets.DATASET_REFERENCES`; a forced one writes
+    (``None``: the dataset's own, :data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`; a forced one writes
     ``paper_oise_settings_<reference>.*``).
     """
     check_choice("dataset", dataset, DATASETS)
@@ -447,7 +447,7 @@ def oise_settings(
         + (f" --reference {reference}" if reference is not None else ""),
     }
     if write:
-        from .reports import oise_settings_markdown
+        from saliency_research.reports import oise_settings_markdown
 
         write_results(result, oise_settings_markdown(result), _stem(SETTINGS_STEM, reference), out_dir)
     return result

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..io import paths
+from saliency_lib.io import paths
 
 __all__ = [
     "summarise",
@@ -43,7 +43,10 @@ OLD_SCORING = (
 
 RESULTS_DIR = paths.RESULTS_DIR
 # The command that makes each experiment's result files (named in messages when one is missing).
-COMMANDS = {"evaluation": "python -m saliency_lib evaluate", "reconstruction": "python -m saliency_lib reconstruct"}
+COMMANDS = {
+    "evaluation": "python -m saliency_research evaluate",
+    "reconstruction": "python -m saliency_research reconstruct",
+}
 
 
 def summarise(values) -> dict:
@@ -88,7 +91,7 @@ METRIC_LABELS = {
 
 
 def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> str:
-    """The evaluation's results (:func:`saliency_lib.evaluation.runner.run_suite`) as markdown: one table per dataset,
+    """The evaluation's results (:func:`saliency_research.runner.run_suite`) as markdown: one table per dataset,
     rows = methods, columns = metrics (mean [95% CI]), model calls and seconds per image.
 
     Args:
@@ -100,7 +103,7 @@ def evaluation_markdown(payload: dict, order: tuple[str, ...] | None = None) -> 
     lines = [
         f"# Evaluation results: suite `{payload['suite']}` (ours, measured by this repository)",
         "",
-        f"Command: `{payload.get('command', 'python -m saliency_lib evaluate')}`"
+        f"Command: `{payload.get('command', 'python -m saliency_research evaluate')}`"
         f"{' (partial: not every dataset of the suite has run yet)' if payload.get('partial') else ''}. "
         f"Total {payload['settings']['total_seconds']} s (per dataset: "
         f"{payload['settings'].get('dataset_seconds')}) on {payload['settings']['machine']}.",
@@ -322,7 +325,7 @@ def ci_cell(summary: dict, signed: bool = False) -> str:
 
 
 def oise_settings_markdown(result: dict) -> str:
-    """The tables of :func:`saliency_lib.evaluation.budget_study.oise_settings`: OISE's settings one at a time, and the
+    """The tables of :func:`saliency_research.budget_study.oise_settings`: OISE's settings one at a time, and the
     seed-to-seed agreement at the paper's budget."""
     first = result["settings"][0]
     keys = list(first["metrics"])

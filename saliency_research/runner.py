@@ -1,15 +1,15 @@
 """The evaluation: every method on data with ground truth, with confidence intervals and costs.
 
-``python -m saliency_lib evaluate --suite quick|full`` runs :func:`run_suite` and writes
+``python -m saliency_research evaluate --suite quick|full`` runs :func:`run_suite` and writes
 ``benchmarks/results/evaluation_<suite>.json`` and ``.md`` (:mod:`.reports`). One JSON record per
-(dataset, method): metric means with 95% confidence intervals (:func:`saliency_lib.reports.summarise`: Student t
+(dataset, method): metric means with 95% confidence intervals (:func:`saliency_research.reports.summarise`: Student t
 on the per-image values), n, model calls and seconds per explanation. The datasets (planted evidence, cluttered
-Fashion-MNIST, the Fashion-MNIST sample, the photographs with our boxes) are :mod:`saliency_lib.datasets`;
+Fashion-MNIST, the Fashion-MNIST sample, the photographs with our boxes) are :mod:`saliency_lib.evaluation.datasets`;
 ``sanity`` runs Adebayo et al.'s cascading randomisation on the sample, ``budget`` runs OISE and RISE at several
 equal budgets (full suite only).
 
 The ``paper`` suite runs OISE and RISE at the paper's budget, 5,000 model calls per image, on 500
-images per dataset plus the photographs, with the black-box parts in ONNX Runtime (:mod:`saliency_lib.runtime`;
+images per dataset plus the photographs, with the black-box parts in ONNX Runtime (:mod:`saliency_lib.io.runtime`;
 :data:`BLACK_BOX`) and the gradient baselines in PyTorch. It is long: run it in parts
 (``run_suite("paper", datasets=[...], methods=[...])``, one process each); parts running at the same time merge
 their records into one file under a lock (:mod:`.suite_results`). The budget curve and OISE's settings sweep
@@ -22,7 +22,7 @@ suite (:data:`.suites.SUITES`). One method on one dataset is :mod:`.scoring`.
 The reference: the value masked pixels take is one setting per dataset, used by every method that
 masks (OISE, RISE, Occlusion, LIME, Integrated Gradients' baseline) *and* by the deletion metric, because a
 black-box method's maps and the metric's substrate must agree. By default it is the dataset's own "absent" value
-(:data:`saliency_lib.datasets.DATASET_REFERENCES`: black on the black-background data, the dataset mean on
+(:data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`: black on the black-background data, the dataset mean on
 photographs); ``run_suite(..., reference="mean")`` (``evaluate --reference mean``) runs the authors' dataset
 mean everywhere and writes ``evaluation_<suite>_mean.*`` instead, so the two never share a file. Every record
 says its ``reference`` and its insertion start (``insertion_start``, RISE's blur throughout), and the
@@ -40,16 +40,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..io.distributed import init, world
-from ..method._checks import check_choice
-from ..method.core import REFERENCES
-from . import metrics as Mt
-from .baselines import METHODS, attribute
-from .datasets import DATASETS, load_dataset
-from .reports import RESULTS_DIR, summarise
-from .scoring import evaluate, evaluate_sharded
-from .suite_results import dataset_seconds, machine, paired_vs_rise, suite_settings, write_suite
-from .suites import AGREEMENT_METHODS, BLACK_BOX, SUITES, DatasetPlan, method_options, plan_runtime, result_stem
+from saliency_lib.evaluation import metrics as Mt
+from saliency_lib.evaluation.baselines import METHODS, attribute
+from saliency_lib.evaluation.datasets import DATASETS, load_dataset
+from saliency_lib.method.checks import check_choice
+from saliency_lib.method.core import REFERENCES
+from saliency_research.distributed import init, world
+from saliency_research.reports import RESULTS_DIR, summarise
+from saliency_research.scoring import evaluate, evaluate_sharded
+from saliency_research.suite_results import dataset_seconds, machine, paired_vs_rise, suite_settings, write_suite
+from saliency_research.suites import (
+    AGREEMENT_METHODS,
+    BLACK_BOX,
+    SUITES,
+    DatasetPlan,
+    method_options,
+    plan_runtime,
+    result_stem,
+)
 
 __all__ = ["run_suite", "interrupted", "plan_records"]
 
@@ -121,8 +129,8 @@ def run_suite(
         seed: seed of every random draw (canvases, OISE, RISE, LIME, random maps).
         device: ``"cpu"``, or ``"cuda"``: every model on this rank's GPU in PyTorch (no ONNX Runtime);
             RuntimeError in one line when PyTorch sees no GPU.
-        reference: ``None``: each dataset's own reference (:data:`saliency_lib.datasets.DATASET_REFERENCES`);
-            a name of :data:`saliency_lib.core.REFERENCES` (e.g. ``"mean"``, the authors'): that one for the
+        reference: ``None``: each dataset's own reference (:data:`saliency_lib.evaluation.datasets.DATASET_REFERENCES`);
+            a name of :data:`saliency_lib.method.core.REFERENCES` (e.g. ``"mean"``, the authors'): that one for the
             methods and the deletion metric on every dataset, written to ``evaluation_<suite>_<reference>.*``
             (:func:`result_stem`).
 
@@ -218,7 +226,7 @@ def interrupted(
     )
     rest = [name for name in wanted if name not in done]
     command = [
-        "python -m saliency_lib evaluate --suite",
+        "python -m saliency_research evaluate --suite",
         suite,
         "--datasets",
         *rest,
@@ -363,7 +371,7 @@ def plan_records(
     progress: bool = True,
 ) -> tuple[list[dict], dict]:
     """What :func:`run_suite` does for one dataset, on data the caller brings (the hook of
-    :mod:`saliency_lib.boxes_suite`: a user's images with boxes). ``data`` as :func:`load_dataset` returns it;
+    :mod:`saliency_research.boxes_suite`: a user's images with boxes). ``data`` as :func:`load_dataset` returns it;
     finished blocks in ``parts_dir`` are reused (torchrun-ready, resumable). Returns ``(records, extras)`` on rank
     0, records with ``vs_rise`` (``extras``: ``photo_maps`` when ``data["names"]`` is set); ``([], {})`` elsewhere."""
     extras: dict = {}
