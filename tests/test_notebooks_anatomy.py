@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 
-from saliency_lib.course import exercises, schedule, tutorial
+from saliency_lib.course import exercises, tutorial
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 OPENING = ("**Time:**", "**Prerequisites:**", "### Learning objectives", "**Contents:**", "../docs/method.md")
@@ -263,12 +263,11 @@ def _schedule(text, heading):
     return [(row[1].strip(), row[2].strip()) for row in rows]
 
 
-def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
+def test_the_instructor_guide_has_schedules_that_add_up():
+    # Its times table is a generated block: tests/test_sync_docs.py holds it to benchmarks/results/notebooks.json.
     text = GUIDE.read_text(encoding="utf-8")
-    assert tutorial.index_table("../notebooks/", machine=True) in text, "docs/instructor.md: the times table drifted"
-    # The 90-minute plan leaves its slack unplanned (saliency_lib.course.schedule.SLACK_MINUTES).
     for heading, length in (
-        ("## The 90-minute schedule", 90 - schedule.SLACK_MINUTES),
+        ("## The 90-minute schedule", 80),  # 10 of the 90 minutes left unplanned (questions, a laptop)
         ("## The 3-hour schedule", 180),
     ):
         rows = _schedule(text, heading)
