@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import protocol_choices  # noqa: E402
 
-from saliency_lib.course import schedule, tutorial  # noqa: E402
+from saliency_lib.course import tutorial  # noqa: E402
 from saliency_lib.io.assets import manifest_table  # noqa: E402
 from saliency_lib.plots import agreement_table  # noqa: E402
 from saliency_research.reports import ci_cell  # noqa: E402
@@ -459,11 +459,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "asset-table": lambda: manifest_table().rstrip("\n"),
     "protocol-choices-card": lambda: protocol_choices.card_text(_results("protocol_choices.json")),
     "protocol-choices-notebook": lambda: protocol_choices.notebook_text(_results("protocol_choices.json")),
-    # The one table of times (learner and computer, from benchmarks/results/notebooks.json) and the workshop plans.
+    # The one table of times (learner and computer, from benchmarks/results/notebooks.json).
     "notebook-times-readme": lambda: tutorial.index_table("notebooks/", machine=True),
     "notebook-times-docs": lambda: tutorial.index_table("../notebooks/", machine=True),
-    "plan-90": lambda: schedule.plan_table(schedule.PLAN_90),
-    "plan-180": lambda: schedule.plan_table(schedule.PLAN_180),
 }
 
 BLOCK = re.compile(

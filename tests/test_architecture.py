@@ -36,7 +36,6 @@ ENTRY_POINTS = {
     "saliency_lib.course.install_check": "make check and notebook 00",
     "saliency_lib.course.learner_edition": "make learner-edition",
     "saliency_lib.course.server_settings": "make lab and Binder's postBuild",
-    "saliency_lib.course.schedule": "docs/instructor.md's workshop plans (python -m saliency_lib.course.schedule)",
 }
 
 

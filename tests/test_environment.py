@@ -70,10 +70,7 @@ def test_make_and_ci_run_the_readme_commands():
     assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "00_start_here.ipynb" in makefile and "--nbval-lax" in makefile
     ci = (REPO / ".ci" / "run").read_text()
-    assert "make test" in ci
-    readme = (REPO / "README.md").read_text()
-    assert "make lab" in readme and "make test" in readme
-    assert "mybinder.org" in readme
+    assert "make test" in ci  # the README's commands and Binder link: tests/test_docs_numbers.py (the front door)
 
 
 def test_make_speed_times_the_methods_and_nothing_is_called_benchmark():

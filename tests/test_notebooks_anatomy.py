@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 
-from saliency_lib.course import exercises, schedule, tutorial
+from saliency_lib.course import exercises, tutorial
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 OPENING = ("**Time:**", "**Prerequisites:**", "### Learning objectives", "**Contents:**", "../docs/method.md")
@@ -83,8 +83,9 @@ def test_every_relative_link_resolves(path):
 
 
 def test_markdown_never_tells_learners_to_import_a_private_name():
-    for path in [*NOTEBOOKS, *sorted(tutorial.SOLUTIONS.glob("*.py"))]:
-        text = "\n".join(c.source for c in _cells(path)) if path.suffix == ".ipynb" else path.read_text()
+    # The code cells and solutions: tests/test_architecture.py (test_notebooks_use_only_public_library_names).
+    for path in NOTEBOOKS:
+        text = "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
         assert not re.search(r"saliency_lib(\.\w+)*\._\w+", text), f"{path.name} names a private module or name"
 
 
@@ -178,16 +179,6 @@ def test_exercise_uses_the_shared_check_and_a_loadable_solution(path):
     assert f"%load solutions/{solution}" in "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
 
 
-@pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted(tutorial.SOLUTIONS.glob("*.py"))], ids=lambda p: p.name)
-def test_only_public_library_names(path):
-    if path.suffix == ".ipynb":
-        text = "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
-    else:
-        text = path.read_text()
-    assert not re.search(r"saliency_lib(\.\w+)*\._\w+", text), f"{path.name} imports a private module or name"
-    assert not re.search(r"from saliency_lib(\.\w+)* import [^\n]*\b_\w+", text), f"{path.name} imports a _name"
-
-
 def test_check_exercise_passes_and_says_what_is_wrong(capsys):
     tutorial.check_exercise("same", torch.ones(2, 3), torch.ones(2, 3))
     tutorial.check_exercise("bound", 0.5, at_least=0.4)
@@ -263,12 +254,11 @@ def _schedule(text, heading):
     return [(row[1].strip(), row[2].strip()) for row in rows]
 
 
-def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
+def test_the_instructor_guide_has_schedules_that_add_up():
+    # Its times table is a generated block: tests/test_sync_docs.py holds it to benchmarks/results/notebooks.json.
     text = GUIDE.read_text(encoding="utf-8")
-    assert tutorial.index_table("../notebooks/", machine=True) in text, "docs/instructor.md: the times table drifted"
-    # The 90-minute plan leaves its slack unplanned (saliency_lib.course.schedule.SLACK_MINUTES).
     for heading, length in (
-        ("## The 90-minute schedule", 90 - schedule.SLACK_MINUTES),
+        ("## The 90-minute schedule", 80),  # 10 of the 90 minutes left unplanned (questions, a laptop)
         ("## The 3-hour schedule", 180),
     ):
         rows = _schedule(text, heading)
@@ -291,15 +281,6 @@ def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
         assert part in text, part
     for entry in tutorial.NOTEBOOKS:  # every exercise has its row of common mistakes
         assert re.search(rf"^\| {entry.number} \| `\w+\(", text, re.M), f"no exercise row for {entry.number}"
-
-
-def test_every_relative_link_of_the_instructor_guide_resolves():
-    missing = [
-        link
-        for link in _relative_links(GUIDE.read_text(encoding="utf-8"))
-        if not (GUIDE.parent / link.split("#")[0]).exists()
-    ]
-    assert not missing, missing
 
 
 def test_a_check_praises_only_the_learners_own_code(capsys, tmp_path, monkeypatch):

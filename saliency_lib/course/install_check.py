@@ -6,8 +6,8 @@
 2. **assets**: every shipped file in ``data/`` against its sha256 in ``data/MANIFEST.json``;
 3. **a map**: one OISE map of a Fashion-MNIST image with ``fashion-cnn`` (about 10 seconds; the time is printed);
 4. **widgets**: ipywidgets and its JupyterLab extension (``jupyterlab_widgets``) installed in matching versions;
-5. **browser**: the web browser JupyterLab will open, else one installed here (Debian's ``chromium``, Chrome,
-   Edge, Firefox on ``PATH``, Playwright's Chromium); none is fine: ``make lab`` then prints a URL to open.
+5. **browser**: the web browser JupyterLab will open; on a desktop with none (or only a text browser) the check
+   fails; without a display (a server, a container) there is none to check: ``make lab`` prints a URL to open.
 
 It prints one line per check and ends with exactly one line, ``READY`` or ``NOT READY: <what to fix>``;
 the exit code is 0 or 1. The start notebook runs :func:`run_checks` too::
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.paths import PYPROJECT
-from .browsers import find_browsers
 
 __all__ = [
     "Check",
@@ -335,19 +334,31 @@ def check_widgets() -> Check:
     )
 
 
-# Text-mode browsers webbrowser may return without a display: JupyterLab does not work in them.
+# Text-mode browsers webbrowser may return: JupyterLab does not work in them.
 _TEXT_BROWSERS = ("www-browser", "links", "elinks", "lynx", "w3m")
 _URL_FIX = (
     "make lab prints a URL (http://127.0.0.1:8888/lab?token=...): open it in a recent Firefox, Chrome, Edge or Safari"
 )
 
 
-def check_browser(path: str | None = None) -> Check:
-    """The browser JupyterLab will open, or one installed here; never a failure (with none JupyterLab can start,
-    ``make lab`` prints a URL to open).
+def _has_display() -> bool:
+    """A desktop a browser can open on: macOS and Windows always; Linux with X11 or Wayland, except WSL, whose
+    learners open the URL in Windows' own browser."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    import platform
 
-    Args:
-        path: the directories to look for browsers in (default ``$PATH``).
+    if "microsoft" in platform.release().lower():
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def check_browser() -> Check:
+    """The browser JupyterLab will open (Python's ``webbrowser``, as JupyterLab asks it).
+
+    Fails on a desktop where ``webbrowser`` finds no graphical browser (none, or only a text browser such as
+    ``lynx``): the participant has nothing to open the tutorial in. Without a display (a server, a container, WSL)
+    the browser is on another computer, so there is nothing to check here: ``make lab`` prints a URL to open.
     """
     import webbrowser
 
@@ -363,26 +374,13 @@ def check_browser(path: str | None = None) -> Check:
             f"JupyterLab will open {name}"
             + (f" (from $BROWSER={os.environ['BROWSER']})" if os.environ.get("BROWSER") else ""),
         )
-    installed = find_browsers(path)
-    if installed:
-        first, executable = installed[0]
-        others = [other for other, _ in installed[1:]]
-        headless = sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-        )
-        why = "no display" if headless else "Python's webbrowser module does not list it"
-        return Check(
-            "browser",
-            True,
-            f"{first} ({executable})"
-            + (f", also {', '.join(others)}" if others else "")
-            + f"; JupyterLab will not start it from here ({why}), so make lab prints a URL to open in it",
-        )
+    if not _has_display():
+        return Check("browser", True, "no browser found from here (fine on a server or in a container)", _URL_FIX)
     return Check(
         "browser",
-        True,
-        "no browser found from here (fine on a server or in a container)",
-        _URL_FIX,
+        False,
+        "no graphical web browser found" + (f" (only {name}, a text browser)" if name else ""),
+        "install Firefox or Chrome (Debian/Ubuntu: sudo apt install firefox), or set $BROWSER to one",
     )
 
 

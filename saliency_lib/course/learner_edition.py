@@ -1,4 +1,4 @@
-"""The learner edition: copies of the notebooks with the solution cells removed and every output cleared.
+"""The learner edition: the notebooks with the solution cells removed and every output cleared, by nbconvert.
 
 ``python -m saliency_lib.course.learner_edition OUT_DIR`` (or ``make learner-edition``) writes every
 ``notebooks/*.ipynb`` (and ``notebooks/*.md``) into ``OUT_DIR`` for a workshop, where learners should meet each
@@ -7,26 +7,25 @@ exercise before its answer::
     written = write_learner_edition("learner")       # list of Paths
     notebook = learner_notebook("notebooks/03_optimization_loop.ipynb")   # one nbformat notebook
 
-What changes, cell by cell:
+nbconvert's own preprocessors do the standard part, as ``jupyter nbconvert --to notebook
+--TagRemovePreprocessor.remove_cell_tags=solution --ClearOutputPreprocessor.enabled=True
+--ClearMetadataPreprocessor.enabled=True`` would:
 
-- **removed**: solution cells, i.e. code cells tagged ``solution`` (cell metadata ``"tags": ["solution"]``) and
-  cells that show a solution file (``%load solutions/...``, or what ``%load`` leaves behind: ``# %load
-  solutions/...``). Today the notebooks keep solutions in ``notebooks/solutions/*.py`` (never in a cell), so
-  a notebook without such cells loses nothing but its outputs.
+- **removed**: cells tagged ``solution`` (cell metadata ``"tags": ["solution"]``; ``TagRemovePreprocessor``).
+  Today the notebooks keep solutions in ``notebooks/solutions/*.py`` (never in a cell), so a notebook loses
+  nothing but its outputs.
+- **cleared**: outputs, execution counts and timings (``ClearOutputPreprocessor``), and the notebook's saved widget
+  state (``ClearMetadataPreprocessor``, keeping only the kernel and language): they show answers.
 - **kept**: everything else, including each exercise (the stub, ``# YOUR CODE HERE``) and its check cell
   (``tutorial.exercise_or_solution`` + ``tutorial.check_exercise``). An unchanged stub still lets the notebook
-  run to the end: the check cell falls back to the solution file beside the notebook (``.solutions/``) and names
-  it as ``%load`` finds it.
-- **cleared**: outputs, execution counts, execution timings and the saved widget state (they show answers).
-- **links**: relative links that leave ``notebooks/`` (``../docs/method.md``) are rewritten so they still
-  resolve from ``OUT_DIR``; links between notebooks stay as they are.
+  run to the end: the check cell falls back to the solution file beside the notebook (``.solutions/``).
 
-``notebooks/solutions/`` is copied to ``OUT_DIR/.solutions/``: available (every ``%load`` line and path of the
-edition is rewritten to it and works; the check cells name it too, as
-:data:`~saliency_lib.course.exercises.SOLUTION_FOLDERS` says) but out of view (JupyterLab's file browser hides
-dot-folders, and Jupyter serves no hidden file, so the index names it without a link), so a learner meets each
-exercise before its answer. ``--with-solutions`` keeps them in view instead, in ``OUT_DIR/solutions/``
-(self-study).
+Ours, :class:`EditionPaths` (nbconvert has no link rewriting): relative links that leave ``notebooks/``
+(``../docs/method.md``) are rewritten so they still resolve from ``OUT_DIR``, and every ``solutions/`` path and
+``%load`` line points at the edition's solutions folder. ``notebooks/solutions/`` is copied to
+``OUT_DIR/.solutions/``: available to ``%load`` but out of view (JupyterLab's file browser hides dot-folders, and
+Jupyter serves no hidden file, so the index names it without a link). ``--with-solutions`` keeps them in view, in
+``OUT_DIR/solutions/`` (self-study).
 """
 
 from __future__ import annotations
@@ -38,6 +37,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from nbconvert.preprocessors import (
+    ClearMetadataPreprocessor,
+    ClearOutputPreprocessor,
+    Preprocessor,
+    TagRemovePreprocessor,
+)
+from traitlets import Unicode
+
 from ..io.paths import NOTEBOOK_DIR
 from .tutorial import solutions_line
 
@@ -46,6 +53,7 @@ __all__ = [
     "EXERCISE_MARK",
     "HIDDEN_SOLUTIONS",
     "NOTEBOOKS",
+    "EditionPaths",
     "is_solution_cell",
     "is_exercise_cell",
     "first_exercise_index",
@@ -60,7 +68,6 @@ SOLUTION_TAG = "solution"
 #: Cell tag, or text in a code cell, that marks an exercise the learner fills in (kept).
 EXERCISE_TAG = "exercise"
 EXERCISE_MARK = "YOUR CODE HERE"
-_LOAD_SOLUTION = re.compile(r"^\s*#?\s*%load\s+\S*solutions/", re.MULTILINE)
 _RELATIVE_LINK = re.compile(r"(\]\()(\.\./[^)\s]+)(\))")
 _SOLUTIONS_PATH = re.compile(r"(?<![\w./-])(?:notebooks/)?solutions/")  # as seen from the repository, too
 #: Where the learner edition keeps the solutions: available to ``%load``, hidden from the file browser.
@@ -72,10 +79,8 @@ def _tags(cell) -> list[str]:
 
 
 def is_solution_cell(cell) -> bool:
-    """A cell tagged ``solution``, or a code cell that loads or holds a ``solutions/`` file (``%load``)."""
-    if SOLUTION_TAG in _tags(cell):
-        return True
-    return cell.get("cell_type") == "code" and bool(_LOAD_SOLUTION.search(_source(cell)))
+    """A cell tagged ``solution``."""
+    return SOLUTION_TAG in _tags(cell)
 
 
 def is_exercise_cell(cell) -> bool:
@@ -116,6 +121,22 @@ def _point_to_solutions(text: str, solutions: str) -> str:
     return _SOLUTIONS_PATH.sub(f"{solutions}/", text)
 
 
+class EditionPaths(Preprocessor):
+    """The one step nbconvert lacks: markdown links that leave the notebooks' folder rewritten for ``out_dir``
+    (unchanged when it is empty), and every ``solutions/`` path and ``%load`` line pointed at ``solutions``."""
+
+    source_dir = Unicode("").tag(config=True)
+    out_dir = Unicode("").tag(config=True)
+    solutions = Unicode(HIDDEN_SOLUTIONS).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        source = _source(cell)
+        if cell.cell_type == "markdown" and self.out_dir:
+            source = _relink(source, Path(self.source_dir), Path(self.out_dir))
+        cell.source = _point_to_solutions(source, self.solutions)
+        return cell, resources
+
+
 def learner_notebook(path: str | Path, out_dir: str | Path | None = None, *, solutions: str = HIDDEN_SOLUTIONS):
     """The learner edition of one notebook (an ``nbformat.NotebookNode``; nothing is written).
 
@@ -141,29 +162,24 @@ def learner_notebook(path: str | Path, out_dir: str | Path | None = None, *, sol
             f"path: {path} is not a valid notebook ({type(error).__name__}: {error}); "
             f"restore it with `git checkout {path}`"
         ) from None
-    kept = []
-    for cell in notebook.cells:
-        if is_solution_cell(cell):
-            continue
-        metadata = cell.setdefault("metadata", {})
-        for key in ("execution", "collapsed", "scrolled"):
-            metadata.pop(key, None)
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-        if cell.cell_type == "markdown" and out_dir is not None:
-            cell.source = _relink(_source(cell), path.parent, Path(out_dir))
-        cell.source = _point_to_solutions(_source(cell), solutions)
-        kept.append(cell)
-    for index, cell in enumerate(kept):
-        if is_exercise_cell(cell) and not any(later.cell_type == "code" for later in kept[index + 1 :]):
+    steps = (
+        TagRemovePreprocessor(enabled=True, remove_cell_tags={SOLUTION_TAG}),
+        ClearOutputPreprocessor(enabled=True, remove_metadata_fields={"collapsed", "scrolled", "execution"}),
+        ClearMetadataPreprocessor(
+            enabled=True, clear_cell_metadata=False, preserve_nb_metadata_mask={"kernelspec", "language_info"}
+        ),
+        EditionPaths(enabled=True, source_dir=str(path.parent), out_dir=str(out_dir or ""), solutions=solutions),
+    )
+    resources: dict = {}
+    for step in steps:
+        notebook, resources = step(notebook, resources)
+    notebook = nbformat.from_dict(notebook)  # ClearMetadataPreprocessor leaves a plain dict as metadata
+    for index, cell in enumerate(notebook.cells):
+        if is_exercise_cell(cell) and not any(later.cell_type == "code" for later in notebook.cells[index + 1 :]):
             raise ValueError(
                 f"path: {path.name}: the exercise in cell {index} has no check cell after it once "
                 f"solution cells are removed; tag only the solution cell `{SOLUTION_TAG}`"
             )
-    notebook.cells = kept
-    notebook.metadata.pop("widgets", None)  # saved widget state is output too
-    notebook.metadata["saliency_tutorial"] = {"edition": "learner"}
     nbformat.validate(notebook)
     return notebook
 

@@ -19,6 +19,7 @@ makes the learner's git-ignored copy of the notebooks that ``make lab`` opens.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -30,7 +31,6 @@ import torch
 
 from ..io import paths
 from ..method.threads import default_count
-from . import times
 from .exercises import SOLUTIONS, ExerciseFailed, check_exercise, exercise_or_solution, require
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "total_minutes",
     "time_line",
     "navigation",
+    "MACHINE_TIMES",
     "index_table",
     "index_markdown",
     "solutions_line",
@@ -182,17 +183,49 @@ def navigation(key: str) -> str:
     return " · ".join(parts)
 
 
+#: The computer's time for each notebook, written by ``python benchmarks/notebooks.py``: a full run (not fast mode)
+#: in a fresh kernel, per notebook and per cell: wall time, the kernel's CPU time (all threads), peak memory.
+MACHINE_TIMES = paths.RESULTS_DIR / "notebooks.json"
+
+
+def _machine_times() -> dict:
+    """``{"machine": ..., "threads": ..., "notebooks": {file name: run}}``; no notebooks when the file is missing,
+    as in an installed wheel."""
+    path = Path(MACHINE_TIMES)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"notebooks": {}}
+
+
+def _duration(seconds: float) -> str:
+    """``"15 s"`` under two minutes, else ``"2.5 min"``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _measured_on(results: dict) -> str:
+    """One line saying where and how the runs were measured (the machine, the threads, the highest load)."""
+    runs = list(results.get("notebooks", {}).values())
+    if not runs:
+        return "not measured yet: run `python benchmarks/notebooks.py`"
+    machine = results.get("machine", {})
+    load = max(run["load_average_before"][0] for run in runs)
+    days = sorted({run["date"][:10] for run in runs})
+    return (
+        f"full runs (not fast mode) in a fresh kernel, {results.get('threads', 2)} threads, on "
+        f"{machine.get('cpu', 'an unknown CPU')} ({machine.get('cpu_count', '?')} cores), load average at most "
+        f"{load:.1f} at the start, {', '.join(days)}"
+    )
+
+
 def index_table(prefix: str = "", *, machine: bool = False) -> str:
     """The markdown table of the notebooks (link, what you learn, learner time) and the total, as notebook 00's
     map shows it; with ``machine``, the one table of times (the README, ``notebooks/README.md`` and
     ``docs/instructor.md``): also the computer's full run, wall and CPU time, and the peak memory, from
-    :mod:`saliency_lib.course.times` (``benchmarks/results/notebooks.json``).
+    :data:`MACHINE_TIMES` (``benchmarks/results/notebooks.json``).
 
     Args:
         prefix: put before each notebook's file name in its link (``"../notebooks/"`` from ``docs/``).
         machine: add the measured columns and a line saying how they were measured.
     """
-    results = times.machine_times() if machine else {"notebooks": {}}
+    results = _machine_times() if machine else {"notebooks": {}}
     runs = results["notebooks"]
     head = "| notebook | what you learn | learner time |"
     if machine:
@@ -203,7 +236,7 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
         if machine:
             run = runs.get(entry.file)
             row += (
-                f" {times.duration(run['wall_s'])} ({times.duration(run['cpu_s'])}) | {run['peak_rss_gb']:.2f} GB |"
+                f" {_duration(run['wall_s'])} ({_duration(run['cpu_s'])}) | {run['peak_rss_gb']:.2f} GB |"
                 if run and run.get("cpu_s") is not None
                 else " not measured | |"
             )
@@ -213,10 +246,10 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
     if machine:
         measured = [runs[e.file] for e in NOTEBOOKS if e.file in runs and runs[e.file].get("cpu_s") is not None]
         wall, cpu = sum(r["wall_s"] for r in measured), sum(r["cpu_s"] for r in measured)
-        rows[-1] += f" {times.duration(wall)} ({times.duration(cpu)}) | |"
+        rows[-1] += f" {_duration(wall)} ({_duration(cpu)}) | |"
         root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
         rows.append(
-            f"\nComputer times: {times.measured_on(results)} (`python benchmarks/notebooks.py`, "
+            f"\nComputer times: {_measured_on(results)} (`python benchmarks/notebooks.py`, "
             f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
             f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not."
         )
