@@ -5,7 +5,7 @@ a two-decimal number must name the results file it comes from (``evaluation_pape
 ...) or the notebook that prints it (``03_optimization_loop.ipynb``), and each number must appear in one of the
 files it names (the ``.md`` as written, the ``.json`` to that many decimals, a notebook in its outputs). So a re-run
 that changes a result fails here (one-decimal percentages and seconds too: ``80.8%``, ``8.3 s``) until the text
-is updated (``python benchmarks/sync_docs.py`` rewrites the generated blocks). Numbers that are settings, not
+is updated (``make docs`` rewrites the generated blocks). Numbers that are settings, not
 results (the lr 0.02 of the update rule, ImageNet's mean), are listed in ``NOT_RESULTS`` with what they are.
 """
 
@@ -64,12 +64,12 @@ NUMBER = re.compile(r"(?<![\d.\w])\d+\.(?:\d{2,3}(?![\d])|\d%|\d(?= s\b))")
 CITATION = re.compile(r"([A-Za-z0-9_]+)(?:\.\{[a-z,]+\}|\.(?:md|json|png|ipynb))")
 
 
-GENERATED = re.compile(r"<!-- generated:([\w-]+) .*?<!-- /generated:\1 -->", re.DOTALL)
+GENERATED = re.compile(r"<!-- \[\[\[cog .*?\[\[\[end\]\]\] -->", re.DOTALL)
 
 
 def documents() -> dict[str, str]:
     """name -> markdown text: the README, docs/*.md and the notebooks' markdown cells, without the generated blocks
-    (``benchmarks/sync_docs.py`` writes those from the results files; ``tests/test_sync_docs.py`` checks them)."""
+    (cog writes those from the results files, ``make docs``; ``tests/test_sync_docs.py`` checks them)."""
     texts = {"README.md": (REPO / "README.md").read_text()}
     texts |= {p.name: p.read_text() for p in sorted((REPO / "docs").glob("*.md"))}
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):

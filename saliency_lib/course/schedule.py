@@ -1,7 +1,7 @@
 """The workshop plans as data: what the instructor says, shows and runs, minute by minute.
 
 ``docs/instructor.md`` shows :data:`PLAN_90` and :data:`PLAN_180` as tables written by :func:`plan_table`
-(``python benchmarks/sync_docs.py``). Every "run" in them is a :class:`Step` field, not prose, so that the times
+(``make docs``). Every "run" in them is a :class:`Step` field, not prose, so that the times
 quoted come from the measured runs (:mod:`saliency_lib.course.times`) and ``tests/test_schedule.py`` can hold the
 plans to what they promise: the 90-minute plan leaves :data:`SLACK_MINUTES` unplanned, every run fits in half of its
 slot, and walking the steps in order on fresh copies of the notebooks (``make lab``'s working copy) runs without an
