@@ -264,8 +264,7 @@ def _schedule(text, heading):
 
 
 def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
-    text = GUIDE.read_text(encoding="utf-8")
-    assert tutorial.index_table("../notebooks/", machine=True) in text, "docs/instructor.md: the times table drifted"
+    text = GUIDE.read_text(encoding="utf-8")  # its tables are cog's blocks, current by tests/test_sync_docs.py
     # The 90-minute plan leaves its slack unplanned (saliency_lib.course.schedule.SLACK_MINUTES).
     for heading, length in (
         ("## The 90-minute schedule", 90 - schedule.SLACK_MINUTES),
@@ -291,15 +290,6 @@ def test_the_instructor_guide_has_the_times_table_and_schedules_that_add_up():
         assert part in text, part
     for entry in tutorial.NOTEBOOKS:  # every exercise has its row of common mistakes
         assert re.search(rf"^\| {entry.number} \| `\w+\(", text, re.M), f"no exercise row for {entry.number}"
-
-
-def test_every_relative_link_of_the_instructor_guide_resolves():
-    missing = [
-        link
-        for link in _relative_links(GUIDE.read_text(encoding="utf-8"))
-        if not (GUIDE.parent / link.split("#")[0]).exists()
-    ]
-    assert not missing, missing
 
 
 def test_a_check_praises_only_the_learners_own_code(capsys, tmp_path, monkeypatch):
