@@ -12,7 +12,7 @@ test test-fast: export MKL_NUM_THREADS ?= 1
 PYTEST_WORKERS ?= 2
 LAB_PORT ?= 8888
 
-.PHONY: lab test test-fast lint browser-deps assets verify speed check learner-edition clean help
+.PHONY: lab test test-fast lint browser-deps assets verify speed check learner-edition docs clean help
 
 help:
 	@echo "make lab     - install what is missing, copy notebooks/ to work/ (yours, git-ignored), open JupyterLab there"
@@ -24,6 +24,8 @@ help:
 	@echo "make verify  - check data/ against data/MANIFEST.json"
 	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
 	@echo "make learner-edition - write learner/: the notebooks without solutions and outputs (OVERWRITE=1 to replace)"
+	@echo "make docs    - rewrite the numbers the README, docs/ and notebook 04 quote from benchmarks/results (cog),"
+	@echo "               and the notebooks' index; make test fails while one is stale"
 	@echo "make speed   - time OISE and RISE per model (benchmarks/speed.py; writes benchmarks/results/speed.*)"
 	@echo "make present - notebook 06 as a page without code (Voila) at http://127.0.0.1:8866/, for a projector"
 	@echo "               (fast mode, ready in about half a minute; FAST=0: run the notebook's full budgets first)"
@@ -98,6 +100,13 @@ learner-edition: $(STAMP)
 
 speed: $(STAMP)
 	$(PY) benchmarks/speed.py
+
+# The blocks between cog's markers (`<!-- [[[cog import sync_docs; sync_docs.block('NAME')]]] -->` ...
+# `<!-- [[[end]]] -->`), written by benchmarks/sync_docs.py from benchmarks/results/; tests/test_sync_docs.py runs
+# the same cog with --check. Then notebooks/README.md, the index, from saliency_lib/course/tutorial.py.
+docs: $(STAMP)
+	$(PY) -m cogapp -n utf-8 -I benchmarks -r --verbosity=1 README.md docs/*.md notebooks/*.md notebooks/*.ipynb
+	$(PY) -m saliency_lib.course.tutorial index
 
 # Notebook 06 as a standalone page (Voila: widgets and outputs, no code) for a projector, or a learner who should
 # not see code: http://127.0.0.1:$(PRESENT_PORT)/ . Fast mode by default, so the page is ready in about half a

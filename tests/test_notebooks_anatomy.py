@@ -255,7 +255,7 @@ def _schedule(text, heading):
 
 
 def test_the_instructor_guide_has_schedules_that_add_up():
-    # Its times table is a generated block: tests/test_sync_docs.py holds it to benchmarks/results/notebooks.json.
+    # Its times table is a cog block: tests/test_sync_docs.py holds it to benchmarks/results/notebooks.json.
     text = GUIDE.read_text(encoding="utf-8")
     for heading, length in (
         ("## The 90-minute schedule", 80),  # 10 of the 90 minutes left unplanned (questions, a laptop)
