@@ -10,6 +10,8 @@ Commands:
                                      benchmarks/results/evaluation_<suite>.json and .md
     reconstruct --suite quick|full   Part B: regenerate the salient region with the GAN; writes
                                      benchmarks/results/reconstruction_<suite>.json, .md and .png
+    trust [NOTEBOOK_OR_FOLDER ...]   trust the tutorial's notebooks for this user, so JupyterLab draws their saved
+                                     panels (default: notebooks/ and work/ in the current folder)
 
 Each command lives in a thin module of this package (:data:`COMMANDS`) that parses its arguments and calls the library.
 """
@@ -27,6 +29,7 @@ COMMANDS = [
     "saliency_lib.cli.explain_folder",
     "saliency_lib.cli.evaluate",
     "saliency_lib.cli.reconstruct",
+    "saliency_lib.cli.trust",
 ]
 
 
