@@ -66,7 +66,6 @@ SHORT_NAMES = {
     "tutorial": "course.tutorial",
     "learner_edition": "course.learner_edition",
     "install_check": "course.install_check",
-    "server_settings": "course.server_settings",
     "widgets": "course.widgets",
 }
 
