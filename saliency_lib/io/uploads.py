@@ -58,7 +58,7 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MAX_BYTES = 20_000_000
 #: Largest message the Jupyter server and Voila accept from the browser: their tornado
 #: ``websocket_max_message_size``, set by the files in ``jupyter-config/`` that the package installs into the
-#: environment's ``etc/jupyter`` (``tests/test_jupyter_config.py`` checks they say this number). An upload reaches
+#: environment's ``etc/jupyter`` (``tests/test_every_way_in.py`` checks they say this number). An upload reaches
 #: the kernel as one websocket message; with tornado's default (10 MiB) a 12 MB file is dropped without a word
 #: ("Restoring connection"). Five times :data:`MAX_BYTES` (100 MB) leaves room for base64 and JSON wrapping (x 4/3
 #: and more), so a file well over :data:`MAX_BYTES` still arrives and gets :func:`check_image`'s one-line refusal
