@@ -32,7 +32,9 @@ help:
 
 # CPU=1 (make lab CPU=1): PyTorch's CPU-only build (about 1 GB less to download than Linux's default CUDA build).
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
-$(STAMP): pyproject.toml
+# The install also puts the Jupyter settings of jupyter-config/ into .venv/etc/jupyter (pyproject.toml's data-files,
+# as for every pip install of the package): the upload limit and no news pop-up for .venv's jupyter lab and voila.
+$(STAMP): pyproject.toml setup.py $(wildcard jupyter-config/*.json jupyter-config/*/*/*.json)
 	@test -x $(PY) || { echo "Creating the virtual environment $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
 	@echo "Installing the tutorial's packages into $(VENV) (the first time takes a few minutes: PyTorch is large)..."
 	$(PY) -m pip install --progress-bar on --upgrade pip
@@ -53,18 +55,9 @@ browser-deps:
 	  else echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium)."; fi; \
 	fi
 
-# Jupyter settings of .venv (saliency_lib/course/server_settings.py writes them under .venv/etc/jupyter, which .venv's
-# jupyter lab and voila read): a websocket message limit above the 20 MB the upload box promises (tornado's default,
-# 10 MiB, drops bigger uploads without a word), and JupyterLab's news and update checks off by default (no pop-up
-# over the notebook on the first start). Rewritten when the module or the upload limit changes; Binder: postBuild.
-JUPYTER_SETTINGS := $(VENV)/etc/jupyter/.saliency-settings
-$(JUPYTER_SETTINGS): $(STAMP) saliency_lib/course/server_settings.py saliency_lib/io/uploads.py
-	$(PY) -m saliency_lib.course.server_settings --config-dir $(VENV)/etc/jupyter
-	@touch $@
-
 # Learners work in a git-ignored copy (work/), so autosave never changes the committed notebooks/.
 WORK ?= work
-lab: $(STAMP) $(JUPYTER_SETTINGS)
+lab: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 	$(PY) -m saliency_lib.course.tutorial working-copy $(WORK)
 	@echo "Opening JupyterLab on $(WORK)/00_start_here.ipynb; with no display it prints the URL and keeps serving (Ctrl+C to stop)."
@@ -121,7 +114,7 @@ FAST ?= $(PRESENT_FAST)
 # then stops only on SIGTERM; a shell cannot undo an ignored signal (`trap` cannot), Python can.
 VOILA = $(PY) -c 'import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); \
   from voila.app import main; sys.exit(main())'
-present: $(STAMP) $(JUPYTER_SETTINGS)
+present: $(STAMP)
 	$(PY) -m saliency_lib assets verify
 	@echo "Serving notebooks/06_your_own_model.ipynb at http://127.0.0.1:$(PRESENT_PORT)/ (Ctrl+C to stop)."
 	SALIENCY_FAST=$(FAST) $(VOILA) notebooks/06_your_own_model.ipynb --no-browser \

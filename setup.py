@@ -8,7 +8,7 @@ install reads it in place; a regular build copies it to ``saliency_lib/shipped_d
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -24,4 +24,17 @@ class BuildWithData(build_py):
         shutil.copytree(DATA, target)
 
 
-setup(cmdclass={"build_py": BuildWithData})
+class WithDataFilesWhenEditable(Distribution):
+    """Editable installs (``pip install -e .``) get the data files too (the Jupyter settings of pyproject.toml's
+    ``[tool.setuptools.data-files]``), copied into the environment as a regular install copies them.
+
+    PEP 660 leaves a wheel's data files out of what is editable; setuptools' editable build means to copy them
+    (``editable_wheel`` runs ``install_data``) but only when the distribution answers ``has_data()``, a method it
+    does not define (it has ``has_data_files()``; setuptools 84), so the copy never happens. This answers it.
+    """
+
+    def has_data(self) -> bool:
+        return self.has_data_files()
+
+
+setup(cmdclass={"build_py": BuildWithData}, distclass=WithDataFilesWhenEditable)

@@ -35,7 +35,6 @@ ENTRY_POINTS = {
     "saliency_lib.course.widgets": "the panels (every widget module is an entry point of the notebooks)",
     "saliency_lib.course.install_check": "make check and notebook 00",
     "saliency_lib.course.learner_edition": "make learner-edition",
-    "saliency_lib.course.server_settings": "make lab and Binder's postBuild",
 }
 
 

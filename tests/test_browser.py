@@ -6,12 +6,12 @@ Starts ``jupyter lab`` on 127.0.0.1 (a free port, a random token, ``SALIENCY_FAS
 loop panel and clicks its Run button, and checks that the rendered figure changes each time. A screenshot goes to
 ``test-artifacts/``. The server is stopped by its process id.
 
-Every server starts with the Jupyter settings ``make lab`` and ``make present`` write
-(``saliency_lib.course.server_settings``,
-in the server's own configuration directory). With them, a 15 MB PNG chosen in an upload box (a one-cell notebook,
-in JupyterLab and in Voila) reaches the kernel byte for byte, and a 27 MB one gets the upload check's one-line
-refusal; with tornado's default websocket limit (10 MiB) both are dropped on the way. And JupyterLab
-shows no news pop-up: its news and update checks are off by default.
+Every server starts with the Jupyter settings every install of the package puts in its environment's
+``etc/jupyter`` (the files of ``jupyter-config/``, copied into the server's own configuration directory). With
+them, a 15 MB PNG chosen in an upload box (a one-cell notebook, in JupyterLab and in Voila) reaches the kernel
+byte for byte, and a 27 MB one gets the upload check's one-line refusal; with tornado's default websocket limit
+(10 MiB) both are dropped on the way. And JupyterLab shows no news pop-up: its news and update checks are off by
+default. ``tests/test_every_way_in.py`` checks the same in a fresh environment installed from the wheel.
 
 The committed notebooks, opened without running them in a learner's `make lab` copy (copied and trusted by
 ``tutorial.working_copy``): every saved panel renders as a panel, from the widget state stored with the notebook;
@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,19 +93,19 @@ def stop_server(server: subprocess.Popen, log) -> None:
 
 
 def _make_settings(tmp_path) -> Path:
-    """The Jupyter settings `make lab` and `make present` write for .venv (saliency_lib.course.server_settings), written
-    into the test server's own configuration directory (its JUPYTER_CONFIG_DIR); returns that directory."""
-    from saliency_lib.course import server_settings
-
+    """The Jupyter settings every install of the package puts in the environment's etc/jupyter (jupyter-config/,
+    pyproject.toml's data-files), copied into the test server's own configuration directory (its JUPYTER_CONFIG_DIR),
+    so the test does not depend on when this environment was installed; returns that directory."""
     config = tmp_path / "config"
-    server_settings.install(config)
+    shutil.copytree(REPO / "jupyter-config", config)
     return config
 
 
 @contextmanager
-def _lab(tmp_path, root: Path):
-    """A JupyterLab server on a free port serving ``root``, with `make lab`'s settings; yields (base_url, token);
-    stopped by its PID afterwards."""
+def _lab(tmp_path, root: Path, *, python: str | Path = sys.executable, config: Path | None = None, cwd: Path = REPO):
+    """A JupyterLab server on a free port serving ``root``, with `make lab`'s settings (or the configuration directory
+    ``config``), started by ``python -m jupyterlab`` (what the ``jupyter lab`` of that Python's environment runs) in
+    ``cwd``; yields (base_url, token); stopped by its PID afterwards."""
     _require_browser()  # before starting anything
     port, token = _free_port(), secrets.token_hex(16)
     settings = tmp_path / "settings"  # a learner's own settings (no news pop-up: `make lab`'s defaults see to it)
@@ -123,12 +124,12 @@ def _lab(tmp_path, root: Path):
         SALIENCY_FAST="1",
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_CONFIG_DIR=str(_make_settings(tmp_path)),
+        JUPYTER_CONFIG_DIR=str(config or _make_settings(tmp_path)),
         PYTHONUNBUFFERED="1",
     )
     log = open(tmp_path / "lab.log", "w")
     command = [
-        sys.executable,
+        str(python),
         "-m",
         "jupyterlab",
         "--no-browser",
@@ -141,7 +142,7 @@ def _lab(tmp_path, root: Path):
         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
         "--ServerApp.port_retries=0",
     ]
-    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + EVENT_LIMIT
@@ -338,32 +339,40 @@ def _committed_notebooks_show_their_panels(tmp_path, monkeypatch) -> None:
     root = tmp_path / "root"
     tutorial.working_copy(root / "work", report=None)  # what `make lab` opens: a copy, trusted for this user
     with _lab(tmp_path, root) as (base, token), _browser_page(root / "work" / "00_start_here.ipynb", "") as page:
-        for entry in tutorial.NOTEBOOKS:
-            expected = _widget_outputs(root / "work" / entry.file)
-            assert expected > 0, entry.file
-            url = f"{base}/lab/tree/work/{entry.file}?reset&token={token}"  # ?reset: only this notebook open
-            tries = []
-            for limit in (FIRST_TRY, EVENT_LIMIT):
-                page.goto(url, timeout=EVENT_LIMIT * 1000)
-                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
-                try:
-                    _wait_for(lambda n=expected: page.evaluate(RENDERED) >= n, "the panels", page, timeout=limit)
-                    break
-                except AssertionError:
-                    tries.append(page.evaluate(OUTPUTS))
-                    _shut_down_kernels(base, token)
-            page.screenshot(path=str(ARTIFACTS / f"unrun_{entry.number}.png"), full_page=False)
-            assert len(tries) < 2, f"{entry.file}: {expected} saved panels did not render, twice: {tries}"
-            if tries:  # JupyterLab's widget manager can miss the saved state while the kernel starts; say so
-                warnings.warn(f"{entry.file}: the panels rendered after one reload; first: {tries[0]}", stacklevel=1)
-            text = page.evaluate(  # the outputs only: notebook 00's own text quotes the errors to look out for
-                "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join('\\n')"
-            )
-            broken = BROKEN_WIDGET.search(text)
-            assert broken is None, f"{entry.file}: shows {text[max(0, broken.start() - 80) : broken.end() + 80]!r}"
-            assert "an interactive panel: run the notebook" not in text, f"{entry.file}: a panel shows as text"
-            assert page.evaluate(RENDERED) == expected, (entry.file, page.evaluate(OUTPUTS), expected)
-            _shut_down_kernels(base, token)  # one kernel at a time, as a learner's 2 GB allows
+        panels_render_unrun(page, base, token, root, "work")
+
+
+def panels_render_unrun(page, base: str, token: str, root: Path, folder: str) -> None:
+    """Open every notebook of ``root / folder`` (the server's root and a folder under it) without running it: each
+    saved panel renders as a panel, none as text or a broken widget. One kernel at a time, shut down after each."""
+    from saliency_lib.course import tutorial
+
+    for entry in tutorial.NOTEBOOKS:
+        expected = _widget_outputs(root / folder / entry.file)
+        assert expected > 0, entry.file
+        url = f"{base}/lab/tree/{folder}/{entry.file}?reset&token={token}"  # ?reset: only this notebook open
+        tries = []
+        for limit in (FIRST_TRY, EVENT_LIMIT):
+            page.goto(url, timeout=EVENT_LIMIT * 1000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=EVENT_LIMIT * 1000)
+            try:
+                _wait_for(lambda n=expected: page.evaluate(RENDERED) >= n, "the panels", page, timeout=limit)
+                break
+            except AssertionError:
+                tries.append(page.evaluate(OUTPUTS))
+                _shut_down_kernels(base, token)
+        page.screenshot(path=str(ARTIFACTS / f"unrun_{entry.number}.png"), full_page=False)
+        assert len(tries) < 2, f"{entry.file}: {expected} saved panels did not render, twice: {tries}"
+        if tries:  # JupyterLab's widget manager can miss the saved state while the kernel starts; say so
+            warnings.warn(f"{entry.file}: the panels rendered after one reload; first: {tries[0]}", stacklevel=1)
+        text = page.evaluate(  # the outputs only: notebook 00's own text quotes the errors to look out for
+            "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join('\\n')"
+        )
+        broken = BROKEN_WIDGET.search(text)
+        assert broken is None, f"{entry.file}: shows {text[max(0, broken.start() - 80) : broken.end() + 80]!r}"
+        assert "an interactive panel: run the notebook" not in text, f"{entry.file}: a panel shows as text"
+        assert page.evaluate(RENDERED) == expected, (entry.file, page.evaluate(OUTPUTS), expected)
+        _shut_down_kernels(base, token)  # one kernel at a time, as a learner's 2 GB allows
 
 
 # ---- notebook 06 as a standalone page (Voila, `make present`) ---------------------------------------------------
@@ -530,10 +539,11 @@ def _noise_png(path: Path, megabytes: float) -> bytes:
     return path.read_bytes()
 
 
-def _upload(page, picture: Path, log: Path, before: str) -> str:
-    """Choose ``picture`` in the page's upload box; the kernel's line once it changes from ``before``."""
-    received = page.locator(".upload-received")
-    button = page.locator(".widget-upload").first
+def _upload(page, picture: Path, log: Path, before: str, button=None, received=None, answers=("received", "refused")):
+    """Choose ``picture`` in the page's upload box (``button``, default the first); the kernel's line (``received``,
+    default the upload cell's) once it changes from ``before`` and starts with one of ``answers``."""
+    received = received or page.locator(".upload-received")
+    button = button or page.locator(".widget-upload").first
     with page.expect_file_chooser(timeout=EVENT_LIMIT * 1000) as chooser:
         button.click()
     chooser.value.set_files(str(picture))
@@ -544,7 +554,7 @@ def _upload(page, picture: Path, log: Path, before: str) -> str:
         if "Restoring connection" in log.read_text():
             return "dropped"
         text = received.inner_text()
-        return text if text != before and text.startswith(("received", "refused")) else None
+        return text if text != before and text.startswith(answers) else None
 
     try:
         text = _wait_for(arrived, f"the kernel to receive {picture.name}", page)

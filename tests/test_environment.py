@@ -131,7 +131,7 @@ def _present_plan(*variables: str) -> str:
     """The voila line `make present VARIABLES` runs (-n), install and settings stamps taken as done."""
     from conftest import make_dry_run
 
-    plan = make_dry_run("-o", ".venv/.installed", "-o", ".venv/etc/jupyter/.saliency-settings", "present", *variables)
+    plan = make_dry_run("-o", ".venv/.installed", "present", *variables)
     return next(line for line in plan.splitlines() if "voila.app" in line)
 
 
@@ -172,7 +172,7 @@ def test_ctrl_c_stops_make_present(tmp_path, sigint):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     venv = Path(sys.prefix)  # this environment's python and voila, its install and settings stamps taken as done
-    command = ["make", "-o", f"{venv}/.installed", "-o", f"{venv}/etc/jupyter/.saliency-settings", "present"]
+    command = ["make", "-o", f"{venv}/.installed", "present"]
     command += [f"VENV={venv}", f"PRESENT_PORT={port}"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None

@@ -5,6 +5,8 @@ Commands:
     assets verify                    check data/ against data/MANIFEST.json; non-zero naming each bad file
     assets list                      print the manifest as a markdown table (the asset table of docs/install.md)
     explain IMAGE ...                a saliency map of one image file (OISE or RISE) saved as a figure
+    trust [NOTEBOOK_OR_FOLDER ...]   trust the tutorial's notebooks for this user, so JupyterLab draws their saved
+                                     panels (default: notebooks/ and work/ in the current folder)
 
 The research bench's commands (evaluation suites, Part B's experiment, folders under torchrun) are
 ``python -m saliency_research COMMAND``.
@@ -22,6 +24,7 @@ import sys
 COMMANDS = [
     "saliency_lib.cli.assets",
     "saliency_lib.cli.explain",
+    "saliency_lib.cli.trust",
 ]
 
 

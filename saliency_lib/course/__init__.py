@@ -9,7 +9,6 @@ Imports any subpackage below it; nothing below imports it (the library never imp
 ``loop_exercise``   notebook 03's exercise: the loop from the pieces, its known wrong loops, the learner's run
 ``learner_edition`` the notebooks without solutions (``python -m saliency_lib.course.learner_edition``)
 ``install_check``   is this machine ready? (``python -m saliency_lib.course.install_check``)
-``server_settings`` the Jupyter settings make lab, make present and Binder write (the upload limit, no news)
 ``widgets``         the panels of notebooks 01-06
 ==================  =====================================================================================
 """

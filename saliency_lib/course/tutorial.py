@@ -56,6 +56,8 @@ __all__ = [
     "index_markdown",
     "solutions_line",
     "working_copy",
+    "trust",
+    "notebooks_to_trust",
     "main",
 ]
 
@@ -345,8 +347,9 @@ def trust(notebooks: list[Path]) -> list[Path]:
 
     JupyterLab renders a widget output only in a trusted notebook; in an untrusted one it shows the widget's text
     form instead (``LoopPanel(children=(HBox(...``). A notebook is trusted when its signature is in the user's
-    ``nbsignatures.db``, which a clone cannot carry: ``make lab`` (:func:`working_copy`) and Binder's ``postBuild``
-    sign the copies they open. Returns the notebooks signed.
+    ``nbsignatures.db``, which a clone cannot carry: ``make lab`` (:func:`working_copy`), Binder's ``postBuild`` and
+    every way in of docs/install.md (``python -m saliency_lib trust``) sign the notebooks they open. Returns the
+    notebooks signed.
     """
     import nbformat
     from nbformat.sign import NotebookNotary
@@ -355,6 +358,39 @@ def trust(notebooks: list[Path]) -> list[Path]:
     for path in notebooks:
         notary.sign(nbformat.read(path, as_version=nbformat.NO_CONVERT))
     return list(notebooks)
+
+
+def notebooks_to_trust(paths: list[Path] | tuple = (), here: Path | None = None) -> list[Path]:
+    """The notebooks ``python -m saliency_lib trust`` signs: each path given (a notebook, or the ``.ipynb`` files of
+    a folder); with none, those of ``notebooks/`` and ``work/`` in ``here`` (default: the current folder), else of
+    this checkout's ``notebooks/`` (an editable install run from elsewhere).
+
+    Our own code because ``jupyter trust`` takes file names only, and Windows shells do not expand
+    ``notebooks/*.ipynb``: this is the one command that trusts the folder, the same on every OS.
+
+    Raises:
+        ValueError: a path that is neither a notebook nor a folder, or no notebook found (one line: what to do).
+    """
+    base = Path() if here is None else Path(here)  # relative to the current folder, as the learner typed it
+    if not paths:
+        found = [folder for folder in (base / "notebooks", base / "work") if folder.is_dir()]
+        paths = found or ([NOTEBOOK_DIR] if NOTEBOOK_DIR.is_dir() else [])
+        if not paths:
+            raise ValueError(
+                f"no notebooks/ folder in {base.resolve()}: run this in the tutorial's folder (the one with "
+                f"notebooks/), or name the notebooks or folders to trust"
+            )
+    notebooks = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            notebooks += sorted(path.glob("*.ipynb"))
+        elif path.is_file() and path.suffix == ".ipynb":
+            notebooks.append(path)
+        else:
+            raise ValueError(f"{path}: not a notebook (.ipynb) or a folder of notebooks")
+    if not notebooks:
+        raise ValueError(f"no .ipynb files in {', '.join(map(str, paths))}: name the notebooks or folders to trust")
+    return notebooks
 
 
 def fast_mode() -> bool:

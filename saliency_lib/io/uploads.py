@@ -53,14 +53,16 @@ __all__ = [
 
 #: Pixel formats accepted (Pillow's format names).
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-#: Default size limit of one file in bytes (20 MB: a 50-megapixel JPEG is ~15 MB).
-MAX_BYTES = 20 * 1024 * 1024
+#: Default size limit of one file in bytes: 20 MB, decimal megabytes as the refusal, notebook 06 and the docs
+#: state it (a 50-megapixel JPEG is ~15 MB).
+MAX_BYTES = 20_000_000
 #: Largest message the Jupyter server and Voila accept from the browser: their tornado
-#: ``websocket_max_message_size``, which :mod:`saliency_lib.course.server_settings` writes for ``make lab``, ``make
-#: present`` and Binder. An upload reaches the kernel as one websocket message; with tornado's default (10 MiB)
-#: a 12 MB file is dropped without a word ("Restoring connection"). Five times :data:`MAX_BYTES` (100 MiB) leaves
-#: room for base64 and JSON wrapping (x 4/3 and more), so a file well over :data:`MAX_BYTES` still arrives and
-#: gets :func:`check_image`'s one-line refusal instead of silence.
+#: ``websocket_max_message_size``, set by the files in ``jupyter-config/`` that the package installs into the
+#: environment's ``etc/jupyter`` (``tests/test_every_way_in.py`` checks they say this number). An upload reaches
+#: the kernel as one websocket message; with tornado's default (10 MiB) a 12 MB file is dropped without a word
+#: ("Restoring connection"). Five times :data:`MAX_BYTES` (100 MB) leaves room for base64 and JSON wrapping (x 4/3
+#: and more), so a file well over :data:`MAX_BYTES` still arrives and gets :func:`check_image`'s one-line refusal
+#: instead of silence.
 MAX_MESSAGE_BYTES = 5 * MAX_BYTES
 #: Default limit on width * height (50 megapixels: 150 MB decoded as RGB, within Binder's 2 GB).
 MAX_PIXELS = 50_000_000
@@ -154,7 +156,7 @@ def _read(source, max_bytes: int) -> tuple[bytes, str]:
 
 def _too_big(label: str, n_bytes: int, max_bytes: int) -> str:
     return (
-        f"{label} is {n_bytes / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; make the picture "
+        f"{label} is {n_bytes / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit; make the picture "
         f"smaller (e.g. 1024 pixels wide, saved as JPEG) and try again"
     )
 
