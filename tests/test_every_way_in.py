@@ -241,17 +241,7 @@ def _link_dependency_files(prefix: Path) -> None:
 def fresh_environment(folder: Path) -> Path:
     """A virtual environment in ``folder`` whose dependencies come from this one (see the module's docstring) and
     whose own ``pip`` is the one pip's console script would run; returns its Python."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python, site = test_wheel.bare_environment(folder)
     (folder / "bin" / "pip").write_text(
         f"#!{python}\nimport sys\nfrom pip._internal.cli.main import main\nsys.exit(main())\n"
     )

@@ -65,10 +65,12 @@ def test_the_wheel_holds_every_subpackage_and_the_shipped_data(wheel):
     assert shipped <= names, sorted(shipped - names)
 
 
-def test_the_installed_wheel_loads_both_classifiers_and_makes_a_map_outside_the_checkout(wheel, tmp_path):
-    env_dir = tmp_path / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
-    python = env_dir / "bin" / "python"
+def bare_environment(folder: Path) -> tuple[Path, Path]:
+    """A virtual environment in ``folder`` without pip or this package, whose dependencies (torch, ...) come from
+    this environment through a ``.pth`` line (its editable finder, a ``.pth`` in there, is not run); returns its
+    Python and its site-packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -77,8 +79,12 @@ def test_the_installed_wheel_loads_both_classifiers_and_makes_a_map_outside_the_
             check=True,
         ).stdout.strip()
     )
-    # The dependencies (torch, ...) from this environment; its editable finder (.pth in there) is not run.
     (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python, site
+
+
+def test_the_installed_wheel_loads_both_classifiers_and_makes_a_map_outside_the_checkout(wheel, tmp_path):
+    python, site = bare_environment(tmp_path / "env")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
         check=True,

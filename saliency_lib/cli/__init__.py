@@ -28,18 +28,27 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m saliency_lib", description=__doc__.split("\n")[0])
+def build_parser(
+    commands: list[str] = COMMANDS, prog: str = "python -m saliency_lib", doc: str = __doc__, **options
+) -> argparse.ArgumentParser:
+    """One subcommand per module of ``commands`` (each has ``add_command(subparsers)``); ``options`` go to
+    :class:`argparse.ArgumentParser`. The research bench's command line is built the same way."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0], **options)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
+    for module in commands:
         importlib.import_module(module).add_command(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; Ctrl+C ends it with one line and exit code 130."""
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), argv)

@@ -14,8 +14,8 @@ bench. The tutorial's own commands (``explain`` one image, ``assets``) are ``pyt
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
+
+from saliency_lib import cli
 
 # Each entry: a module with `add_command(subparsers)`; the subparser sets `func(args) -> int`.
 COMMANDS = [
@@ -26,22 +26,14 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    return cli.build_parser(
+        COMMANDS,
         prog="python -m saliency_research",
-        description=__doc__.split("\n")[0],
+        doc=__doc__,
         epilog=__doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
-        importlib.import_module(module).add_command(subparsers)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return cli.run(build_parser(), argv)
