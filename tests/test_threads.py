@@ -11,6 +11,7 @@ What is checked is the configuration, not a time (``benchmarks/results/threads.m
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -316,3 +317,71 @@ def test_the_cpu_quota_of_a_container_caps_the_default(tmp_path, monkeypatch, tw
     assert threads.default_count() == 1 and threads.budget() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.default_count() == 2
+
+
+def _drive(timings: ways.ShapeTimings, cycle: dict[str, float], calls: int, now: float = 0.0):
+    """``calls`` cycles of the way ``timings`` asks for, each ``cycle[way]`` seconds of simulated time; returns the
+    ways called and the time at the end."""
+    called = []
+    for _ in range(calls):
+        way = timings.way
+        now += cycle[way]
+        timings.record(way, cycle[way], now)
+        called.append(way)
+    return called, now
+
+
+def _rounds(called: list[str], chosen: str) -> int:
+    """How many rounds of timings the calls held (a round: a stretch of calls of other ways than ``chosen``)."""
+    return sum(1 for a, b in zip([chosen, *called], called) if a == chosen and b != chosen)
+
+
+def test_a_steady_machine_is_timed_ever_less_often():
+    """Each round of timings that keeps the same way doubles the wait for the next, up to PROBE_MAX_BACKOFF times
+    PROBE_SECONDS: on a steady machine the slower ways' cost fades (it was a round every 2 s)."""
+    cycle = {"spin": 0.005, "sleep": 0.006, "one": 0.009}
+    timings = ways.ShapeTimings(tuple(ways.WAYS), "spin")
+    called, now = _drive(timings, cycle, 40_000)  # 200 s of simulated time
+    assert timings.chosen == "spin"
+    starts, at = [], 0.0
+    for way in called:
+        at += cycle[way]
+        if way != "spin" and (not starts or at - starts[-1] > 1.0):
+            starts.append(at)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    expected = [ways.PROBE_SECONDS * min(2**k, ways.PROBE_MAX_BACKOFF) for k in range(1, len(gaps) + 1)]
+    assert len(gaps) >= 6 and all(e <= g <= e + 0.5 for g, e in zip(gaps, expected)), (gaps, expected)
+    assert _rounds(called, "spin") == len(starts) <= 11  # without the backoff: 100 rounds in 200 s
+
+
+@pytest.mark.parametrize("slowdown", [1.5, 3.0])
+def test_a_chosen_way_that_becomes_slower_is_replaced_within_a_few_calls(slowdown):
+    """Another process takes a core: spinning threads become 1.5-3x slower. The chooser looks again at once
+    (one window of the chosen way's cycles) instead of after its backed-off wait (up to 32 s)."""
+    cycle = {"spin": 0.005, "sleep": 0.006, "one": 0.009}
+    timings = ways.ShapeTimings(tuple(ways.WAYS), "spin")
+    _, now = _drive(timings, cycle, 20_000)
+    assert timings.chosen == "spin" and timings.backoff == ways.PROBE_MAX_BACKOFF
+    cycle["spin"] *= slowdown
+    calls = 0
+    while timings.chosen == "spin" and calls < 200:
+        _, now = _drive(timings, cycle, 1, now)
+        calls += 1
+    window = max(ways.WATCH_CALLS, math.ceil(ways.PROBE_MIN_SECONDS / cycle["spin"]))
+    probes = sum(max(ways.PROBE_CALLS, math.ceil(ways.PROBE_MIN_SECONDS / cycle[w])) for w in ("sleep", "one"))
+    assert timings.chosen == "sleep" and calls <= 2 * window + probes, calls
+    assert timings.backoff == 1  # and the next look comes soon
+
+
+def test_jitter_under_the_slowdown_starts_no_timings():
+    """Cycles slower now and then (a garbage collection, a timer), by less than SLOWDOWN on average, cost no extra
+    rounds."""
+    timings = ways.ShapeTimings(tuple(ways.WAYS), "spin")
+    cycle = {"spin": 0.005, "sleep": 0.006, "one": 0.009}
+    _, now = _drive(timings, cycle, 20_000)
+    rounds = 0
+    for k in range(2_000):  # 10 s, under the 32-s wait; every 4th cycle twice as long: the mean 1.25x
+        cycle["spin"] = 0.010 if k % 4 == 0 else 0.005
+        called, now = _drive(timings, cycle, 1, now)
+        rounds += called[0] != "spin"
+    assert rounds == 0

@@ -10,8 +10,11 @@ the fastest when another process holds a core, where spinning is 1.5-2x slower) 
 model on such a machine, where waking a second thread costs more than it saves). Which is fastest depends on the
 model and on what else the machine runs, so :class:`WayChooser` measures: for each input shape it times a few
 call cycles of each way (a call and the caller's work up to the next call, which spinning threads slow down when a
-core is taken), keeps the fastest, and times the others again every few seconds (:data:`PROBE_SECONDS`), so it
-follows a machine that becomes busy or quiet. ``SALIENCY_ORT_SPIN=1`` fixes the spinning way, ``0`` rules it out.
+core is taken), keeps the fastest, and times the others again: at once when the chosen way's cycles become
+:data:`SLOWDOWN` times slower than when it was chosen (another process took a core), otherwise after
+:data:`PROBE_SECONDS`, twice as long after each round that keeps the same way (up to :data:`PROBE_MAX_BACKOFF` times),
+so a steady machine pays ever less for timings and a machine that becomes busy is followed within a few calls.
+``SALIENCY_ORT_SPIN=1`` fixes the spinning way, ``0`` rules it out.
 The logits are the same whichever way runs them (same graph, same kernels).
 """
 
@@ -31,12 +34,16 @@ __all__ = [
     "WAYS",
     "CYCLE_GAP_SECONDS",
     "PROBE_SECONDS",
+    "PROBE_MAX_BACKOFF",
     "PROBE_GAP_CALLS",
+    "SLOWDOWN",
+    "WATCH_CALLS",
     "PROBE_CALLS",
     "PROBE_MIN_SECONDS",
     "PROBE_MAX_CALLS",
     "PROBE_FIRST",
     "START_WAY",
+    "ShapeTimings",
     "session_options",
     "ort_session",
     "WayChooser",
@@ -52,9 +59,16 @@ WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
 # between calls counts too (threads that spin after a call slow that work down when a core is taken). Cycles
 # whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
 CYCLE_GAP_SECONDS = 0.05
-# How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since).
+# How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since);
+# both double after each round of timings that keeps the same way, up to PROBE_MAX_BACKOFF times (32 s, 1,600).
 PROBE_SECONDS = 2.0
 PROBE_GAP_CALLS = 100
+PROBE_MAX_BACKOFF = 16
+# The other ways are timed again at once when the chosen way's mean cycle over a window (at least WATCH_CALLS
+# cycles and PROBE_MIN_SECONDS, like a timing) is SLOWDOWN times its mean when it was chosen: spinning threads on a
+# core another process just took (measured: 1.5-2x slower).
+SLOWDOWN = 1.3
+WATCH_CALLS = 8
 # One timing of a way: at least PROBE_CALLS cycles and PROBE_MIN_SECONDS of them, at most PROBE_MAX_CALLS; their
 # *mean* counts, not the median: on a machine where another process holds a core, spinning threads make most
 # cycles fast and a few very slow (preempted), and the few decide the time a loop takes.
@@ -109,8 +123,11 @@ def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
-class _Timing:
+class ShapeTimings:
     """Per input shape: recent cycle times of each way, the chosen way, and the way being timed (if any).
+
+    ``record(way, seconds, now)`` takes the cycle of a call made the way :attr:`way` said (``now``: the
+    ``time.perf_counter()`` it ended at); :attr:`chosen` is the way kept by the last round of timings.
 
     A new shape starts with the way last chosen for any shape of the model (``start``) and is first timed against
     the others after :data:`PROBE_FIRST` cycles, so a shape met once or twice (the last, partial batch of a loop)
@@ -123,6 +140,10 @@ class _Timing:
         self.block: list[float] = []  # the cycles of the way being timed, so far
         self.since_probe = PROBE_GAP_CALLS - PROBE_FIRST
         self.last_probe = -float("inf")
+        self.backoff = 1  # the probe interval's multiple: doubles while rounds keep the same way
+        self.chosen_mean: float | None = None  # the chosen way's mean cycle when the last round chose it
+        self.recent: list[float] = []  # the chosen way's cycles in the current window, and their sum
+        self.recent_sum = 0.0
 
     @property
     def way(self) -> str:
@@ -138,12 +159,33 @@ class _Timing:
                 self.to_time.pop(0)
                 if not self.to_time:  # a round of timings ended: keep the fastest way
                     means = {w: statistics.fmean(t) for w, t in self.times.items() if t}
-                    self.chosen = min(means, key=means.get)
+                    kept = min(means, key=means.get)
+                    self.backoff = min(2 * self.backoff, PROBE_MAX_BACKOFF) if kept == self.chosen else 1
+                    self.chosen, self.chosen_mean = kept, means[kept]
                     self.since_probe, self.last_probe = 0, now
+                    self.recent, self.recent_sum = [], 0.0
         elif not self.to_time and way == self.chosen:
             self.times[way].append(seconds)
+            self.recent.append(seconds)
+            self.recent_sum += seconds
             self.since_probe += 1
-            if len(self.times) > 1 and self.since_probe >= PROBE_GAP_CALLS and now - self.last_probe >= PROBE_SECONDS:
+            if len(self.times) == 1:
+                return
+            slower = False
+            if len(self.recent) >= WATCH_CALLS and (
+                self.recent_sum >= PROBE_MIN_SECONDS or len(self.recent) >= PROBE_MAX_CALLS
+            ):  # a window ends
+                mean = self.recent_sum / len(self.recent)
+                slower = self.chosen_mean is not None and mean > SLOWDOWN * self.chosen_mean
+                if slower:  # the machine changed: the others are compared with the chosen way's cycles since
+                    self.times[way] = deque(self.recent, maxlen=PROBE_MAX_CALLS)
+                    self.backoff = 1  # and looked at again soon
+                self.recent, self.recent_sum = [], 0.0
+            due = (
+                self.since_probe >= PROBE_GAP_CALLS * self.backoff
+                and now - self.last_probe >= PROBE_SECONDS * self.backoff
+            )
+            if slower or due:
                 self.to_time = [w for w in self.times if w != way]
 
 
@@ -163,7 +205,7 @@ class WayChooser:
     def __init__(self, make_session):
         self._make = make_session
         self.sessions: dict[tuple[int, str], object] = {}
-        self._timings: dict[tuple[int, str, tuple[int, ...]], _Timing] = {}
+        self._timings: dict[tuple[int, str, tuple[int, ...]], ShapeTimings] = {}
         self._last_chosen = START_WAY
         self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call
         self.last_way: str | None = None  # the way that ran the last call
@@ -194,7 +236,7 @@ class WayChooser:
         key = (threads, spin, array.shape)
         timing = self._timings.get(key)
         if timing is None:
-            timing = self._timings[key] = _Timing(self._ways(threads, spin), self._last_chosen)
+            timing = self._timings[key] = ShapeTimings(self._ways(threads, spin), self._last_chosen)
         if self._previous is not None:  # the previous call's cycle ends now
             previous_timing, previous_way, previous_start, previous_run = self._previous
             cycle = start - previous_start
