@@ -19,14 +19,15 @@ help:
 	@echo "               (CPU=1: install PyTorch's CPU-only build, for laptops)"
 	@echo "make test    - install what is missing, lint (ruff), run every test (library, notebooks, browser)"
 	@echo "make lint    - ruff check and ruff format --check on everything, lint-imports on the import contracts"
-	@echo "make test-fast - the library tests without the slow ones (no notebooks, browser, wheel or portability runs)"
+	@echo "make test-fast - the unit tests and one run of each notebook (under 3 minutes); leaves out the tests marked"
+	@echo "               slow, each with its reason: browser, wheel, fresh environments, reruns, other CPU kernels"
 	@echo "make assets  - rebuild every file in data/ from scratch (needs Fashion-MNIST: Debian or internet)"
 	@echo "make verify  - check data/ against data/MANIFEST.json"
 	@echo "make check   - the day-before install check: versions, assets, a 10-second map, widgets, browser; ends READY or what to fix"
 	@echo "make learner-edition - write learner/: the notebooks without solutions and outputs (OVERWRITE=1 to replace)"
 	@echo "make docs    - rewrite the numbers the README, docs/ and notebook 04 quote from benchmarks/results (cog),"
 	@echo "               and the notebooks' index; make test fails while one is stale"
-	@echo "make speed   - time OISE and RISE per model (benchmarks/speed.py; writes benchmarks/results/speed.*)"
+	@echo "make speed   - time OISE and RISE per model (saliency_research/bench/speed.py; writes benchmarks/results/speed.*)"
 	@echo "make present - notebook 06 as a page without code (Voila) at http://127.0.0.1:8866/, for a projector"
 	@echo "               (fast mode, ready in about half a minute; FAST=0: run the notebook's full budgets first)"
 
@@ -77,7 +78,8 @@ test: $(STAMP) browser-deps lint
 	  --nbval-current-env -p no:cacheprovider --durations=15 tests notebooks
 
 test-fast: $(STAMP)
-	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m "not slow" tests
+	SALIENCY_FAST=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --nbval-lax \
+	  --nbval-current-env -p no:cacheprovider -m "not slow" --durations=10 tests notebooks
 
 assets: $(STAMP)
 	$(PY) -m saliency_lib assets build
@@ -92,13 +94,13 @@ learner-edition: $(STAMP)
 	$(PY) -m saliency_lib.course.learner_edition learner $(if $(OVERWRITE),--overwrite)
 
 speed: $(STAMP)
-	$(PY) benchmarks/speed.py
+	$(PY) -m saliency_research.bench.speed
 
-# The blocks between cog's markers (`<!-- [[[cog import sync_docs; sync_docs.block('NAME')]]] -->` ...
-# `<!-- [[[end]]] -->`), written by benchmarks/sync_docs.py from benchmarks/results/; tests/test_sync_docs.py runs
+# The blocks between cog's markers (`<!-- [[[cog from saliency_research.bench import sync_docs; sync_docs.block('NAME')]]] -->` ...
+# `<!-- [[[end]]] -->`), written by saliency_research/bench/sync_docs.py from benchmarks/results/; tests/test_sync_docs.py runs
 # the same cog with --check. Then notebooks/README.md, the index, from saliency_lib/course/tutorial.py.
 docs: $(STAMP)
-	$(PY) -m cogapp -n utf-8 -I benchmarks -r --verbosity=1 README.md docs/*.md notebooks/*.md notebooks/*.ipynb
+	$(PY) -m cogapp -n utf-8 -r --verbosity=1 README.md docs/*.md notebooks/*.md notebooks/*.ipynb
 	$(PY) -m saliency_lib.course.tutorial index
 
 # Notebook 06 as a standalone page (Voila: widgets and outputs, no code) for a projector, or a learner who should

@@ -1,4 +1,5 @@
-"""The budget curve and OISE's settings (the paper's budget); ``benchmarks/paper.py`` is their command line.
+"""The budget curve and OISE's settings (the paper's budget); ``saliency_research/bench/paper.py`` is their command
+line.
 
 :func:`budget_curve` runs OISE (one chain and several) and RISE from 100 to 5,000 calls (``budget_curve.*``) and
 :func:`oise_settings` sweeps OISE's settings and measures its seed-to-seed agreement (``paper_oise_settings.*``).
@@ -287,7 +288,7 @@ def write_budget_curve(
             payload["records"] = [r for r in payload["records"] if r["dataset"] != dataset] + result["records"]
             payload["settings"][dataset] = result["settings"]
         payload["command"] = (
-            "python benchmarks/paper.py budget-curve --dataset <fashion|clutter> --n 100"
+            "python -m saliency_research.bench.paper budget-curve --dataset <fashion|clutter> --n 100"
             + (f" --reference {reference}" if reference is not None else "")
             + " (one process per dataset)"
         )
@@ -442,7 +443,7 @@ def oise_settings(
         "info": data["info"],
         "settings": rows,
         "seed_agreement": agreement,
-        "command": f"python benchmarks/paper.py sensitivity --n {n} --budget {budget} "
+        "command": f"python -m saliency_research.bench.paper sensitivity --n {n} --budget {budget} "
         f"--agreement-budget {agreement_budget} --agreement-n {agreement_n}"
         + (f" --reference {reference}" if reference is not None else ""),
     }

@@ -278,7 +278,8 @@ def budget_comparison_markdown(
     lines = [
         f"# OISE and RISE at two budgets: suite `{low['suite']}` against suite `{high['suite']}` (ours)",
         "",
-        f"Made by `python benchmarks/paper.py compare{f' --reference {reference}' if forced else ''}` from "
+        "Made by `python -m saliency_research.bench.paper "
+        f"compare{f' --reference {reference}' if forced else ''}` from "
         f"`evaluation_{low['suite']}{forced}.json` and `evaluation_{high['suite']}{forced}.json`; reference: "
         f"{reference}. Mean [95% CI] over the images; the rank is OISE's place among "
         "every method of the second suite on that dataset and metric (1 = best; methods equal to 3 decimals share a "

@@ -13,7 +13,7 @@ images per dataset plus the photographs, with the black-box parts in ONNX Runtim
 :data:`BLACK_BOX`) and the gradient baselines in PyTorch. It is long: run it in parts
 (``run_suite("paper", datasets=[...], methods=[...])``, one process each); parts running at the same time merge
 their records into one file under a lock (:mod:`.suite_results`). The budget curve and OISE's settings sweep
-are :mod:`.budget_study`; ``benchmarks/paper.py`` is their command line.
+are :mod:`.budget_study`; ``saliency_research/bench/paper.py`` is their command line.
 
 OISE and RISE get exactly the same number of model calls (``n_steps == n_masks``). Nothing here is tuned toward
 any method: the budgets are set by time, and every method uses its library's defaults except where stated in the

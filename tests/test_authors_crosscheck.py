@@ -1,6 +1,7 @@
-"""The package's OISE and RISE against references written from the authors' code (``benchmarks/authors_reference.py``).
+"""The package's OISE and RISE against references written from the authors' code
+(``saliency_research/bench/authors_reference.py``).
 
-A small version of ``benchmarks/authors_crosscheck.py``. Three kinds of check:
+A small version of ``saliency_research/bench/authors_crosscheck.py``. Three kinds of check:
 
 * **One step, and one loop, exactly.** The authors' ``upsize_mask`` and their resampling + rescaling step give the
   package's :class:`~saliency_lib.method.masks.Upsampler` and :func:`~saliency_lib.method.masks.update_grid` to float
@@ -36,11 +37,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).parent))  # conftest
-
-import authors_crosscheck as C  # noqa: E402
-import authors_reference as R  # noqa: E402
 
 import saliency_lib as S  # noqa: E402
 from conftest import PlantedModel  # noqa: E402
@@ -49,6 +46,8 @@ from saliency_lib.io import data  # noqa: E402
 from saliency_lib.method import masks as M  # noqa: E402
 from saliency_lib.method.core import class_probabilities, resolve_reference  # noqa: E402
 from saliency_lib.method.oise_method import RANDOM_CHUNK  # noqa: E402
+from saliency_research.bench import authors_crosscheck as C  # noqa: E402
+from saliency_research.bench import authors_reference as R  # noqa: E402
 
 SEEDS = (0, 1)
 STEPS = 300  # model calls per image in the statistical tests (the benchmark: 2,000 and 5,000)

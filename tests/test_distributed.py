@@ -195,7 +195,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="two torchrun ranks, killed and resumed (about 25 s)")
 def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_thread):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -260,7 +260,7 @@ def _without_timing(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="two torchrun ranks over an image folder, stopped and resumed (about 20 s)")
 def test_evaluate_two_torchrun_ranks_resume_a_killed_run_and_equal_one_process(tmp_path, one_thread, monkeypatch):
     """``run_suite`` (the benchmark) under torchrun: 2 ranks finishing a run killed part-way write the records of
     1 uninterrupted process, metric for metric."""

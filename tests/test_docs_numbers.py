@@ -1,6 +1,7 @@
 """Every result the README, the docs and the notebooks' markdown quote by hand is the results files' own.
 
-The numbers in cog's generated blocks are written from the results files (``benchmarks/sync_docs.py``, checked by
+The numbers in cog's generated blocks are written from the results files (``saliency_research/bench/sync_docs.py``,
+checked by
 ``tests/test_sync_docs.py``), so this test skips them. The rest of the text still quotes about 320 numbers typed by
 hand (most in ``docs/results.md``, the card and notebooks 04 and 06, next to their commands): a section (the text under
 one heading) that quotes a number with three decimals (an AUC, a rate, a difference) or a two-decimal number must

@@ -10,6 +10,10 @@ from saliency_research.cli import main
 PIXEL_METHODS = ("oise", "rise", "gradcam", "occlusion", "integrated_gradients", "saliency")
 
 
+# The tests that read the quick suite's results share one run of it (about 40-80 s): the slow tier.
+runs_the_quick_suite = pytest.mark.slow(reason="runs the quick suite once for the module (about 40-80 s)")
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
@@ -17,6 +21,7 @@ def quick(tmp_path_factory):
     return out, json.loads((out / "evaluation_quick.json").read_text())
 
 
+@runs_the_quick_suite
 def test_quick_suite_numbers_are_the_golden_ones(quick):
     # Recorded before the redesign (tests/golden/golden.pt); the suite runs once, here, for both checks.
     from test_golden import assert_benchmark_unchanged
@@ -28,6 +33,7 @@ def records(payload, dataset):
     return {r["method"]: r for r in payload["records"] if r["dataset"] == dataset}
 
 
+@runs_the_quick_suite
 def test_quick_suite_writes_one_record_per_method_and_dataset(quick):
     out, payload = quick
     assert payload["partial"] is False
@@ -42,6 +48,7 @@ def test_quick_suite_writes_one_record_per_method_and_dataset(quick):
     assert "| oise |" in table and "deletion AUC" in table and "## planted" in table
 
 
+@runs_the_quick_suite
 def test_oise_and_rise_get_exactly_the_same_number_of_model_calls(quick):
     _, payload = quick
     for dataset in ("planted", "clutter", "fashion"):
@@ -49,6 +56,7 @@ def test_oise_and_rise_get_exactly_the_same_number_of_model_calls(quick):
         assert rows["oise"]["model_calls"] == rows["rise"]["model_calls"] > 0
 
 
+@runs_the_quick_suite
 def test_every_method_beats_a_random_map_on_deletion(quick):
     # On the planted-evidence model the right answer is known, so every method must delete faster than noise
     # (with confidence intervals apart). On the trained models this is a finding, not a requirement: the committed
@@ -61,6 +69,7 @@ def test_every_method_beats_a_random_map_on_deletion(quick):
             assert row["metrics"]["deletion"]["ci95"][1] < floor["ci95"][0], method
 
 
+@runs_the_quick_suite
 def test_the_planted_evidence_is_localized(quick):
     _, payload = quick
     rows = records(payload, "planted")
@@ -71,6 +80,7 @@ def test_the_planted_evidence_is_localized(quick):
         assert rows[method]["metrics"]["energy"]["mean"] >= rows["random"]["metrics"]["energy"]["mean"], method
 
 
+@runs_the_quick_suite
 def test_sanity_check_records(quick):
     _, payload = quick
     rows = records(payload, "sanity")
@@ -80,6 +90,7 @@ def test_sanity_check_records(quick):
         assert len(row["per_layer_mean"]) == len(row["layers"]) == 5
 
 
+@runs_the_quick_suite
 def test_every_record_says_its_reference_and_the_methods_and_deletion_share_it(quick):
     from saliency_lib.evaluation.datasets import DATASET_REFERENCES
 
@@ -96,6 +107,7 @@ def test_every_record_says_its_reference_and_the_methods_and_deletion_share_it(q
     assert "Reference (masked pixels in the methods that mask and in deletion): black" in table
 
 
+@runs_the_quick_suite
 def test_seeded_methods_record_their_seed_to_seed_agreement(quick):
     out, payload = quick
     for dataset in ("planted", "clutter", "fashion"):
@@ -113,6 +125,7 @@ def test_seeded_methods_record_their_seed_to_seed_agreement(quick):
     assert "seed agreement (Spearman, seed 0 vs 1)" in table
 
 
+@runs_the_quick_suite
 def test_paired_differences_to_rise_are_in_the_records(quick):
     _, payload = quick
     rows = records(payload, "clutter")
@@ -150,6 +163,7 @@ def test_a_forced_reference_goes_to_its_own_file_and_never_mixes(tmp_path, capsy
         assert "reference must be one of ['black', 'blur', 'mean'], got 'grey'" in capsys.readouterr().err
 
 
+@runs_the_quick_suite
 def test_a_partial_run_replaces_only_its_records(quick, tmp_path):
     out, payload = quick
     for record in payload["records"]:

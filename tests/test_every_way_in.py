@@ -285,7 +285,7 @@ def _installed_settings(python: Path, prefix: Path, env: dict) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.slow  # builds a wheel and two environments (about 20 s)
+@pytest.mark.slow(reason="builds a wheel and two environments (about 20-70 s)")
 def test_a_wheel_and_an_editable_install_both_put_the_settings_where_jupyter_reads_them(wheel, tmp_path):
     env = _clean_env(tmp_path)
     python = fresh_environment(tmp_path / "wheel-env")
@@ -303,7 +303,8 @@ def test_a_wheel_and_an_editable_install_both_put_the_settings_where_jupyter_rea
 CHECKOUT = ["saliency_lib", "data", "notebooks", "jupyter-config", "pyproject.toml", "setup.py", "MANIFEST.in"]
 
 
-@pytest.mark.slow  # Binder's postBuild in a fresh environment (about 30 s); conda-forge's part cannot run here
+# conda-forge's part cannot run here
+@pytest.mark.slow(reason="Binder's postBuild in a fresh environment (about 30-60 s)")
 def test_binder_postbuild_runs_in_a_fresh_environment(tmp_path):
     from nbformat import read
     from nbformat.sign import NotebookNotary
@@ -336,7 +337,7 @@ UPLOAD_MB, TOO_BIG_MB = 15, 25
 
 # A class: `--dist loadscope` (make test) then runs it on one worker while the tests above run on the other.
 class TestPlainJupyterLab:
-    @pytest.mark.slow
+    @pytest.mark.slow(reason="a fresh environment from the wheel, then JupyterLab in Chromium (about 70-100 s)")
     @pytest.mark.browser  # a fresh environment from the wheel, plain jupyter lab, Chromium: about 70 s
     def test_from_the_wheel_it_draws_the_panels_and_takes_uploads(self, wheel, tmp_path, monkeypatch):
         _plain_jupyter_lab_from_the_wheel(wheel, tmp_path, monkeypatch)

@@ -5,7 +5,8 @@ latent search (inpaint) and the quick evaluation suite's numbers for our methods
 methods are not recorded: Captum is not pinned, so its internals are not ours to freeze; tests/test_baselines.py
 checks that our wrapper calls Captum the way Captum documents.
 
-**Tolerances are measurements, not guesses.** ``python benchmarks/kernel_spread.py`` recomputes every recorded
+**Tolerances are measurements, not guesses.** ``python -m saliency_research.bench.kernel_spread`` recomputes every
+recorded
 number under each CPU kernel setting this machine can switch to (PyTorch's ``ATEN_CPU_CAPABILITY`` = default /
 avx2 / avx512, oneDNN's ``ONEDNN_MAX_CPU_ISA``, 1 vs 2 threads) and writes the largest spread of each quantity
 to ``benchmarks/results/kernel_spread.md``. Each tolerance in :data:`TOLERANCES` sits a stated margin above that
@@ -16,7 +17,7 @@ compute twice and compare with ``torch.equal``; nothing here is bit-compared wit
 same tolerances, so a tolerance that holds for one instruction set only fails here, not on a learner's laptop.
 
 To refresh the file after an intended change of behaviour: ``python tests/test_golden.py --write``, then re-run
-``python benchmarks/kernel_spread.py``, and say why in the commit message.
+``python -m saliency_research.bench.kernel_spread``, and say why in the commit message.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def pattern_of(key: str) -> str:
     for pattern in TOLERANCES:
         if fnmatch.fnmatchcase(key, pattern):
             return pattern
-    raise KeyError(f"no tolerance for {key!r}: add a pattern to TOLERANCES (measured with benchmarks/kernel_spread.py)")
+    raise KeyError(
+        f"no tolerance for {key!r}: add a pattern to TOLERANCES "
+        "(measured with saliency_research/bench/kernel_spread.py)"
+    )
 
 
 def tolerance(key: str) -> tuple[str, float]:
@@ -215,7 +219,7 @@ def check_outputs(now: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
 
 
 def measure() -> dict:
-    """What tests/test_portability.py and benchmarks/kernel_spread.py recompute under other kernels."""
+    """What tests/test_portability.py and saliency_research/bench/kernel_spread.py recompute under other kernels."""
     from test_runtime import fast_vs_pytorch
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,8 @@
 """Notebook 06 as a learner and a presenter meet it: Run All, then a 15 MB photo uploaded in the panel, Run with
 every method, Save; and the page `make present` serves after Run All.
 
-One kernel runs the whole sequence (``benchmarks/notebooks.py``'s :func:`run_learner_sequence`: the upload and the
+One kernel runs the whole sequence (``saliency_research/bench/notebooks.py``'s :func:`run_learner_sequence`: the
+upload and the
 clicks are sent as the browser sends them), in fast mode as ``make test`` and ``make present`` run the notebook.
 Fast mode changes only the budgets of sections 6 and 7's check; the upload and the panel's run use the panel's own
 budget (300) in both modes, and memory is bounded by batch sizes, not budgets (measured: the same peaks within
@@ -10,7 +11,6 @@ budget (300) in both modes, and memory is bounded by batch sizes, not budgets (m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import tempfile
@@ -24,11 +24,10 @@ GIB = 2**30
 
 
 def _benchmark():
-    """``benchmarks/notebooks.py`` (by its path: the name ``notebooks`` is also the notebooks' folder)."""
-    spec = importlib.util.spec_from_file_location("benchmark_notebooks", REPO / "benchmarks" / "notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """:mod:`saliency_research.bench.notebooks` (imported when the sequence runs: it needs nbclient)."""
+    from saliency_research.bench import notebooks
+
+    return notebooks
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +63,7 @@ def _widget_states(notebook) -> list[dict]:
     return [entry["state"] for entry in states.values()]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's learner sequence in one kernel (about 2-3 minutes, shared by its tests)")
 def test_the_learner_sequence_stays_under_the_notebook_ceiling(sequence):
     result, _ = sequence
     stages = {name: round(stage["peak_bytes"] / GIB, 2) for name, stage in result["stages"].items()}
@@ -83,7 +82,7 @@ def test_the_learner_sequence_stays_under_the_notebook_ceiling(sequence):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's learner sequence in one kernel (about 2-3 minutes, shared by its tests)")
 def test_the_present_page_starts_at_the_panels_budget_and_methods(sequence):
     # Fast mode ran the check of section 7 at 10 calls a map; the page's Run must not (maps of noise on a projector).
     _, page = sequence
@@ -93,7 +92,7 @@ def test_the_present_page_starts_at_the_panels_budget_and_methods(sequence):
     assert methods == [[0, 1, 2]], methods  # OISE, RISE, Grad-CAM: about 10 s together on 2 busy cores
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's learner sequence in one kernel (about 2-3 minutes, shared by its tests)")
 def test_the_present_page_shows_no_temporary_path(sequence):
     _, page = sequence
     temporary = tempfile.gettempdir().rstrip("/") + "/"
@@ -101,7 +100,7 @@ def test_the_present_page_shows_no_temporary_path(sequence):
     assert not shown, [text[:300] for text in shown]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's learner sequence in one kernel (about 2-3 minutes, shared by its tests)")
 def test_the_present_page_shows_the_models_mean_rounded(sequence):
     _, page = sequence
     texts = _page_texts(page)
@@ -109,7 +108,7 @@ def test_the_present_page_shows_the_models_mean_rounded(sequence):
     assert not [text for text in texts if "0.4980392" in text]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's learner sequence in one kernel (about 2-3 minutes, shared by its tests)")
 def test_the_present_page_shows_the_image_without_the_checks_maps(sequence):
     # The check of section 7 ran at 10 calls a map in fast mode; the page then shows the image alone, no table.
     _, page = sequence

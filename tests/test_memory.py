@@ -30,7 +30,7 @@ import pytest
 
 # Largest accepted increase of the peak resident memory during one call, over the memory before it.
 CEILING_GB = 0.5
-# The tutorial's ceiling for a notebook's kernel (benchmarks/notebooks.py): Binder gives 2 GB.
+# The tutorial's ceiling for a notebook's kernel (saliency_research/bench/notebooks.py): Binder gives 2 GB.
 PANEL_LIMIT_GB = 1.5
 
 PANEL_SCRIPT = textwrap.dedent("""
@@ -117,6 +117,7 @@ def measured():
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.slow(reason="every black-box loop on a photograph in a fresh process, memory read (about 15 s)")
 def test_default_batch_sizes_bound_memory_on_a_photo(measured, name):
     increase = measured["calls"][name]["increase"] / 2**30
     assert increase <= CEILING_GB, (
@@ -126,6 +127,7 @@ def test_default_batch_sizes_bound_memory_on_a_photo(measured, name):
     )
 
 
+@pytest.mark.slow(reason="shares the fresh process above")
 def test_whole_run_stays_under_the_ceiling_over_the_imports(measured):
     # Memory freed by one call and kept by the allocator counts for the next call's "before": bound the total too.
     peak = max(call["peak"] for call in measured["calls"].values())
@@ -133,7 +135,7 @@ def test_whole_run_stays_under_the_ceiling_over_the_imports(measured):
     assert increase <= CEILING_GB, f"the ten calls raised the peak memory by {increase:.2f} GB (ceiling {CEILING_GB})"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="notebook 06's panel with every method in a fresh process (about 40-75 s)")
 def test_notebook_06_panel_runs_every_method_under_binders_memory(tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     if sys.platform != "linux":

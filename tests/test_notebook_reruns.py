@@ -228,7 +228,7 @@ def _out_of_order_then_twice(path: Path, monkeypatch) -> None:
 
 # One class per notebook, so that `--dist loadscope` (make test) spreads these long runs over both workers.
 def _rerun_class(path: Path) -> type:
-    @pytest.mark.slow
+    @pytest.mark.slow(reason="a notebook out of order after a restart, then twice in a row (20-90 s each)")
     class Rerun:
         def test_out_of_order_after_a_restart_then_the_whole_notebook_twice(self, monkeypatch):
             _out_of_order_then_twice(path, monkeypatch)
@@ -241,6 +241,7 @@ for _path in NOTEBOOKS:
     globals()[f"TestRerun_{_path.stem}"] = _rerun_class(_path)
 
 
+@pytest.mark.slow(reason="every cell of notebook 01 run twice in one kernel (about 10-15 s)")
 @pytest.mark.parametrize("name", ["01_mask_initialization.ipynb"])
 def test_every_cell_run_twice_in_a_row_works(name, monkeypatch):
     """Shift+Enter twice on every cell (a cheap notebook only, for time): a cell that drives a panel from code

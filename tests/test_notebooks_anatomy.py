@@ -122,7 +122,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 def test_committed_run_is_in_order_and_carries_the_state_of_every_panel_it_shows(path):
     """Every code cell ran, in order (check cells too); each widget output's model, and every model it refers to
     (``IPY_MODEL_...``), is in the saved widget state (what JupyterLab and nbviewer draw the panel from); a viewer
-    without widgets gets one line instead of the widget's repr (``benchmarks/notebooks.py --write``)."""
+    without widgets gets one line instead of the widget's repr (``saliency_research/bench/notebooks.py --write``)."""
     nb = nbformat.read(path, as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), f"{path.name}: not run in order"

@@ -394,6 +394,7 @@ def _fashion_or_skip():
     return models.load("fashion-cnn")
 
 
+@pytest.mark.slow(reason="OISE at 1,000 calls on 30 Fashion-MNIST images (about 15-30 s)")
 def test_trained_model_deleting_the_top_ten_percent_hurts_more_than_random():
     """The issue's check with the shipped Fashion CNN: delete (set to the reference) 10% of the pixels.
 

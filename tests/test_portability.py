@@ -4,7 +4,8 @@ A learner's laptop runs other float kernels than ours (AVX2 or AVX-512, oneDNN's
 tolerance that holds for one instruction set only must fail here, not there. This test recomputes everything
 ``tests/test_golden.py`` records (:func:`test_golden.measure`) in a fresh process under PyTorch's portable
 ``ATEN_CPU_CAPABILITY=default`` kernels, and checks it with the same tolerances.
-``benchmarks/kernel_spread.py`` does the same for every setting and writes the spreads the tolerances rest on.
+``saliency_research/bench/kernel_spread.py`` does the same for every setting and writes the spreads the tolerances
+rest on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from test_golden import GOLDEN, check_numbers, check_outputs
 from test_runtime import check_runtime
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="the golden outputs and the quick suite again under other CPU kernels (2-3 min)")
 PORTABLE = {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"}
 
 

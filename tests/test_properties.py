@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -444,6 +445,7 @@ def test_spearman_of_one_pixel_maps_is_flat_and_quiet():
 # ---- numbers: 1 thread or 2 -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow(reason="seeded maps and curves twice, with 1 and 2 threads (about 10 s)")
 def test_one_and_two_threads_agree():
     """The tolerance docs/troubleshooting.md states: seeded maps and curves agree to 1e-5 with 1 and 2 threads."""
     from saliency_lib.io.models import FashionCNN

@@ -1,13 +1,13 @@
-"""``benchmarks/protocol_choices.py``: RISE's metric, the OISE map variants, the merge.
+"""``saliency_research/bench/protocol_choices.py``: RISE's metric, the OISE map variants, the merge.
 
 Every expected value is worked out here, by hand or by an independent computation (scipy's ``convolve2d``, the
-transcription of RISE's ``evaluation.py`` in ``benchmarks/authors_reference.py``); none is a recorded float.
+transcription of RISE's ``evaluation.py`` in ``saliency_research/bench/authors_reference.py``); none is a recorded
+float.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +17,12 @@ from scipy.signal import convolve2d
 from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import authors_reference as R  # noqa: E402
-import protocol_choices as P  # noqa: E402
 
 from saliency_lib.evaluation import metrics as Mt  # noqa: E402
 from saliency_lib.method import masks as M  # noqa: E402
 from saliency_lib.method.oise_method import oise  # noqa: E402
+from saliency_research.bench import authors_reference as R  # noqa: E402
+from saliency_research.bench import protocol_choices as P  # noqa: E402
 from saliency_research.reports import summarise  # noqa: E402
 
 

@@ -267,6 +267,7 @@ def test_inpainting_recovers_a_planted_region_the_classifier_needs(toy_gan):
 # ---- the experiment (quick suite through the command, shipped weights) ----------------------------------------------
 
 
+@pytest.mark.slow(reason="Part B's quick experiment end to end (about 10 s)")
 def test_quick_experiment_writes_consistent_results(tmp_path):
     import json
 
@@ -307,6 +308,7 @@ def test_quick_experiment_writes_consistent_results(tmp_path):
         assert sizes == sorted(sizes) and sizes[0] == round(0.3 * 0.5 * 784)
 
 
+@pytest.mark.slow(reason="Part B's quick maps with three references (about 10-20 s)")
 def test_the_reference_reaches_the_maps_and_a_forced_one_gets_its_own_file(tmp_path):
     from saliency_research.reconstruction_experiment import result_stem, run_experiment
 

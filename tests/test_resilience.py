@@ -195,6 +195,7 @@ def test_ctrl_c_in_reconstruct_without_a_cache_says_nothing_was_kept(tmp_path, m
 # --- Fast repeated clicks and slider drags on a panel -----------------------------------------------------------------
 
 
+@pytest.mark.slow(reason="50 slider moves, each redrawing the panel (about 5-10 s)")
 def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result(planted_model, planted_images):
     from saliency_lib.course import widgets
 
@@ -231,6 +232,7 @@ def test_mask_panel_survives_a_fast_slider_drag_and_shows_only_the_latest_result
     assert panel.view.png == fresh.view.png and panel.view.renders == 1
 
 
+@pytest.mark.slow(reason="20 clicks and drags, each a model call and a redraw (about 5-10 s)")
 def test_update_panel_survives_fast_clicks_and_drags(planted_model, planted_images):
     from saliency_lib.course import widgets
 

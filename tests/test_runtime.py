@@ -1,6 +1,7 @@
 """The fast runtime: ONNX Runtime gives PyTorch's answers, its cache is checked, and every failure falls back.
 
-:func:`fast_vs_pytorch` measures the gaps between the two runtimes; ``benchmarks/kernel_spread.py`` measures them
+:func:`fast_vs_pytorch` measures the gaps between the two runtimes; ``saliency_research/bench/kernel_spread.py``
+measures them
 again under every PyTorch kernel setting (ONNX Runtime's side does not change with them) and writes the largest
 to ``benchmarks/results/kernel_spread.md``. :data:`RUNTIME_TOLERANCES` holds each limit and why it is that.
 """
@@ -95,6 +96,7 @@ def check_runtime(gaps: dict[str, float]) -> list[str]:
     ]
 
 
+@pytest.mark.slow(reason="both runtimes on the whole Fashion-MNIST sample and on maps (about 10-20 s)")
 def test_fast_model_agrees_with_pytorch_on_the_fashion_sample_and_maps(cache):
     assert not check_runtime(fast_vs_pytorch(cache))
 
@@ -205,7 +207,7 @@ def test_other_weights_get_another_file(fashion, cache):
         assert torch.allclose(other(x), changed(x), atol=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="EfficientNet-Lite0 in both runtimes on two photographs")
 def test_efficientnet_agrees_with_pytorch_on_two_photographs(cache):
     fast = runtime.fast_model(models.load("efficientnet-lite0"), cache=cache)
     assert fast.runtime == "onnx"

@@ -1,18 +1,16 @@
 """The numbers the README, docs and notebook 04 quote are the results files' own: cog's check over every generated
-block (``benchmarks/sync_docs.py``; ``make docs`` rewrites them)."""
+block (``saliency_research/bench/sync_docs.py``; ``make docs`` rewrites them)."""
 
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 from cogapp import Cog
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
+from saliency_research.bench import sync_docs
 
-import sync_docs  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 # the files `make docs` gives cog (the same globs)
 DOCUMENTS = ["README.md", "docs/*.md", "notebooks/*.md", "notebooks/*.ipynb"]
@@ -27,6 +25,6 @@ def test_every_block_is_current_and_every_block_is_used(monkeypatch):
     monkeypatch.chdir(REPO)
     cog, output = Cog(), io.StringIO()
     cog.set_output(stdout=output, stderr=output)
-    status = cog.main(["cog", "--check", "--diff", "--verbosity=1", "-n", "utf-8", "-I", "benchmarks", *DOCUMENTS])
+    status = cog.main(["cog", "--check", "--diff", "--verbosity=1", "-n", "utf-8", *DOCUMENTS])
     assert status == 0, f"stale generated blocks (run `make docs` and read the diff):\n{output.getvalue()}"
     assert set(written) == set(sync_docs.BLOCKS), f"blocks no file uses: {set(sync_docs.BLOCKS) - set(written)}"

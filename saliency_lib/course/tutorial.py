@@ -185,7 +185,8 @@ def navigation(key: str) -> str:
     return " · ".join(parts)
 
 
-#: The computer's time for each notebook, written by ``python benchmarks/notebooks.py``: a full run (not fast mode)
+#: The computer's time for each notebook, written by ``python -m saliency_research.bench.notebooks``: a full run (not
+#: fast mode)
 #: in a fresh kernel, per notebook and per cell: wall time, the kernel's CPU time (all threads), peak memory.
 MACHINE_TIMES = paths.RESULTS_DIR / "notebooks.json"
 
@@ -206,7 +207,7 @@ def _measured_on(results: dict) -> str:
     """One line saying where and how the runs were measured (the machine, the threads, the highest load)."""
     runs = list(results.get("notebooks", {}).values())
     if not runs:
-        return "not measured yet: run `python benchmarks/notebooks.py`"
+        return "not measured yet: run `python -m saliency_research.bench.notebooks`"
     machine = results.get("machine", {})
     load = max(run["load_average_before"][0] for run in runs)
     days = sorted({run["date"][:10] for run in runs})
@@ -251,7 +252,7 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
         rows[-1] += f" {_duration(wall)} ({_duration(cpu)}) | |"
         root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
         rows.append(
-            f"\nComputer times: {_measured_on(results)} (`python benchmarks/notebooks.py`, "
+            f"\nComputer times: {_measured_on(results)} (`python -m saliency_research.bench.notebooks`, "
             f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
             f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not."
         )

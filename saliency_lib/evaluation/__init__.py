@@ -10,7 +10,7 @@ Imports :mod:`saliency_lib.method` and :mod:`saliency_lib.io`.
 ``scoring``           one method on one dataset, in one process or sharded
 ``runner``            ``run_suite``: every method on every dataset of a suite (``evaluate``)
 ``suite_results``     what a suite writes: settings, machine, records merged under a lock
-``budget_study``      the budget curve and OISE's settings sweep (``benchmarks/paper.py``)
+``budget_study``      the budget curve and OISE's settings sweep (``saliency_research/bench/paper.py``)
 ``reports``           confidence intervals, markdown tables, result files
 ``box_annotations``   object boxes from Pascal VOC XML or Open Images CSV
 ``boxes_data``        the model and the photographs with boxes for the boxes suite

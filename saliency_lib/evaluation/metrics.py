@@ -34,7 +34,7 @@ ties fall):
   (pixel order, ``torch.argsort(stable=True)``: a flat map deletes the top row first). RISE's ``evaluation.py``
   orders pixels by ``np.flip(np.argsort(map))``, an unstable quicksort reversed (a flat map tends to go bottom
   row first); its insertion blur is ``gkern(11, 5)`` with zero padding, nearly a box filter, where ours is a
-  true Gaussian with reflect padding (``benchmarks/protocol_choices.py`` runs RISE's version).
+  true Gaussian with reflect padding (``saliency_research/bench/protocol_choices.py`` runs RISE's version).
 """
 
 from __future__ import annotations

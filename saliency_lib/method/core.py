@@ -55,7 +55,8 @@ REFERENCES = ("mean", "black", "blur")
 # Input values (channels x height x width, summed over the images) per model call when a function chooses its own
 # batch size: 8 photographs of 3 x 224 x 224 (EfficientNet-Lite0 needs about 0.15 GB for them) or 1,536
 # Fashion-MNIST images of 1 x 28 x 28 (about 0.3 GB in fashion-cnn). Measured, with the notebooks' peak memory, by
-# ``benchmarks/notebooks.py``; read at call time, so ``saliency_lib.method.core.CALL_BUDGET = ...`` changes every
+# ``saliency_research/bench/notebooks.py``; read at call time, so ``saliency_lib.method.core.CALL_BUDGET = ...``
+# changes every
 # default.
 CALL_BUDGET = 8 * 3 * 224 * 224
 # A call that also runs a backward pass (the gradient baselines) keeps every activation: about 4 times the memory

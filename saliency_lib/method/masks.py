@@ -239,7 +239,7 @@ def blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> tor
     """Gaussian blur of ``(B, C, H, W)`` images: torchvision's Gaussian, kernel 11, sigma 5, reflect padding.
 
     RISE's insertion start uses the same kernel size and sigma, but its ``gkern(11, 5)`` is nearly a box filter at
-    that size and pads with zeros; ``benchmarks/protocol_choices.py`` (``rise_blur``) reproduces it.
+    that size and pads with zeros; ``saliency_research/bench/protocol_choices.py`` (``rise_blur``) reproduces it.
     """
     from torchvision.transforms.functional import gaussian_blur
 

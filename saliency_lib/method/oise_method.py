@@ -20,7 +20,7 @@ Our additions, each off by default and each labelled "ours" below: ``n_chains`` 
 
 Speed (ours, not part of the method): the random numbers of 64 steps are drawn at once, the upsampling weights
 are precomputed (:class:`~saliency_lib.method.masks.Upsampler`), the input is checked once, the loop runs under
-``torch.inference_mode`` and never synchronises with the device. ``benchmarks/speed.py`` measures the cost
+``torch.inference_mode`` and never synchronises with the device. ``saliency_research/bench/speed.py`` measures the cost
 against bare model calls.
 """
 

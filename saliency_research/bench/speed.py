@@ -1,7 +1,7 @@
 """Speed of OISE against its floor (bare model calls), of its batching options, and of RISE.
 
-Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py          (about 10-20 minutes on 2 busy cores)
-      OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py --quick  (a smoke run, numbers not written)
+Run:  OMP_NUM_THREADS=1 .venv/bin/python -m saliency_research.bench.speed          (about 10-20 minutes on 2 busy cores)
+      OMP_NUM_THREADS=1 .venv/bin/python -m saliency_research.bench.speed --quick  (a smoke run, numbers not written)
 
 Writes ``benchmarks/results/speed.json`` (every timing) and ``speed.md`` (the table).
 
@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -40,13 +39,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 from saliency_lib import oise, rise  # noqa: E402
-from saliency_lib.io import data, models, runtime  # noqa: E402
+from saliency_lib.io import data, models, paths, runtime  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = paths.RESULTS_DIR
 
 
 def _version(package: str) -> str | None:
@@ -463,7 +461,8 @@ def write_photo_map(result: dict, path: Path) -> None:
     lines = [
         "# One 5,000-call OISE map of a photograph in ONNX Runtime, by thread count (our measurements)",
         "",
-        f"Command: `python benchmarks/speed.py --photo-map {' '.join(result['threads'])}` ({result['date']}; "
+        f"Command: `python -m saliency_research.bench.speed --photo-map {' '.join(result['threads'])}` "
+        f"({result['date']}; "
         f"{result['cores']} cores, load average {result['load']} at the end; ONNX Runtime "
         f"{result['onnxruntime']}). EfficientNet-Lite0, `oise(n_steps={result['n_steps']})` on `{result['photo']}`, "
         f"batch 1, one chain, target given; {result['rounds']} interleaved rounds, medians.",
@@ -606,7 +605,7 @@ def main(argv=None) -> int:
         platform.processor(),
     )
     summary["conditions"] = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed.py"
+        "command": "OMP_NUM_THREADS=1 .venv/bin/python -m saliency_research.bench.speed"
         + (f" --torch-map-steps {args.torch_map_steps}" if args.torch_map_steps != 5000 else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_minutes": (time.time() - began) / 60,

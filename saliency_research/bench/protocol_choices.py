@@ -26,9 +26,9 @@ evaluation's (Fashion-MNIST: the model's top-1; canvases: the true class) in eve
 Runs in parts (one process each, any order; a part is a range of image indices aligned to ``--block``)::
 
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-    .venv/bin/python benchmarks/protocol_choices.py run --dataset fashion --images 0:50
-    .venv/bin/python benchmarks/protocol_choices.py run --dataset clutter --images 0:50
-    .venv/bin/python benchmarks/protocol_choices.py merge
+    .venv/bin/python -m saliency_research.bench.protocol_choices run --dataset fashion --images 0:50
+    .venv/bin/python -m saliency_research.bench.protocol_choices run --dataset clutter --images 0:50
+    .venv/bin/python -m saliency_research.bench.protocol_choices merge
 
 Each part writes its per-image scores (``.json``) and its maps (``.pt``) to
 ``benchmarks/results/protocol_choices.parts/``;
@@ -42,7 +42,6 @@ import argparse
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -50,10 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from authors_reference import gkern  # noqa: E402  (RISE's evaluation.py kernel, transcribed by authors_reference)
+REPO = Path(__file__).resolve().parents[2]
 
 from saliency_lib.evaluation import datasets  # noqa: E402
 from saliency_lib.evaluation import metrics as Mt  # noqa: E402
@@ -63,6 +59,7 @@ from saliency_lib.method import masks as M  # noqa: E402
 from saliency_lib.method.oise_method import OISEStep, oise  # noqa: E402
 from saliency_lib.method.rise_method import rise  # noqa: E402
 from saliency_research import suite_results, suites  # noqa: E402
+from saliency_research.bench.authors_reference import gkern  # noqa: E402  (RISE's evaluation.py kernel, transcribed by authors_reference)
 from saliency_research.distributed import block_seed  # noqa: E402
 from saliency_research.reports import LOWER_IS_BETTER, RESULTS_DIR, paired_verdict, summarise, write_results  # noqa: E402
 
@@ -455,7 +452,7 @@ def merge(parts_dir: Path = PARTS_DIR, out_dir: Path = RESULTS_DIR, stem: str = 
     """Merge the parts into ``<stem>.json`` and ``<stem>.md``: the main table, the full grid, per-image values."""
     parts = _load_parts(parts_dir)
     if not parts:
-        raise FileNotFoundError(f"no parts in {parts_dir}; run `benchmarks/protocol_choices.py run` first")
+        raise FileNotFoundError(f"no parts in {parts_dir}; run `saliency_research/bench/protocol_choices.py run` first")
     payload: dict = {
         "experiment": STEM,
         "datasets": {},
@@ -532,12 +529,12 @@ def _sum_seconds(settings: list[dict]) -> dict:
 
 
 def _command(payload: dict) -> list[str]:
-    env = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/protocol_choices.py"
+    env = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m saliency_research.bench.protocol_choices"
     lines = []
     for dataset, entry in payload["datasets"].items():
         for start, stop in entry["indices"]:
             lines.append(f"{env} run --dataset {dataset} --images {start}:{stop}")
-    return lines + [".venv/bin/python benchmarks/protocol_choices.py merge"]
+    return lines + [".venv/bin/python -m saliency_research.bench.protocol_choices merge"]
 
 
 def _cell(summary: dict, signed: bool = False) -> str:

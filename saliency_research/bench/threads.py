@@ -1,7 +1,8 @@
 """Threads for the black box, side by side in one run: bare ONNX Runtime calls against the package's loops.
 
-Run:  .venv/bin/python benchmarks/threads.py          (about 10 minutes on 2 cores; writes benchmarks/results/threads.*)
-      .venv/bin/python benchmarks/threads.py --quick  (a smoke run, nothing written)
+Run:  .venv/bin/python -m saliency_research.bench.threads          (about 10 minutes on 2 cores; writes
+benchmarks/results/threads.*)
+      .venv/bin/python -m saliency_research.bench.threads --quick  (a smoke run, nothing written)
 
 Run it without ``OMP_NUM_THREADS`` set (``make`` exports 1): it measures the package's default settings.
 
@@ -43,15 +44,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 from saliency_lib import oise, rise  # noqa: E402
 from saliency_lib.evaluation import baselines, metrics  # noqa: E402
-from saliency_lib.io import data, models, runtime, ways  # noqa: E402
+from saliency_lib.io import data, models, paths, runtime, ways  # noqa: E402
 from saliency_lib.method import threads  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = paths.RESULTS_DIR
 SETTINGS = ("default", "one thread", "before")
 
 
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     from importlib.metadata import version
 
     summary["conditions"] = {
-        "command": ".venv/bin/python benchmarks/threads.py" + (" --quick" if args.quick else ""),
+        "command": ".venv/bin/python -m saliency_research.bench.threads" + (" --quick" if args.quick else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "minutes": (time.time() - began) / 60,
         "cpu": cpu,

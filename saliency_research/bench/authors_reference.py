@@ -2,7 +2,8 @@
 
 Everything here is a step-for-step transcription (batch 1, numpy, the authors' own resampling branches and
 accumulation order) of public code, kept apart from ``saliency_lib`` so that the package can be compared against
-something written independently of it (``benchmarks/authors_crosscheck.py``, ``tests/test_authors_crosscheck.py``):
+something written independently of it (``saliency_research/bench/authors_crosscheck.py``,
+``tests/test_authors_crosscheck.py``):
 
 * OISE from ``github.com/shailja-thakur/explainability-project`` (commit 068d679), file ``explainer.py`` and the
   same cells of ``explainer-prototype.ipynb``: ``gen_initial_mask``, ``upsize_mask``, ``explain_and_update`` and

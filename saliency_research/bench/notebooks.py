@@ -3,10 +3,10 @@ see it; with ``--write``, the run's outputs and saved widget state become the co
 
 Usage (from the repository root)::
 
-    python benchmarks/notebooks.py              # every notebooks/NN_*.ipynb
-    python benchmarks/notebooks.py 00 04        # only these (by number or file name); other entries are kept
-    python benchmarks/notebooks.py --write      # and write each executed notebook back to notebooks/
-    python benchmarks/notebooks.py 06 --no-sequence   # without 06's learner sequence (Run All, upload, Run, Save)
+    python -m saliency_research.bench.notebooks              # every notebooks/NN_*.ipynb
+    python -m saliency_research.bench.notebooks 00 04        # only these (by number or file name), the rest kept
+    python -m saliency_research.bench.notebooks --write      # and write each executed notebook back to notebooks/
+    python -m saliency_research.bench.notebooks 06 --no-sequence   # no learner sequence (Run All, upload, Run, Save)
 
 With ``--write`` a notebook that ran without an error is written back: every cell executed in order (check cells
 included), its outputs, and the widgets' state (``metadata.widgets``), so JupyterLab (in a trusted notebook:
@@ -54,9 +54,11 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-RESULTS = ROOT / "benchmarks" / "results"
+from saliency_lib.io import paths
+
+ROOT = paths.REPO_ROOT
+NOTEBOOKS = paths.NOTEBOOK_DIR
+RESULTS = paths.RESULTS_DIR
 LIMIT_BYTES = 1.5 * 2**30  # the tutorial's ceiling per notebook: Binder gives 2 GB
 GB = 2**30
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -486,8 +488,9 @@ def markdown(payload: dict) -> str:
     lines = [
         "# Notebook runs: wall time, CPU time and peak memory",
         "",
-        f"Full runs (not fast mode), {payload['threads']} threads, written by `python benchmarks/notebooks.py` "
-        f"on {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
+        f"Full runs (not fast mode), {payload['threads']} threads, written by "
+        f"`python -m saliency_research.bench.notebooks` on {machine['cpu']} "
+        f"({machine['cpu_count']} cores, {machine['memory_gb']} GB), Python "
         f"{machine['python']}, torch {machine['torch']}. Peak = the kernel's peak resident memory (for a notebook "
         f"with a learner sequence, below, the larger of its Run All and the sequence); "
         f'"imports" = its memory after the first cell (imports and `tutorial.setup`). Limit: '

@@ -7,8 +7,8 @@ once per setting, each in a fresh process, and writes, per recorded quantity, th
 two settings and between any setting and ``tests/golden/golden.pt``, in the unit of that quantity's tolerance
 (``tests/test_golden.TOLERANCES``). ``benchmarks/results/kernel_spread.{json,md}``.
 
-    python benchmarks/kernel_spread.py                 # every setting (about 1-2 min each on one thread)
-    python benchmarks/kernel_spread.py --settings native default
+    python -m saliency_research.bench.kernel_spread                 # every setting (about 1-2 min each on one thread)
+    python -m saliency_research.bench.kernel_spread --settings native default
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from test_golden import GOLDEN, difference, pattern_of, tolerance  # noqa: E402
 from test_runtime import RUNTIME_TOLERANCES  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
+from saliency_lib.io import paths  # noqa: E402
+
+RESULTS = paths.RESULTS_DIR
 # name -> (environment, threads). "native": whatever PyTorch picks on this CPU.
 SETTINGS: dict[str, tuple[dict[str, str], int]] = {
     "native": ({}, 1),
@@ -94,7 +96,7 @@ def markdown(payload: dict) -> str:
     lines = [
         "# How far our numbers move across CPU kernels (ours)",
         "",
-        f"Written by `python benchmarks/kernel_spread.py` on {payload['machine']['cpu']} "
+        f"Written by `python -m saliency_research.bench.kernel_spread` on {payload['machine']['cpu']} "
         f"(native capability {payload['machine']['native_capability']}), torch {payload['machine']['torch']}, "
         f"{payload['when']}, {payload['seconds']:.0f} s. Settings, each in a fresh process: "
         + ", ".join(f"{name} ({payload['capabilities'][name]})" for name in payload["settings"])

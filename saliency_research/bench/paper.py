@@ -1,10 +1,12 @@
 """The paper's budget: the budget curve and OISE's settings card, as commands (ours).
 
-    python benchmarks/paper.py budget-curve --dataset fashion --n 100     # -> benchmarks/results/budget_curve.*
-    python benchmarks/paper.py budget-curve --dataset clutter --n 100     # (adds the pointing game)
-    python benchmarks/paper.py sensitivity --n 50 --budget 1000           # -> benchmarks/results/paper_oise_settings.*
-    python benchmarks/paper.py render                                     # budget_curve.md/.png again from .json
-    python benchmarks/paper.py compare                                    # -> benchmarks/results/paper_vs_full.md
+    python -m saliency_research.bench.paper budget-curve --dataset fashion --n 100  # -> results/budget_curve.*
+    python -m saliency_research.bench.paper budget-curve --dataset clutter --n 100  # (adds the pointing game)
+    python -m saliency_research.bench.paper sensitivity --n 50 --budget 1000        # -> results/paper_oise_settings.*
+    python -m saliency_research.bench.paper render                                  # budget_curve.md/.png from .json
+    python -m saliency_research.bench.paper compare                                 # -> results/paper_vs_full.md
+
+(``results/``: ``benchmarks/results/``.)
 
 Every command takes ``--reference mean|black|blur``: the masked-pixel value of the maps and of deletion forced on
 every dataset (default: each dataset's own, ``saliency_lib.evaluation.datasets.DATASET_REFERENCES``); its results go to
@@ -19,10 +21,7 @@ at that budget is ``python -m saliency_research reconstruct --suite paper``. Sin
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from saliency_research import budget_study, suites  # noqa: E402
 

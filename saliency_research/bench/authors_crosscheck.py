@@ -1,6 +1,7 @@
 """Our OISE and RISE against references written from the authors' own code, side by side (ours).
 
-``benchmarks/authors_reference.py`` transcribes the authors' OISE loop (``explainability-project``) and RISE's
+``saliency_research/bench/authors_reference.py`` transcribes the authors' OISE loop (``explainability-project``) and
+RISE's
 code (``eclique/RISE``) step for step. This script runs both implementations on the shipped Fashion-MNIST sample
 with the shipped classifier (ONNX Runtime), at the same model-call budget, the same masked-pixel reference and
 the same metric code, and asks two questions:
@@ -20,13 +21,15 @@ The work comes in parts, one per (reference, rule, budget, seed, image range), e
 ``benchmarks/results/authors_crosscheck.parts/`` (a JSON record and an ``.npz`` of the maps); ``all`` runs the
 missing parts in order, ``merge`` joins whatever is there::
 
-    python benchmarks/authors_crosscheck.py run --images 0:20 --seed 0 --budget 5000 --reference black
-    python benchmarks/authors_crosscheck.py all --n 50 --budgets 2000 5000 --seeds 0 1 --references black mean
-    python benchmarks/authors_crosscheck.py merge       # -> benchmarks/results/authors_crosscheck.{json,md}
+    python -m saliency_research.bench.authors_crosscheck run --images 0:20 --seed 0 --budget 5000 --reference black
+    python -m saliency_research.bench.authors_crosscheck all --n 50 --budgets 2000 5000 --seeds 0 1 \
+        --references black mean
+    python -m saliency_research.bench.authors_crosscheck merge  # -> benchmarks/results/authors_crosscheck.{json,md}
 
 The demonstration that the statistics see a real deviation: the reference with ``p`` and ``1 - p`` swapped::
 
-    python benchmarks/authors_crosscheck.py run --images 0:20 --seed 0 --budget 2000 --reference black --rule swapped
+    python -m saliency_research.bench.authors_crosscheck run --images 0:20 --seed 0 --budget 2000 \
+        --reference black --rule swapped
 
 Run with ``OMP_NUM_THREADS=1 MKL_NUM_THREADS=1`` (one thread: the reference is batch 1, threads only add noise).
 """
@@ -36,25 +39,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import authors_reference as R  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 import saliency_lib as S  # noqa: E402
 from saliency_lib.evaluation import metrics  # noqa: E402
-from saliency_lib.io import data, models  # noqa: E402
+from saliency_lib.io import data, models, paths  # noqa: E402
 from saliency_lib.method.core import class_probabilities  # noqa: E402
+from saliency_research.bench import authors_reference as R  # noqa: E402
 from saliency_research.reports import summarise  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = paths.RESULTS_DIR
 PARTS = RESULTS / "authors_crosscheck.parts"
 STEM = "authors_crosscheck"
 # Masked-pixel values, as the package's `reference` (pixel space): black = the data's "absent" value (pixel 0),
@@ -261,7 +261,8 @@ def run_part(
         "total_seconds": round(time.perf_counter() - begin, 2),
         "machine": machine(),
         "command": (
-            f"python benchmarks/authors_crosscheck.py run --images {start}:{stop} --seed {seed} --budget {budget} "
+            "python -m saliency_research.bench.authors_crosscheck run "
+            f"--images {start}:{stop} --seed {seed} --budget {budget} "
             f"--reference {reference}" + ("" if rule == "authors" else f" --rule {rule}")
         ),
     }
@@ -439,7 +440,8 @@ def merge(parts_dir: Path = PARTS, out_dir: Path = RESULTS, seeds: tuple[int, in
         "ours": True,
         "description": (
             "Package (saliency_lib.oise / rise) against references written from the authors' code "
-            "(benchmarks/authors_reference.py), shipped Fashion-MNIST sample and classifier (ONNX Runtime, 1 thread)."
+            "(saliency_research/bench/authors_reference.py), shipped Fashion-MNIST sample and classifier "
+            "(ONNX Runtime, 1 thread)."
         ),
         "settings": {
             "images": "saliency_lib.io.data.fashion_sample(), k-th image of each class in turn (select_images)",
@@ -463,11 +465,12 @@ def merge(parts_dir: Path = PARTS, out_dir: Path = RESULTS, seeds: tuple[int, in
         "notes": NOTES,
         "parts": sorted(r["name"] for r in records),
         "commands": {
-            "all": "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/authors_crosscheck.py all --n 50 "
-            "--budgets 2000 5000 --seeds 0 1 --references black mean",
-            "swapped": "for s in 0 1; do OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/authors_crosscheck.py "
+            "all": "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m saliency_research.bench.authors_crosscheck all "
+            "--n 50 --budgets 2000 5000 --seeds 0 1 --references black mean",
+            "swapped": "for s in 0 1; do OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "
+            "python -m saliency_research.bench.authors_crosscheck "
             "run --images 0:20 --seed $s --budget 2000 --reference black --rule swapped; done",
-            "merge": "python benchmarks/authors_crosscheck.py merge",
+            "merge": "python -m saliency_research.bench.authors_crosscheck merge",
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -487,7 +490,7 @@ def markdown(payload: dict) -> str:
         "# Our OISE and RISE against references written from the authors' code (ours)",
         "",
         "Every number here is ours, measured by this repository, not the paper's. Package = `saliency_lib.oise` / "
-        "`saliency_lib.rise`; reference = `benchmarks/authors_reference.py`, transcribed from "
+        "`saliency_lib.rise`; reference = `saliency_research/bench/authors_reference.py`, transcribed from "
         "`shailja-thakur/explainability-project` (`explainer.py`: `explain_and_update`, `upsize_mask`, "
         "`process_sal`) and `eclique/RISE` (`explanations.py`, `evaluation.py`). Same data, classifier, budget, "
         "masked-pixel reference and metric code on both sides; two seeds (0, 1) each. Means with paired 95% CIs "

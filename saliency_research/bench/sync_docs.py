@@ -3,14 +3,14 @@
 
 Each generated block sits between cog's markers, inside HTML comments so that the rendered page hides them::
 
-    <!-- [[[cog import sync_docs; sync_docs.block('NAME')]]] -->
+    <!-- [[[cog from saliency_research.bench import sync_docs; sync_docs.block('NAME')]]] -->
     ...text written by BLOCKS[NAME] from benchmarks/results...
     <!-- [[[end]]] -->
 
 Usage (``make docs`` runs the first, then rewrites the notebooks' index)::
 
-    python -m cogapp -n utf-8 -I benchmarks -r README.md docs/*.md notebooks/*.ipynb       # rewrite every block
-    python -m cogapp -n utf-8 -I benchmarks --check README.md docs/*.md notebooks/*.ipynb  # fail if one is stale
+    python -m cogapp -n utf-8 -r README.md docs/*.md notebooks/*.ipynb       # rewrite every block
+    python -m cogapp -n utf-8 --check README.md docs/*.md notebooks/*.ipynb  # fail if one is stale
 
 ``make test`` runs the check (``tests/test_sync_docs.py``), so a re-run of an experiment cannot leave a stale copy of
 its numbers behind: re-run, then ``make docs``, then read the diff.
@@ -19,20 +19,17 @@ its numbers behind: re-run, then ``make docs``, then read the diff.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
-sys.path.insert(0, str(REPO / "benchmarks"))
+from saliency_lib.course import tutorial
+from saliency_lib.io import paths
+from saliency_lib.io.assets import manifest_table
+from saliency_lib.plots import agreement_table
+from saliency_research.bench import protocol_choices
+from saliency_research.reports import ci_cell
 
-import protocol_choices  # noqa: E402
-
-from saliency_lib.course import tutorial  # noqa: E402
-from saliency_lib.io.assets import manifest_table  # noqa: E402
-from saliency_lib.plots import agreement_table  # noqa: E402
-from saliency_research.reports import ci_cell  # noqa: E402
+REPO = paths.REPO_ROOT
+RESULTS = paths.RESULTS_DIR
 
 
 def _results(name: str) -> dict:
@@ -418,7 +415,8 @@ def reference_table() -> str:
 
 
 def threads_speed(prefix: str = "benchmarks/results/") -> str:
-    """The black box's speed at the default threads, from ``threads.json`` (``python benchmarks/threads.py``)."""
+    """The black box's speed at the default threads, from ``threads.json`` (``python -m
+    saliency_research.bench.threads``)."""
     result = _results("threads.json")
     photo_map, conditions = result["photo_map"], result["conditions"]
 
@@ -439,7 +437,7 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
         f"{quiet['before']['ratio']:.2f}x) and, with another process holding one core, "
         f"{busy['default']['ms_per_image'] / one:.2f}x the time of one thread "
         f"(before: {busy['before']['ms_per_image'] / one:.2f}x) "
-        f"([threads.md]({prefix}threads.md), `python benchmarks/threads.py`)."
+        f"([threads.md]({prefix}threads.md), `python -m saliency_research.bench.threads`)."
     )
 
 
