@@ -185,9 +185,9 @@ def navigation(key: str) -> str:
     return " · ".join(parts)
 
 
-#: The computer's time for each notebook, written by ``python -m saliency_research.bench.notebooks``: a full run (not
-#: fast mode)
-#: in a fresh kernel, per notebook and per cell: wall time, the kernel's CPU time (all threads), peak memory.
+#: The computer's time for each notebook, written by ``python -m saliency_research.bench.notebooks``: a full run
+#: (not fast mode) in a fresh kernel, per notebook and per cell: wall time, the kernel's CPU time (all threads),
+#: peak memory (its own, and resident).
 MACHINE_TIMES = paths.RESULTS_DIR / "notebooks.json"
 
 
@@ -232,29 +232,37 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
     runs = results["notebooks"]
     head = "| notebook | what you learn | learner time |"
     if machine:
-        head += " computer: full run, wall (CPU) | peak memory |"
+        head += " computer: full run, wall (CPU) | memory: own (resident) |"
     rows = [head, "|---|---|---:|" + ("---:|---:|" if machine else "")]
     for entry in NOTEBOOKS:
         row = f"| [{entry.label}]({prefix}{entry.file}) | {entry.learn} | {entry.minutes} min |"
         if machine:
             run = runs.get(entry.file)
             row += (
-                f" {_duration(run['wall_s'])} ({_duration(run['cpu_s'])}) | {run['peak_rss_gb']:.2f} GB |"
-                if run and run.get("cpu_s") is not None
+                f" {_duration(run['wall_s'])} ({_duration(run['cpu_s'])}) | "
+                f"{run['peak_own_gb']:.2f} GB ({run['peak_rss_gb']:.2f}) |"
+                if run and run.get("cpu_s") is not None and "peak_own_gb" in run
                 else " not measured | |"
             )
         rows.append(row)
     total = total_minutes()
     rows.append(f"| **all** | | **{total} min** ({total // 60} h {total % 60:02d} min) |")
     if machine:
-        measured = [runs[e.file] for e in NOTEBOOKS if e.file in runs and runs[e.file].get("cpu_s") is not None]
+        measured = [
+            runs[e.file]
+            for e in NOTEBOOKS
+            if e.file in runs and runs[e.file].get("cpu_s") is not None and "peak_own_gb" in runs[e.file]
+        ]
         wall, cpu = sum(r["wall_s"] for r in measured), sum(r["cpu_s"] for r in measured)
         rows[-1] += f" {_duration(wall)} ({_duration(cpu)}) | |"
         root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
         rows.append(
             f"\nComputer times: {_measured_on(results)} (`python -m saliency_research.bench.notebooks`, "
             f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
-            f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not."
+            f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not. "
+            f"Memory: the kernel's peak of its own memory (the ceiling is 1.5 GB of it; Binder gives 2 GB), and in "
+            f"brackets its peak resident memory, which adds the shared libraries' pages the system can drop and read "
+            f"again (their share depends on the install, not on the notebook)."
         )
     return "\n".join(rows)
 
