@@ -466,6 +466,51 @@ def paper_suite(name: str = "evaluation_paper.json") -> str:
     return "\n".join(lines)
 
 
+def _favours(summary: dict, lower_better: bool) -> str:
+    """Who a paired OISE - RISE difference favours: ``"OISE"``, ``"RISE"`` or ``"neither"`` (the CI holds 0)."""
+    low, high = summary["ci95"]
+    if low <= 0 <= high:
+        return "neither"
+    oise_higher = low > 0
+    return "OISE" if oise_higher != lower_better else "RISE"
+
+
+def paper_suite_findings(name: str = "evaluation_paper.json") -> str:
+    """What the paper suite says, from its file: how it was run, who each paired difference favours, and the
+    seed-to-seed agreements."""
+    payload = _results(name)
+    records = payload["records"]
+    seconds = sum(r["wall_seconds"] for r in records)
+    lines = [
+        f"- **How it ran:** {len(records)} parts (dataset x method), {seconds:,.0f} s of one-thread record time in "
+        f"all; {'under the scoring protocol above' if _rescored(name) else 'under the old scoring (superseded)'}."
+    ]
+    for dataset, metrics in PAPER_ROWS:
+        oise = _record(payload, dataset, "oise")
+        sides: dict[str, list[str]] = {"OISE": [], "RISE": [], "neither": []}
+        for metric in metrics:
+            summary = oise["vs_rise"][metric]
+            sides[_favours(summary, metric == "deletion")].append(f"{PAPER_METRICS[metric]} {_ci(summary)}")
+        parts = [f"{who} ahead on {', '.join(what)}" for who, what in sides.items() if what and who != "neither"]
+        if sides["neither"]:
+            parts.append(f"no difference shown on {', '.join(sides['neither'])}")
+        lines.append(f"- **{DATASET_NAMES.get(dataset, dataset)}** (OISE - RISE, paired): {'; '.join(parts)}.")
+    agreements = []
+    for dataset in ("clutter", "fashion", "planted"):
+        pair = [_record(payload, dataset, m).get("seed_agreement") for m in ("oise", "rise")]
+        if all(pair):
+            agreements.append(
+                f"{DATASET_NAMES.get(dataset, dataset)} OISE {pair[0]['mean']:.3f}, RISE {pair[1]['mean']:.3f}"
+            )
+    n = _record(payload, "clutter", "oise")["seed_agreement"]["n"]
+    lines.append(
+        f"- **Seed-to-seed agreement** (Spearman, tied pixels at their average rank, seeds 0 and 1, {n} images): "
+        + "; ".join(agreements)
+        + "."
+    )
+    return "\n".join(lines)
+
+
 def threads_speed(prefix: str = "benchmarks/results/") -> str:
     """The black box's speed at the default threads, from ``threads.json`` (``python -m
     saliency_research.bench.threads``)."""
@@ -507,6 +552,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "oise-settings": oise_settings,
     "reference-table": reference_table,
     "paper-suite": paper_suite,
+    "paper-suite-findings": paper_suite_findings,
     "threads-speed-readme": threads_speed,
     "threads-speed-docs": lambda: threads_speed("../benchmarks/results/"),
     "part-b-full": lambda: agreement_table(_results("reconstruction_full.json")),
