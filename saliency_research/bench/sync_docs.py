@@ -504,9 +504,9 @@ def paper_suite_findings(name: str = "evaluation_paper.json") -> str:
             )
     n = _record(payload, "clutter", "oise")["seed_agreement"]["n"]
     lines.append(
-        f"- **Seed-to-seed agreement** (Spearman, tied pixels at their average rank, seeds 0 and 1, {n} images): "
-        + "; ".join(agreements)
-        + "."
+        f"- **Seed-to-seed agreement** (Spearman, "
+        f"{'tied pixels at their average rank' if _rescored(name) else 'ties in pixel order'}, seeds 0 and 1, "
+        f"{n} images): " + "; ".join(agreements) + "."
     )
     return "\n".join(lines)
 
