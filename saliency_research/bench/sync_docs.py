@@ -109,7 +109,8 @@ def readme_finding() -> str:
         + ").",
         f"- **The masked-pixel value decides what a black-box map shows.** On black cluttered canvases the authors' "
         f"grey made OISE point at the item in {_record(grey, 'clutter', 'oise')['metrics']['pointing']['mean']:.0%} "
-        f"of the canvases (a random map: {_record(grey, 'clutter', 'random')['metrics']['pointing']['mean']:.0%}); "
+        f"of the canvases (a random map: {_record(grey, 'clutter', 'random')['metrics']['pointing']['mean']:.0%}; "
+        "[evaluation_paper_mean.md](benchmarks/results/evaluation_paper_mean.md)); "
         f"with black, the canvas's own background, in {clutter['metrics']['pointing']['mean']:.0%} "
         f"(RISE {_record(paper, 'clutter', 'rise')['metrics']['pointing']['mean']:.0%}; 500 canvases, 5,000 calls, "
         "[evaluation_paper.md](benchmarks/results/evaluation_paper.md); the pointing game reads only a map's "
