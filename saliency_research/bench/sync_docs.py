@@ -554,6 +554,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "reference-table": reference_table,
     "paper-suite": paper_suite,
     "paper-suite-findings": paper_suite_findings,
+    "paper-suite-mean": lambda: paper_suite("evaluation_paper_mean.json"),
+    "paper-suite-mean-findings": lambda: paper_suite_findings("evaluation_paper_mean.json"),
     "threads-speed-readme": threads_speed,
     "threads-speed-docs": lambda: threads_speed("../benchmarks/results/"),
     "part-b-full": lambda: agreement_table(_results("reconstruction_full.json")),
