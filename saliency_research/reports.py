@@ -259,6 +259,24 @@ def ranking(records: list[dict], dataset: str, metric: str) -> list[str]:
     return [method for _, method in sorted(scored, reverse=metric not in LOWER_IS_BETTER)]
 
 
+def oise_place(records: list[dict], dataset: str, metric: str) -> tuple[str, list[str], dict[str, float]]:
+    """OISE's place among the methods of ``dataset`` on ``metric``: its rank as ``"r of n"`` (methods equal to 3
+    decimals, as tables show them, share a rank; ``""`` without OISE), the best methods (tied at 3 decimals, by name)
+    and every method's mean rounded to 3 decimals."""
+    order = ranking(records, dataset, metric)
+    mean = {
+        r["method"]: round(r["metrics"][metric]["mean"], 3)
+        for r in records
+        if r["dataset"] == dataset and metric in r.get("metrics", {})
+    }
+    rank = ""
+    if "oise" in order:
+        better = [m for m in order if mean[m] != mean["oise"] and order.index(m) < order.index("oise")]
+        rank = f"{len(better) + 1} of {len(order)}"
+    best = sorted(m for m in order if mean[m] == mean[order[0]]) if order else []
+    return rank, best, mean
+
+
 def budget_comparison_markdown(
     low: dict, high: dict, metrics: tuple[str, ...] = ("deletion", "insertion", "pointing", "iou", "energy")
 ) -> str:
@@ -300,18 +318,8 @@ def budget_comparison_markdown(
                     cells.append(ci_cell(record["metrics"][metric]) if record and metric in record["metrics"] else "")
             if not any(cells):
                 continue
-            order = ranking(high["records"], dataset, metric)
-            mean = {
-                r["method"]: round(r["metrics"][metric]["mean"], 3)
-                for r in high["records"]
-                if r["dataset"] == dataset and metric in r.get("metrics", {})
-            }
-            rank, best = "", ""
-            if "oise" in order:  # ties (equal to 3 decimals, as shown) share a rank
-                better = [m for m in order if mean[m] != mean["oise"] and order.index(m) < order.index("oise")]
-                rank = f"{len(better) + 1} of {len(order)}"
-            if order:
-                best = " = ".join(sorted(m for m in order if mean[m] == mean[order[0]]))
+            rank, tied_best, _ = oise_place(high["records"], dataset, metric)
+            best = " = ".join(tied_best)
             lines.append(
                 f"| {dataset} ({lo} -> {hi} calls) | {metric} | " + " | ".join(cells) + f" | {rank} | {best} |"
             )

@@ -26,7 +26,7 @@ from saliency_lib.io import paths
 from saliency_lib.io.assets import manifest_table
 from saliency_lib.plots import agreement_table
 from saliency_research.bench import protocol_choices
-from saliency_research.reports import ci_cell
+from saliency_research.reports import ci_cell, oise_place, paired_verdict
 
 REPO = paths.REPO_ROOT
 RESULTS = paths.RESULTS_DIR
@@ -65,8 +65,6 @@ VERDICT_WORDS = {"OISE better": "OISE better", "RISE better": "RISE better", "ti
 
 
 def _verdict(metric: str, record: dict) -> str:
-    from saliency_research.reports import paired_verdict
-
     return VERDICT_WORDS[paired_verdict(metric, record["vs_rise"][metric])]
 
 
@@ -448,32 +446,19 @@ def paper_suite(name: str = "evaluation_paper.json") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for dataset, metrics in PAPER_ROWS:
-        mine = {r["method"]: r for r in records if r["dataset"] == dataset}
-        oise, rise = mine["oise"], mine["rise"]
+        oise, rise = _record(payload, dataset, "oise"), _record(payload, dataset, "rise")
         for metric in metrics:
-            lower = metric == "deletion"
-            scored = {m: r["metrics"][metric]["mean"] for m, r in mine.items() if metric in r["metrics"]}
-            ranked = sorted(scored, key=lambda m: scored[m] if lower else -scored[m])
-            rank = 1 + sum(1 for m in scored if (scored[m] < scored["oise"] if lower else scored[m] > scored["oise"]))
-            best = ranked[0]
-            best_text = (
-                "OISE" if best == "oise" else "RISE" if best == "rise" else f"{METHOD_NAMES[best]} {scored[best]:.3f}"
+            rank, best, mean = oise_place(records, dataset, metric)
+            best_text = " = ".join(
+                name if name in ("OISE", "RISE") else f"{name} {mean[m]:.3f}"
+                for m, name in ((m, METHOD_NAMES[m]) for m in best)
             )
             lines.append(
                 f"| {DATASET_NAMES.get(dataset, dataset)} ({oise['n']}) | {PAPER_METRICS[metric]} | "
                 f"{_ci(oise['metrics'][metric], signed=False)} | {_ci(rise['metrics'][metric], signed=False)} | "
-                f"{_ci(oise['vs_rise'][metric])} | {rank} of {len(scored)} | {best_text} |"
+                f"{_ci(oise['vs_rise'][metric])} | {rank} | {best_text} |"
             )
     return "\n".join(lines)
-
-
-def _favours(summary: dict, lower_better: bool) -> str:
-    """Who a paired OISE - RISE difference favours: ``"OISE"``, ``"RISE"`` or ``"neither"`` (the CI holds 0)."""
-    low, high = summary["ci95"]
-    if low <= 0 <= high:
-        return "neither"
-    oise_higher = low > 0
-    return "OISE" if oise_higher != lower_better else "RISE"
 
 
 def paper_suite_findings(name: str = "evaluation_paper.json") -> str:
@@ -488,13 +473,13 @@ def paper_suite_findings(name: str = "evaluation_paper.json") -> str:
     ]
     for dataset, metrics in PAPER_ROWS:
         oise = _record(payload, dataset, "oise")
-        sides: dict[str, list[str]] = {"OISE": [], "RISE": [], "neither": []}
+        sides: dict[str, list[str]] = {"OISE better": [], "RISE better": [], "tie": []}
         for metric in metrics:
             summary = oise["vs_rise"][metric]
-            sides[_favours(summary, metric == "deletion")].append(f"{PAPER_METRICS[metric]} {_ci(summary)}")
-        parts = [f"{who} ahead on {', '.join(what)}" for who, what in sides.items() if what and who != "neither"]
-        if sides["neither"]:
-            parts.append(f"no difference shown on {', '.join(sides['neither'])}")
+            sides[paired_verdict(metric, summary)].append(f"{PAPER_METRICS[metric]} {_ci(summary)}")
+        parts = [f"{who[:4]} ahead on {', '.join(what)}" for who, what in sides.items() if what and who != "tie"]
+        if sides["tie"]:
+            parts.append(f"no difference shown on {', '.join(sides['tie'])}")
         lines.append(f"- **{DATASET_NAMES.get(dataset, dataset)}** (OISE - RISE, paired): {'; '.join(parts)}.")
     agreements = []
     for dataset in ("clutter", "fashion", "planted"):
