@@ -229,7 +229,11 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
         machine: add the measured columns and a line saying how they were measured.
     """
     results = _machine_times() if machine else {"notebooks": {}}
-    runs = results["notebooks"]
+    runs = {
+        name: run
+        for name, run in results["notebooks"].items()
+        if run.get("cpu_s") is not None and "peak_own_gb" in run  # measured, with the own-memory column
+    }
     head = "| notebook | what you learn | learner time |"
     if machine:
         head += " computer: full run, wall (CPU) | memory: own (resident) |"
@@ -241,18 +245,14 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
             row += (
                 f" {_duration(run['wall_s'])} ({_duration(run['cpu_s'])}) | "
                 f"{run['peak_own_gb']:.2f} GB ({run['peak_rss_gb']:.2f}) |"
-                if run and run.get("cpu_s") is not None and "peak_own_gb" in run
+                if run
                 else " not measured | |"
             )
         rows.append(row)
     total = total_minutes()
     rows.append(f"| **all** | | **{total} min** ({total // 60} h {total % 60:02d} min) |")
     if machine:
-        measured = [
-            runs[e.file]
-            for e in NOTEBOOKS
-            if e.file in runs and runs[e.file].get("cpu_s") is not None and "peak_own_gb" in runs[e.file]
-        ]
+        measured = [runs[e.file] for e in NOTEBOOKS if e.file in runs]
         wall, cpu = sum(r["wall_s"] for r in measured), sum(r["cpu_s"] for r in measured)
         rows[-1] += f" {_duration(wall)} ({_duration(cpu)}) | |"
         root = prefix.removesuffix("notebooks/") if prefix.endswith("notebooks/") else "../"  # the repository's root
@@ -260,7 +260,8 @@ def index_table(prefix: str = "", *, machine: bool = False) -> str:
             f"\nComputer times: {_measured_on(results)} (`python -m saliency_research.bench.notebooks`, "
             f"[benchmarks/results/notebooks.md]({root}benchmarks/results/notebooks.md)). CPU time counts every "
             f"thread, so it can exceed the wall time; on a loaded machine the wall time grows, the CPU time does not. "
-            f"Memory: the kernel's peak of its own memory (the ceiling is 1.5 GB of it; Binder gives 2 GB), and in "
+            f"Memory: the kernel's peak of its own memory (the ceiling is {results.get('limit_gb', 1.5):.1f} GB of it; "
+            f"Binder gives 2 GB), and in "
             f"brackets its peak resident memory, which adds the shared libraries' pages the system can drop and read "
             f"again (their share depends on the install, not on the notebook)."
         )

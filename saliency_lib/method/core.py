@@ -56,8 +56,7 @@ REFERENCES = ("mean", "black", "blur")
 # batch size: 8 photographs of 3 x 224 x 224 (EfficientNet-Lite0 needs about 0.15 GB for them) or 1,536
 # Fashion-MNIST images of 1 x 28 x 28 (about 0.3 GB in fashion-cnn). Measured, with the notebooks' peak memory, by
 # ``saliency_research/bench/notebooks.py``; read at call time, so ``saliency_lib.method.core.CALL_BUDGET = ...``
-# changes every
-# default.
+# changes every default.
 CALL_BUDGET = 8 * 3 * 224 * 224
 # A call that also runs a backward pass (the gradient baselines) keeps every activation: about 4 times the memory
 # of a forward pass (EfficientNet-Lite0: 55 MB against 16 MB per photograph), so it gets this share of the budget.

@@ -22,10 +22,11 @@ temporary copy (the committed notebook is never written), with ``notebooks/`` as
 ``SALIENCY_FAST`` unset and 2 threads (``OMP_NUM_THREADS=2``, ``MKL_NUM_THREADS=2``: Binder's 2 cores).
 
 Peak memory is the kernel's peak resident set size (``VmHWM`` in ``/proc/<pid>/status``: exact, it misses no
-spike), which is what Binder's 2 GB limit kills a kernel for. Per cell, the peak is reset before the cell runs
-(``/proc/<pid>/clear_refs``) and read after it; where the kernel cannot be reset, the script polls the kernel's
-process tree with ``psutil`` every 0.2 s instead. ``imports`` is the memory after the first code cell (the
-imports and ``tutorial.setup``), before any work.
+spike), reported beside its own memory (that peak less the pages mapped from files, ``RssFile``): the ceiling,
+:data:`LIMIT_BYTES`, applies to the own memory, which is what can exceed Binder's 2 GB (see the comment there).
+Per cell, the peak is reset before the cell runs (``/proc/<pid>/clear_refs``) and read after it; where the kernel
+cannot be reset, the script polls the kernel's process tree with ``psutil`` every 0.2 s instead. ``imports`` is
+the memory after the first code cell (the imports and ``tutorial.setup``), before any work.
 
 Notebook 06 is also measured as a learner uses it (:func:`run_learner_sequence`, skipped with ``--no-sequence``):
 in one fresh kernel, Run All, then a 15 MB photo uploaded in the panel, every method selected, Run, Save, the
