@@ -10,7 +10,8 @@ the fastest when another process holds a core, where spinning is 1.5-2x slower) 
 model on such a machine, where waking a second thread costs more than it saves). Which is fastest depends on the
 model and on what else the machine runs, so :class:`WayChooser` measures: for each input shape it times a few
 call cycles of each way (a call and the caller's work up to the next call, which spinning threads slow down when a
-core is taken), keeps the fastest, and times the others again: at once when the chosen way's cycles become
+core is taken; never the first call of a way at a shape, which makes the session and plans its memory), keeps the
+fastest, and times the others again: at once when the chosen way's cycles become
 :data:`SLOWDOWN` times slower than when it was chosen (another process took a core), otherwise after
 :data:`PROBE_SECONDS`, twice as long after each round that keeps the same way (up to :data:`PROBE_MAX_BACKOFF` times),
 so a steady machine pays ever less for timings and a machine that becomes busy is followed within a few calls.
@@ -208,6 +209,7 @@ class WayChooser:
         self._timings: dict[tuple[int, str, tuple[int, ...]], ShapeTimings] = {}
         self._last_chosen = START_WAY
         self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call
+        self._warm: set[tuple[int, str, tuple[int, ...]]] = set()  # (threads, way, shape) called before
         self.last_way: str | None = None  # the way that ran the last call
         threads, spin = self._settings()  # an unusable SALIENCY_THREADS / SALIENCY_ORT_SPIN fails here, at load
         ways = self._ways(threads, spin)
@@ -244,8 +246,13 @@ class WayChooser:
                 timing.record(previous_way, cycle, start)
                 self._last_chosen = timing.chosen
         way = self.last_way = timing.way
+        first = (threads, way, array.shape) not in self._warm
         logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
-        self._previous = (timing, way, start, time.perf_counter() - start)
+        if first:  # making the session and its first call at this shape (memory plan, threads) are one-off costs
+            self._warm.add((threads, way, array.shape))
+            self._previous = None  # so this cycle is not timed: it would count them against the way
+        else:
+            self._previous = (timing, way, start, time.perf_counter() - start)
         return logits
 
     def report(self) -> dict:

@@ -25,7 +25,7 @@ from saliency_lib.course import tutorial
 from saliency_lib.io import paths
 from saliency_lib.io.assets import manifest_table
 from saliency_lib.plots import agreement_table
-from saliency_research.bench import protocol_choices
+from saliency_research.bench import protocol_choices, threads
 from saliency_research.reports import ci_cell, oise_place, paired_verdict
 
 REPO = paths.REPO_ROOT
@@ -508,7 +508,6 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
         return next(r for r in rows if r["workload"] == workload)
 
     quiet, busy = row("quiet", "oise, 1 chain"), row("busy", "oise, 1 chain")
-    one = busy["one thread"]["ms_per_image"]
     per_call = photo_map["default"] / photo_map["steps"] * 1e3
     bare = result["phases"]["quiet"]["models"]["efficientnet-lite0"]["bare"]
     best = min(b["ms_per_image"] for b in bare if b["batch"] == 1)
@@ -519,12 +518,13 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
         f"PyTorch's default of {conditions['default_threads']} threads, no other job; load average "
         f"{photo_map['load_before']} at the start, the busy phase just ended; {conditions['date'][:10]}). "
         f"That is {per_call:.2f} ms per model call, {per_call / best:.2f}x the best bare ONNX Runtime call "
-        f"({best:.2f} ms). In the benchmark's shorter runs (400 calls, three rounds) the loop took "
+        f"({best:.2f} ms). In the benchmark's shorter runs ({quiet['images']} calls, {len(quiet['default']['all_ms'])} "
+        f"rounds) the loop took "
         f"{quiet['default']['ratio']:.2f}x the best bare call on a quiet machine (load average "
         f"{result['phases']['quiet']['load_before']}; the configuration it replaced: "
         f"{quiet['before']['ratio']:.2f}x) and, with another process holding one core, "
-        f"{busy['default']['ms_per_image'] / one:.2f}x the time of one thread "
-        f"(before: {busy['before']['ms_per_image'] / one:.2f}x) "
+        f"{threads.paired_ratio(busy, 'default'):.2f}x the time of one thread "
+        f"(before: {threads.paired_ratio(busy, 'before'):.2f}x; medians of the rounds' ratios) "
         f"([threads.md]({prefix}threads.md), `python -m saliency_research.bench.threads`)."
     )
 

@@ -21,7 +21,9 @@ In each phase, for each model (EfficientNet-Lite0 on a 224 px photograph, the Fa
   plain function, so the loop leaves PyTorch's threads as they are, and ONNX Runtime's threads always spinning).
 
 Each workload's time is divided by the masked images it evaluated (counted by a forward hook on the model), and
-its ratio is to the best bare time per image at its most common batch size in the same phase. On the quiet machine
+its ratio is to the best bare time per image at its most common batch size, timed just before it in the same round
+(the median of the rounds' ratios is reported). Workloads shorter than ``MIN_SECONDS`` are repeated within one
+timing. On the quiet machine
 ``oise`` and ``rise`` also run with a model that costs nothing (zeros of the logits' shape, one thread): the loop's
 own work per masked image. The best bare call plus that work is the **floor**: the ratio no thread setting can
 beat, since the loop's work and the model call take turns. The 5,000-call
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import platform
 import statistics
@@ -144,30 +147,57 @@ def _busy_core():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+# A workload measured once runs at least this long (short ones are repeated, up to MAX_REPEATS times): the Fashion
+# CNN's LIME, Occlusion and curves take 20-50 ms, shorter than the chooser's first timings and the machine's jitter.
+MIN_SECONDS = 0.5
+MAX_REPEATS = 25
+
+
+def _repeated(function, repeats: int):
+    def run(model):
+        for _ in range(repeats):
+            function(model)
+
+    return run
+
+
 def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
+    """One phase: per model, a warm-up run of each workload (its batch size, and how often to repeat it to last
+    :data:`MIN_SECONDS`), then ``rounds`` rounds in which each workload's bare calls (every way, at its batch size)
+    are timed right before its three settings. A ratio is a setting's time over the best bare time *of the same
+    round*: this virtual machine's speed jumps for seconds at a time (a bare call's time in one process moved from
+    5.0 to 7.9 ms and back), and adjacent timings see the same machine."""
     hog = _busy_core() if name == "busy" else None
     time.sleep(1.0)
     load = os.getloadavg()
     out = {"load_before": " ".join(f"{x:.2f}" for x in load), "models": {}}
     try:
         for model_name, (model, images, workloads, calls) in setups.items():
-            times = collections.defaultdict(list)
-            batches: dict[str, collections.Counter] = {}
-            bare = collections.defaultdict(list)
             bare_ways = [("1 thread", 1, False), (f"{default_threads} threads, spinning", default_threads, True)]
             if default_threads > 1:
                 bare_ways.append((f"{default_threads} threads, sleeping", default_threads, False))
+            batches: dict[str, collections.Counter] = {}
+            repeats: dict[str, int] = {}
+            for workload, function in workloads.items():  # warm-up: batch sizes and repeats
+                seconds, batches[workload] = _run("default", model, function, default_threads)
+                repeats[workload] = max(1, min(MAX_REPEATS, math.ceil(MIN_SECONDS / max(seconds, 1e-6))))
+            times = collections.defaultdict(list)
+            ratios = collections.defaultdict(list)
+            bare = collections.defaultdict(list)
             for _ in range(rounds):
                 for workload, function in workloads.items():
-                    for setting in SETTINGS:
-                        seconds, counted = _run(setting, model, function, default_threads)
-                        batches[workload] = counted
-                        times[(workload, setting)].append(seconds / sum(b * n for b, n in counted.items()))
-                sizes = sorted({c.most_common(1)[0][0] for c in batches.values()})
-                for size in sizes:
+                    size = batches[workload].most_common(1)[0][0]
+                    per_call = max(20, calls // (4 * size))
+                    best = math.inf
                     for label, n_threads, spin in bare_ways:
-                        per_call = max(20, calls // (4 * size))
-                        bare[(size, label)].append(_bare(model, images, size, n_threads, spin, per_call))
+                        seconds = _bare(model, images, size, n_threads, spin, per_call)
+                        bare[(size, label)].append(seconds)
+                        best = min(best, seconds)
+                    for setting in SETTINGS:
+                        seconds, counted = _run(setting, model, _repeated(function, repeats[workload]), default_threads)
+                        per_image = seconds / sum(b * n for b, n in counted.items())
+                        times[(workload, setting)].append(per_image)
+                        ratios[(workload, setting)].append(per_image / best)
             loop_alone = {}
             if name == "quiet":  # the loop's own work: the same workloads around a model that costs nothing
                 with torch.inference_mode():
@@ -180,26 +210,32 @@ def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
                             values.append(seconds / sum(b * n for b, n in counted.items()))
                         loop_alone[workload] = statistics.median(values)
             bare_median = {key: statistics.median(v) for key, v in bare.items()}
-            best = {size: min(v for (s, _), v in bare_median.items() if s == size) for size, _ in bare_median}
             rows = []
             for workload in workloads:
                 size = batches[workload].most_common(1)[0][0]
-                row = {"workload": workload, "batch": size, "images": sum(b * n for b, n in batches[workload].items())}
+                best_bare = min(v for (s, _), v in bare_median.items() if s == size)
+                row = {
+                    "workload": workload,
+                    "batch": size,
+                    "images": sum(b * n for b, n in batches[workload].items()),
+                    "repeats": repeats[workload],
+                }
                 for setting in SETTINGS:
                     values = times[(workload, setting)]
                     row[setting] = {
                         "ms_per_image": statistics.median(values) * 1e3,
-                        "ratio": statistics.median(values) / best[size],
+                        "ratio": statistics.median(ratios[(workload, setting)]),
                         "all_ms": [v * 1e3 for v in values],
+                        "all_ratios": ratios[(workload, setting)],
                     }
                 if workload in loop_alone:
                     row["loop_alone_ms"] = loop_alone[workload] * 1e3
-                    row["floor"] = (best[size] + loop_alone[workload]) / best[size]
+                    row["floor"] = (best_bare + loop_alone[workload]) / best_bare
                 rows.append(row)
             out["models"][model_name] = {
                 "bare": [
                     {"batch": s, "way": label, "ms_per_image": v * 1e3, "all_ms": [x * 1e3 for x in bare[(s, label)]]}
-                    for (s, label), v in bare_median.items()
+                    for (s, label), v in sorted(bare_median.items())
                 ],
                 "workloads": rows,
                 "chosen": {str(k): v for k, v in model.ways()["shapes"].items()},
@@ -243,8 +279,11 @@ def write_markdown(summary: dict, path: Path) -> None:
         f"Command: `{c['command']}` ({c['date']}; {c['cpu']}, {c['cores']} cores, PyTorch {c['torch']}, "
         f"ONNX Runtime {c['onnxruntime']}, default threads {c['default_threads']}; {c['minutes']:.1f} min).",
         "",
-        "Each cell: median wall time per masked image over the rounds, and in brackets its ratio to the best bare "
-        "`InferenceSession.run` time per image at the workload's batch size in the same phase. **default**: what a "
+        "Each cell: median wall time per masked image over the rounds, and in brackets the median over the rounds "
+        "of its ratio to the best bare `InferenceSession.run` time per image at the workload's batch size, timed "
+        "just before it in the same round (this virtual machine's speed jumps for seconds at a time: adjacent "
+        "timings see the same machine). Workloads shorter than "
+        f"{MIN_SECONDS} s are repeated within one timing (**x**: how often). **default**: what a "
         "learner gets; **one thread**: `torch.set_num_threads(1)`; **before**: the replaced configuration (PyTorch's "
         "threads left at the default inside the loop, ONNX Runtime's threads always spinning). **busy**: one "
         "other process keeps one core busy (started and stopped by the benchmark). **floor** (quiet, `oise` and "
@@ -257,15 +296,18 @@ def write_markdown(summary: dict, path: Path) -> None:
         lines += [f"## {phase_name} (load average {p['load_before']} before, {p['load_after']} after)", ""]
         floor = phase_name == "quiet"
         lines += [
-            "| model | workload | batch | images | default | one thread | before |" + (" floor |" if floor else ""),
-            "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if floor else ""),
+            "| model | workload | batch | images | x | default | one thread | before |" + (" floor |" if floor else ""),
+            "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if floor else ""),
         ]
         for model_name, m in p["models"].items():
             for row in m["workloads"]:
                 cells = " | ".join(_cell(row[s]) for s in SETTINGS)
                 if floor:
                     cells += f" | {row['floor']:.2f}x" if "floor" in row else " | "
-                lines.append(f"| {model_name} | {row['workload']} | {row['batch']} | {row['images']} | {cells} |")
+                lines.append(
+                    f"| {model_name} | {row['workload']} | {row['batch']} | {row['images']} | "
+                    f"{row.get('repeats', 1)} | {cells} |"
+                )
         lines += ["", "Bare calls, ms per image (median):", ""]
         lines += ["| model | batch | way | ms per image |", "|---|---:|---|---:|"]
         for model_name, m in p["models"].items():
@@ -306,6 +348,11 @@ def write_markdown(summary: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def paired_ratio(row: dict, setting: str, base: str = "one thread") -> float:
+    """The median over the rounds of ``setting``'s time over ``base``'s in the same round (one workload's row)."""
+    return statistics.median(a / b for a, b in zip(row[setting]["all_ms"], row[base]["all_ms"]))
+
+
 def checks(summary: dict) -> list[str]:
     out = []
     for model_name, m in summary["phases"]["quiet"]["models"].items():
@@ -319,11 +366,10 @@ def checks(summary: dict) -> list[str]:
                 )
     for model_name, m in summary["phases"]["busy"]["models"].items():
         for row in m["workloads"]:
-            one = row["one thread"]["ms_per_image"]
-            r, before = row["default"]["ms_per_image"] / one, row["before"]["ms_per_image"] / one
+            r, before = paired_ratio(row, "default"), paired_ratio(row, "before")
             out.append(
                 f"busy, {model_name}, {row['workload']}: default / one thread = {r:.2f} (before / one thread = "
-                f"{before:.2f})"
+                f"{before:.2f}; medians of the rounds' ratios)"
             )
     return out
 
