@@ -56,9 +56,10 @@ INPUT, OUTPUT = "images", "logits"
 # spin). "one" ignores the budget: for a small model on a machine where another process holds a core, waking a
 # second thread costs more than the work it takes over.
 WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
-# What is timed is a call's *cycle*: from its start to the start of the next call of the same shape, so the work
-# between calls counts too (threads that spin after a call slow that work down when a core is taken). Cycles
-# whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
+# What is timed is a call's *cycle*: from its start to the start of the model's next call (of any shape: the
+# deletion curve and Occlusion alternate two shapes, and a cycle that waited for the same shape would never end), so
+# the work between calls counts too (threads that spin after a call slow that work down when a core is taken).
+# Cycles whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
 CYCLE_GAP_SECONDS = 0.05
 # How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since);
 # both double after each round of timings that keeps the same way, up to PROBE_MAX_BACKOFF times (32 s, 1,600).
@@ -242,9 +243,9 @@ class WayChooser:
         if self._previous is not None:  # the previous call's cycle ends now
             previous_timing, previous_way, previous_start, previous_run = self._previous
             cycle = start - previous_start
-            if previous_timing is timing and cycle - previous_run <= CYCLE_GAP_SECONDS + 4 * previous_run:
-                timing.record(previous_way, cycle, start)
-                self._last_chosen = timing.chosen
+            if cycle - previous_run <= CYCLE_GAP_SECONDS + 4 * previous_run:
+                previous_timing.record(previous_way, cycle, start)
+                self._last_chosen = previous_timing.chosen
         way = self.last_way = timing.way
         first = (threads, way, array.shape) not in self._warm
         logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
