@@ -56,6 +56,8 @@ def _threads_seen(model) -> tuple[list[int], object]:
 
 LOOPS = {
     "oise": lambda m, x: oise(m, x, 0, n_steps=40, seed=0),
+    "oise, top-1 target": lambda m, x: oise(m, x, n_steps=40, seed=0),
+    "rise, top-1 target": lambda m, x: rise(m, x, n_masks=60, seed=0),
     "oise, 4 chains": lambda m, x: oise(m, x, 0, n_steps=40, n_chains=4, seed=0),
     "rise": lambda m, x: rise(m, x, 0, n_masks=60, seed=0),
     "deletion": lambda m, x: metrics.deletion(m, x, torch.rand(len(x), 28, 28), 0),
@@ -72,8 +74,9 @@ def test_every_black_box_loop_runs_its_mask_work_on_one_thread_and_restores_the_
         LOOPS[loop](fast, images)
     finally:
         hook.remove()
-    # The loop's own calls see 1 PyTorch thread (a clean-image call before the loop may see 2).
-    assert seen and seen.count(1) >= len(seen) - 1, seen
+    # Every call sees 1 PyTorch thread, the clean image's call before the loop too: the whole function runs on
+    # one (runs_black_box). The preparation on two threads made a deletion curve 2.3x slower with a busy core.
+    assert seen and set(seen) == {1}, seen
     assert torch.get_num_threads() == 2
     # ... while the model itself ran on the budget: 2 threads in ONNX Runtime.
     assert fast.ways()["threads"] == 2

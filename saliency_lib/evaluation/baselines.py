@@ -56,7 +56,7 @@ from ..method.core import (
 from ..method.oise_method import oise
 from ..method.results import SaliencyResult
 from ..method.rise_method import rise
-from ..method.threads import black_box_threads
+from ..method.threads import runs_black_box
 from .metrics import random_maps
 
 __all__ = [
@@ -135,6 +135,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target=None, *, layer: nn.Mo
     return _finish(_by_chunks(part_maps, images), 1, targets, began)
 
 
+@runs_black_box
 def occlusion(
     model: nn.Module,
     images: torch.Tensor,
@@ -167,15 +168,14 @@ def occlusion(
         batch_size = max(1, default_batch_size(images, at_most=64 * len(images)) // len(images))
     check_int("batch_size", batch_size, 1)
     baselines = _reference_images(model, images, reference)
-    with black_box_threads(model):
-        attribution = Occlusion(_without_gradients(model)).attribute(
-            images,
-            sliding_window_shapes=(channels, window, window),
-            strides=(channels, stride, stride),
-            baselines=baselines,
-            target=targets,
-            perturbations_per_eval=batch_size,
-        )
+    attribution = Occlusion(_without_gradients(model)).attribute(
+        images,
+        sliding_window_shapes=(channels, window, window),
+        strides=(channels, stride, stride),
+        baselines=baselines,
+        target=targets,
+        perturbations_per_eval=batch_size,
+    )
     positions = ((images.shape[2] - window) // stride + 1) * ((images.shape[3] - window) // stride + 1)
     return _finish(attribution.mean(dim=1), positions + 1, targets, began)
 
@@ -305,6 +305,7 @@ def _weighted_ridge(alpha: float):
     return train
 
 
+@runs_black_box
 def lime(
     model: nn.Module,
     images: torch.Tensor,
@@ -347,7 +348,7 @@ def lime(
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        with warnings.catch_warnings(), black_box_threads(model):
+        with warnings.catch_warnings():
             # Captum warns that a batch trains one surrogate per image: that is what LIME does.
             warnings.filterwarnings("ignore", message="You are providing multiple inputs for Lime")
             attribution = explainer.attribute(

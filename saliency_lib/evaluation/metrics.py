@@ -62,7 +62,7 @@ from ..method.core import (
 )
 from ..method.progress import progress_bar
 from ..method.results import SaliencyResult
-from ..method.threads import black_box_threads
+from ..method.threads import runs_black_box
 
 __all__ = [
     "CurveResult",
@@ -144,6 +144,7 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(span > 0, (maps - low) / span.clamp_min(1e-12), torch.ones_like(maps))
 
 
+@runs_black_box
 def causal_curves(
     model: nn.Module,
     images: torch.Tensor,
@@ -211,16 +212,15 @@ def causal_curves(
     # Work through (image, step) pairs in chunks: each chunk is one batched model call.
     pairs = torch.cartesian_prod(torch.arange(batch, device=device), torch.arange(n_points, device=device))
     bar = progress_bar(total=len(pairs), desc=mode, unit="img", enabled=progress)
-    with black_box_threads(model):
-        for chunk_start in range(0, len(pairs), per_call):
-            chunk = pairs[chunk_start : chunk_start + per_call]
-            b, t = chunk[:, 0], chunk[:, 1]
-            hit = (ranks[b] < changed[t].view(-1, 1)).view(-1, height, width).float()  # 1 = pixel changed
-            keep = 1 - hit if mode == "deletion" else hit
-            mixed = M.apply_mask(images[b], keep, filler[b])
-            probs = class_probabilities(model, mixed, output=output, batch_size=per_call)
-            curve[b, t] = probs.gather(1, targets[b].view(-1, 1))[:, 0]
-            bar.update(len(chunk))
+    for chunk_start in range(0, len(pairs), per_call):
+        chunk = pairs[chunk_start : chunk_start + per_call]
+        b, t = chunk[:, 0], chunk[:, 1]
+        hit = (ranks[b] < changed[t].view(-1, 1)).view(-1, height, width).float()  # 1 = pixel changed
+        keep = 1 - hit if mode == "deletion" else hit
+        mixed = M.apply_mask(images[b], keep, filler[b])
+        probs = class_probabilities(model, mixed, output=output, batch_size=per_call)
+        curve[b, t] = probs.gather(1, targets[b].view(-1, 1))[:, 0]
+        bar.update(len(chunk))
     bar.close()
     fraction = changed.float() / n_pixels
     return CurveResult(auc(curve), curve, fraction.cpu(), targets, n_points)

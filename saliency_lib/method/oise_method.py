@@ -49,7 +49,7 @@ from .core import (
 )
 from .progress import progress_bar
 from .results import Recorder, SaliencyResult
-from .threads import black_box_threads
+from .threads import runs_black_box
 
 __all__ = ["oise", "OISE", "OISEStep", "Recorder", "RANDOM_CHUNK"]
 
@@ -105,6 +105,7 @@ def _check_common(grid_size, p_init, n_steps, step_size, n_chains, batch_size, h
         check_int("batch_size", batch_size, 1)
 
 
+@runs_black_box
 def oise(
     model: nn.Module,
     images: torch.Tensor,
@@ -199,7 +200,7 @@ def oise(
     upsampler = M.Upsampler(grid_size, (height, width), device=device)
     cell_h, cell_w = upsampler.cell
 
-    with torch.inference_mode(), black_box_threads(model):
+    with torch.inference_mode():
         repeated = images.repeat_interleave(chains, dim=0) if chains > 1 else images
         ref = broadcast_reference(ref, images, repeats=chains)
         difference = repeated - ref  # masked = ref + (x - ref) * mask, one fused op per step

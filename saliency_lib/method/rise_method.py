@@ -32,11 +32,12 @@ from .core import (
 )
 from .progress import progress_bar
 from .results import SaliencyResult
-from .threads import black_box_threads
+from .threads import runs_black_box
 
 __all__ = ["rise", "RISE"]
 
 
+@runs_black_box
 def rise(
     model: nn.Module,
     images: torch.Tensor,
@@ -104,7 +105,7 @@ def rise(
     used = 0
     partial = False
     bar = progress_bar(total=n_masks, desc="RISE", unit="mask", enabled=progress)
-    with torch.inference_mode(), black_box_threads(model):
+    with torch.inference_mode():
         ref = broadcast_reference(ref, images)
         ref_rows = ref.unsqueeze(1) if ref.dim() == 4 else ref  # (B, 1, C, H, W) or broadcastable
         difference = (images - ref).unsqueeze(1)  # (B, 1, C, H, W)

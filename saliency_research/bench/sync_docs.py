@@ -509,17 +509,15 @@ def threads_speed(prefix: str = "benchmarks/results/") -> str:
 
     quiet, busy = row("quiet", "oise, 1 chain"), row("busy", "oise, 1 chain")
     per_call = photo_map["default"] / photo_map["steps"] * 1e3
-    bare = result["phases"]["quiet"]["models"]["efficientnet-lite0"]["bare"]
-    best = min(b["ms_per_image"] for b in bare if b["batch"] == 1)
     return (
         f"One {photo_map['steps']:,}-call OISE map of a 224 px photograph (EfficientNet-Lite0 in ONNX Runtime, one "
         f"chain) takes **{photo_map['default']:.1f} s** at the default threads and "
         f"{photo_map['one thread']:.1f} s with one thread ({conditions['cpu']}, {conditions['cores']} cores, "
         f"PyTorch's default of {conditions['default_threads']} threads, no other job; load average "
         f"{photo_map['load_before']} at the start, the busy phase just ended; {conditions['date'][:10]}). "
-        f"That is {per_call:.2f} ms per model call, {per_call / best:.2f}x the best bare ONNX Runtime call "
-        f"({best:.2f} ms). In the benchmark's shorter runs ({quiet['images']} calls, {len(quiet['default']['all_ms'])} "
-        f"rounds) the loop took "
+        f"That is {per_call:.2f} ms per model call, {photo_map['default ratio']:.2f}x the best bare ONNX Runtime "
+        f"call timed just before each run (median of {photo_map['rounds']}). In the benchmark's shorter runs "
+        f"({quiet['images']} calls, {len(quiet['default']['all_ms'])} rounds) the loop took "
         f"{quiet['default']['ratio']:.2f}x the best bare call on a quiet machine (load average "
         f"{result['phases']['quiet']['load_before']}; the configuration it replaced: "
         f"{quiet['before']['ratio']:.2f}x) and, with another process holding one core, "
