@@ -528,13 +528,14 @@ def test_bad_input(row: Row, files, capsys):
                 good_model, good_images = row.same_as()
                 assert result.dtype == torch.float32
                 assert torch.equal(result, _call(row, good_model, good_images))
-    ours = [
-        _first_line(w.message)
-        for w in caught
-        if issubclass(w.category, UserWarning) and str(w.message).startswith(("model ", "images "))
+    mine = [
+        w for w in caught if issubclass(w.category, UserWarning) and str(w.message).startswith(("model ", "images "))
     ]
+    ours = [_first_line(w.message) for w in mine]
     if row.outcome == "UserWarning":
         assert ours == [row.first_line]
+        # the warning names the caller's line (here, this file), not a line inside the library
+        assert Path(mine[0].filename).resolve() == Path(__file__).resolve(), mine[0].filename
     elif row.outcome == "accepted":
         assert ours == []
     for value, before in kept:

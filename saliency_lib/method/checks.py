@@ -6,15 +6,19 @@ whose message starts with the argument's name, says what was expected and what w
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import warnings
 import weakref
+from pathlib import Path
 
 import torch
 from torch import nn
 
 __all__ = [
+    "LIBRARY_DIR",
+    "user_stacklevel",
     "check_int",
     "check_number",
     "check_fraction",
@@ -25,6 +29,20 @@ __all__ = [
     "check_callable",
     "check_model",
 ]
+
+
+# The library's folder: a warning names the first line outside it (the learner's cell, the user's script).
+LIBRARY_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside ``saliency_lib``, however
+    deep inside the library the warning is raised (a check called by ``oise`` or by a metric called by a suite), so
+    the message names the learner's line. Call it from the function that calls ``warnings.warn``."""
+    frame, level = inspect.currentframe().f_back, 1  # level 1: the function that warns
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(LIBRARY_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
@@ -158,7 +176,7 @@ def check_model(model, name: str = "model"):
                 f"{name}.eval() first (torchvision builds models in training mode); the library does "
                 f"not change your model.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
     return model
 
@@ -243,7 +261,7 @@ def check_images(
             f"models expect [0, 1]: use {name} / 255. (A model of yours that wants this range: ignore "
             f"this.)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return images, added
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import masks as M
-from .checks import check_choice, check_int, check_seed
+from .checks import check_choice, check_int, check_seed, user_stacklevel
 
 __all__ = [
     "OUTPUTS",
@@ -144,7 +144,7 @@ def _warn_probabilities(model) -> None:
         "output='logits': a second softmax flattens them and the maps lose contrast; pass "
         "output='probabilities' (oise, rise, the metrics) or make the model return logits.",
         UserWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
 
 
