@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 import warnings
 import weakref
 from pathlib import Path
@@ -32,7 +33,7 @@ __all__ = [
 
 
 # The library's folder: a warning names the first line outside it (the learner's cell, the user's script).
-LIBRARY_DIR = str(Path(__file__).resolve().parents[1])
+LIBRARY_DIR = str(Path(__file__).resolve().parents[1]) + os.sep  # with the separator: not a sibling "saliency_lib_x"
 
 
 def user_stacklevel() -> int:
