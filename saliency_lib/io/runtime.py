@@ -157,7 +157,8 @@ class FastClassifier(nn.Module):
 
     def ways(self) -> dict:
         """What the runtime measured and chose (see the module's docstring): ``{"threads": T, "spin": setting,
-        "shapes": {shape: {"chosen": way, "mean_ms": {way: mean cycle in ms}}}}``."""
+        "contexts": [one per call context: {"function", "before", "shape", "cycles", "chosen", "mean_ms"}],
+        "shapes": {shape: its busiest context's entry}}`` (:meth:`saliency_lib.io.ways.WayChooser.report`)."""
         return self.chooser.report()
 
     def to(self, *args, **kwargs):

@@ -8,9 +8,11 @@ the sessions share one memory arena, so each more costs only its copy of the wei
 **spinning** while they wait (the fastest on idle cores), the budget's threads **sleeping** (for a large model
 the fastest when another process holds a core, where spinning is 1.5-2x slower) and **one** thread (for a small
 model on such a machine, where waking a second thread costs more than it saves). Which is fastest depends on the
-model and on what else the machine runs, so :class:`WayChooser` measures: for each input shape it times a few
-call cycles of each way (a call and the caller's work up to the next call, which spinning threads slow down when a
-core is taken; never the first call of a way at a shape, which makes the session and plans its memory), keeps the
+model and on what else the machine runs, so :class:`WayChooser` measures: for each call context (the black-box
+function calling, the input shape and the shapes of the two calls before it, :data:`CONTEXT_CALLS`, so a loop's
+steady calls are compared with each other and not with the calls that prepare a loop) it times a few call
+cycles of each way (a call and the caller's work up to the next call, which spinning threads slow down when a core
+is taken; never the first call of a way at a shape, which makes the session and plans its memory), keeps the
 fastest, and times the others again: at once when the chosen way's cycles become
 :data:`SLOWDOWN` times slower than when it was chosen (another process took a core), otherwise after
 :data:`PROBE_SECONDS`, twice as long after each round that keeps the same way (up to :data:`PROBE_MAX_BACKOFF` times),
@@ -44,7 +46,8 @@ __all__ = [
     "PROBE_MAX_CALLS",
     "PROBE_FIRST",
     "START_WAY",
-    "ShapeTimings",
+    "CONTEXT_CALLS",
+    "ContextTimings",
     "session_options",
     "ort_session",
     "WayChooser",
@@ -61,6 +64,16 @@ WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
 # the work between calls counts too (threads that spin after a call slow that work down when a core is taken).
 # Cycles whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
 CYCLE_GAP_SECONDS = 0.05
+# A call is timed within its context: the black-box function running (saliency_lib.method.threads.current_loop:
+# "oise", "occlusion", ...; None for a call outside one), its shape and the shapes of the CONTEXT_CALLS calls
+# before it in the same function call (outside one: since the last gap as above). A shape alone mixes loops: on the
+# Fashion CNN one image is both an OISE step (cycles of 0.3 ms) and the clean image's call that starts each deletion
+# curve, LIME and Occlusion run (cycles of 2-27 ms that hold the loop's preparation); timed together, the few long
+# cycles decided the steps' way (measured: one thread instead of spinning threads, the map 1.4x slower). Within
+# a function its first calls prepare the loop and its steady calls repeat: Occlusion calls 1, 1, 64, 64, 41 images,
+# the deletion curve 1, 29. A cycle that ends in another function call (the last step, then whatever the caller
+# did before the next function) is not timed.
+CONTEXT_CALLS = 2
 # How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since);
 # both double after each round of timings that keeps the same way, up to PROBE_MAX_BACKOFF times (32 s, 1,600).
 PROBE_SECONDS = 2.0
@@ -125,15 +138,16 @@ def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
-class ShapeTimings:
-    """Per input shape: recent cycle times of each way, the chosen way, and the way being timed (if any).
+class ContextTimings:
+    """Per call context (a function, an input shape and the shapes before it): recent cycle times of each way, the chosen way,
+    and the way being timed (if any).
 
     ``record(way, seconds, now)`` takes the cycle of a call made the way :attr:`way` said (``now``: the
     ``time.perf_counter()`` it ended at); :attr:`chosen` is the way kept by the last round of timings.
 
-    A new shape starts with the way last chosen for any shape of the model (``start``) and is first timed against
-    the others after :data:`PROBE_FIRST` cycles, so a shape met once or twice (the last, partial batch of a loop)
-    never pays for timings."""
+    A new context starts with the way last chosen for any context of the model (``start``) and is first timed
+    against the others after :data:`PROBE_FIRST` cycles, so a context met once or twice (the last, partial batch of
+    a loop) never pays for timings. :attr:`cycles` counts the cycles recorded."""
 
     def __init__(self, ways: tuple[str, ...], start: str):
         self.times = {way: deque(maxlen=PROBE_MAX_CALLS) for way in ways}
@@ -146,12 +160,14 @@ class ShapeTimings:
         self.chosen_mean: float | None = None  # the chosen way's mean cycle when the last round chose it
         self.recent: list[float] = []  # the chosen way's cycles in the current window, and their sum
         self.recent_sum = 0.0
+        self.cycles = 0
 
     @property
     def way(self) -> str:
         return self.to_time[0] if self.to_time else self.chosen
 
     def record(self, way: str, seconds: float, now: float) -> None:
+        self.cycles += 1
         if self.to_time and way == self.to_time[0]:
             self.block.append(seconds)  # the way being timed; its last complete timing stays in self.times
             block = self.block
@@ -193,7 +209,7 @@ class ShapeTimings:
 
 class WayChooser:
     """A model's sessions, one per thread count and way (made when first used), and the measured choice of way per
-    thread budget, spin setting and input shape (kept, so changing a setting and back costs nothing).
+    thread budget, spin setting and call context (kept, so changing a setting and back costs nothing).
 
     Args:
         make_session: ``(threads, spin) -> session``; the session's ``run(output_names, feed)`` is ONNX Runtime's.
@@ -207,9 +223,12 @@ class WayChooser:
     def __init__(self, make_session):
         self._make = make_session
         self.sessions: dict[tuple[int, str], object] = {}
-        self._timings: dict[tuple[int, str, tuple[int, ...]], ShapeTimings] = {}
+        # (threads, spin setting, function, the shapes before, shape) -> its timings
+        self._timings: dict[tuple[int, str, str | None, tuple, tuple[int, ...]], ContextTimings] = {}
         self._last_chosen = START_WAY
-        self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call
+        self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call, if timed
+        self._last: tuple[float, float, object] | None = None  # (start, seconds in run, loop) of the last call
+        self._before: deque = deque(maxlen=CONTEXT_CALLS)  # the shapes of the last calls of this run of calls
         self._warm: set[tuple[int, str, tuple[int, ...]]] = set()  # (threads, way, shape) called before
         self.last_way: str | None = None  # the way that ran the last call
         threads, spin = self._settings()  # an unusable SALIENCY_THREADS / SALIENCY_ORT_SPIN fails here, at load
@@ -236,37 +255,55 @@ class WayChooser:
     def run(self, array: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         threads, spin = self._settings()
-        key = (threads, spin, array.shape)
+        loop = thread_rule.current_loop()
+        joined = False  # whether this call follows the last one in the same run of calls (the last cycle ends now)
+        if self._last is not None:
+            last_start, last_run, last_loop = self._last
+            joined = loop == last_loop and start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
+        if not joined:
+            self._before.clear()
+        key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
         timing = self._timings.get(key)
         if timing is None:
-            timing = self._timings[key] = ShapeTimings(self._ways(threads, spin), self._last_chosen)
-        if self._previous is not None:  # the previous call's cycle ends now
-            previous_timing, previous_way, previous_start, previous_run = self._previous
-            cycle = start - previous_start
-            if cycle - previous_run <= CYCLE_GAP_SECONDS + 4 * previous_run:
-                previous_timing.record(previous_way, cycle, start)
-                self._last_chosen = previous_timing.chosen
+            timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
+        if self._previous is not None and joined:
+            previous_timing, previous_way, previous_start, _ = self._previous
+            previous_timing.record(previous_way, start - previous_start, start)
+            self._last_chosen = previous_timing.chosen
         way = self.last_way = timing.way
         first = (threads, way, array.shape) not in self._warm
         logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
+        ran = time.perf_counter() - start
+        self._last = (start, ran, loop)
+        self._before.append(array.shape)
         if first:  # making the session and its first call at this shape (memory plan, threads) are one-off costs
             self._warm.add((threads, way, array.shape))
             self._previous = None  # so this cycle is not timed: it would count them against the way
         else:
-            self._previous = (timing, way, start, time.perf_counter() - start)
+            self._previous = (timing, way, start, ran)
         return logits
 
     def report(self) -> dict:
+        """What was measured and chosen at the current settings: ``contexts``, one entry per call context
+        (``function``: the black-box function that called, or ``None``; ``before``: the shapes of the calls before it
+        in that call; ``shape``; ``cycles`` recorded; the ``chosen`` way; ``mean_ms``: each way's mean cycle in its
+        last timing), and ``shapes``: per input shape, the entry of its context with the most cycles (the steady
+        calls of the loop that called it most)."""
         threads, spin = self._settings()
-        return {
-            "threads": threads,
-            "spin": spin,
-            "shapes": {
-                tuple(shape): {
-                    "chosen": timing.chosen,
-                    "mean_ms": {w: round(statistics.fmean(t) * 1e3, 3) for w, t in timing.times.items() if t},
-                }
-                for (n, setting, shape), timing in self._timings.items()
-                if (n, setting) == (threads, spin)
-            },
-        }
+        contexts = [
+            {
+                "function": function,
+                "before": [tuple(s) for s in before],
+                "shape": tuple(shape),
+                "cycles": timing.cycles,
+                "chosen": timing.chosen,
+                "mean_ms": {w: round(statistics.fmean(t) * 1e3, 3) for w, t in timing.times.items() if t},
+            }
+            for (n, setting, function, before, shape), timing in self._timings.items()
+            if (n, setting) == (threads, spin)
+        ]
+        shapes: dict[tuple, dict] = {}
+        for entry in contexts:
+            if entry["shape"] not in shapes or entry["cycles"] > shapes[entry["shape"]]["cycles"]:
+                shapes[entry["shape"]] = entry
+        return {"threads": threads, "spin": spin, "contexts": contexts, "shapes": shapes}

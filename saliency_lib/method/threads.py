@@ -52,6 +52,7 @@ __all__ = [
     "spin_setting",
     "black_box_threads",
     "runs_black_box",
+    "current_loop",
     "cores",
     "cpu_quota",
     "default_count",
@@ -66,6 +67,10 @@ T = TypeVar("T")
 
 # The budget in force inside black_box_threads (PyTorch's count is 1 there, so it is kept here); None outside.
 _loop_budget: int | None = None
+# The outermost black-box call in progress: (a serial number, the function's name); None outside. The model's
+# runtime times its calls per loop (saliency_lib.io.ways), so one loop's preparation is not taken for another's steps.
+_loop: tuple[int, str] | None = None
+_loops_started = 0
 
 
 def budget() -> int:
@@ -101,28 +106,39 @@ def spin_setting() -> str:
     return value
 
 
+def current_loop() -> tuple[int, str] | None:
+    """The outermost black-box call in progress (:func:`black_box_threads` with a model in ONNX Runtime): ``(n,
+    name)``, ``n`` counting such calls in this process, ``name`` the function's (``"oise"``, or ``"loop"`` when
+    none was given); ``None`` outside one."""
+    return _loop
+
+
 @contextmanager
-def black_box_threads(model) -> Iterator[None]:
+def black_box_threads(model, name: str = "loop") -> Iterator[None]:
     """Inside: a model in ONNX Runtime gets :func:`budget` threads, PyTorch's mask work one. Anything else: as is.
 
     ``model`` is what the loop calls; only one with ``runtime == "onnx"`` (a
-    :class:`~saliency_lib.io.runtime.FastClassifier`) changes anything. Nested loops (a metric inside a method) keep
-    the outermost budget. PyTorch's thread count is restored on the way out, also after an exception or a
-    ``KeyboardInterrupt``. ``torch.set_num_threads`` is process-wide: do not run two loops in two Python threads
-    of one process at once (use processes: ``docs/scale-out.md``).
+    :class:`~saliency_lib.io.runtime.FastClassifier`) changes anything; ``name`` names the loop
+    (:func:`current_loop`). Nested loops (a metric inside a method) keep the outermost budget and name. PyTorch's
+    thread count is restored on the way out, also after an exception or a ``KeyboardInterrupt``.
+    ``torch.set_num_threads`` is process-wide: do not run two loops in two Python threads of one process at once
+    (use processes: ``docs/scale-out.md``).
     """
-    global _loop_budget
+    global _loop_budget, _loop, _loops_started
     if getattr(model, "runtime", None) != "onnx" or _loop_budget is not None:
         yield
         return
     before = torch.get_num_threads()
     _loop_budget = default_count()
+    _loops_started += 1
+    _loop = (_loops_started, name)
     try:
         if before != 1:
             torch.set_num_threads(1)
         yield
     finally:
         _loop_budget = None
+        _loop = None
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
@@ -136,7 +152,7 @@ def runs_black_box(function: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(function)
     def wrapper(model, *args, **kwargs):
-        with black_box_threads(model):
+        with black_box_threads(model, function.__name__):
             return function(model, *args, **kwargs)
 
     return wrapper

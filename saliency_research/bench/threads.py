@@ -161,6 +161,17 @@ def _repeated(function, repeats: int):
     return run
 
 
+def _steady_choices(contexts: list[dict]) -> list[dict]:
+    """Per black-box function and input shape, the context with the most cycles (the loop's steady calls): its
+    function, shape, chosen way and cycles."""
+    steady: dict[tuple, dict] = {}
+    for c in contexts:
+        key = (c["function"], c["shape"])
+        if key not in steady or c["cycles"] > steady[key]["cycles"]:
+            steady[key] = c
+    return [{k: c[k] for k in ("function", "shape", "chosen", "cycles")} for c in steady.values()]
+
+
 def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
     """One phase: per model, a warm-up run of each workload (its batch size, and how often to repeat it to last
     :data:`MIN_SECONDS`), then ``rounds`` rounds in which each workload's bare calls (every way, at its batch size)
@@ -238,7 +249,7 @@ def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
                     for (s, label), v in sorted(bare_median.items())
                 ],
                 "workloads": rows,
-                "chosen": {str(k): v for k, v in model.ways()["shapes"].items()},
+                "chosen": _steady_choices(model.ways()["contexts"]),
             }
             print(f"[{name}] {model_name}: done", flush=True)
     finally:
@@ -320,9 +331,21 @@ def write_markdown(summary: dict, path: Path) -> None:
         for model_name, m in p["models"].items():
             for b in m["bare"]:
                 lines.append(f"| {model_name} | {b['batch']} | {b['way']} | {b['ms_per_image']:.3g} |")
-        lines += ["", "What the runtime chose (per input shape; `FastClassifier.ways()` at the end of the phase):", ""]
+        lines += [
+            "",
+            "What the runtime chose at the end of the phase, at the default setting (`FastClassifier.ways()`: per "
+            "black-box function and image count, the steady calls' context, and how many cycles it timed):",
+            "",
+        ]
         for model_name, m in p["models"].items():
-            chosen = ", ".join(f"{shape}: {v['chosen']}" for shape, v in m["chosen"].items())
+            if isinstance(m["chosen"], dict):  # a file from before call contexts: per input shape
+                chosen = ", ".join(f"{shape}: {v['chosen']}" for shape, v in m["chosen"].items())
+            else:
+                chosen = ", ".join(
+                    f"{c['function'] or 'outside'} x{c['shape'][0]}: {c['chosen']} ({c['cycles']})"
+                    for c in m["chosen"]
+                    if c["cycles"]
+                )
             lines.append(f"- {model_name}: {chosen}")
         lines.append("")
     pm = summary["photo_map"]
