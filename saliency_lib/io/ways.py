@@ -139,8 +139,8 @@ def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
 
 
 class ContextTimings:
-    """Per call context (a function, an input shape and the shapes before it): recent cycle times of each way, the chosen way,
-    and the way being timed (if any).
+    """Per call context (a function, an input shape and the shapes before it): recent cycle times of each way, the
+    chosen way, and the way being timed (if any).
 
     ``record(way, seconds, now)`` takes the cycle of a call made the way :attr:`way` said (``now``: the
     ``time.perf_counter()`` it ended at); :attr:`chosen` is the way kept by the last round of timings.
