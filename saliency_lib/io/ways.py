@@ -47,6 +47,7 @@ __all__ = [
     "PROBE_FIRST",
     "START_WAY",
     "CONTEXT_CALLS",
+    "MAX_CONTEXTS",
     "ContextTimings",
     "session_options",
     "ort_session",
@@ -62,7 +63,9 @@ WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
 # What is timed is a call's *cycle*: from its start to the start of the model's next call (of any shape: the
 # deletion curve and Occlusion alternate two shapes, and a cycle that waited for the same shape would never end), so
 # the work between calls counts too (threads that spin after a call slow that work down when a core is taken).
-# Cycles whose work between calls is far longer than the call (the loop ended, a person paused) are left out.
+# Outside a black-box function, cycles whose work between calls is far longer than the call (a person paused) are
+# left out; within one, every gap is the loop's own work (LIME's clean call is followed by 27 ms of superpixels,
+# 54 ms with a core busy: left out, its context never saw the machine change).
 CYCLE_GAP_SECONDS = 0.05
 # A call is timed within its context: the black-box function running (saliency_lib.method.threads.current_loop:
 # "oise", "occlusion", ...; None for a call outside one), its shape and the shapes of the CONTEXT_CALLS calls
@@ -72,8 +75,11 @@ CYCLE_GAP_SECONDS = 0.05
 # cycles decided the steps' way (measured: one thread instead of spinning threads, the map 1.4x slower). Within
 # a function its first calls prepare the loop and its steady calls repeat: Occlusion calls 1, 1, 64, 64, 41 images,
 # the deletion curve 1, 29. A cycle that ends in another function call (the last step, then whatever the caller
-# did before the next function) is not timed.
+# did before the next function) ends where that function returned. A context not timed yet follows the model's
+# latest round of timings (a loop's last calls are few: one per function call), not the way it started with.
 CONTEXT_CALLS = 2
+# Contexts kept per model (the oldest made is dropped beyond: a long session of ever new shapes stays bounded).
+MAX_CONTEXTS = 512
 # How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since);
 # both double after each round of timings that keeps the same way, up to PROBE_MAX_BACKOFF times (32 s, 1,600).
 PROBE_SECONDS = 2.0
@@ -161,12 +167,19 @@ class ContextTimings:
         self.recent: list[float] = []  # the chosen way's cycles in the current window, and their sum
         self.recent_sum = 0.0
         self.cycles = 0
+        self.rounds = 0  # rounds of timings completed
 
     @property
     def way(self) -> str:
         return self.to_time[0] if self.to_time else self.chosen
 
-    def record(self, way: str, seconds: float, now: float) -> None:
+    def follow(self, way: str) -> None:
+        """Before its first round of timings: run ``way`` (the model's latest choice) from now on."""
+        if not self.rounds and not self.to_time and way in self.times:
+            self.chosen = way
+
+    def record(self, way: str, seconds: float, now: float) -> bool:
+        """Returns whether a round of timings ended (:attr:`chosen` is a fresh decision)."""
         self.cycles += 1
         if self.to_time and way == self.to_time[0]:
             self.block.append(seconds)  # the way being timed; its last complete timing stays in self.times
@@ -182,13 +195,15 @@ class ContextTimings:
                     self.chosen, self.chosen_mean = kept, means[kept]
                     self.since_probe, self.last_probe = 0, now
                     self.recent, self.recent_sum = [], 0.0
+                    self.rounds += 1
+                    return True
         elif not self.to_time and way == self.chosen:
             self.times[way].append(seconds)
             self.recent.append(seconds)
             self.recent_sum += seconds
             self.since_probe += 1
             if len(self.times) == 1:
-                return
+                return False
             slower = False
             if len(self.recent) >= WATCH_CALLS and (
                 self.recent_sum >= PROBE_MIN_SECONDS or len(self.recent) >= PROBE_MAX_CALLS
@@ -205,6 +220,7 @@ class ContextTimings:
             )
             if slower or due:
                 self.to_time = [w for w in self.times if w != way]
+        return False
 
 
 class WayChooser:
@@ -259,17 +275,29 @@ class WayChooser:
         joined = False  # whether this call follows the last one in the same run of calls (the last cycle ends now)
         if self._last is not None:
             last_start, last_run, last_loop = self._last
-            joined = loop == last_loop and start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
+            # Within a black-box function every gap is the loop's own work; outside one, a long gap is a pause.
+            joined = loop == last_loop and (
+                loop is not None or start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
+            )
         if not joined:
             self._before.clear()
         key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
         timing = self._timings.get(key)
         if timing is None:
+            if len(self._timings) >= MAX_CONTEXTS:
+                del self._timings[next(iter(self._timings))]
             timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
-        if self._previous is not None and joined:
-            previous_timing, previous_way, previous_start, _ = self._previous
-            previous_timing.record(previous_way, start - previous_start, start)
-            self._last_chosen = previous_timing.chosen
+        if self._previous is not None:  # the previous call's cycle ends now, or where its loop returned
+            previous_timing, previous_way, previous_start, previous_run = self._previous
+            end = start if joined else None
+            ended = thread_rule.last_loop_end()
+            if end is None and self._last is not None and ended and ended[0] == (self._last[2] or (None,))[0]:
+                end = ended[1]  # that loop's last call: its cycle ends where the loop returned
+                if end < previous_start + previous_run:
+                    end = None
+            if end is not None and previous_timing.record(previous_way, end - previous_start, end):
+                self._last_chosen = previous_timing.chosen
+        timing.follow(self._last_chosen)
         way = self.last_way = timing.way
         first = (threads, way, array.shape) not in self._warm
         logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]

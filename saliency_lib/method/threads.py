@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,7 @@ __all__ = [
     "black_box_threads",
     "runs_black_box",
     "current_loop",
+    "last_loop_end",
     "cores",
     "cpu_quota",
     "default_count",
@@ -71,6 +73,7 @@ _loop_budget: int | None = None
 # runtime times its calls per loop (saliency_lib.io.ways), so one loop's preparation is not taken for another's steps.
 _loop: tuple[int, str] | None = None
 _loops_started = 0
+_loop_end: tuple[int, float] | None = None  # the last such call that ended: (its number, time.perf_counter() then)
 
 
 def budget() -> int:
@@ -113,6 +116,12 @@ def current_loop() -> tuple[int, str] | None:
     return _loop
 
 
+def last_loop_end() -> tuple[int, float] | None:
+    """The last outermost black-box call that ended: ``(n, time.perf_counter() when it returned)``; ``None`` before
+    any (so the runtime can end the last model call's cycle where the loop ended)."""
+    return _loop_end
+
+
 @contextmanager
 def black_box_threads(model, name: str = "loop") -> Iterator[None]:
     """Inside: a model in ONNX Runtime gets :func:`budget` threads, PyTorch's mask work one. Anything else: as is.
@@ -124,7 +133,7 @@ def black_box_threads(model, name: str = "loop") -> Iterator[None]:
     ``torch.set_num_threads`` is process-wide: do not run two loops in two Python threads of one process at once
     (use processes: ``docs/scale-out.md``).
     """
-    global _loop_budget, _loop, _loops_started
+    global _loop_budget, _loop, _loops_started, _loop_end
     if getattr(model, "runtime", None) != "onnx" or _loop_budget is not None:
         yield
         return
@@ -138,6 +147,7 @@ def black_box_threads(model, name: str = "loop") -> Iterator[None]:
         yield
     finally:
         _loop_budget = None
+        _loop_end = (_loops_started, time.perf_counter())
         _loop = None
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
