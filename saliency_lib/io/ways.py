@@ -242,8 +242,8 @@ class WayChooser:
         # (threads, spin setting, function, the shapes before, shape) -> its timings
         self._timings: dict[tuple[int, str, str | None, tuple, tuple[int, ...]], ContextTimings] = {}
         self._last_chosen = START_WAY
-        self._previous: tuple | None = None  # (timing, way, start, seconds in run) of the last call, if timed
-        self._last: tuple[float, float, object] | None = None  # (start, seconds in run, loop) of the last call
+        # The last call: (its timings, or None when its cycle is not timed; way; start; seconds in run; loop)
+        self._last: tuple | None = None
         self._before: deque = deque(maxlen=CONTEXT_CALLS)  # the shapes of the last calls of this run of calls
         self._warm: set[tuple[int, str, tuple[int, ...]]] = set()  # (threads, way, shape) called before
         self.last_way: str | None = None  # the way that ran the last call
@@ -274,11 +274,18 @@ class WayChooser:
         loop = thread_rule.current_loop()
         joined = False  # whether this call follows the last one in the same run of calls (the last cycle ends now)
         if self._last is not None:
-            last_start, last_run, last_loop = self._last
+            last_timing, last_way, last_start, last_run, last_loop = self._last
             # Within a black-box function every gap is the loop's own work; outside one, a long gap is a pause.
             joined = loop == last_loop and (
                 loop is not None or start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
             )
+            end = start if joined else None
+            ended = thread_rule.last_loop_end()
+            if not joined and last_loop is not None and ended is not None and ended[0] == last_loop[0]:
+                end = ended[1]  # that loop's last call: its cycle ends where the loop returned
+            if last_timing is not None and end is not None and end >= last_start + last_run:
+                if last_timing.record(last_way, end - last_start, end):
+                    self._last_chosen = last_timing.chosen
         if not joined:
             self._before.clear()
         key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
@@ -287,28 +294,14 @@ class WayChooser:
             if len(self._timings) >= MAX_CONTEXTS:
                 del self._timings[next(iter(self._timings))]
             timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
-        if self._previous is not None:  # the previous call's cycle ends now, or where its loop returned
-            previous_timing, previous_way, previous_start, previous_run = self._previous
-            end = start if joined else None
-            ended = thread_rule.last_loop_end()
-            if end is None and self._last is not None and ended and ended[0] == (self._last[2] or (None,))[0]:
-                end = ended[1]  # that loop's last call: its cycle ends where the loop returned
-                if end < previous_start + previous_run:
-                    end = None
-            if end is not None and previous_timing.record(previous_way, end - previous_start, end):
-                self._last_chosen = previous_timing.chosen
         timing.follow(self._last_chosen)
         way = self.last_way = timing.way
         first = (threads, way, array.shape) not in self._warm
         logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
-        ran = time.perf_counter() - start
-        self._last = (start, ran, loop)
-        self._before.append(array.shape)
         if first:  # making the session and its first call at this shape (memory plan, threads) are one-off costs
-            self._warm.add((threads, way, array.shape))
-            self._previous = None  # so this cycle is not timed: it would count them against the way
-        else:
-            self._previous = (timing, way, start, ran)
+            self._warm.add((threads, way, array.shape))  # so this cycle is not timed: it would count them
+        self._last = (None if first else timing, way, start, time.perf_counter() - start, loop)
+        self._before.append(array.shape)
         return logits
 
     def report(self) -> dict:

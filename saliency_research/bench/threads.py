@@ -338,14 +338,11 @@ def write_markdown(summary: dict, path: Path) -> None:
             "",
         ]
         for model_name, m in p["models"].items():
-            if isinstance(m["chosen"], dict):  # a file from before call contexts: per input shape
-                chosen = ", ".join(f"{shape}: {v['chosen']}" for shape, v in m["chosen"].items())
-            else:
-                chosen = ", ".join(
-                    f"{c['function'] or 'outside'} x{c['shape'][0]}: {c['chosen']} ({c['cycles']})"
-                    for c in m["chosen"]
-                    if c["cycles"]
-                )
+            chosen = ", ".join(
+                f"{c['function'] or 'outside'} x{c['shape'][0]}: {c['chosen']} ({c['cycles']})"
+                for c in m["chosen"]
+                if c["cycles"]
+            )
             lines.append(f"- {model_name}: {chosen}")
         lines.append("")
     pm = summary["photo_map"]
