@@ -12,6 +12,7 @@ What is checked is the configuration, not a time (``benchmarks/results/threads.m
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from types import SimpleNamespace
 
@@ -129,6 +130,7 @@ def test_the_sessions_are_the_budget_spinning_and_sleeping_and_one(fast, images,
         assert options.intra_op_num_threads == n_threads
         assert options.inter_op_num_threads == 1
         assert _entry(options, "session.intra_op.allow_spinning") == ("0" if way == "sleep" else None)
+        assert _entry(options, "session.force_spinning_stop") == ("1" if way == ways.STOPPING else None)
     report = fast.ways()["shapes"][tuple(images.shape)]
     assert set(report["mean_ms"]) == set(ways.WAYS) and report["chosen"] in ways.WAYS
 
@@ -148,6 +150,11 @@ def test_session_options_say_what_each_way_is():
     assert _entry(sleep, "session.intra_op.allow_spinning") == "0"
     assert _entry(sleep, "session.dynamic_block_base") == "4"
     assert _entry(spin, "session.intra_op.allow_spinning") is None  # ONNX Runtime's default: spinning
+    assert _entry(spin, "session.force_spinning_stop") is None  # and on after a call
+    stopping = ways.session_options(2, True, stop_spinning=True)
+    assert _entry(stopping, "session.intra_op.allow_spinning") is None
+    assert _entry(stopping, "session.force_spinning_stop") == "1"
+    assert _entry(ways.session_options(2, False, stop_spinning=True), "session.force_spinning_stop") is None
 
 
 def test_every_way_gives_the_same_logits(fast, images, two_threads):
@@ -180,11 +187,11 @@ def _way(n_threads: int, spin: bool) -> str:
 def _fake_chooser(delay: dict[str, float]) -> tuple[ways.WayChooser, dict[str, FakeSession]]:
     made: dict[str, FakeSession] = {}
 
-    def make(n_threads, spin):
+    def make(n_threads, spin, stop_spinning=False):
         way = _way(n_threads, spin)
         assert n_threads == (1 if way == "one" else 2)
-        made[way] = FakeSession(delay, way)
-        return made[way]
+        made[ways.STOPPING if stop_spinning else way] = FakeSession(delay, way)
+        return made[ways.STOPPING if stop_spinning else way]
 
     return ways.WayChooser(make), made
 
@@ -227,10 +234,11 @@ def test_making_a_session_and_its_first_call_do_not_count_against_its_way(two_th
                 time.sleep(0.06)  # a fresh session's first call
             return super().run(names, feed)
 
-    def make(n_threads, spin):
+    def make(n_threads, spin, stop_spinning=False):
         time.sleep(0.06)  # making it
-        made[_way(n_threads, spin)] = SlowStart(delay, _way(n_threads, spin))
-        return made[_way(n_threads, spin)]
+        key = ways.STOPPING if stop_spinning else _way(n_threads, spin)
+        made[key] = SlowStart(delay, _way(n_threads, spin))
+        return made[key]
 
     chooser = ways.WayChooser(make)
     array = torch.zeros(1, 1, 4, 4).numpy()
@@ -279,6 +287,10 @@ SIM_PER_CALL = {"spin": 40e-6, "sleep": 60e-6, "one": 40e-6}
 SIM_PER_IMAGE = {"spin": 70e-6, "sleep": 100e-6, "one": 140e-6}
 SIM_BUSY = {"spin": 2.5, "sleep": 1.6, "one": 1.0}
 SIM_WORK = 40e-6  # the caller's work between two calls (OISE's step: 36 us measured)
+# ONNX Runtime's spinning threads after a call: about 40 ms of a core (measured here, both models), in which a call
+# on another session that needs that core runs about 2x slower (Fashion CNN, Occlusion, one core busy: 1.9x).
+SIM_LINGER = 0.04
+SIM_FIGHT = 2.0
 # The panel's functions as they call the Fashion CNN: (images, the caller's work after the call) per call; the
 # first call is the clean image's, followed by the loop's preparation (2-27 ms).
 SIM_FUNCTIONS = {
@@ -289,27 +301,46 @@ SIM_FUNCTIONS = {
 
 
 class Simulation:
-    """A chooser whose sessions and clock are simulated (deterministic), and the black-box functions around it."""
+    """A chooser whose sessions and clock are simulated (deterministic), and the black-box functions around it.
+
+    A spinning session's threads go on spinning for :data:`SIM_LINGER` seconds after its call unless it stops
+    them (the :data:`~saliency_lib.io.ways.STOPPING` session); meanwhile a call on another session that needs the
+    second core (or, with a core busy, any call) takes :data:`SIM_FIGHT` times as long, and with a core busy the
+    caller's work between calls too."""
 
     def __init__(self, monkeypatch):
         self.clock, self.busy = SimulatedClock(), False
         monkeypatch.setattr(ways, "time", self.clock)
         monkeypatch.setattr(threads, "time", self.clock)  # where a loop's end is read
+        self.spinner, self.spinning_until = None, -1.0  # the session whose threads spin after its call, and until
         simulation = self
 
         class SimulatedSession:
-            def __init__(self, way: str):
-                self.way = way
+            def __init__(self, way: str, stops: bool):
+                self.way, self.stops = way, stops
 
             def run(self, names, feed):
                 cost = SIM_PER_CALL[self.way] + len(feed["images"]) * SIM_PER_IMAGE[self.way]
-                simulation.clock.now += cost * (SIM_BUSY[self.way] if simulation.busy else 1.0)
+                cost *= SIM_BUSY[self.way] if simulation.busy else 1.0
+                if simulation.spinning(besides=self) and (simulation.busy or self.way != "one"):
+                    cost *= SIM_FIGHT
+                simulation.clock.now += cost
+                if self.way == "spin" and not self.stops:
+                    simulation.spinner, simulation.spinning_until = self, simulation.clock.now + SIM_LINGER
+                elif simulation.spinner is self:
+                    simulation.spinner = None
                 return [feed["images"][:, :1]]
 
-        self.chooser = ways.WayChooser(lambda n_threads, spin: SimulatedSession(_way(n_threads, spin)))
+        self.chooser = ways.WayChooser(
+            lambda n_threads, spin, stop_spinning=False: SimulatedSession(_way(n_threads, spin), stop_spinning)
+        )
         self.model = SimpleNamespace(runtime="onnx")  # what black_box_threads looks at
         self.arrays = {n: torch.zeros(n, 1, 2, 2).numpy() for n in (1, 29, 41, 64, 100)}
         self.called: list[tuple[str, int, str]] = []  # (function, images, way) of every call
+
+    def spinning(self, besides=None) -> bool:
+        """Whether a session other than ``besides`` has threads spinning after its call now."""
+        return self.spinner is not None and self.spinner is not besides and self.clock.now < self.spinning_until
 
     def function(self, name: str, calls: list[tuple[int, float]]) -> float:
         """Seconds of one black-box function call making ``calls``."""
@@ -317,10 +348,9 @@ class Simulation:
         with threads.black_box_threads(self.model, name):
             for n, seconds in calls:
                 self.chooser.run(self.arrays[n])
-                way = self.chooser.last_way
-                self.called.append((name, n, way))
+                self.called.append((name, n, self.chooser.last_way))
                 # With a core busy, a thread spinning after the call takes half of the caller's core.
-                self.clock.now += seconds * (2.0 if self.busy and way == "spin" else 1.0)
+                self.clock.now += seconds * (2.0 if self.busy and self.spinning() else 1.0)
         return self.clock.now - start
 
     def benchmark_round(self) -> dict[str, float]:
@@ -355,9 +385,9 @@ def test_short_functions_follow_a_machine_that_became_busy(monkeypatch, two_thre
     never timed (they end in the next function call), the contexts kept the way they started with on the quiet
     machine (spinning), and with a core busy the curves took 1.32x one thread's time, LIME 1.27x, Occlusion 1.21x.
     Now a loop's last cycle ends where the loop returned, and a context not timed yet follows the model's latest
-    round. After one quiet round and one busy round, the busy rounds' functions run within 10% of one thread, and
-    every call of theirs of every image count mostly runs one thread (before: none of the last calls did; the rest
-    is rounds of timings, which a context met a few times per function call pays for longer)."""
+    round. After one quiet round and one busy round, the busy rounds' functions run within 5% of one thread, and
+    no call of theirs of any image count mostly spins (before: the last calls always did; LIME's clean call, 0.2 ms
+    before 27 ms of superpixels, may sleep or run one thread: the two differ by 0.2% of its cycle)."""
     simulation = Simulation(monkeypatch)
     simulation.benchmark_round()
     simulation.busy = True
@@ -367,7 +397,7 @@ def test_short_functions_follow_a_machine_that_became_busy(monkeypatch, two_thre
     for name, calls in SIM_FUNCTIONS.items():
         for n in {n for n, _ in calls}:
             used = [way for function, images, way in simulation.called if (function, images) == (name, n)]
-            assert used.count("one") > 0.5 * len(used), (name, n, {w: used.count(w) for w in set(used)})
+            assert used.count("spin") < 0.5 * len(used), (name, n, {w: used.count(w) for w in set(used)})
     one_thread = {
         name: sum(SIM_PER_CALL["one"] + n * SIM_PER_IMAGE["one"] + work for n, work in calls)
         for name, calls in SIM_FUNCTIONS.items()
@@ -375,7 +405,10 @@ def test_short_functions_follow_a_machine_that_became_busy(monkeypatch, two_thre
     repeats = {"causal_curves": 50, "lime": 11, "occlusion": 23}
     for name in SIM_FUNCTIONS:
         ratios = [round(s[name] / (repeats[name] * one_thread[name]), 3) for s in seconds]
-        assert max(ratios) < 1.1, (name, ratios)
+        # A round in which the contexts time the other ways again costs up to 16% (spinning is 2.5x slower, and
+        # its threads fight the caller's work; LIME's contexts meet 11 cycles a round, so their timings fill one);
+        # the median round nothing.
+        assert statistics.median(ratios) < 1.05 and max(ratios) < 1.2, (name, ratios)
 
 
 def test_the_loop_in_progress_is_named_for_the_runtime(fast, images, two_threads):
@@ -428,7 +461,7 @@ def test_a_shape_met_once_pays_for_no_timings(two_threads):
     assert set(made) == {ways.START_WAY}  # only the starting way was ever made
 
 
-@pytest.mark.parametrize("value, expected", [("1", {"spin"}), ("0", {"sleep", "one"})])
+@pytest.mark.parametrize("value, expected", [("1", {"spin", ways.STOPPING}), ("0", {"sleep", "one"})])
 def test_saliency_ort_spin_narrows_the_ways(value, expected, monkeypatch, two_threads):
     monkeypatch.setenv(threads.SPIN_VARIABLE, value)
     monkeypatch.setattr(ways, "PROBE_SECONDS", 0.0)
@@ -583,3 +616,64 @@ def test_jitter_under_the_slowdown_starts_no_timings():
         called, now = _drive(timings, cycle, 1, now)
         rounds += called[0] != "spin"
     assert rounds == 0
+
+
+def _two_shape_chooser(monkeypatch, cost: dict[tuple[str, int], float]):
+    """A chooser on a simulated clock whose call costs ``cost[(way, images)]``; ``made`` by session key."""
+    clock = SimulatedClock()
+    monkeypatch.setattr(ways, "time", clock)
+    monkeypatch.setattr(threads, "time", clock)
+
+    class Session:
+        def __init__(self, way: str):
+            self.way = way
+
+        def run(self, names, feed):
+            clock.now += cost[(self.way, len(feed["images"]))]
+            return [feed["images"][:, :1]]
+
+    def make(n_threads, spin, stop_spinning=False):
+        return Session(_way(n_threads, spin))
+
+    return ways.WayChooser(make), clock
+
+
+def test_spinning_threads_stop_when_the_next_call_runs_on_another_session(monkeypatch, two_threads):
+    """ONNX Runtime's spinning threads go on spinning for about 40 ms of a core after a call (measured here). When
+    the next call runs on another session, they fight it: on the Fashion CNN with a core busy, Occlusion whose
+    one-image calls spun before its 64-image calls slept took 1.9x the time of every call sleeping (873 against
+    464 ms for 20 runs). Here one image runs fastest spinning, 64 sleeping: the one-image call before the 64 stops
+    its threads when it returns, the one before another one-image call lets them spin on; in a steady loop the
+    threads spin on, except in the call before a round of timings starts on another way."""
+    cost = {("spin", 1): 1e-3, ("sleep", 1): 3e-3, ("one", 1): 3e-3}
+    cost |= {("spin", 64): 6e-3, ("sleep", 64): 3e-3, ("one", 64): 9e-3}
+    chooser, clock = _two_shape_chooser(monkeypatch, cost)
+    model = SimpleNamespace(runtime="onnx")
+    one, many = torch.zeros(1, 1, 2, 2).numpy(), torch.zeros(64, 1, 2, 2).numpy()
+    used = []  # (call in the function, way, session)
+    for _ in range(400):
+        with threads.black_box_threads(model, "occlusion"):
+            for i, array in enumerate((one, one, many, many)):
+                chooser.run(array)
+                used.append((i, chooser.last_way, chooser.last_session[1]))
+                clock.now += 1e-4
+    late = used[-4 * 200 :]
+    assert [w for i, w, _ in late if i >= 2].count("sleep") > 0.8 * 400, "the 64-image calls did not settle on sleep"
+    spinning = {i: [session for j, w, session in late if j == i and w == "spin"] for i in (0, 1)}
+    assert len(spinning[0]) > 0.8 * 200 and len(spinning[1]) > 0.8 * 200, "the one-image calls did not spin"
+    # The first one-image call is followed by one that spins: spin on. The second by a 64-image call: stop.
+    assert spinning[0].count("spin") > 0.9 * len(spinning[0]), spinning[0]
+    assert spinning[1].count(ways.STOPPING) > 0.9 * len(spinning[1]), spinning[1]
+
+    monkeypatch.setattr(ways, "PROBE_SECONDS", 0.0)  # rounds of timings as often as the call count allows
+    steady = []
+    with threads.black_box_threads(model, "oise"):
+        for _ in range(2000):
+            chooser.run(one)
+            steady.append((chooser.last_way, chooser.last_session[1]))
+            clock.now += 1e-4
+    starts = [k for k in range(1, len(steady)) if steady[k][0] != "spin" and steady[k - 1][0] == "spin"]
+    assert len(starts) >= 3, "no round of timings started"
+    assert all(steady[k - 1][1] == ways.STOPPING for k in starts), [steady[k - 1] for k in starts]
+    spun = [session for way, session in steady if way == "spin"]
+    assert spun.count("spin") > 0.95 * len(spun), "a steady loop's spinning threads were stopped"

@@ -35,6 +35,7 @@ __all__ = [
     "INPUT",
     "OUTPUT",
     "WAYS",
+    "STOPPING",
     "CYCLE_GAP_SECONDS",
     "PROBE_SECONDS",
     "PROBE_MAX_BACKOFF",
@@ -60,6 +61,14 @@ INPUT, OUTPUT = "images", "logits"
 # spin). "one" ignores the budget: for a small model on a machine where another process holds a core, waking a
 # second thread costs more than the work it takes over.
 WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
+# The spinning way's second session, whose threads stop spinning when a call returns (ONNX Runtime's
+# session.force_spinning_stop). A call runs on it unless the call after it is expected to spin too: by default
+# ONNX Runtime's threads spin on for about 40 ms of a core after every call (measured here), and a call on another
+# session meanwhile has a thread fighting it (Fashion CNN, Occlusion's one-image calls spinning before its 64-image
+# calls sleeping, one core busy: 1.9x the time of every call sleeping). Stopping at once costs the next call the
+# threads' wake-up (steady loops 1.04x on the photograph, 1.2-1.3x on the Fashion CNN), so a loop of calls on the
+# spinning way keeps them spinning.
+STOPPING = "spin, stopping"
 # What is timed is a call's *cycle*: from its start to the start of the model's next call (of any shape: the
 # deletion curve and Occlusion alternate two shapes, and a cycle that waited for the same shape would never end), so
 # the work between calls counts too (threads that spin after a call slow that work down when a core is taken).
@@ -103,11 +112,13 @@ PROBE_FIRST = 8
 START_WAY = "sleep"
 
 
-def session_options(threads: int, spin: bool):
+def session_options(threads: int, spin: bool, stop_spinning: bool = False):
     """ONNX Runtime's options for one way: ``threads`` inside an operator, one between operators; ``spin``:
     whether idle threads spin (ONNX Runtime's default) or sleep (``session.intra_op.allow_spinning = 0``, and
     work handed out in smaller blocks, ``session.dynamic_block_base = 4``, so a thread whose core is taken
-    leaves its share to the other)."""
+    leaves its share to the other); ``stop_spinning`` (with ``spin``): the threads spin between the call's operators
+    but stop when the call returns (``session.force_spinning_stop = 1``; by default they go on spinning, about 40 ms
+    of a core after every call, measured here)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -119,19 +130,21 @@ def session_options(threads: int, spin: bool):
     if threads > 1 and not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.dynamic_block_base", "4")
+    if threads > 1 and spin and stop_spinning:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
 _shared_arena = False
 
 
-def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
+def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False, stop_spinning: bool = False):
     """A session on the process's one shared CPU arena (ONNX Runtime's environment allocator), so a model's
     sessions do not each keep an arena as large as their largest batch (about 115 MB at 8 photographs)."""
     import onnxruntime as ort
 
     global _shared_arena
-    options = session_options(threads, spin)
+    options = session_options(threads, spin, stop_spinning)
     if _shared_arena is False:
         try:
             memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
@@ -168,14 +181,31 @@ class ContextTimings:
         self.recent_sum = 0.0
         self.cycles = 0
         self.rounds = 0  # rounds of timings completed
+        self.pending: list[str] = []  # a round of timings that starts with the next cycle (decided one call ahead)
+        self.successor: tuple | None = None  # the context of the call that followed this one's last call, if any
 
     @property
     def way(self) -> str:
         return self.to_time[0] if self.to_time else self.chosen
 
+    def next_way(self) -> str | None:
+        """The way this context's call after the current one will run, as far as known now (the current call's
+        cycle not recorded yet); ``None`` when a round of timings is about to end (the way it keeps is not known)."""
+        if self.pending:
+            return self.pending[0]
+        if not self.to_time:
+            return self.chosen
+        block = self.block
+        estimate = statistics.fmean(block) if block else 0.0
+        if len(block) + 1 >= PROBE_CALLS and (
+            sum(block) + estimate >= PROBE_MIN_SECONDS or len(block) + 1 >= PROBE_MAX_CALLS
+        ):  # the current call probably completes this way's timing
+            return self.to_time[1] if len(self.to_time) > 1 else None
+        return self.to_time[0]
+
     def follow(self, way: str) -> None:
         """Before its first round of timings: run ``way`` (the model's latest choice) from now on."""
-        if not self.rounds and not self.to_time and way in self.times:
+        if not self.rounds and not self.to_time and not self.pending and way in self.times:
             self.chosen = way
 
     def record(self, way: str, seconds: float, now: float) -> bool:
@@ -204,6 +234,9 @@ class ContextTimings:
             self.since_probe += 1
             if len(self.times) == 1:
                 return False
+            if self.pending:  # the round decided at the last cycle starts now
+                self.to_time, self.pending = self.pending, []
+                return False
             slower = False
             if len(self.recent) >= WATCH_CALLS and (
                 self.recent_sum >= PROBE_MIN_SECONDS or len(self.recent) >= PROBE_MAX_CALLS
@@ -218,8 +251,8 @@ class ContextTimings:
                 self.since_probe >= PROBE_GAP_CALLS * self.backoff
                 and now - self.last_probe >= PROBE_SECONDS * self.backoff
             )
-            if slower or due:
-                self.to_time = [w for w in self.times if w != way]
+            if slower or due:  # the round starts with the cycle after the next (see WayChooser: spinning threads)
+                self.pending = [w for w in self.times if w != way]
         return False
 
 
@@ -228,12 +261,14 @@ class WayChooser:
     thread budget, spin setting and call context (kept, so changing a setting and back costs nothing).
 
     Args:
-        make_session: ``(threads, spin) -> session``; the session's ``run(output_names, feed)`` is ONNX Runtime's.
+        make_session: ``(threads, spin) -> session``, and ``(threads, True, stop_spinning=True)`` for the
+            session of :data:`STOPPING`; the session's ``run(output_names, feed)`` is ONNX Runtime's.
             :class:`~saliency_lib.io.runtime.FastClassifier` passes one that builds an ``InferenceSession`` with
             :func:`session_options` (:func:`ort_session`).
 
     ``run(array)`` returns the logits of one call; ``sessions`` holds the sessions made so far, by
-    ``(threads, way)``; ``last_way`` is the way of the last call; ``report()`` says what was measured and chosen.
+    ``(threads, way)`` (or ``(threads, STOPPING)``); ``last_way`` is the way of the last call and ``last_session``
+    its session's key; ``report()`` says what was measured and chosen.
     """
 
     def __init__(self, make_session):
@@ -242,11 +277,12 @@ class WayChooser:
         # (threads, spin setting, function, the shapes before, shape) -> its timings
         self._timings: dict[tuple[int, str, str | None, tuple, tuple[int, ...]], ContextTimings] = {}
         self._last_chosen = START_WAY
-        # The last call: (its timings, or None when its cycle is not timed; way; start; seconds in run; loop)
+        # The last call: (its timings, or None when its cycle is not timed; way; start; seconds in run; loop; context)
         self._last: tuple | None = None
         self._before: deque = deque(maxlen=CONTEXT_CALLS)  # the shapes of the last calls of this run of calls
         self._warm: set[tuple[int, str, tuple[int, ...]]] = set()  # (threads, way, shape) called before
         self.last_way: str | None = None  # the way that ran the last call
+        self.last_session: tuple[int, str] | None = None  # and its session's key in :attr:`sessions`
         threads, spin = self._settings()  # an unusable SALIENCY_THREADS / SALIENCY_ORT_SPIN fails here, at load
         ways = self._ways(threads, spin)
         self.session(threads, START_WAY if START_WAY in ways else ways[0])  # so does a file that will not load
@@ -261,20 +297,32 @@ class WayChooser:
             return ("one",)  # no other thread to spin or sleep
         return {"1": ("spin",), "0": ("sleep", "one")}.get(spin, tuple(WAYS))
 
-    def session(self, threads: int, way: str):
+    def session(self, threads: int, way: str, stop_spinning: bool = False):
+        """The session of ``way`` on a budget of ``threads`` (made when first asked for); with ``stop_spinning``,
+        the spinning way's session whose threads stop spinning when a call returns (key ``(threads, STOPPING)``)."""
         n_threads, spin = WAYS[way]
-        key = (threads if n_threads == "budget" else n_threads, way)
+        stop = bool(stop_spinning and spin)
+        key = (threads if n_threads == "budget" else n_threads, STOPPING if stop else way)
         if key not in self.sessions:
-            self.sessions[key] = self._make(key[0], spin)
+            self.sessions[key] = self._make(key[0], spin, stop_spinning=True) if stop else self._make(key[0], spin)
         return self.sessions[key]
+
+    def _spins_next(self, timing: ContextTimings) -> bool:
+        """Whether the call after the current one (in ``timing``'s context) will run spinning threads, as far as
+        the last call that followed this context says (unknown: no)."""
+        after = self._timings.get(timing.successor) if timing.successor is not None else None
+        if after is None:
+            return False
+        return (after.next_way() if after is timing else after.way) == "spin"
 
     def run(self, array: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         threads, spin = self._settings()
         loop = thread_rule.current_loop()
         joined = False  # whether this call follows the last one in the same run of calls (the last cycle ends now)
+        last_key = None
         if self._last is not None:
-            last_timing, last_way, last_start, last_run, last_loop = self._last
+            last_timing, last_way, last_start, last_run, last_loop, last_key = self._last
             # Within a black-box function every gap is the loop's own work; outside one, a long gap is a pause.
             joined = loop == last_loop and (
                 loop is not None or start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
@@ -289,6 +337,8 @@ class WayChooser:
         if not joined:
             self._before.clear()
         key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
+        if last_key is not None and last_key in self._timings:
+            self._timings[last_key].successor = key if joined else None
         timing = self._timings.get(key)
         if timing is None:
             if len(self._timings) >= MAX_CONTEXTS:
@@ -296,11 +346,16 @@ class WayChooser:
             timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
         timing.follow(self._last_chosen)
         way = self.last_way = timing.way
-        first = (threads, way, array.shape) not in self._warm
-        logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
+        # Spinning threads go on spinning after a call (~40 ms of a core): good when the next call runs on them,
+        # a thread fight when it runs on another session or the caller needs the cores; then they stop at once.
+        stop = way == "spin" and not self._spins_next(timing)
+        name = STOPPING if stop else way
+        self.last_session = (threads if WAYS[way][0] == "budget" else 1, name)
+        first = (threads, name, array.shape) not in self._warm
+        logits = self.session(threads, way, stop_spinning=stop).run([OUTPUT], {INPUT: array})[0]
         if first:  # making the session and its first call at this shape (memory plan, threads) are one-off costs
-            self._warm.add((threads, way, array.shape))  # so this cycle is not timed: it would count them
-        self._last = (None if first else timing, way, start, time.perf_counter() - start, loop)
+            self._warm.add((threads, name, array.shape))  # so this cycle is not timed: it would count them
+        self._last = (None if first else timing, way, start, time.perf_counter() - start, loop, key)
         self._before.append(array.shape)
         return logits
 
