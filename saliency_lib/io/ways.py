@@ -17,6 +17,8 @@ fastest, and times the others again: at once when the chosen way's cycles become
 :data:`SLOWDOWN` times slower than when it was chosen (another process took a core), otherwise after
 :data:`PROBE_SECONDS`, twice as long after each round that keeps the same way (up to :data:`PROBE_MAX_BACKOFF` times),
 so a steady machine pays ever less for timings and a machine that becomes busy is followed within a few calls.
+Spinning threads go on spinning after a call (about 40 ms of a core): a call stops them when it returns unless the
+call that followed its context last time will spin on them too (:data:`STOPPING`).
 ``SALIENCY_ORT_SPIN=1`` fixes the spinning way, ``0`` rules it out.
 The logits are the same whichever way runs them (same graph, same kernels).
 """
