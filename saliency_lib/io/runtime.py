@@ -137,8 +137,8 @@ class FastClassifier(nn.Module):
         self.chooser = WayChooser(self._make_session)
         self.eval()
 
-    def _make_session(self, threads: int, spin: bool, stop_spinning: bool = False):
-        return ort_session(self._onnx_bytes, threads, spin, stop_spinning)
+    def _make_session(self, threads: int, spin: bool):
+        return ort_session(self._onnx_bytes, threads, spin)
 
     @property
     def n_classes(self) -> int:

@@ -17,8 +17,7 @@ fastest, and times the others again: at once when the chosen way's cycles become
 :data:`SLOWDOWN` times slower than when it was chosen (another process took a core), otherwise after
 :data:`PROBE_SECONDS`, twice as long after each round that keeps the same way (up to :data:`PROBE_MAX_BACKOFF` times),
 so a steady machine pays ever less for timings and a machine that becomes busy is followed within a few calls.
-Spinning threads go on spinning after a call (about 40 ms of a core): a call stops them when it returns unless the
-call that followed its context last time will spin on them too (:data:`STOPPING`).
+A short black-box function call (:data:`SHORT_CALLS`) runs all its calls one way, timed as whole calls.
 ``SALIENCY_ORT_SPIN=1`` fixes the spinning way, ``0`` rules it out.
 The logits are the same whichever way runs them (same graph, same kernels).
 """
@@ -37,7 +36,6 @@ __all__ = [
     "INPUT",
     "OUTPUT",
     "WAYS",
-    "STOPPING",
     "CYCLE_GAP_SECONDS",
     "PROBE_SECONDS",
     "PROBE_MAX_BACKOFF",
@@ -51,6 +49,7 @@ __all__ = [
     "START_WAY",
     "CONTEXT_CALLS",
     "MAX_CONTEXTS",
+    "SHORT_CALLS",
     "ContextTimings",
     "session_options",
     "ort_session",
@@ -63,14 +62,6 @@ INPUT, OUTPUT = "images", "logits"
 # spin). "one" ignores the budget: for a small model on a machine where another process holds a core, waking a
 # second thread costs more than the work it takes over.
 WAYS = {"spin": ("budget", True), "sleep": ("budget", False), "one": (1, False)}
-# The spinning way's second session, whose threads stop spinning when a call returns (ONNX Runtime's
-# session.force_spinning_stop). A call runs on it unless the call after it is expected to spin too: by default
-# ONNX Runtime's threads spin on for about 40 ms of a core after every call (measured here), and a call on another
-# session meanwhile has a thread fighting it (Fashion CNN, Occlusion's one-image calls spinning before its 64-image
-# calls sleeping, one core busy: 1.9x the time of every call sleeping). Stopping at once costs the next call the
-# threads' wake-up (steady loops 1.04x on the photograph, 1.2-1.3x on the Fashion CNN), so a loop of calls on the
-# spinning way keeps them spinning.
-STOPPING = "spin, stopping"
 # What is timed is a call's *cycle*: from its start to the start of the model's next call (of any shape: the
 # deletion curve and Occlusion alternate two shapes, and a cycle that waited for the same shape would never end), so
 # the work between calls counts too (threads that spin after a call slow that work down when a core is taken).
@@ -89,6 +80,14 @@ CYCLE_GAP_SECONDS = 0.05
 # did before the next function) ends where that function returned. A context not timed yet follows the model's
 # latest round of timings (a loop's last calls are few: one per function call), not the way it started with.
 CONTEXT_CALLS = 2
+# A black-box function call whose last call with the same first shape made at most SHORT_CALLS model calls
+# (Occlusion 5, LIME 3, a deletion curve 2) runs all its calls one way, chosen by timing whole function calls, like a
+# context whose cycle is the function call. Measured (benchmarks/results/threads.md, quiet, Fashion CNN): with a way
+# per call context, Occlusion took 0.164 ms per image against 0.114 ms on one session spinning throughout, the
+# curves 0.157 against 0.118: each context met once per function call, its timings took in its neighbours' switches
+# between sessions (another session's threads spin on for about 40 ms of a core after its call, measured here, and
+# fight the next call), and neighbouring contexts chose differently (64 images one thread, 41 spinning).
+SHORT_CALLS = 16
 # Contexts kept per model (the oldest made is dropped beyond: a long session of ever new shapes stays bounded).
 MAX_CONTEXTS = 512
 # How often the other ways are timed again (seconds since the last timing, and cycles of the chosen way since);
@@ -114,13 +113,11 @@ PROBE_FIRST = 8
 START_WAY = "sleep"
 
 
-def session_options(threads: int, spin: bool, stop_spinning: bool = False):
+def session_options(threads: int, spin: bool):
     """ONNX Runtime's options for one way: ``threads`` inside an operator, one between operators; ``spin``:
     whether idle threads spin (ONNX Runtime's default) or sleep (``session.intra_op.allow_spinning = 0``, and
     work handed out in smaller blocks, ``session.dynamic_block_base = 4``, so a thread whose core is taken
-    leaves its share to the other); ``stop_spinning`` (with ``spin``): the threads spin between the call's operators
-    but stop when the call returns (``session.force_spinning_stop = 1``; by default they go on spinning, about 40 ms
-    of a core after every call, measured here)."""
+    leaves its share to the other)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -132,21 +129,19 @@ def session_options(threads: int, spin: bool, stop_spinning: bool = False):
     if threads > 1 and not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.dynamic_block_base", "4")
-    if threads > 1 and spin and stop_spinning:
-        options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
 _shared_arena = False
 
 
-def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False, stop_spinning: bool = False):
+def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
     """A session on the process's one shared CPU arena (ONNX Runtime's environment allocator), so a model's
     sessions do not each keep an arena as large as their largest batch (about 115 MB at 8 photographs)."""
     import onnxruntime as ort
 
     global _shared_arena
-    options = session_options(threads, spin, stop_spinning)
+    options = session_options(threads, spin)
     if _shared_arena is False:
         try:
             memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
@@ -183,31 +178,14 @@ class ContextTimings:
         self.recent_sum = 0.0
         self.cycles = 0
         self.rounds = 0  # rounds of timings completed
-        self.pending: list[str] = []  # a round of timings that starts with the next cycle (decided one call ahead)
-        self.successor: tuple | None = None  # the context of the call that followed this one's last call, if any
 
     @property
     def way(self) -> str:
         return self.to_time[0] if self.to_time else self.chosen
 
-    def next_way(self) -> str | None:
-        """The way this context's call after the current one will run, as far as known now (the current call's
-        cycle not recorded yet); ``None`` when a round of timings is about to end (the way it keeps is not known)."""
-        if self.pending:
-            return self.pending[0]
-        if not self.to_time:
-            return self.chosen
-        block = self.block
-        estimate = statistics.fmean(block) if block else 0.0
-        if len(block) + 1 >= PROBE_CALLS and (
-            sum(block) + estimate >= PROBE_MIN_SECONDS or len(block) + 1 >= PROBE_MAX_CALLS
-        ):  # the current call probably completes this way's timing
-            return self.to_time[1] if len(self.to_time) > 1 else None
-        return self.to_time[0]
-
     def follow(self, way: str) -> None:
         """Before its first round of timings: run ``way`` (the model's latest choice) from now on."""
-        if not self.rounds and not self.to_time and not self.pending and way in self.times:
+        if not self.rounds and not self.to_time and way in self.times:
             self.chosen = way
 
     def record(self, way: str, seconds: float, now: float) -> bool:
@@ -236,9 +214,6 @@ class ContextTimings:
             self.since_probe += 1
             if len(self.times) == 1:
                 return False
-            if self.pending:  # the round decided at the last cycle starts now
-                self.to_time, self.pending = self.pending, []
-                return False
             slower = False
             if len(self.recent) >= WATCH_CALLS and (
                 self.recent_sum >= PROBE_MIN_SECONDS or len(self.recent) >= PROBE_MAX_CALLS
@@ -253,8 +228,8 @@ class ContextTimings:
                 self.since_probe >= PROBE_GAP_CALLS * self.backoff
                 and now - self.last_probe >= PROBE_SECONDS * self.backoff
             )
-            if slower or due:  # the round starts with the cycle after the next (see WayChooser: spinning threads)
-                self.pending = [w for w in self.times if w != way]
+            if slower or due:
+                self.to_time = [w for w in self.times if w != way]
         return False
 
 
@@ -263,14 +238,12 @@ class WayChooser:
     thread budget, spin setting and call context (kept, so changing a setting and back costs nothing).
 
     Args:
-        make_session: ``(threads, spin) -> session``, and ``(threads, True, stop_spinning=True)`` for the
-            session of :data:`STOPPING`; the session's ``run(output_names, feed)`` is ONNX Runtime's.
+        make_session: ``(threads, spin) -> session``; the session's ``run(output_names, feed)`` is ONNX Runtime's.
             :class:`~saliency_lib.io.runtime.FastClassifier` passes one that builds an ``InferenceSession`` with
             :func:`session_options` (:func:`ort_session`).
 
     ``run(array)`` returns the logits of one call; ``sessions`` holds the sessions made so far, by
-    ``(threads, way)`` (or ``(threads, STOPPING)``); ``last_way`` is the way of the last call and ``last_session``
-    its session's key; ``report()`` says what was measured and chosen.
+    ``(threads, way)``; ``last_way`` is the way of the last call; ``report()`` says what was measured and chosen.
     """
 
     def __init__(self, make_session):
@@ -279,12 +252,16 @@ class WayChooser:
         # (threads, spin setting, function, the shapes before, shape) -> its timings
         self._timings: dict[tuple[int, str, str | None, tuple, tuple[int, ...]], ContextTimings] = {}
         self._last_chosen = START_WAY
-        # The last call: (its timings, or None when its cycle is not timed; way; start; seconds in run; loop; context)
+        # The last call: (its timings, or None when its cycle is not timed; way; start; seconds in run; loop)
         self._last: tuple | None = None
         self._before: deque = deque(maxlen=CONTEXT_CALLS)  # the shapes of the last calls of this run of calls
         self._warm: set[tuple[int, str, tuple[int, ...]]] = set()  # (threads, way, shape) called before
+        # Short function calls (SHORT_CALLS): (threads, spin setting, function, first shape) -> the calls the last one
+        # made, and the timings of whole calls; the run of calls in progress (see _start_call).
+        self._calls_made: dict[tuple, int] = {}
+        self._functions: dict[tuple, ContextTimings] = {}
+        self._call: dict | None = None
         self.last_way: str | None = None  # the way that ran the last call
-        self.last_session: tuple[int, str] | None = None  # and its session's key in :attr:`sessions`
         threads, spin = self._settings()  # an unusable SALIENCY_THREADS / SALIENCY_ORT_SPIN fails here, at load
         ways = self._ways(threads, spin)
         self.session(threads, START_WAY if START_WAY in ways else ways[0])  # so does a file that will not load
@@ -299,32 +276,21 @@ class WayChooser:
             return ("one",)  # no other thread to spin or sleep
         return {"1": ("spin",), "0": ("sleep", "one")}.get(spin, tuple(WAYS))
 
-    def session(self, threads: int, way: str, stop_spinning: bool = False):
-        """The session of ``way`` on a budget of ``threads`` (made when first asked for); with ``stop_spinning``,
-        the spinning way's session whose threads stop spinning when a call returns (key ``(threads, STOPPING)``)."""
+    def session(self, threads: int, way: str):
         n_threads, spin = WAYS[way]
-        stop = bool(stop_spinning and spin)
-        key = (threads if n_threads == "budget" else n_threads, STOPPING if stop else way)
+        key = (threads if n_threads == "budget" else n_threads, way)
         if key not in self.sessions:
-            self.sessions[key] = self._make(key[0], spin, stop_spinning=True) if stop else self._make(key[0], spin)
+            self.sessions[key] = self._make(key[0], spin)
         return self.sessions[key]
-
-    def _spins_next(self, timing: ContextTimings) -> bool:
-        """Whether the call after the current one (in ``timing``'s context) will run spinning threads, as far as
-        the last call that followed this context says (unknown: no)."""
-        after = self._timings.get(timing.successor) if timing.successor is not None else None
-        if after is None:
-            return False
-        return (after.next_way() if after is timing else after.way) == "spin"
 
     def run(self, array: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         threads, spin = self._settings()
         loop = thread_rule.current_loop()
         joined = False  # whether this call follows the last one in the same run of calls (the last cycle ends now)
-        last_key = None
+        end = None
         if self._last is not None:
-            last_timing, last_way, last_start, last_run, last_loop, last_key = self._last
+            last_timing, last_way, last_start, last_run, last_loop = self._last
             # Within a black-box function every gap is the loop's own work; outside one, a long gap is a pause.
             joined = loop == last_loop and (
                 loop is not None or start - last_start - last_run <= CYCLE_GAP_SECONDS + 4 * last_run
@@ -337,36 +303,72 @@ class WayChooser:
                 if last_timing.record(last_way, end - last_start, end):
                     self._last_chosen = last_timing.chosen
         if not joined:
+            self._end_call(end)
             self._before.clear()
-        key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
-        if last_key is not None and last_key in self._timings:
-            self._timings[last_key].successor = key if joined else None
-        timing = self._timings.get(key)
-        if timing is None:
-            if len(self._timings) >= MAX_CONTEXTS:
-                del self._timings[next(iter(self._timings))]
-            timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
-        timing.follow(self._last_chosen)
-        way = self.last_way = timing.way
-        # Spinning threads go on spinning after a call (~40 ms of a core): good when the next call runs on them,
-        # a thread fight when it runs on another session or the caller needs the cores; then they stop at once.
-        stop = way == "spin" and not self._spins_next(timing)
-        name = STOPPING if stop else way
-        self.last_session = (threads if WAYS[way][0] == "budget" else 1, name)
-        first = (threads, name, array.shape) not in self._warm
-        logits = self.session(threads, way, stop_spinning=stop).run([OUTPUT], {INPUT: array})[0]
+            self._call = self._start_call(threads, spin, loop, array.shape, start)
+        call = self._call
+        call["calls"] += 1
+        if call["timing"] is not None:  # a short function call: all its calls one way, timed as a whole
+            timing, way = None, call["way"]
+        else:
+            key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
+            timing = self._timings.get(key)
+            if timing is None:
+                if len(self._timings) >= MAX_CONTEXTS:
+                    del self._timings[next(iter(self._timings))]
+                timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
+            timing.follow(self._last_chosen)
+            way = timing.way
+        self.last_way = way
+        first = (threads, way, array.shape) not in self._warm
+        logits = self.session(threads, way).run([OUTPUT], {INPUT: array})[0]
         if first:  # making the session and its first call at this shape (memory plan, threads) are one-off costs
-            self._warm.add((threads, name, array.shape))  # so this cycle is not timed: it would count them
-        self._last = (None if first else timing, way, start, time.perf_counter() - start, loop, key)
+            self._warm.add((threads, way, array.shape))  # so this cycle is not timed: it would count them
+            call["untimed"] = True
+        self._last = (None if first else timing, way, start, time.perf_counter() - start, loop)
         self._before.append(array.shape)
         return logits
+
+    def _start_call(self, threads: int, spin: str, loop, shape: tuple, start: float) -> dict:
+        """A new run of calls (a black-box function call, or calls outside one). Timed as a whole, all its calls
+        one way, when the same function with the same first shape made at most :data:`SHORT_CALLS` calls last
+        time; otherwise per call context."""
+        key = (threads, spin, loop[1] if loop else None, shape)
+        expected = self._calls_made.get(key)
+        call = {"key": key, "start": start, "calls": 0, "expected": expected, "timing": None, "way": None}
+        call["untimed"] = False
+        ways = self._ways(threads, spin)
+        if loop is not None and expected is not None and expected <= SHORT_CALLS and len(ways) > 1:
+            timing = self._functions.get(key)
+            if timing is None:
+                if len(self._functions) >= MAX_CONTEXTS:
+                    del self._functions[next(iter(self._functions))]
+                timing = self._functions[key] = ContextTimings(ways, self._last_chosen)
+            timing.follow(self._last_chosen)
+            call["timing"], call["way"] = timing, timing.way
+        return call
+
+    def _end_call(self, end: float | None) -> None:
+        """The run of calls in progress ended (at ``end``, where its function returned; ``None``: not known)."""
+        call = self._call
+        if call is None:
+            return
+        if len(self._calls_made) >= MAX_CONTEXTS and call["key"] not in self._calls_made:
+            del self._calls_made[next(iter(self._calls_made))]
+        self._calls_made[call["key"]] = call["calls"]
+        timing = call["timing"]
+        if timing is not None and end is not None and not call["untimed"] and call["calls"] == call["expected"]:
+            if timing.record(call["way"], end - call["start"], end):
+                self._last_chosen = timing.chosen
 
     def report(self) -> dict:
         """What was measured and chosen at the current settings: ``contexts``, one entry per call context
         (``function``: the black-box function that called, or ``None``; ``before``: the shapes of the calls before it
         in that call; ``shape``; ``cycles`` recorded; the ``chosen`` way; ``mean_ms``: each way's mean cycle in its
-        last timing), and ``shapes``: per input shape, the entry of its context with the most cycles (the steady
-        calls of the loop that called it most)."""
+        last timing); ``shapes``: per input shape, the entry of its context with the most cycles (the steady
+        calls of the loop that called it most); ``functions``: one entry per short function (:data:`SHORT_CALLS`)
+        and first shape, timed as whole calls (``calls`` its last call made, ``function_calls`` timed, ``chosen``,
+        ``mean_ms`` per way)."""
         threads, spin = self._settings()
         contexts = [
             {
@@ -384,4 +386,16 @@ class WayChooser:
         for entry in contexts:
             if entry["shape"] not in shapes or entry["cycles"] > shapes[entry["shape"]]["cycles"]:
                 shapes[entry["shape"]] = entry
-        return {"threads": threads, "spin": spin, "contexts": contexts, "shapes": shapes}
+        functions = [
+            {
+                "function": function,
+                "first_shape": tuple(shape),
+                "calls": self._calls_made.get((n, setting, function, shape)),
+                "function_calls": timing.cycles,
+                "chosen": timing.chosen,
+                "mean_ms": {w: round(statistics.fmean(t) * 1e3, 3) for w, t in timing.times.items() if t},
+            }
+            for (n, setting, function, shape), timing in self._functions.items()
+            if (n, setting) == (threads, spin)
+        ]
+        return {"threads": threads, "spin": spin, "contexts": contexts, "shapes": shapes, "functions": functions}

@@ -291,6 +291,10 @@ def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
                 ],
                 "workloads": rows,
                 "chosen": _steady_choices(model.ways()["contexts"]),
+                "functions": [
+                    {k: f[k] for k in ("function", "calls", "chosen", "function_calls")}
+                    for f in model.ways()["functions"]
+                ],
             }
             print(f"[{name}] {model_name}: done", flush=True)
     finally:
@@ -380,7 +384,9 @@ def write_markdown(summary: dict, path: Path) -> None:
         lines += [
             "",
             "What the runtime chose at the end of the phase, at the default setting (`FastClassifier.ways()`: per "
-            "black-box function and image count, the steady calls' context, and how many cycles it timed):",
+            "black-box function and image count, the steady calls' context, and how many cycles it timed; a short "
+            "function's calls run one way, timed as whole calls: how many calls it makes, the way, how many calls "
+            "were timed):",
             "",
         ]
         for model_name, m in p["models"].items():
@@ -389,7 +395,11 @@ def write_markdown(summary: dict, path: Path) -> None:
                 for c in m["chosen"]
                 if c["cycles"]
             )
-            lines.append(f"- {model_name}: {chosen}")
+            whole = ", ".join(
+                f"{f['function']} ({f['calls']} calls): {f['chosen']} ({f['function_calls']})"
+                for f in m.get("functions", [])
+            )
+            lines.append(f"- {model_name}: {chosen}" + (f"; whole calls: {whole}" if whole else ""))
         lines.append("")
     pm = summary["photo_map"]
     fashion = summary["phases"]["quiet"]["models"]["fashion-cnn"]
