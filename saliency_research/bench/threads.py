@@ -153,6 +153,15 @@ def _run(setting: str, model, function, default_threads: int) -> tuple[float, co
     return seconds, batches
 
 
+def _median_per_image(setting: str, model, function, rounds: int, default_threads: int) -> float:
+    """Median over ``rounds`` timings of one workload's seconds per masked image in one setting."""
+    values = []
+    for _ in range(rounds):
+        seconds, counted = _run(setting, model, function, default_threads)
+        values.append(seconds / sum(b * n for b, n in counted.items()))
+    return statistics.median(values)
+
+
 def _bare(model, images, batch: int, n_threads: int, spin: bool, calls: int) -> float:
     """Seconds per image of ``calls`` bare session calls at ``batch`` images."""
     import onnxruntime as ort
@@ -241,23 +250,15 @@ def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
                 with torch.inference_mode():
                     free = Free(model(images).shape[1])
                 for workload, function in workloads.items():
-                    values = []
-                    for _ in range(rounds):
-                        seconds, counted = _run(
-                            "one thread", free, _repeated(function, repeats[workload]), default_threads
-                        )
-                        values.append(seconds / sum(b * n for b, n in counted.items()))
-                    loop_alone[workload] = statistics.median(values)
+                    loop_alone[workload] = _median_per_image(
+                        "one thread", free, _repeated(function, repeats[workload]), rounds, default_threads
+                    )
                 spinning_model = Spinning(model)
                 for workload, function in workloads.items():
                     _run("default", spinning_model, function, default_threads)  # the session's first calls
-                    values = []
-                    for _ in range(rounds):
-                        seconds, counted = _run(
-                            "default", spinning_model, _repeated(function, repeats[workload]), default_threads
-                        )
-                        values.append(seconds / sum(b * n for b, n in counted.items()))
-                    spinning[workload] = statistics.median(values)
+                    spinning[workload] = _median_per_image(
+                        "default", spinning_model, _repeated(function, repeats[workload]), rounds, default_threads
+                    )
             bare_median = {key: statistics.median(v) for key, v in bare.items()}
             rows = []
             for workload in workloads:
