@@ -240,7 +240,8 @@ def test_explain_folder_two_torchrun_ranks_resume_a_stopped_run(tmp_path, one_th
         "--no-progress",
     ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # A rank's own message comes first; torchrun's summary (the tail) only names the signal.
+    assert done.returncode == 0, done.stderr[:3000] + "\n...\n" + done.stderr[-800:]
     assert "1 block(s) computed, 1 found done" in done.stdout  # rank 0: block 0 (found), block 2 (now)
 
     merged = json.loads((tmp_path / "two" / "explain.json").read_text())
