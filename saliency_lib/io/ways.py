@@ -154,6 +154,13 @@ def ort_session(onnx_bytes: bytes, threads: int = 1, spin: bool = False):
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
+def _make_room(mapping: dict) -> None:
+    """Before adding a key to one of a model's maps (contexts, short functions): drop the oldest entry when it holds
+    :data:`MAX_CONTEXTS` already."""
+    if len(mapping) >= MAX_CONTEXTS:
+        del mapping[next(iter(mapping))]
+
+
 class ContextTimings:
     """Per call context (a function, an input shape and the shapes before it): recent cycle times of each way, the
     chosen way, and the way being timed (if any).
@@ -314,8 +321,7 @@ class WayChooser:
             key = (threads, spin, loop[1] if loop else None, tuple(self._before), array.shape)
             timing = self._timings.get(key)
             if timing is None:
-                if len(self._timings) >= MAX_CONTEXTS:
-                    del self._timings[next(iter(self._timings))]
+                _make_room(self._timings)
                 timing = self._timings[key] = ContextTimings(self._ways(threads, spin), self._last_chosen)
             timing.follow(self._last_chosen)
             way = timing.way
@@ -336,13 +342,12 @@ class WayChooser:
         key = (threads, spin, loop[1] if loop else None, shape)
         expected = self._calls_made.get(key)
         call = {"key": key, "start": start, "calls": 0, "expected": expected, "timing": None, "way": None}
-        call["untimed"] = False
+        call["untimed"] = False  # set when one of its calls made a session or met a new shape (one-off costs)
         ways = self._ways(threads, spin)
         if loop is not None and expected is not None and expected <= SHORT_CALLS and len(ways) > 1:
             timing = self._functions.get(key)
             if timing is None:
-                if len(self._functions) >= MAX_CONTEXTS:
-                    del self._functions[next(iter(self._functions))]
+                _make_room(self._functions)
                 timing = self._functions[key] = ContextTimings(ways, self._last_chosen)
             timing.follow(self._last_chosen)
             call["timing"], call["way"] = timing, timing.way
@@ -353,8 +358,8 @@ class WayChooser:
         call = self._call
         if call is None:
             return
-        if len(self._calls_made) >= MAX_CONTEXTS and call["key"] not in self._calls_made:
-            del self._calls_made[next(iter(self._calls_made))]
+        if call["key"] not in self._calls_made:
+            _make_room(self._calls_made)
         self._calls_made[call["key"]] = call["calls"]
         timing = call["timing"]
         if timing is not None and end is not None and not call["untimed"] and call["calls"] == call["expected"]:

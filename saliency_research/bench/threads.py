@@ -72,21 +72,15 @@ class Free(torch.nn.Module):
 
 class Before:
     """The configuration this benchmark replaced: a plain function (no ``runtime`` attribute), so the loop does
-    not touch PyTorch's threads, around one ONNX Runtime session on the default thread count whose threads always
-    spin, also after each call (ONNX Runtime's default). One per model, made when first called."""
-
-    sessions: dict[str, object] = {}
+    not touch PyTorch's threads, around the model's one always-spinning session (:func:`_spinning`: ONNX Runtime's
+    default, threads spinning also after each call)."""
 
     def __init__(self, model, counted: collections.Counter):
         self.model, self.counted = model, counted  # counted: the batch sizes it was called with
 
     def __call__(self, images):
         self.counted.update([len(images)])
-        name = self.model.name
-        if name not in Before.sessions:
-            Before.sessions[name] = ways.ort_session(self.model.onnx_path.read_bytes(), threads.budget(), spin=True)
-        array = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(Before.sessions[name].run([ways.OUTPUT], {ways.INPUT: array})[0])
+        return _spinning(self.model).forward(images)
 
 
 class Spinning(torch.nn.Module):
@@ -104,6 +98,17 @@ class Spinning(torch.nn.Module):
     def forward(self, images):
         array = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(self.session.run([ways.OUTPUT], {ways.INPUT: array})[0])
+
+
+_spinning_models: dict[str, Spinning] = {}
+
+
+def _spinning(model) -> Spinning:
+    """The model's one always-spinning session (made when first asked for), shared by "before" and the quiet
+    phase's column."""
+    if model.name not in _spinning_models:
+        _spinning_models[model.name] = Spinning(model)
+    return _spinning_models[model.name]
 
 
 # Pause before each timing: ONNX Runtime's spinning threads go on spinning for about 40 ms of a core after a call
@@ -253,7 +258,7 @@ def phase(name: str, setups: dict, rounds: int, default_threads: int) -> dict:
                     loop_alone[workload] = _median_per_image(
                         "one thread", free, _repeated(function, repeats[workload]), rounds, default_threads
                     )
-                spinning_model = Spinning(model)
+                spinning_model = _spinning(model)
                 for workload, function in workloads.items():
                     _run("default", spinning_model, function, default_threads)  # the session's first calls
                     spinning[workload] = _median_per_image(
